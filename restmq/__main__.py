@@ -1,0 +1,3 @@
+from restmq.cli import main
+
+main()

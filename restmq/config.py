@@ -1,0 +1,37 @@
+"""Server settings: one frozen value built by the CLI from flags and RESTMQ_* variables. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_body: int = 8 * 1024 * 1024  # bytes per request body (413 above)
+    max_value: int = 1024 * 1024  # bytes per message value
+    max_batch: int = 10_000  # messages per batch add
+    max_count: int = 1_000  # messages per GET ?count=
+    max_wait: float = 60.0  # seconds a long-poll may wait
+    max_lease: float = 12 * 3600.0  # seconds a lease may last
+    max_delay: float = 14 * 86400.0  # seconds a message may be delayed
+    idempotency_window: float = 300.0  # seconds an Idempotency-Key is remembered
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8888
+    data_dir: str = "./restmq-data"
+    redis: tuple[str, ...] = ()  # external node URLs; more than one builds a ring
+    redis_cluster: str | None = None
+    fsync: str = "everysec"
+    engine_binary: str | None = None
+    acl: str | None = None
+    workers: int = 1
+    log_level: str = "info"
+    reaper_interval: float = 0.25
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.redis and not self.redis_cluster

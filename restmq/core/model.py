@@ -1,0 +1,102 @@
+"""The values the queue core passes around: messages, settings and statistics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Policy(StrEnum):
+    BROADCAST = "broadcast"
+    ROUNDROBIN = "roundrobin"
+
+
+class FlowStatus(StrEnum):
+    START = "start"
+    STOP = "stop"
+
+
+class PopMode(StrEnum):
+    TAKE = "take"  # destructive: the message is gone once delivered
+    LEASE = "lease"  # hidden until acked, released or the lease expires
+    PEEK = "peek"  # the original soft get: stays at the head, its count rises
+
+
+class SettleAction(StrEnum):
+    ACK = "ack"
+    RELEASE = "release"
+    EXTEND = "extend"
+
+
+class SettleOutcome(StrEnum):
+    OK = "ok"
+    MISSING = "missing"  # no such message (acked, deleted, expired or never added)
+    NOT_LEASED = "not_leased"  # the message exists but is not leased now (its lease expired)
+    STALE = "stale"  # the message was delivered again since the caller's delivery
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    queue: str
+    n: int
+    value: str
+    count: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.queue}:{self.n}"
+
+
+@dataclass(frozen=True, slots=True)
+class AddResult:
+    first: int
+    last: int
+    duplicate: bool = False  # an Idempotency-Key retry: nothing was added
+
+    def keys(self, queue: str) -> list[str]:
+        return [f"{queue}:{n}" for n in range(self.first, self.last + 1)]
+
+
+@dataclass(frozen=True, slots=True)
+class PopResult:
+    stopped: bool
+    messages: list[Message] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SettleResult:
+    outcome: SettleOutcome
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSettings:
+    policy: Policy = Policy.BROADCAST
+    status: FlowStatus = FlowStatus.START
+    max_deliveries: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    queue: str
+    length: int  # ready to deliver now
+    delayed: int
+    leased: int
+    dead: int  # waiting in <queue>:dead
+    consumers: int  # streaming consumers, all server processes
+    settings: QueueSettings
+    counters: dict[str, int]  # added, delivered, acked, redelivered, expired, dead
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "queue": self.queue,
+            "length": self.length,
+            "delayed": self.delayed,
+            "leased": self.leased,
+            "dead": self.dead,
+            "consumers": self.consumers,
+            "status": self.settings.status.value,
+            "policy": self.settings.policy.value,
+            "max_deliveries": self.settings.max_deliveries,
+            **self.counters,
+        }

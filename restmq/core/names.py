@@ -1,0 +1,36 @@
+"""Validation rules for names that come from outside: queue names, message keys, JSONP callbacks."""
+
+from __future__ import annotations
+
+import re
+
+from restmq.errors import InvalidCallback, InvalidQueueName
+
+MAX_QUEUE_NAME = 200
+QUEUE_NAME_RULE = f"queue names are 1-{MAX_QUEUE_NAME} characters of A-Z a-z 0-9 _ - . : @"
+_QUEUE_NAME = re.compile(r"[A-Za-z0-9_\-.:@]{1,%d}" % MAX_QUEUE_NAME)
+_CALLBACK = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.]{0,63}")
+
+
+def check_queue_name(name: str) -> str:
+    if not _QUEUE_NAME.fullmatch(name):
+        raise InvalidQueueName(f"invalid queue name: {QUEUE_NAME_RULE}")
+    return name
+
+
+def check_callback(name: str) -> str:
+    if not _CALLBACK.fullmatch(name):
+        raise InvalidCallback("invalid callback: it must match ^[A-Za-z_$][A-Za-z0-9_$.]{0,63}$")
+    return name
+
+
+def parse_message_key(queue: str, key: str) -> int | None:
+    """The number n of a public message key ``<queue>:<n>``, or None when it is not a key of `queue`."""
+    prefix = queue + ":"
+    if not key.startswith(prefix):
+        return None
+    tail = key[len(prefix) :]
+    if not tail.isdigit() or len(tail) > 18:
+        return None
+    n = int(tail)
+    return n if n > 0 else None

@@ -1,0 +1,177 @@
+"""QueueService: the queue semantics every transport shares (REST, JSON protocol, streams)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from restmq.config import Limits
+from restmq.core.model import (
+    AddResult,
+    FlowStatus,
+    Message,
+    Policy,
+    PopMode,
+    PopResult,
+    QueueSettings,
+    QueueStats,
+    SettleAction,
+    SettleOutcome,
+)
+from restmq.core.names import check_queue_name, parse_message_key
+from restmq.core.waiters import Waiters
+from restmq.errors import Conflict, InvalidParameter, InvalidValue, NotFound, PayloadTooLarge
+from restmq.storage.base import Store
+
+log = logging.getLogger("restmq.service")
+
+
+@dataclass(frozen=True, slots=True)
+class AddOptions:
+    priority: int = 0
+    delay: float = 0.0
+    ttl: float = 0.0
+    idempotency_key: str | None = None
+
+
+class QueueService:
+    def __init__(self, store: Store, limits: Limits | None = None) -> None:
+        self.store = store
+        self.limits = limits or Limits()
+        self.waiters = Waiters(store)
+
+    # -- producing ----------------------------------------------------------------------------
+
+    async def add(self, queue: str, values: Sequence[str], options: AddOptions = AddOptions()) -> AddResult:
+        check_queue_name(queue)
+        if not values:
+            raise InvalidValue("nothing to add: the batch is empty")
+        if len(values) > self.limits.max_batch:
+            raise PayloadTooLarge(f"batch of {len(values)} messages exceeds the limit of {self.limits.max_batch}")
+        for value in values:
+            if len(value) > self.limits.max_value or len(value.encode()) > self.limits.max_value:
+                raise PayloadTooLarge(f"a message value exceeds the limit of {self.limits.max_value} bytes")
+        if not 0 <= options.priority <= 9:
+            raise InvalidParameter("priority must be an integer from 0 to 9")
+        self._check_seconds("delay", options.delay, self.limits.max_delay)
+        self._check_seconds("ttl", options.ttl, 10 * 365 * 86400.0)
+        idem = options.idempotency_key
+        if idem is not None and not 0 < len(idem) <= 256:
+            raise InvalidParameter("Idempotency-Key must be 1-256 characters")
+        return await self.store.add(
+            queue,
+            values,
+            priority=options.priority,
+            delay_ms=round(options.delay * 1000),
+            ttl_ms=round(options.ttl * 1000),
+            idempotency_key=idem,
+            idempotency_window_ms=round(self.limits.idempotency_window * 1000),
+        )
+
+    # -- consuming ----------------------------------------------------------------------------
+
+    async def get(
+        self,
+        queue: str,
+        *,
+        mode: PopMode = PopMode.TAKE,
+        count: int = 1,
+        lease: float = 0.0,
+        wait: float = 0.0,
+    ) -> PopResult:
+        """Deliver up to `count` messages; with `wait`, long-poll until one arrives or time runs out."""
+        check_queue_name(queue)
+        if not 1 <= count <= self.limits.max_count:
+            raise InvalidParameter(f"count must be from 1 to {self.limits.max_count}")
+        self._check_seconds("wait", wait, self.limits.max_wait)
+        if mode is PopMode.LEASE:
+            self._check_seconds("lease", lease, self.limits.max_lease)
+            if lease <= 0:
+                raise InvalidParameter("lease must be more than 0 seconds")
+        lease_ms = max(1, round(lease * 1000)) if mode is PopMode.LEASE else 0
+        if wait <= 0:
+            return await self.store.pop(queue, mode, count, lease_ms)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        async with self.waiters.watch(queue) as signal:
+            while True:
+                result = await self.store.pop(queue, mode, count, lease_ms)
+                remaining = deadline - loop.time()
+                if result.messages or remaining <= 0:
+                    return result
+                await signal.wait(remaining)
+
+    async def settle(
+        self, queue: str, key: str, action: SettleAction, *, expected_count: int | None = None, seconds: float = 0.0
+    ) -> int:
+        """Ack, release or extend a leased message; returns its delivery count."""
+        n = self.message_number(queue, key)
+        limit = self.limits.max_lease if action is SettleAction.EXTEND else self.limits.max_delay
+        self._check_seconds("lease" if action is SettleAction.EXTEND else "delay", seconds, limit)
+        if action is SettleAction.EXTEND and seconds <= 0:
+            raise InvalidParameter("lease must be more than 0 seconds")
+        result = await self.store.settle(queue, action, n, expected_count=expected_count, ms=round(seconds * 1000))
+        if result.outcome is SettleOutcome.MISSING:
+            raise NotFound(f"no message {key}: it was acked, deleted or expired", code="MESSAGE_NOT_FOUND")
+        if result.outcome is SettleOutcome.NOT_LEASED:
+            raise Conflict(
+                f"{key} is not leased: its lease expired and it went back to the queue", code="LEASE_EXPIRED"
+            )
+        if result.outcome is SettleOutcome.STALE:
+            raise Conflict(f"{key} was delivered again (count {result.count}) after this delivery", code="LEASE_STALE")
+        return result.count
+
+    async def delete_message(self, queue: str, key: str) -> bool:
+        return await self.store.delete(queue, self.message_number(queue, key))
+
+    async def purge(self, queue: str) -> int:
+        check_queue_name(queue)
+        return await self.store.purge(queue)
+
+    # -- settings and statistics --------------------------------------------------------------
+
+    async def settings(self, queue: str) -> QueueSettings:
+        return await self.store.settings(check_queue_name(queue))
+
+    async def set_policy(self, queue: str, policy: str) -> QueueSettings:
+        if policy not in {p.value for p in Policy}:
+            raise InvalidParameter("policy must be broadcast or roundrobin")
+        return await self.store.update_settings(check_queue_name(queue), policy=policy)
+
+    async def set_control(
+        self, queue: str, *, status: str | None = None, max_deliveries: int | None = None
+    ) -> QueueSettings:
+        if status is not None and status not in {s.value for s in FlowStatus}:
+            raise InvalidParameter("status must be start or stop")
+        if max_deliveries is not None and not 0 <= max_deliveries <= 1_000_000:
+            raise InvalidParameter("max_deliveries must be from 0 (unlimited) to 1000000")
+        return await self.store.update_settings(check_queue_name(queue), status=status, max_deliveries=max_deliveries)
+
+    async def list_queues(self) -> list[str]:
+        return await self.store.list_queues()
+
+    async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
+        names = list(queues) if queues is not None else await self.store.list_queues()
+        for name in names:
+            check_queue_name(name)
+        return await self.store.stats(names)
+
+    async def recent(self, queue: str, limit: int = 20) -> list[Message]:
+        return await self.store.recent(check_queue_name(queue), limit)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    @staticmethod
+    def message_number(queue: str, key: str) -> int:
+        check_queue_name(queue)
+        n = parse_message_key(queue, key)
+        if n is None:
+            raise InvalidParameter(f"invalid message key {key!r}: keys of {queue} look like {queue}:<n>")
+        return n
+
+    @staticmethod
+    def _check_seconds(name: str, value: float, limit: float) -> None:
+        if not (0 <= value <= limit):
+            raise InvalidParameter(f"{name} must be from 0 to {limit:g} seconds")

@@ -1,0 +1,74 @@
+"""The RestMQError family: one stable UPPER_SNAKE code per failure, the same on every transport."""
+
+from __future__ import annotations
+
+
+class RestMQError(Exception):
+    """Base error. `code` is stable and machine-readable; `status` is the HTTP status it maps to."""
+
+    code = "INTERNAL"
+    status = 500
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+    def to_dict(self) -> dict[str, str]:
+        return {"error": self.message, "code": self.code}
+
+
+class BadRequest(RestMQError):
+    code = "BAD_REQUEST"
+    status = 400
+
+
+class InvalidQueueName(BadRequest):
+    code = "QUEUE_NAME_INVALID"
+
+
+class InvalidCallback(BadRequest):
+    code = "CALLBACK_INVALID"
+
+
+class InvalidValue(BadRequest):
+    code = "VALUE_INVALID"
+
+
+class InvalidJSON(BadRequest):
+    code = "JSON_INVALID"
+
+
+class MissingField(BadRequest):
+    code = "FIELD_MISSING"
+
+
+class InvalidParameter(BadRequest):
+    code = "PARAMETER_INVALID"
+
+
+class NotFound(RestMQError):
+    code = "NOT_FOUND"
+    status = 404
+
+
+class Conflict(RestMQError):
+    code = "CONFLICT"
+    status = 409
+
+
+class PayloadTooLarge(RestMQError):
+    code = "PAYLOAD_TOO_LARGE"
+    status = 413
+
+
+class BackendUnavailable(RestMQError):
+    code = "BACKEND_UNAVAILABLE"
+    status = 503
+
+
+class EngineError(RuntimeError):
+    """The embedded engine could not be started or stopped (not an HTTP error: a start-up failure)."""

@@ -1,0 +1,113 @@
+"""The Store protocol: everything the queue core asks of a backend.
+
+Implementations (single node, consistent-hash ring, Redis Cluster) differ only inside
+restmq.storage; the core and the web layer see this protocol alone. Every method that
+touches one queue is atomic on the backend. Backend failures raise
+restmq.errors.BackendUnavailable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+from restmq.core.model import (
+    AddResult,
+    Message,
+    PopMode,
+    PopResult,
+    QueueSettings,
+    QueueStats,
+    SettleAction,
+    SettleResult,
+)
+
+# Called for every event published on a subscribed queue: (queue, event). Events: "add", "purge",
+# "settings", or a streaming payload. Called with queue "*" after a reconnect, when events may
+# have been missed.
+EventHandler = Callable[[str, str], Awaitable[None] | None]
+
+
+class Store(Protocol):
+    async def add(
+        self,
+        queue: str,
+        values: Sequence[str],
+        *,
+        priority: int = 0,
+        delay_ms: int = 0,
+        ttl_ms: int = 0,
+        idempotency_key: str | None = None,
+        idempotency_window_ms: int = 300_000,
+    ) -> AddResult:
+        """Append values (all or nothing) and return their numbers. A known idempotency key within
+        its window returns the first add's numbers with duplicate=True and adds nothing."""
+        ...
+
+    async def pop(self, queue: str, mode: PopMode, count: int = 1, lease_ms: int = 0) -> PopResult:
+        """Deliver up to `count` messages from the head (priority first, then FIFO). A stopped queue
+        delivers nothing and returns stopped=True. Each message's delivery count rises by one."""
+        ...
+
+    async def settle(
+        self, queue: str, action: SettleAction, n: int, *, expected_count: int | None = None, ms: int = 0
+    ) -> SettleResult:
+        """Ack, release (optionally after `ms`) or extend (to `ms` from now) the lease of message n.
+        With `expected_count`, a message delivered again since then is STALE and left alone."""
+        ...
+
+    async def delete(self, queue: str, n: int) -> bool:
+        """Remove message n wherever it is. True when it existed."""
+        ...
+
+    async def purge(self, queue: str) -> int:
+        """Remove every message of the queue, unlist it and tell its streaming consumers.
+        Returns how many messages were removed."""
+        ...
+
+    async def settings(self, queue: str) -> QueueSettings: ...
+
+    async def update_settings(
+        self,
+        queue: str,
+        *,
+        policy: str | None = None,
+        status: str | None = None,
+        max_deliveries: int | None = None,
+    ) -> QueueSettings:
+        """Change settings and notify every server process subscribed to the queue."""
+        ...
+
+    async def list_queues(self) -> list[str]:
+        """Names of queues that hold or held messages since their last purge, sorted."""
+        ...
+
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        """Statistics of many queues, batched per backend node."""
+        ...
+
+    async def recent(self, queue: str, limit: int) -> list[Message]:
+        """The newest waiting messages, newest first, without delivering them."""
+        ...
+
+    async def reap(self, limit: int = 100) -> int:
+        """Run due timers (delays, expired leases, ttl) of up to `limit` queues; returns messages moved."""
+        ...
+
+    async def publish(self, queue: str, payload: str) -> None:
+        """Send an event to every server process subscribed to the queue."""
+        ...
+
+    async def subscribe(self, queue: str) -> None: ...
+
+    async def unsubscribe(self, queue: str) -> None: ...
+
+    def on_event(self, handler: EventHandler) -> None:
+        """Set the one handler that receives subscribed queues' events."""
+        ...
+
+    async def ping(self) -> None:
+        """Raise BackendUnavailable unless every node answers."""
+        ...
+
+    async def close(self) -> None: ...

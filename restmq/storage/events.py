@@ -1,0 +1,127 @@
+"""One sharded pub/sub subscription per process, shared by every queue it listens to.
+
+Queue events travel on shard channels (SSUBSCRIBE/SPUBLISH) so they follow their queue's slot
+in Redis Cluster and survive failovers. When the connection drops, the listener reconnects with
+backoff, subscribes again and reports queue "*" so waiters re-check what they may have missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from restmq.storage.base import EventHandler
+
+log = logging.getLogger("restmq.events")
+
+
+class EventListener:
+    def __init__(self, make_pubsub: Callable[[], Any], channel_of: Callable[[str], str], node: str) -> None:
+        self._make_pubsub = make_pubsub
+        self._channel_of = channel_of
+        self._node = node
+        self._queues: dict[str, str] = {}  # channel -> queue
+        self._handler: EventHandler | None = None
+        self._pubsub: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._wanted = asyncio.Event()
+        self._lock = asyncio.Lock()
+
+    def on_event(self, handler: EventHandler) -> None:
+        self._handler = handler
+
+    async def subscribe(self, queue: str) -> None:
+        channel = self._channel_of(queue)
+        async with self._lock:
+            if channel in self._queues:
+                return
+            self._queues[channel] = queue
+            if self._task is None:
+                self._task = asyncio.create_task(self._run(), name=f"restmq-events-{self._node}")
+            if self._pubsub is not None:
+                try:
+                    await self._pubsub.ssubscribe(channel)
+                except Exception as exc:  # the reader loop resubscribes after reconnecting
+                    log.warning("subscribe to %s on %s failed: %s", queue, self._node, exc)
+            self._wanted.set()
+
+    async def unsubscribe(self, queue: str) -> None:
+        channel = self._channel_of(queue)
+        async with self._lock:
+            if self._queues.pop(channel, None) is None:
+                return
+            if self._pubsub is not None:
+                try:
+                    await self._pubsub.sunsubscribe(channel)
+                except Exception as exc:
+                    log.debug("unsubscribe from %s on %s failed: %s", queue, self._node, exc)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        await self._drop_pubsub()
+
+    async def _drop_pubsub(self) -> None:
+        if self._pubsub is not None:
+            pubsub, self._pubsub = self._pubsub, None
+            try:
+                await pubsub.aclose()
+            except Exception:
+                log.debug("closing pubsub on %s failed", self._node, exc_info=True)
+
+    async def _connect(self) -> None:
+        async with self._lock:
+            pubsub = self._make_pubsub()
+            if self._queues:
+                await pubsub.ssubscribe(*self._queues)
+            self._pubsub = pubsub
+
+    async def _run(self) -> None:
+        backoff = 0.05
+        first = True
+        while True:
+            try:
+                await self._connect()
+                if not first:
+                    log.info("event subscription to %s restored", self._node)
+                    await self._emit("*", "reconnect")
+                first, backoff = False, 0.05
+                await self._read()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("event subscription to %s lost (%s); retrying in %.2fs", self._node, exc, backoff)
+                await self._drop_pubsub()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+
+    async def _read(self) -> None:
+        while True:
+            if not self._queues:
+                self._wanted.clear()
+                await self._wanted.wait()
+                continue
+            message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if message is None or message.get("type") not in ("message", "smessage"):
+                continue
+            queue = self._queues.get(message["channel"])
+            if queue is not None:
+                await self._emit(queue, message["data"])
+
+    async def _emit(self, queue: str, event: str) -> None:
+        if self._handler is None:
+            return
+        try:
+            result = self._handler(queue, event)
+            if inspect.isawaitable(result):
+                await result
+        except Exception:
+            log.exception("event handler failed for %s", queue)

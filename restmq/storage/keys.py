@@ -1,0 +1,118 @@
+"""Every key name RestMQ stores, in one place.
+
+All keys of a queue share the hash tag ``{<queue>}``, so every queue operation runs
+atomically on one node in every backend mode (single node, ring, Redis Cluster).
+A dead-letter queue ``<queue>:dead`` shares the tag of ``<queue>`` (its keys carry a
+``|dead`` marker instead) so that dead-lettering and redrive stay single-slot too.
+``|`` cannot occur in a queue name, so the two layouts never collide.
+
+Keyspace (``T`` = hash tag, ``N`` = ``""`` or ``"|dead"``):
+
+=======================  ======  ============================================================
+key                      type    holds
+=======================  ======  ============================================================
+rmq:{T}N:meta            HASH    seq (last key number), order, head (ordering counters),
+                                 policy, status, max_deliveries, listed, added, delivered,
+                                 acked, expired, dead (counters)
+rmq:{T}N:msgs            HASH    n -> message value
+rmq:{T}N:ready           ZSET    n -> score: priority band, then insertion order
+rmq:{T}N:delayed         ZSET    n -> due time (ms, server clock)
+rmq:{T}N:leased          ZSET    n -> lease deadline (ms)
+rmq:{T}N:counts          HASH    n -> deliveries so far
+rmq:{T}N:prio            HASH    n -> priority (only when > 0)
+rmq:{T}N:expires         ZSET    n -> ttl deadline (ms; only messages added with ttl)
+rmq:{T}N:origin          HASH    n -> JSON history of a dead letter (dead queues only)
+rmq:{T}N:history         LIST    recent broadcast deliveries, newest first (SSE resume)
+rmq:{T}N:consumers       ZSET    streaming consumer id -> presence deadline (ms)
+rmq:{T}N:idem:<sha256>   STRING  key of the first add with that Idempotency-Key (PX window)
+rmq:{T}N:ev              (pub/sub shard channel) queue events: add, purge, status, policy
+rmq:queues               SET     names of listed queues (one per node on a ring)
+rmq:timers               ZSET    queue name -> next lease/delay/ttl deadline (reaper index)
+=======================  ======  ============================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+PREFIX = "rmq"
+DEAD_SUFFIX = ":dead"
+QUEUES = f"{PREFIX}:queues"
+TIMERS = f"{PREFIX}:timers"
+REAPER_LOCK = f"{PREFIX}:reaper"
+TOKENS = f"{PREFIX}:tokens"
+
+
+def is_dead_letter_queue(queue: str) -> bool:
+    return queue.endswith(DEAD_SUFFIX) and len(queue) > len(DEAD_SUFFIX)
+
+
+def dead_letter_queue(queue: str) -> str:
+    return queue + DEAD_SUFFIX
+
+
+def hash_tag(queue: str) -> str:
+    """The hash tag (and ring key) of a queue: its own name, or its parent's for a dead-letter queue."""
+    return queue[: -len(DEAD_SUFFIX)] if is_dead_letter_queue(queue) else queue
+
+
+def _base(queue: str) -> str:
+    if is_dead_letter_queue(queue):
+        return f"{PREFIX}:{{{hash_tag(queue)}}}|dead"
+    return f"{PREFIX}:{{{queue}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    queue: str
+    meta: str
+    msgs: str
+    ready: str
+    delayed: str
+    leased: str
+    counts: str
+    prio: str
+    expires: str
+    origin: str
+    history: str
+    consumers: str
+    channel: str
+
+    def idempotency(self, idem_key: str) -> str:
+        digest = hashlib.sha256(idem_key.encode()).hexdigest()
+        return f"{_base(self.queue)}:idem:{digest}"
+
+    @property
+    def message_keys(self) -> list[str]:
+        """The keys a message operation script takes as KEYS[1..9], in this order."""
+        return [
+            self.meta,
+            self.msgs,
+            self.ready,
+            self.delayed,
+            self.leased,
+            self.counts,
+            self.prio,
+            self.expires,
+            self.origin,
+        ]
+
+
+def queue_keys(queue: str) -> QueueKeys:
+    base = _base(queue)
+    return QueueKeys(
+        queue=queue,
+        meta=f"{base}:meta",
+        msgs=f"{base}:msgs",
+        ready=f"{base}:ready",
+        delayed=f"{base}:delayed",
+        leased=f"{base}:leased",
+        counts=f"{base}:counts",
+        prio=f"{base}:prio",
+        expires=f"{base}:expires",
+        origin=f"{base}:origin",
+        history=f"{base}:history",
+        consumers=f"{base}:consumers",
+        channel=f"{base}:ev",
+    )

@@ -1,0 +1,110 @@
+-- Shared prelude, prepended to every message script by scripts.py.
+-- Message scripts take the nine keys of one queue as KEYS[1..9] (keys.QueueKeys.message_keys)
+-- and, where a message may be dead-lettered, the nine keys of its dead-letter queue as KEYS[10..18].
+local K_META, K_MSGS, K_READY, K_DELAYED, K_LEASED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local K_COUNTS, K_PRIO, K_EXPIRES, K_ORIGIN = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+
+-- Ready-set scores: the priority band first (priority 9 lowest score), then insertion order.
+-- Tail inserts count up from MID, head inserts (expired leases) count down from it.
+local BAND = 35184372088832 -- 2^45
+local MID = 17592186044416  -- 2^44
+
+local function fmt(x)
+  return string.format('%.0f', x)
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function priority_of(n)
+  return tonumber(redis.call('HGET', K_PRIO, n) or '0')
+end
+
+local function push_tail(meta, ready, n, p)
+  local order = redis.call('HINCRBY', meta, 'order', 1)
+  redis.call('ZADD', ready, fmt((9 - p) * BAND + MID + order), n)
+end
+
+local function push_head(n)
+  local head = redis.call('HINCRBY', K_META, 'head', 1)
+  redis.call('ZADD', K_READY, fmt((9 - priority_of(n)) * BAND + MID - head), n)
+end
+
+-- Remove every trace of message n from this queue.
+local function forget(n)
+  redis.call('HDEL', K_MSGS, n)
+  redis.call('HDEL', K_COUNTS, n)
+  redis.call('HDEL', K_PRIO, n)
+  redis.call('HDEL', K_ORIGIN, n)
+  redis.call('ZREM', K_READY, n)
+  redis.call('ZREM', K_DELAYED, n)
+  redis.call('ZREM', K_LEASED, n)
+  redis.call('ZREM', K_EXPIRES, n)
+end
+
+local function earliest(key)
+  local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+  if first[2] then return tonumber(first[2]) end
+  return nil
+end
+
+-- The queue's next timer deadline (lease, delay or ttl), or -1 when it has none.
+local function next_deadline()
+  local best = -1
+  for _, key in ipairs({K_DELAYED, K_LEASED, K_EXPIRES}) do
+    local t = earliest(key)
+    if t and (best < 0 or t < best) then best = t end
+  end
+  return best
+end
+
+local function max_deliveries()
+  return tonumber(redis.call('HGET', K_META, 'max_deliveries') or '0')
+end
+
+-- Move message n to the dead-letter queue (KEYS[10..18]); returns 1 when that queue must be listed.
+-- ARGV[1] is this queue's name, DEAD_NAME the dead-letter queue's name ('' when there is none).
+local function dead_letter(n, queue, dead_name, now)
+  if dead_name == '' then return 0 end
+  local value = redis.call('HGET', K_MSGS, n)
+  local count = tonumber(redis.call('HGET', K_COUNTS, n) or '0')
+  local p = priority_of(n)
+  forget(n)
+  redis.call('HINCRBY', K_META, 'dead', 1)
+  if not value then return 0 end
+  local d_meta, d_msgs, d_ready, d_origin = KEYS[10], KEYS[11], KEYS[12], KEYS[18]
+  local m = redis.call('HINCRBY', d_meta, 'seq', 1)
+  redis.call('HSET', d_msgs, m, value)
+  if p > 0 then redis.call('HSET', KEYS[16], m, p) end
+  push_tail(d_meta, d_ready, m, p)
+  redis.call('HSET', d_origin, m, cjson.encode({queue = queue, key = queue .. ':' .. n, count = count, dead_at = now}))
+  redis.call('HINCRBY', d_meta, 'added', 1)
+  return redis.call('HSETNX', d_meta, 'listed', '1')
+end
+
+-- Promote due delayed messages and take back expired leases (bounded work per call).
+-- Returns {moved, dead_listed}.
+local function housekeep(queue, dead_name, now)
+  local moved, listed = 0, 0
+  local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, 200)
+  for _, n in ipairs(due) do
+    redis.call('ZREM', K_DELAYED, n)
+    push_tail(K_META, K_READY, n, priority_of(n))
+    moved = moved + 1
+  end
+  local expired = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now, 'LIMIT', 0, 200)
+  local maxd = max_deliveries()
+  for _, n in ipairs(expired) do
+    redis.call('ZREM', K_LEASED, n)
+    redis.call('HINCRBY', K_META, 'redelivered', 1)
+    if maxd > 0 and tonumber(redis.call('HGET', K_COUNTS, n) or '0') >= maxd and dead_name ~= '' then
+      if dead_letter(n, queue, dead_name, now) == 1 then listed = 1 end
+    else
+      push_head(n)
+      moved = moved + 1
+    end
+  end
+  return {moved, listed}
+end

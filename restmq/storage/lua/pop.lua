@@ -1,0 +1,59 @@
+-- pop: deliver up to COUNT messages from the head of a queue.
+-- KEYS[1..9] the queue's message keys, KEYS[10..18] its dead-letter queue's (or the same nine again)
+-- ARGV[1] queue name  ARGV[2] dead-letter queue name or ''  ARGV[3] mode: take | lease | peek
+-- ARGV[4] count  ARGV[5] lease ms (lease mode)
+-- Reply: {status ('ok' | 'stop'), dead listed (0|1), timer deadline to index or -1, n1, value1, count1, ...}
+-- take removes the message; lease hides it until the deadline; peek (the original soft get) leaves it
+-- at the head and only raises its delivery count.
+local queue, dead_name, mode = ARGV[1], ARGV[2], ARGV[3]
+local want, lease_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
+local now = now_ms()
+local kept = housekeep(queue, dead_name, now)
+local listed = kept[2]
+
+if redis.call('HGET', K_META, 'status') == 'stop' then
+  return {'stop', listed, -1}
+end
+
+local maxd = max_deliveries()
+local before = -1
+if mode == 'lease' then before = next_deadline() end
+local out = {'ok', listed, -1}
+local delivered, budget = 0, want + 1000
+while delivered < want and budget > 0 do
+  budget = budget - 1
+  local n
+  if mode == 'peek' then
+    n = redis.call('ZRANGE', K_READY, 0, 0)[1]
+  else
+    n = redis.call('ZPOPMIN', K_READY)[1]
+  end
+  if not n then break end
+  local expires = redis.call('ZSCORE', K_EXPIRES, n)
+  local value = redis.call('HGET', K_MSGS, n)
+  local count = tonumber(redis.call('HGET', K_COUNTS, n) or '0')
+  if (expires and tonumber(expires) <= now) or not value then
+    forget(n)
+    redis.call('HINCRBY', K_META, 'expired', 1)
+  elseif mode == 'peek' and maxd > 0 and count >= maxd and dead_name ~= '' then
+    if dead_letter(n, queue, dead_name, now) == 1 then out[2] = 1 end
+  else
+    count = redis.call('HINCRBY', K_COUNTS, n, 1)
+    if mode == 'take' then
+      forget(n)
+    elseif mode == 'lease' then
+      redis.call('ZADD', K_LEASED, now + lease_ms, n)
+    end
+    out[#out + 1] = tonumber(n)
+    out[#out + 1] = value
+    out[#out + 1] = count
+    delivered = delivered + 1
+    if mode == 'peek' then break end
+  end
+end
+if delivered > 0 then redis.call('HINCRBY', K_META, 'delivered', delivered) end
+if mode == 'lease' and delivered > 0 then
+  local after = next_deadline()
+  if before < 0 or after < before then out[3] = after end
+end
+return out

@@ -1,0 +1,49 @@
+-- settle: finish or change the lease of one message.
+-- KEYS[1..9] the queue's message keys, KEYS[10..18] its dead-letter queue's (or the same nine again)
+-- ARGV[1] queue name  ARGV[2] dead-letter queue name or ''  ARGV[3] event channel
+-- ARGV[4] action: ack | release | extend  ARGV[5] n  ARGV[6] expected delivery count or '' (any)
+-- ARGV[7] ms: release delay or new lease length
+-- Reply: {status, count, dead listed, timer deadline to index or -1}; status is one of
+-- ok | missing (no such message) | not_leased (lease expired or never taken) | stale (re-delivered since)
+local queue, dead_name, channel, action, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local expected, ms = ARGV[6], tonumber(ARGV[7])
+local now = now_ms()
+
+if redis.call('HEXISTS', K_MSGS, n) == 0 then
+  return {'missing', 0, 0, -1}
+end
+local count = tonumber(redis.call('HGET', K_COUNTS, n) or '0')
+local deadline = redis.call('ZSCORE', K_LEASED, n)
+if expected ~= '' and tonumber(expected) ~= count then
+  return {'stale', count, 0, -1}
+end
+if not deadline or tonumber(deadline) <= now then
+  return {'not_leased', count, 0, -1}
+end
+
+if action == 'ack' then
+  forget(n)
+  redis.call('HINCRBY', K_META, 'acked', 1)
+  return {'ok', count, 0, -1}
+end
+
+local before = next_deadline()
+local listed = 0
+if action == 'extend' then
+  redis.call('ZADD', K_LEASED, now + ms, n)
+else
+  redis.call('ZREM', K_LEASED, n)
+  local maxd = max_deliveries()
+  if maxd > 0 and count >= maxd and dead_name ~= '' then
+    listed = dead_letter(n, queue, dead_name, now)
+  elseif ms > 0 then
+    redis.call('ZADD', K_DELAYED, now + ms, n)
+  else
+    push_head(n)
+    redis.call('SPUBLISH', channel, 'add')
+  end
+end
+local timer = -1
+local after = next_deadline()
+if after >= 0 and (before < 0 or after < before) then timer = after end
+return {'ok', count, listed, timer}

@@ -1,0 +1,265 @@
+"""RedisStore: the Store protocol on one Redis/Valkey server (or a Redis Cluster client).
+
+Every queue operation is one Lua script over that queue's keys (one hash slot). The only
+cross-slot writes are the queue registry and the reaper's timer index, which are indexes:
+the scripts report when they must change, and those writes follow the script.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from restmq.core.model import (
+    AddResult,
+    FlowStatus,
+    Message,
+    Policy,
+    PopMode,
+    PopResult,
+    QueueSettings,
+    QueueStats,
+    SettleAction,
+    SettleOutcome,
+    SettleResult,
+)
+from restmq.errors import InvalidParameter
+from restmq.storage import keys
+from restmq.storage.base import EventHandler
+from restmq.storage.errors import backend_errors
+from restmq.storage.events import EventListener
+from restmq.storage.scripts import Client, Scripts
+
+log = logging.getLogger("restmq.storage")
+
+COUNTERS = ("added", "delivered", "acked", "redelivered", "expired", "dead")
+
+
+def connect(url: str, *, max_connections: int = 200) -> Redis:
+    """A client for one server. No automatic retries: a retried script could apply twice."""
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        retry=Retry(NoBackoff(), 0),
+        socket_connect_timeout=2.0,
+        socket_timeout=10.0,
+        health_check_interval=0,
+        max_connections=max_connections,
+    )
+
+
+def _dead_args(queue: str) -> tuple[list[str], str]:
+    """KEYS[10..18] and the dead-letter queue name for scripts that may dead-letter."""
+    if keys.is_dead_letter_queue(queue):  # dead letters are not dead-lettered again
+        return keys.queue_keys(queue).message_keys, ""
+    dead = keys.dead_letter_queue(queue)
+    return keys.queue_keys(dead).message_keys, dead
+
+
+def _settings(values: Sequence[str | None]) -> QueueSettings:
+    policy, status, max_deliveries = values
+    return QueueSettings(
+        policy=Policy(policy) if policy in ("broadcast", "roundrobin") else Policy.BROADCAST,
+        status=FlowStatus(status) if status in ("start", "stop") else FlowStatus.START,
+        max_deliveries=int(max_deliveries or 0),
+    )
+
+
+class RedisStore:
+    def __init__(self, client: Client, *, name: str = "redis") -> None:
+        self.client = client
+        self.name = name
+        self.scripts = Scripts(client)
+        self._token = uuid.uuid4().hex
+        self.events = EventListener(self._make_pubsub, lambda q: keys.queue_keys(q).channel, name)
+
+    @classmethod
+    def from_url(cls, url: str) -> RedisStore:
+        return cls(connect(url), name=url)
+
+    def _make_pubsub(self) -> Any:
+        return self.client.pubsub()
+
+    async def _run(self, script: str, keys_: list[str], args: list[Any]) -> Any:
+        with backend_errors(self.name):
+            return await self.scripts.run(script, keys_, args)
+
+    async def _index(
+        self, *, listed: Sequence[str] = (), unlisted: Sequence[str] = (), timer: tuple[str, int] | None = None
+    ) -> None:
+        """Follow-up writes to the cross-slot indexes (registry, timers)."""
+        with backend_errors(self.name):
+            for queue in listed:
+                await self.client.sadd(keys.QUEUES, queue)
+            for queue in unlisted:
+                await self.client.srem(keys.QUEUES, queue)
+            if timer is not None:
+                await self.client.zadd(keys.TIMERS, {timer[0]: timer[1]}, lt=True)
+
+    # -- messages ---------------------------------------------------------------------------
+
+    async def add(
+        self,
+        queue: str,
+        values: Sequence[str],
+        *,
+        priority: int = 0,
+        delay_ms: int = 0,
+        ttl_ms: int = 0,
+        idempotency_key: str | None = None,
+        idempotency_window_ms: int = 300_000,
+    ) -> AddResult:
+        qk = keys.queue_keys(queue)
+        idem_key = qk.idempotency(idempotency_key) if idempotency_key else qk.meta
+        window = idempotency_window_ms if idempotency_key else 0
+        args = [queue, qk.channel, priority, delay_ms, ttl_ms, window, *values]
+        first, last, listed, timer, duplicate = await self._run("add", [*qk.message_keys, idem_key], args)
+        if listed or timer >= 0:
+            await self._index(listed=[queue] if listed else (), timer=(queue, timer) if timer >= 0 else None)
+        return AddResult(first=first, last=last, duplicate=bool(duplicate))
+
+    async def pop(self, queue: str, mode: PopMode, count: int = 1, lease_ms: int = 0) -> PopResult:
+        qk = keys.queue_keys(queue)
+        dead_keys, dead_name = _dead_args(queue)
+        reply = await self._run("pop", [*qk.message_keys, *dead_keys], [queue, dead_name, mode.value, count, lease_ms])
+        status, dead_listed, timer = reply[0], reply[1], reply[2]
+        if dead_listed or timer >= 0:
+            await self._index(listed=[dead_name] if dead_listed else (), timer=(queue, timer) if timer >= 0 else None)
+        rest = reply[3:]
+        messages = [Message(queue, int(rest[i]), rest[i + 1], int(rest[i + 2])) for i in range(0, len(rest), 3)]
+        return PopResult(stopped=status == "stop", messages=messages)
+
+    async def settle(
+        self, queue: str, action: SettleAction, n: int, *, expected_count: int | None = None, ms: int = 0
+    ) -> SettleResult:
+        qk = keys.queue_keys(queue)
+        dead_keys, dead_name = _dead_args(queue)
+        expected = "" if expected_count is None else expected_count
+        args = [queue, dead_name, qk.channel, action.value, n, expected, ms]
+        outcome, count, dead_listed, timer = await self._run("settle", [*qk.message_keys, *dead_keys], args)
+        if dead_listed or timer >= 0:
+            await self._index(listed=[dead_name] if dead_listed else (), timer=(queue, timer) if timer >= 0 else None)
+        return SettleResult(SettleOutcome(outcome), int(count))
+
+    async def delete(self, queue: str, n: int) -> bool:
+        return bool(await self._run("delete", keys.queue_keys(queue).message_keys, [n]))
+
+    async def purge(self, queue: str) -> int:
+        qk = keys.queue_keys(queue)
+        removed = int(await self._run("purge", [*qk.message_keys, qk.consumers], [qk.channel]))
+        await self._index(unlisted=[queue])
+        return removed
+
+    async def recent(self, queue: str, limit: int) -> list[Message]:
+        reply = await self._run("peek_recent", keys.queue_keys(queue).message_keys, [limit])
+        return [Message(queue, int(reply[i]), reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)]
+
+    # -- settings and statistics --------------------------------------------------------------
+
+    async def settings(self, queue: str) -> QueueSettings:
+        with backend_errors(self.name):
+            values = await self.client.hmget(keys.queue_keys(queue).meta, ["policy", "status", "max_deliveries"])
+        return _settings(values)
+
+    async def update_settings(
+        self,
+        queue: str,
+        *,
+        policy: str | None = None,
+        status: str | None = None,
+        max_deliveries: int | None = None,
+    ) -> QueueSettings:
+        changes: dict[str, str | int] = {}
+        if policy is not None:
+            changes["policy"] = policy
+        if status is not None:
+            changes["status"] = status
+        if max_deliveries is not None:
+            if max_deliveries < 0:
+                raise InvalidParameter("max_deliveries must be 0 or more")
+            changes["max_deliveries"] = max_deliveries
+        qk = keys.queue_keys(queue)
+        with backend_errors(self.name):
+            async with self.client.pipeline(transaction=True) as pipe:
+                if changes:
+                    pipe.hset(qk.meta, mapping=changes)  # type: ignore[arg-type]
+                    pipe.spublish(qk.channel, "settings")
+                pipe.hmget(qk.meta, ["policy", "status", "max_deliveries"])
+                replies = await pipe.execute()
+        return _settings(replies[-1])
+
+    async def list_queues(self) -> list[str]:
+        with backend_errors(self.name):
+            return sorted(await self.client.smembers(keys.QUEUES))
+
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        if not queues:
+            return []
+        with backend_errors(self.name):
+            async with self.client.pipeline(transaction=False) as pipe:
+                for queue in queues:
+                    qk = keys.queue_keys(queue)
+                    dead_ready = keys.queue_keys(keys.dead_letter_queue(queue)).ready
+                    await self.scripts.run("stats", [*qk.message_keys, qk.consumers, dead_ready], [], client=pipe)
+                replies = await pipe.execute()
+        return [_stats(queue, reply) for queue, reply in zip(queues, replies, strict=True)]
+
+    # -- timers -------------------------------------------------------------------------------
+
+    async def reap(self, limit: int = 100, interval_ms: int = 200) -> int:
+        with backend_errors(self.name):
+            # One process per node sweeps per interval; the sweep itself is idempotent, this saves work.
+            if not await self.client.set(keys.REAPER_LOCK, self._token, nx=True, px=interval_ms):
+                return 0
+            now_s, now_us = await self.client.time()
+            now = now_s * 1000 + now_us // 1000
+            due = await self.client.zrangebyscore(keys.TIMERS, "-inf", now, start=0, num=limit, withscores=True)
+            moved = 0
+            for queue, seen in due:
+                qk = keys.queue_keys(queue)
+                dead_keys, dead_name = _dead_args(queue)
+                n, dead_listed, next_due = await self.scripts.run(
+                    "reap", [*qk.message_keys, *dead_keys], [queue, dead_name, qk.channel]
+                )
+                moved += n
+                if dead_listed:
+                    await self.client.sadd(keys.QUEUES, dead_name)
+                await self.scripts.run("timer_cas", [keys.TIMERS], [queue, int(seen), next_due])
+        return moved
+
+    # -- events -------------------------------------------------------------------------------
+
+    async def publish(self, queue: str, payload: str) -> None:
+        with backend_errors(self.name):
+            await self.client.spublish(keys.queue_keys(queue).channel, payload)
+
+    async def subscribe(self, queue: str) -> None:
+        await self.events.subscribe(queue)
+
+    async def unsubscribe(self, queue: str) -> None:
+        await self.events.unsubscribe(queue)
+
+    def on_event(self, handler: EventHandler) -> None:
+        self.events.on_event(handler)
+
+    async def ping(self) -> None:
+        with backend_errors(self.name):
+            await self.client.ping()
+
+    async def close(self) -> None:
+        await self.events.close()
+        await self.client.aclose()
+
+
+def _stats(queue: str, reply: list[Any]) -> QueueStats:
+    ready, delayed, leased, consumers, dead, meta_flat = reply
+    meta = dict(zip(meta_flat[::2], meta_flat[1::2], strict=True))
+    settings = _settings([meta.get("policy"), meta.get("status"), meta.get("max_deliveries")])
+    counters = {name: int(meta.get(name, 0)) for name in COUNTERS}
+    return QueueStats(queue, ready, delayed, leased, dead, consumers, settings, counters)

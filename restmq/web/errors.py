@@ -1,0 +1,51 @@
+"""Errors to JSON: every failure answers {"error": text, "code": STABLE_CODE} with its status."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from restmq.core.names import check_callback
+from restmq.errors import BackendUnavailable, RestMQError
+
+log = logging.getLogger("restmq.web")
+
+
+def error_response(exc: RestMQError) -> Response:
+    headers = {"Retry-After": "1"} if isinstance(exc, BackendUnavailable) else None
+    return Response(orjson.dumps(exc.to_dict()), exc.status, headers, "application/json")
+
+
+async def restmq_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RestMQError)
+    if isinstance(exc, BackendUnavailable):
+        log.warning("%s %s: %s", request.method, request.url.path, exc.message)
+    return error_response(exc)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return error_response(RestMQError("internal error; see the server log"))
+
+
+class CallbackGuard:
+    """Refuse a bad JSONP callback name before the handler runs, so a rejected request never
+    consumes a message."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and b"callback=" in scope.get("query_string", b""):
+            callback = Request(scope).query_params.get("callback")
+            if callback is not None:
+                try:
+                    check_callback(callback)
+                except RestMQError as exc:
+                    await error_response(exc)(scope, receive, send)
+                    return
+        await self.app(scope, receive, send)

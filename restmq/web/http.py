@@ -1,0 +1,104 @@
+"""Request parsing and response rendering shared by the HTTP handlers."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from restmq.core.names import check_callback
+from restmq.errors import InvalidParameter, InvalidValue, PayloadTooLarge
+
+JSON = "application/json"
+
+
+def render(request: Request, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """JSON, or JSONP `name(<json>);` when the request carries a valid callback= parameter."""
+    body = orjson.dumps(data)
+    callback = request.query_params.get("callback")
+    if callback is not None:
+        check_callback(callback)
+        return Response(b"%s(%s);" % (callback.encode(), body), status, headers, "application/javascript")
+    return Response(body, status, headers, JSON)
+
+
+def media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
+def prefers_html(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "text/html" in accept and accept.find("text/html") < max(accept.find(JSON), 0) + len(accept) * (
+        JSON not in accept
+    )
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The whole body, refusing (413) anything over `limit` bytes before and while reading it."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode_text(raw: bytes, what: str = "body") -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidValue(f"the {what} is not valid UTF-8 (byte {exc.start})") from exc
+
+
+async def read_form(request: Request, limit: int) -> dict[str, str]:
+    """Form fields from an urlencoded or multipart body (first value of each name wins)."""
+    if media_type(request) == "multipart/form-data":
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
+        form = await request.form(max_files=0, max_fields=100, max_part_size=limit)
+        fields: dict[str, str] = {}
+        for name, value in form.multi_items():
+            if isinstance(value, str):
+                fields.setdefault(name, value)
+        return fields
+    text = decode_text(await read_body(request, limit))
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=1000)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise InvalidValue(f"malformed form body: {exc}") from exc
+    fields = {}
+    for name, value in pairs:
+        fields.setdefault(name, value)
+    return fields
+
+
+def number(source: Any, name: str, default: float = 0.0) -> float:
+    raw = source.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise InvalidParameter(f"{name} must be a number, got {raw!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise InvalidParameter(f"{name} must be a finite number")
+    return value
+
+
+def integer(source: Any, name: str, default: int = 0) -> int:
+    raw = source.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise InvalidParameter(f"{name} must be an integer, got {raw!r}") from None

@@ -1,0 +1,267 @@
+"""REST handlers: parse the request, call one QueueService method, render the reply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+
+from restmq.core import protocol
+from restmq.core.model import Message, PopMode, PopResult, SettleAction
+from restmq.core.service import AddOptions, QueueService
+from restmq.errors import InvalidJSON, InvalidParameter, MissingField, NotFound
+from restmq.web import pages
+from restmq.web.http import (
+    decode_text,
+    integer,
+    media_type,
+    number,
+    prefers_html,
+    read_body,
+    read_form,
+    render,
+)
+
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def service_of(request: Request) -> QueueService:
+    service: QueueService = request.app.state.service
+    return service
+
+
+def _max_body(request: Request) -> int:
+    return service_of(request).limits.max_body
+
+
+def _add_options(request: Request, fields: dict[str, str]) -> AddOptions:
+    def pick(name: str) -> Any:
+        return fields if name in fields else request.query_params
+
+    return AddOptions(
+        priority=integer(pick("priority"), "priority"),
+        delay=number(pick("delay"), "delay"),
+        ttl=number(pick("ttl"), "ttl"),
+        idempotency_key=request.headers.get("idempotency-key") or fields.get("id") or request.query_params.get("id"),
+    )
+
+
+def _message(message: Message) -> dict[str, Any]:
+    return {"key": message.key, "value": message.value, "count": message.count}
+
+
+def _batch_values(raw: bytes, ndjson: bool) -> list[str]:
+    """Messages of a JSON array or NDJSON body; each element that is not a string is stored as JSON text."""
+    try:
+        if ndjson:
+            items = [orjson.loads(line) for line in raw.splitlines() if line.strip()]
+        else:
+            items = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidJSON(f"malformed JSON: {exc}") from exc
+    if not isinstance(items, list):
+        raise InvalidJSON("a batch must be a JSON array")
+    return [item if isinstance(item, str) else orjson.dumps(item).decode() for item in items]
+
+
+async def add_message(request: Request) -> Response:
+    """POST /q/<queue>: one message from a form (value= or msg=), or a batch from a JSON array / NDJSON."""
+    queue = request.path_params["queue"]
+    service = service_of(request)
+    kind = media_type(request)
+    if kind in ("application/json", "application/x-ndjson", "application/jsonl"):
+        raw = await read_body(request, _max_body(request))
+        decode_text(raw)
+        ndjson = kind != "application/json"
+        stripped = raw.lstrip()
+        if ndjson or stripped.startswith(b"["):
+            values = _batch_values(raw, ndjson)
+            result = await service.add(queue, values, _add_options(request, {}))
+            return render(request, {"keys": result.keys(queue)}, headers=_dup(result.duplicate))
+        values = [raw.decode()]  # one JSON document, stored as its text
+        result = await service.add(queue, values, _add_options(request, {}))
+    elif kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        fields = await read_form(request, _max_body(request))
+        value = fields.get("value", fields.get("msg"))
+        if value is None:
+            raise MissingField("missing form field 'value' (or 'msg')")
+        result = await service.add(queue, [value], _add_options(request, fields))
+    else:  # any other body is the message itself, as text
+        value = decode_text(await read_body(request, _max_body(request)))
+        result = await service.add(queue, [value], _add_options(request, {}))
+    return PlainTextResponse(f"{result.keys(queue)[0]}\r\n", headers=_dup(result.duplicate))
+
+
+def _dup(duplicate: bool) -> dict[str, str] | None:
+    return {"Idempotent-Replayed": "true"} if duplicate else None
+
+
+async def _get(request: Request, queue: str) -> PopResult:
+    params = request.query_params
+    lease = number(params, "lease")
+    mode = PopMode.LEASE if "lease" in params else PopMode.TAKE
+    return await service_of(request).get(
+        queue, mode=mode, count=integer(params, "count", 1), lease=lease, wait=number(params, "wait")
+    )
+
+
+def _stopped_headers(result: PopResult) -> dict[str, str]:
+    return {**NO_STORE, "X-RestMQ-Status": "stop"} if result.stopped else NO_STORE
+
+
+async def get_message(request: Request) -> Response:
+    """GET /q/<queue>: the oldest message ({key,value,count}), or 204 when none is ready."""
+    queue = request.path_params["queue"]
+    result = await _get(request, queue)
+    if "count" in request.query_params:
+        if not result.messages:
+            return Response(status_code=204, headers=_stopped_headers(result))
+        return render(request, [_message(m) for m in result.messages], headers=NO_STORE)
+    if not result.messages:
+        return Response(status_code=204, headers=_stopped_headers(result))
+    return render(request, _message(result.messages[0]), headers=NO_STORE)
+
+
+async def purge_queue(request: Request) -> Response:
+    queue = request.path_params["queue"]
+    removed = await service_of(request).purge(queue)
+    return render(request, {"queue": queue, "status": removed})
+
+
+async def list_queues(request: Request) -> Response:
+    queues = await service_of(request).list_queues()
+    if prefers_html(request) and "callback" not in request.query_params:
+        return HTMLResponse(pages.queue_list(queues))
+    return render(request, {"queues": queues, "count": len(queues)})
+
+
+async def ack_message(request: Request) -> Response:
+    """DELETE /q/<queue>/<key>: acknowledge a leased message (optional count= of the delivery)."""
+    return await _settle(request, SettleAction.ACK, 0.0)
+
+
+async def release_message(request: Request) -> Response:
+    fields = await _fields(request)
+    return await _settle(request, SettleAction.RELEASE, number(fields, "delay"), fields)
+
+
+async def extend_message(request: Request) -> Response:
+    fields = await _fields(request)
+    if "lease" not in fields:
+        raise MissingField("missing parameter 'lease' (seconds)")
+    return await _settle(request, SettleAction.EXTEND, number(fields, "lease"), fields)
+
+
+async def _fields(request: Request) -> dict[str, str]:
+    fields = dict(request.query_params)
+    if media_type(request) in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        fields.update(await read_form(request, _max_body(request)))
+    return fields
+
+
+async def _settle(
+    request: Request, action: SettleAction, seconds: float, fields: dict[str, str] | None = None
+) -> Response:
+    queue, key = request.path_params["queue"], request.path_params["key"]
+    source = fields if fields is not None else request.query_params
+    expected = integer(source, "count", -1)
+    count = await service_of(request).settle(
+        queue, key, action, expected_count=None if expected < 0 else expected, seconds=seconds
+    )
+    return render(request, {"queue": queue, "key": key, "count": count, "status": action.value})
+
+
+# -- the original index routes ---------------------------------------------------------------
+
+
+async def index_get(request: Request) -> Response:
+    """GET /?queue=<q> pops like GET /q/<q> but answers 404 when empty; GET / is the dashboard."""
+    queue = request.query_params.get("queue")
+    if queue is None:
+        stats = await service_of(request).stats()
+        return HTMLResponse(pages.dashboard(stats))
+    result = await _get(request, queue)
+    if not result.messages:
+        raise NotFound(f"queue {queue} is empty", code="QUEUE_EMPTY")
+    return render(request, _message(result.messages[0]), headers=NO_STORE)
+
+
+async def index_post(request: Request) -> Response:
+    fields = await read_form(request, _max_body(request))
+    queue = fields.get("queue")
+    value = fields.get("value", fields.get("msg"))
+    if queue is None:
+        raise MissingField("missing form field 'queue'")
+    if value is None:
+        raise MissingField("missing form field 'value'")
+    result = await service_of(request).add(queue, [value], _add_options(request, fields))
+    return PlainTextResponse(f"{result.keys(queue)[0]}\r\n", headers=_dup(result.duplicate))
+
+
+async def json_protocol(request: Request) -> Response:
+    """POST /queue: a JSON-protocol command in form field body= (or msg=), or as a raw JSON body."""
+    if media_type(request) in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        fields = await read_form(request, _max_body(request))
+        raw = fields.get("body", fields.get("msg"))
+        if raw is None:
+            raise MissingField("missing form field 'body' holding a JSON command")
+    else:
+        raw = decode_text(await read_body(request, _max_body(request)))
+    reply = await protocol.execute(service_of(request), protocol.parse_command(raw))
+    return render(request, reply)
+
+
+# -- settings and statistics -----------------------------------------------------------------
+
+
+async def policy(request: Request) -> Response:
+    queue = request.path_params["queue"]
+    service = service_of(request)
+    if request.method == "POST":
+        fields = await _fields(request)
+        if "policy" not in fields:
+            raise MissingField("missing field 'policy' (broadcast or roundrobin)")
+        settings = await service.set_policy(queue, fields["policy"])
+    else:
+        settings = await service.settings(queue)
+    return render(request, {"queue": queue, "value": settings.policy.value})
+
+
+async def control(request: Request) -> Response:
+    queue = request.path_params["queue"]
+    service = service_of(request)
+    if request.method == "POST":
+        fields = await _fields(request)
+        status = fields.get("status")
+        max_deliveries = integer(fields, "max_deliveries", -1) if "max_deliveries" in fields else None
+        if status is None and max_deliveries is None:
+            raise MissingField("missing field 'status' (start or stop) or 'max_deliveries'")
+        if max_deliveries is not None and max_deliveries < 0:
+            raise InvalidParameter("max_deliveries must be 0 (unlimited) or more")
+        settings = await service.set_control(queue, status=status, max_deliveries=max_deliveries)
+    else:
+        settings = await service.settings(queue)
+    return render(request, {"queue": queue, "status": settings.status.value, "max_deliveries": settings.max_deliveries})
+
+
+async def stats_all(request: Request) -> Response:
+    stats = await service_of(request).stats()
+    return render(request, {"queues": [s.to_dict() for s in stats], "count": len(stats)})
+
+
+async def stats_queue(request: Request) -> Response:
+    queue = request.path_params["queue"]
+    (stats,) = await service_of(request).stats([queue])
+    return render(request, stats.to_dict())
+
+
+async def jobs_page(request: Request) -> Response:
+    queue = request.path_params["queue"]
+    service = service_of(request)
+    limit = integer(request.query_params, "limit", 20)
+    if not 1 <= limit <= 500:
+        raise InvalidParameter("limit must be from 1 to 500")
+    (stats,) = await service.stats([queue])
+    return HTMLResponse(pages.jobs(stats, await service.recent(queue, limit)))
