@@ -141,7 +141,12 @@ def _run(settings: Settings) -> None:
         "lifespan": "on",
         "timeout_graceful_shutdown": 10,
     }
-    log.info("RestMQ on http://%s:%d (backend %s)", settings.host, settings.port, settings.redis_cluster or ",".join(settings.redis))
+    log.info(
+        "RestMQ on http://%s:%d (backend %s)",
+        settings.host,
+        settings.port,
+        settings.redis_cluster or ",".join(settings.redis),
+    )
     if settings.workers == 1:
         from restmq.web.app import create_app
 

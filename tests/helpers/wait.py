@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 
@@ -23,3 +24,17 @@ def process_gone(pid: int) -> bool:
     except OSError:
         return True
     return stat.rpartition(")")[2].split()[0] in ("Z", "X")
+
+
+async def wait_for(
+    predicate: Callable[[], Awaitable[object]], timeout: float = 5.0, interval: float = 0.01, what: str = ""
+) -> object:
+    """Async ``wait_until``: await ``predicate()`` until it is truthy and return its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what or predicate!r}")
+        await asyncio.sleep(interval)

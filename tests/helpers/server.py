@@ -1,0 +1,98 @@
+"""Real servers for tests: RestMQ in-process on uvicorn, or `restmq serve` as a subprocess."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import uvicorn
+
+from restmq.config import Limits, Settings
+from restmq.web.app import create_app
+from tests.helpers.wait import wait_until
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def run_app(redis_url: str, *, limits: Limits | None = None, **overrides: object) -> AsyncIterator[str]:
+    """RestMQ on uvicorn in this event loop, on a free loopback port; yields its base URL."""
+    settings = replace(Settings(redis=(redis_url,), limits=limits or Limits()), **overrides)  # type: ignore[arg-type]
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on", ws="websockets-sansio"
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if task.done():
+                task.result()
+                raise RuntimeError("uvicorn stopped before it started")
+            await asyncio.sleep(0.005)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 15)
+
+
+class ServeProcess:
+    """`restmq serve` in a subprocess, ready once /health answers."""
+
+    def __init__(self, args: Sequence[str], port: int, log_path: Path, env: dict[str, str] | None = None) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.log_path = log_path
+        self._log = open(log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "restmq", "serve", "--port", str(port), *args],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+        )
+
+    def wait_ready(self, timeout: float = 20.0) -> ServeProcess:
+        def up() -> bool:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"restmq serve exited {self.proc.returncode}:\n{self.log()}")
+            try:
+                return httpx.get(self.url + "/ready", timeout=1).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, timeout, 0.02, "restmq serve to answer /ready")
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        self.proc.wait(20)
+
+    def stop(self) -> None:
+        self.kill(signal.SIGTERM)
+        self._log.close()
+
+
+@contextlib.contextmanager
+def serve(args: Sequence[str], tmp_path: Path, name: str = "serve") -> Iterator[ServeProcess]:
+    process = ServeProcess(args, free_port(), tmp_path / f"{name}.log")
+    try:
+        yield process.wait_ready()
+    finally:
+        process.stop()
