@@ -8,7 +8,7 @@ from restmq.errors import InvalidCallback, InvalidQueueName
 
 MAX_QUEUE_NAME = 200
 QUEUE_NAME_RULE = f"queue names are 1-{MAX_QUEUE_NAME} characters of A-Z a-z 0-9 _ - . : @"
-_QUEUE_NAME = re.compile(r"[A-Za-z0-9_\-.:@]{1,%d}" % MAX_QUEUE_NAME)
+_QUEUE_NAME = re.compile(rf"[A-Za-z0-9_\-.:@]{{1,{MAX_QUEUE_NAME}}}")
 _CALLBACK = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.]{0,63}")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
@@ -165,7 +165,7 @@ class RedisStore:
     async def settings(self, queue: str) -> QueueSettings:
         with backend_errors(self.name):
             values = await self.client.hmget(keys.queue_keys(queue).meta, ["policy", "status", "max_deliveries"])
-        return _settings(values)
+        return _settings(cast(list[str | None], values))
 
     async def update_settings(
         self,
@@ -196,7 +196,8 @@ class RedisStore:
 
     async def list_queues(self) -> list[str]:
         with backend_errors(self.name):
-            return sorted(await self.client.smembers(keys.QUEUES))
+            members = cast(set[str], await self.client.smembers(keys.QUEUES))
+            return sorted(members)
 
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         if not queues:
@@ -219,7 +220,10 @@ class RedisStore:
                 return 0
             now_s, now_us = await self.client.time()
             now = now_s * 1000 + now_us // 1000
-            due = await self.client.zrangebyscore(keys.TIMERS, "-inf", now, start=0, num=limit, withscores=True)
+            due = cast(
+                list[tuple[str, float]],
+                await self.client.zrangebyscore(keys.TIMERS, "-inf", now, start=0, num=limit, withscores=True),
+            )
             moved = 0
             for queue, seen in due:
                 qk = keys.queue_keys(queue)

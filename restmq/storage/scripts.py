@@ -26,10 +26,7 @@ class Scripts:
     NAMES = ("add", "pop", "settle", "delete", "purge", "reap", "stats", "peek_recent", "timer_cas")
 
     def __init__(self, client: Client) -> None:
-        self._scripts: dict[str, AsyncScript] = {
-            name: client.register_script(source(name))  # type: ignore[misc]
-            for name in self.NAMES
-        }
+        self._scripts: dict[str, AsyncScript] = {name: client.register_script(source(name)) for name in self.NAMES}
 
     async def run(self, name: str, keys: list[str], args: list[Any], client: Any = None) -> Any:
         return await self._scripts[name](keys=keys, args=args, client=client)

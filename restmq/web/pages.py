@@ -62,7 +62,8 @@ def jobs(stats: QueueStats, messages: list[Message]) -> str:
         f" · delivered {stats.counters['delivered']}</p>"
     )
     rows = "".join(
-        f"<tr><td><code>{escape(m.key)}</code></td><td class=num>{m.count}</td><td><pre>{escape(m.value)}</pre></td></tr>"
+        f"<tr><td><code>{escape(m.key)}</code></td><td class=num>{m.count}</td>"
+        f"<td><pre>{escape(m.value)}</pre></td></tr>"
         for m in messages
     )
     if not rows:
