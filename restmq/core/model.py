@@ -100,3 +100,24 @@ class QueueStats:
             "max_deliveries": self.settings.max_deliveries,
             **self.counters,
         }
+
+
+class StreamStatus(StrEnum):
+    OK = "ok"
+    STOPPED = "stop"
+    POLICY = "policy"  # the queue's policy is not the one the caller dispatches for
+    NO_CONSUMERS = "none"
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResult:
+    status: StreamStatus
+    count: int  # messages taken or assigned (and published to every server process)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    key: str
+    value: str
+    count: int
+    at_ms: int  # when it was broadcast (server clock)

@@ -13,6 +13,7 @@ from typing import Protocol
 
 from restmq.core.model import (
     AddResult,
+    HistoryEntry,
     Message,
     PopMode,
     PopResult,
@@ -20,6 +21,7 @@ from restmq.core.model import (
     QueueStats,
     SettleAction,
     SettleResult,
+    StreamResult,
 )
 
 # Called for every event published on a subscribed queue: (queue, event). Events: "add", "purge",
@@ -92,6 +94,27 @@ class Store(Protocol):
 
     async def reap(self, limit: int = 100) -> int:
         """Run due timers (delays, expired leases, ttl) of up to `limit` queues; returns messages moved."""
+        ...
+
+    async def broadcast(self, queue: str, limit: int, history: int) -> StreamResult:
+        """Take up to `limit` messages of a broadcast queue and publish them to every subscribed
+        process as one event "b<JSON list of {key,value,count}>"; keep the newest `history` of them."""
+        ...
+
+    async def assign(self, queue: str, limit: int, inflight_ms: int) -> StreamResult:
+        """Lease up to `limit` messages of a roundrobin queue to its registered consumers in rotation
+        and publish one event "r<JSON list of {to,key,value,count}>". A consumer id ending in
+        "/<ms>" leases for that long; others for `inflight_ms`."""
+        ...
+
+    async def touch_consumers(self, queue: str, ids: Sequence[str], ttl_ms: int) -> int:
+        """Register or refresh streaming consumers; returns the live count over all processes."""
+        ...
+
+    async def drop_consumers(self, queue: str, ids: Sequence[str]) -> None: ...
+
+    async def history(self, queue: str, limit: int) -> list[HistoryEntry]:
+        """The newest broadcast deliveries, newest first."""
         ...
 
     async def publish(self, queue: str, payload: str) -> None:

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, cast
 
+import orjson
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -19,6 +20,7 @@ from redis.backoff import NoBackoff
 from restmq.core.model import (
     AddResult,
     FlowStatus,
+    HistoryEntry,
     Message,
     Policy,
     PopMode,
@@ -28,6 +30,8 @@ from restmq.core.model import (
     SettleAction,
     SettleOutcome,
     SettleResult,
+    StreamResult,
+    StreamStatus,
 )
 from restmq.errors import InvalidParameter
 from restmq.storage import keys
@@ -152,7 +156,7 @@ class RedisStore:
 
     async def purge(self, queue: str) -> int:
         qk = keys.queue_keys(queue)
-        removed = int(await self._run("purge", [*qk.message_keys, qk.consumers], [qk.channel]))
+        removed = int(await self._run("purge", [*qk.message_keys, qk.history], [qk.channel]))
         await self._index(unlisted=[queue])
         return removed
 
@@ -236,6 +240,43 @@ class RedisStore:
                     await self.client.sadd(keys.QUEUES, dead_name)
                 await self.scripts.run("timer_cas", [keys.TIMERS], [queue, int(seen), next_due])
         return moved
+
+    # -- streaming ----------------------------------------------------------------------------
+
+    async def broadcast(self, queue: str, limit: int, history: int) -> StreamResult:
+        qk = keys.queue_keys(queue)
+        dead_keys, dead_name = _dead_args(queue)
+        status, count, dead_listed = await self._run(
+            "broadcast", [*qk.message_keys, *dead_keys, qk.history], [queue, dead_name, qk.channel, limit, history]
+        )
+        if dead_listed:
+            await self._index(listed=[dead_name])
+        return StreamResult(StreamStatus(status), int(count))
+
+    async def assign(self, queue: str, limit: int, inflight_ms: int) -> StreamResult:
+        qk = keys.queue_keys(queue)
+        dead_keys, dead_name = _dead_args(queue)
+        status, count, dead_listed, timer = await self._run(
+            "assign", [*qk.message_keys, *dead_keys, qk.consumers], [queue, dead_name, qk.channel, limit, inflight_ms]
+        )
+        if dead_listed or timer >= 0:
+            await self._index(listed=[dead_name] if dead_listed else (), timer=(queue, timer) if timer >= 0 else None)
+        return StreamResult(StreamStatus(status), int(count))
+
+    async def touch_consumers(self, queue: str, ids: Sequence[str], ttl_ms: int) -> int:
+        return int(await self._run("presence", [keys.queue_keys(queue).consumers], [ttl_ms, "add", *ids]))
+
+    async def drop_consumers(self, queue: str, ids: Sequence[str]) -> None:
+        await self._run("presence", [keys.queue_keys(queue).consumers], [0, "remove", *ids])
+
+    async def history(self, queue: str, limit: int) -> list[HistoryEntry]:
+        with backend_errors(self.name):
+            raw = cast(list[str], await self.client.lrange(keys.queue_keys(queue).history, 0, limit - 1))
+        entries = []
+        for item in raw:
+            data = orjson.loads(item)
+            entries.append(HistoryEntry(data["key"], data["value"], int(data["count"]), int(data["t"])))
+        return entries
 
     # -- events -------------------------------------------------------------------------------
 

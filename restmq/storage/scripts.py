@@ -23,7 +23,20 @@ def source(name: str) -> str:
 class Scripts:
     """The project's scripts registered on one client (redis-py handles NOSCRIPT reloads)."""
 
-    NAMES = ("add", "pop", "settle", "delete", "purge", "reap", "stats", "peek_recent", "timer_cas")
+    NAMES = (
+        "add",
+        "pop",
+        "settle",
+        "delete",
+        "purge",
+        "reap",
+        "stats",
+        "peek_recent",
+        "timer_cas",
+        "broadcast",
+        "assign",
+        "presence",
+    )
 
     def __init__(self, client: Client) -> None:
         self._scripts: dict[str, AsyncScript] = {name: client.register_script(source(name)) for name in self.NAMES}

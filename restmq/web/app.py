@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from restmq.config import Settings
+from restmq.core.dispatch import Streams
 from restmq.core.service import QueueService
 from restmq.errors import BackendUnavailable, RestMQError
 from restmq.storage.base import Store
@@ -51,11 +52,14 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         store = make_store()
         service = QueueService(store, settings.limits)
         app.state.service = service
+        app.state.streams = streams = Streams(store, service.waiters)
+        streams.start()
         app.state.settings = settings
         reaper = asyncio.create_task(run_reaper(store, settings.reaper_interval), name="restmq-reaper")
         try:
             yield
         finally:
+            await streams.close()
             reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
-from restmq.web import ops, rest
+from restmq.web import ops, rest, streams
 
 routes = [
     Route("/", rest.index_get, methods=["GET"]),
@@ -24,6 +24,9 @@ routes = [
     Route("/stats/", rest.stats_all, methods=["GET"]),
     Route("/stats/{queue}", rest.stats_queue, methods=["GET"]),
     Route("/j/{queue}", rest.jobs_page, methods=["GET"]),
+    Route("/c/{queue}", streams.comet, methods=["GET"]),
+    Route("/sse/{queue}", streams.server_sent_events, methods=["GET"]),
+    WebSocketRoute("/ws/{queue}", streams.websocket),
     Route("/health", ops.health, methods=["GET"]),
     Route("/ready", ops.ready, methods=["GET"]),
 ]

@@ -1,9 +1,9 @@
 -- purge: remove every message of a queue and unlist it; settings (policy, status, counters) stay.
--- KEYS[1..9] the queue's message keys, KEYS[10] its consumers key
+-- KEYS[1..9] the queue's message keys, KEYS[10] its broadcast history
 -- ARGV[1] event channel
 -- Reply: the number of messages removed.
 local removed = redis.call('HLEN', K_MSGS)
-redis.call('DEL', K_MSGS, K_READY, K_DELAYED, K_LEASED, K_COUNTS, K_PRIO, K_EXPIRES, K_ORIGIN)
+redis.call('DEL', K_MSGS, K_READY, K_DELAYED, K_LEASED, K_COUNTS, K_PRIO, K_EXPIRES, K_ORIGIN, KEYS[10])
 redis.call('HDEL', K_META, 'listed')
 redis.call('SPUBLISH', ARGV[1], 'purge')
 return removed

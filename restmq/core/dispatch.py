@@ -1,0 +1,315 @@
+"""Streaming delivery (COMET, SSE, WebSocket) that holds across server processes.
+
+Each process keeps one QueueDispatcher per queue that has local streaming consumers. The
+dispatcher takes messages with one atomic backend call that also publishes them on the queue's
+event channel; every process, this one included, delivers from that event to its own consumers:
+
+- broadcast: `Store.broadcast` takes messages and publishes them once; every process writes each
+  message to all of its consumers of the queue, in order.
+- roundrobin: `Store.assign` leases each message to one registered consumer, rotating over the
+  consumers of every process, and publishes the assignments; the owning process writes the message
+  and then acks it (or, in lease mode, the client acks it). A message whose process dies before
+  the ack comes back when its lease runs out.
+
+A consumer has a bounded mailbox; when it is full the consumer is disconnected, so one slow
+reader never stalls the others. See docs/ARCHITECTURE.md for the timelines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from restmq.core.model import HistoryEntry, Policy, SettleAction, SettleOutcome, StreamStatus
+from restmq.core.names import parse_message_key
+from restmq.core.waiters import Waiters
+from restmq.errors import BackendUnavailable
+from restmq.storage.base import Store
+
+log = logging.getLogger("restmq.dispatch")
+
+BATCH = 100
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    buffer: int = 1000  # messages queued per connection before it counts as too slow
+    presence_ttl: float = 15.0  # seconds a consumer stays registered without a heartbeat
+    inflight: float = 10.0  # seconds a roundrobin message may be in flight before it returns
+    history: int = 1000  # broadcast deliveries kept per queue for SSE resume
+    history_age: float = 300.0  # seconds they are kept
+    heartbeat: float = 15.0  # seconds between SSE heartbeats / WebSocket pings
+    safety_poll: float = 5.0  # seconds between dispatch attempts when no event arrives
+
+
+@dataclass
+class Delivery:
+    """One message on its way to streaming consumers; transports cache their encodings here."""
+
+    key: str
+    value: str
+    count: int
+    lease: bool = False  # roundrobin lease mode: the client must ack
+    encoded: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return int(self.key.rsplit(":", 1)[1])
+
+
+class Consumer:
+    """One streaming connection's mailbox."""
+
+    def __init__(self, queue: str, consumer_id: str, lease_ms: int, buffer: int) -> None:
+        self.queue = queue
+        self.id = consumer_id
+        self.lease_ms = lease_ms
+        self.closed: str | None = None
+        self.inflight: dict[int, int] = {}  # roundrobin n -> delivery count, until written/acked
+        self._mailbox: asyncio.Queue[Delivery | None] = asyncio.Queue(buffer)
+
+    def offer(self, delivery: Delivery) -> bool:
+        if self.closed is not None:
+            return False
+        try:
+            self._mailbox.put_nowait(delivery)
+        except asyncio.QueueFull:
+            self.close(f"too slow: {self._mailbox.maxsize} messages waiting to be written")
+            return False
+        return True
+
+    def close(self, reason: str) -> None:
+        if self.closed is not None:
+            return
+        self.closed = reason
+        while True:  # make room for the end marker; unwritten roundrobin messages are released
+            try:
+                self._mailbox.put_nowait(None)
+                return
+            except asyncio.QueueFull:
+                self._mailbox.get_nowait()
+
+    async def next(self, timeout: float) -> Delivery | None | bool:
+        """The next delivery; None once closed; False when `timeout` passes with nothing to send."""
+        try:
+            return await asyncio.wait_for(self._mailbox.get(), timeout)
+        except TimeoutError:
+            return False
+
+
+class QueueDispatcher:
+    def __init__(self, streams: Streams, queue: str) -> None:
+        self.streams = streams
+        self.queue = queue
+        self.consumers: dict[str, Consumer] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"restmq-dispatch-{self.queue}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def on_event(self, event: str) -> None:
+        kind = event[:1]
+        if kind == "b":
+            deliveries = [Delivery(m["key"], m["value"], m["count"]) for m in orjson.loads(event[1:])]
+            for consumer in list(self.consumers.values()):
+                for delivery in deliveries:
+                    if not consumer.offer(delivery):
+                        break
+        elif kind == "r":
+            self._on_assignments(orjson.loads(event[1:]))
+        elif event == "purge":
+            for consumer in list(self.consumers.values()):
+                consumer.close("queue deleted")
+        else:  # add, settings, reconnect: something may be deliverable now
+            self._wake.set()
+
+    def _on_assignments(self, assignments: list[dict[str, Any]]) -> None:
+        mine = self.streams.node_id + "/"
+        for item in assignments:
+            to = item["to"]
+            if not to.startswith(mine):
+                continue
+            consumer = self.consumers.get(to)
+            delivery = Delivery(item["key"], item["value"], item["count"], lease=not to.endswith("/0"))
+            if consumer is not None and consumer.closed is None:
+                consumer.inflight[delivery.n] = delivery.count
+                if consumer.offer(delivery):
+                    continue
+            self.streams.settle_later(self.queue, SettleAction.RELEASE, delivery.n, delivery.count)
+
+    async def _run(self) -> None:
+        store, config = self.streams.store, self.streams.config
+        policy = Policy.BROADCAST
+        while True:
+            self._wake.clear()
+            try:
+                if policy is Policy.BROADCAST:
+                    result = await store.broadcast(self.queue, BATCH, config.history)
+                else:
+                    result = await store.assign(self.queue, BATCH, round(config.inflight * 1000))
+            except BackendUnavailable as exc:
+                log.warning("dispatch %s: %s", self.queue, exc.message)
+                await self._sleep(1.0)
+                continue
+            except Exception:
+                log.exception("dispatch %s failed", self.queue)
+                await self._sleep(1.0)
+                continue
+            if result.status is StreamStatus.POLICY:
+                policy = Policy.ROUNDROBIN if policy is Policy.BROADCAST else Policy.BROADCAST
+                continue
+            if result.status is StreamStatus.OK and result.count >= BATCH:
+                await asyncio.sleep(0)  # more backlog: go on, but let the loop breathe
+                continue
+            await self._sleep(config.safety_poll)
+
+    async def _sleep(self, timeout: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+
+class Streams:
+    """This process's streaming consumers, their dispatchers, presence and acks."""
+
+    def __init__(self, store: Store, waiters: Waiters, config: StreamConfig | None = None) -> None:
+        self.store = store
+        self.waiters = waiters
+        self.config = config or StreamConfig()
+        self.node_id = os.urandom(6).hex()
+        self._dispatchers: dict[str, QueueDispatcher] = {}
+        self._next_id = 0
+        self._background: set[asyncio.Task[Any]] = set()
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    def start(self) -> None:
+        self._heartbeat = asyncio.create_task(self._keep_alive(), name="restmq-presence")
+
+    async def close(self, reason: str = "server shutting down") -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        for dispatcher in list(self._dispatchers.values()):
+            for consumer in list(dispatcher.consumers.values()):
+                consumer.close(reason)
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=5)
+        for dispatcher in list(self._dispatchers.values()):
+            await dispatcher.stop()
+        self._dispatchers.clear()
+
+    def consumer_count(self, queue: str | None = None) -> int:
+        if queue is not None:
+            dispatcher = self._dispatchers.get(queue)
+            return len(dispatcher.consumers) if dispatcher else 0
+        return sum(len(d.consumers) for d in self._dispatchers.values())
+
+    async def connect(self, queue: str, lease: float = 0.0) -> Consumer:
+        """Register a streaming consumer: subscribed first, then visible to the rotation, then fed."""
+        self._next_id += 1
+        lease_ms = round(lease * 1000)
+        consumer = Consumer(queue, f"{self.node_id}/{self._next_id}/{lease_ms}", lease_ms, self.config.buffer)
+        async with self._lock:
+            dispatcher = self._dispatchers.get(queue)
+            if dispatcher is None:
+                dispatcher = QueueDispatcher(self, queue)
+                self._dispatchers[queue] = dispatcher
+                await self.waiters.add(queue, dispatcher.on_event)
+                dispatcher.start()
+            dispatcher.consumers[consumer.id] = consumer
+        try:
+            await self.store.touch_consumers(queue, [consumer.id], round(self.config.presence_ttl * 1000))
+        except BaseException:
+            self.disconnect(consumer)
+            raise
+        dispatcher.wake()
+        return consumer
+
+    def disconnect(self, consumer: Consumer) -> None:
+        """Forget a consumer; its unacked roundrobin messages go back to the queue. Never blocks, so
+        it is safe in a cancelled handler."""
+        consumer.close(consumer.closed or "disconnected")
+        dispatcher = self._dispatchers.get(consumer.queue)
+        if dispatcher is not None and dispatcher.consumers.pop(consumer.id, None) is not None:
+            self._spawn(self._cleanup(dispatcher, consumer))
+
+    async def _cleanup(self, dispatcher: QueueDispatcher, consumer: Consumer) -> None:
+        for n, count in list(consumer.inflight.items()):
+            await self._settle(consumer.queue, SettleAction.RELEASE, n, count)
+        consumer.inflight.clear()
+        with contextlib.suppress(BackendUnavailable):
+            await self.store.drop_consumers(consumer.queue, [consumer.id])
+        async with self._lock:
+            if not dispatcher.consumers and self._dispatchers.get(consumer.queue) is dispatcher:
+                del self._dispatchers[consumer.queue]
+                self.waiters.remove(consumer.queue, dispatcher.on_event)
+                await dispatcher.stop()
+
+    def written(self, consumer: Consumer, delivery: Delivery) -> None:
+        """A transport wrote `delivery`: a roundrobin message without a client lease is done."""
+        if not delivery.lease and consumer.inflight.pop(delivery.n, None) is not None:
+            self.settle_later(consumer.queue, SettleAction.ACK, delivery.n, delivery.count)
+
+    def acked(self, consumer: Consumer, key: str) -> None:
+        """The client settled `key` itself (WebSocket ack/release frame)."""
+        n = parse_message_key(consumer.queue, key)
+        if n is not None:
+            consumer.inflight.pop(n, None)
+
+    def settle_later(self, queue: str, action: SettleAction, n: int, count: int) -> None:
+        self._spawn(self._settle(queue, action, n, count))
+
+    async def _settle(self, queue: str, action: SettleAction, n: int, count: int) -> None:
+        try:
+            result = await self.store.settle(queue, action, n, expected_count=count)
+        except BackendUnavailable as exc:  # the lease runs out and the message comes back anyway
+            log.warning("%s %s:%d failed: %s", action.value, queue, n, exc.message)
+            return
+        if result.outcome is not SettleOutcome.OK and action is SettleAction.ACK:
+            log.info("ack of streamed %s:%d: %s", queue, n, result.outcome.value)
+
+    async def replay(self, queue: str, last_event_id: str) -> tuple[list[HistoryEntry], bool]:
+        """Broadcast history after `last_event_id`, oldest first, and whether the history still
+        reached back to it (False means messages may have been missed)."""
+        entries = await self.store.history(queue, self.config.history)
+        oldest = time.time() * 1000 - self.config.history_age * 1000
+        entries = [e for e in entries if e.at_ms >= oldest]
+        for index, entry in enumerate(entries):
+            if entry.key == last_event_id:
+                return list(reversed(entries[:index])), True
+        return list(reversed(entries)), False
+
+    async def _keep_alive(self) -> None:
+        ttl_ms = round(self.config.presence_ttl * 1000)
+        while True:
+            await asyncio.sleep(self.config.presence_ttl / 3)
+            for queue, dispatcher in list(self._dispatchers.items()):
+                ids = list(dispatcher.consumers)
+                if not ids:
+                    continue
+                try:
+                    await self.store.touch_consumers(queue, ids, ttl_ms)
+                except BackendUnavailable as exc:
+                    log.warning("presence of %s: %s", queue, exc.message)
+                dispatcher.wake()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

@@ -1,0 +1,60 @@
+-- assign: hand up to MAX messages of a roundrobin queue to its live streaming consumers, rotating
+-- over all consumers of all server processes, and publish the assignments.
+-- KEYS[1..9] the queue's message keys, KEYS[10..18] its dead-letter queue's (or the same nine again),
+-- KEYS[19] its consumers zset (member "<node>/<conn>/<lease ms or 0>", score = presence deadline)
+-- ARGV[1] queue name  ARGV[2] dead-letter queue name or ''  ARGV[3] event channel  ARGV[4] max
+-- ARGV[5] in-flight ms for consumers without a lease
+-- Reply: {status ('ok' | 'stop' | 'policy' | 'none'), assigned, dead listed, timer deadline or -1}
+-- Each assigned message is leased until its consumer's process writes it (then acks it) or, in lease
+-- mode, until the client acks it; if that process dies, the lease expires and the message returns.
+local queue, dead_name, channel = ARGV[1], ARGV[2], ARGV[3]
+local want, inflight = tonumber(ARGV[4]), tonumber(ARGV[5])
+local now = now_ms()
+local kept = housekeep(queue, dead_name, now)
+if redis.call('HGET', K_META, 'status') == 'stop' then return {'stop', 0, kept[2], -1} end
+if redis.call('HGET', K_META, 'policy') ~= 'roundrobin' then return {'policy', 0, kept[2], -1} end
+
+redis.call('ZREMRANGEBYSCORE', KEYS[19], '-inf', now)
+local consumers = redis.call('ZRANGE', KEYS[19], 0, -1)
+if #consumers == 0 then return {'none', 0, kept[2], -1} end
+table.sort(consumers)
+
+-- Start after the consumer served last, wrapping around.
+local cursor = redis.call('HGET', K_META, 'rr') or ''
+local next_i = 1
+for i, id in ipairs(consumers) do
+  if id > cursor then next_i = i break end
+end
+
+local before = next_deadline()
+local out = {}
+local budget = want + 1000
+while #out < want and budget > 0 do
+  budget = budget - 1
+  local n = redis.call('ZPOPMIN', K_READY)[1]
+  if not n then break end
+  local expires = redis.call('ZSCORE', K_EXPIRES, n)
+  local value = redis.call('HGET', K_MSGS, n)
+  if (expires and tonumber(expires) <= now) or not value then
+    forget(n)
+    redis.call('HINCRBY', K_META, 'expired', 1)
+  else
+    local to = consumers[next_i]
+    next_i = next_i % #consumers + 1
+    local lease = tonumber(string.match(to, '/(%d+)$') or '0')
+    if lease <= 0 then lease = inflight end
+    local count = redis.call('HINCRBY', K_COUNTS, n, 1)
+    redis.call('ZADD', K_LEASED, now + lease, n)
+    out[#out + 1] = {to = to, key = queue .. ':' .. n, value = value, count = count}
+    cursor = to
+  end
+end
+local timer = -1
+if #out > 0 then
+  redis.call('HSET', K_META, 'rr', cursor)
+  redis.call('HINCRBY', K_META, 'delivered', #out)
+  redis.call('SPUBLISH', channel, 'r' .. cjson.encode(out))
+  local after = next_deadline()
+  if before < 0 or after < before then timer = after end
+end
+return {'ok', #out, kept[2], timer}

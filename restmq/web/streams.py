@@ -1,0 +1,170 @@
+"""Streaming transports: COMET (/c), Server-Sent Events (/sse, or /c with Accept: text/event-stream)
+and WebSocket (/ws). Each connection is one Consumer of the process's Streams."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from restmq.core import protocol
+from restmq.core.dispatch import Consumer, Delivery, Streams
+from restmq.core.names import check_queue_name
+from restmq.errors import BadRequest, RestMQError
+from restmq.web import sse
+from restmq.web.http import number
+
+log = logging.getLogger("restmq.streams")
+
+STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
+SSE_RETRY_MS = 3000
+
+
+def streams_of(app: object) -> Streams:
+    streams: Streams = app.state.streams  # type: ignore[attr-defined]
+    return streams
+
+
+def _lease(source: object) -> float:
+    lease = number(source, "lease")
+    if lease < 0 or lease > 12 * 3600:
+        raise BadRequest("lease must be from 0 to 43200 seconds", code="PARAMETER_INVALID")
+    return lease
+
+
+async def _deliveries(streams: Streams, consumer: Consumer) -> AsyncIterator[Delivery | None]:
+    """Deliveries of `consumer`, with None for each heartbeat interval that passes quietly."""
+    while True:
+        item = await consumer.next(streams.config.heartbeat)
+        if item is False:
+            yield None
+            continue
+        if item is None or item is True:
+            if consumer.closed:
+                log.info("stream %s of %s closed: %s", consumer.id, consumer.queue, consumer.closed)
+            return
+        yield item
+
+
+async def comet(request: Request) -> Response:
+    """GET /c/<queue>: one JSON object per line, kept open (SSE when the client asks for it)."""
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return await server_sent_events(request)
+    queue = check_queue_name(request.path_params["queue"])
+    callback = request.query_params.get("callback")
+    streams = streams_of(request.app)
+    consumer = await streams.connect(queue, _lease(request.query_params))
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for delivery in _deliveries(streams, consumer):
+                if delivery is not None:
+                    yield sse.comet_line(delivery, callback)
+                    streams.written(consumer, delivery)
+        finally:
+            streams.disconnect(consumer)
+
+    media = "application/javascript" if callback else "application/x-ndjson"
+    return StreamingResponse(body(), media_type=media, headers=STREAM_HEADERS)
+
+
+async def server_sent_events(request: Request) -> Response:
+    """GET /sse/<queue>: SSE with ids, heartbeats and Last-Event-ID replay of broadcast history."""
+    queue = check_queue_name(request.path_params["queue"])
+    streams = streams_of(request.app)
+    last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    consumer = await streams.connect(queue, _lease(request.query_params))
+    try:
+        replay, reached = await streams.replay(queue, last_id) if last_id else ([], True)
+    except BaseException:
+        streams.disconnect(consumer)
+        raise
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            yield sse.sse_retry(SSE_RETRY_MS)
+            if not reached:
+                oldest = replay[0].key if replay else None
+                yield sse.sse_named("gap", {"last_event_id": last_id, "oldest": oldest})
+            replayed = {entry.key for entry in replay}
+            for entry in replay:
+                yield sse.sse_history_event(entry)
+            async for delivery in _deliveries(streams, consumer):
+                if delivery is None:
+                    yield sse.SSE_HEARTBEAT
+                elif delivery.key not in replayed:
+                    yield sse.sse_event(delivery)
+                    streams.written(consumer, delivery)
+        finally:
+            streams.disconnect(consumer)
+
+    return StreamingResponse(body(), media_type="text/event-stream", headers=STREAM_HEADERS)
+
+
+async def websocket(ws: WebSocket) -> None:
+    """GET /ws/<queue>: messages as JSON text frames; client frames are JSON-protocol commands."""
+    try:
+        queue = check_queue_name(ws.path_params["queue"])
+        lease = _lease(ws.query_params)
+    except RestMQError as exc:
+        await ws.close(code=1008, reason=exc.message[:120])
+        return
+    streams = streams_of(ws.app)
+    await ws.accept()
+    consumer = await streams.connect(queue, lease)
+    send_lock = asyncio.Lock()
+
+    async def send(text: str) -> None:
+        async with send_lock:
+            await ws.send_text(text)
+
+    async def pump() -> None:
+        async for delivery in _deliveries(streams, consumer):
+            if delivery is not None:
+                await send(sse.ws_text(delivery))
+                streams.written(consumer, delivery)
+
+    async def listen() -> None:
+        service = ws.app.state.service
+        while True:
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text") or message.get("bytes") or b""
+            reply = await _command(service, streams, consumer, queue, raw)
+            await send(orjson.dumps(reply).decode())
+
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(listen())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task.exception() is not None and not isinstance(task.exception(), WebSocketDisconnect):
+                log.warning("websocket %s: %s", consumer.id, task.exception())
+    finally:
+        for task in tasks:
+            task.cancel()
+        streams.disconnect(consumer)
+        with contextlib.suppress(Exception):
+            await ws.close(code=1000, reason=(consumer.closed or "bye")[:120])
+
+
+async def _command(service: object, streams: Streams, consumer: Consumer, queue: str, raw: str | bytes) -> object:
+    """Run one client frame; errors become error frames and the connection stays usable."""
+    try:
+        command = protocol.parse_command(raw)
+        command.setdefault("queue", queue)
+        reply = await protocol.execute(service, command)  # type: ignore[arg-type]
+        if command.get("cmd") in ("ack", "release"):
+            streams.acked(consumer, str(command.get("key")))
+        return reply
+    except RestMQError as exc:
+        return exc.to_dict()
+    except Exception:
+        log.exception("websocket command failed")
+        return {"error": "internal error", "code": "INTERNAL"}
