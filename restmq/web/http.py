@@ -17,11 +17,11 @@ JSON = "application/json"
 
 def render(request: Request, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """JSON, or JSONP `name(<json>);` when the request carries a valid callback= parameter."""
-    body = orjson.dumps(data)
+    body = orjson.dumps(data, option=orjson.OPT_APPEND_NEWLINE)
     callback = request.query_params.get("callback")
     if callback is not None:
         check_callback(callback)
-        return Response(b"%s(%s);" % (callback.encode(), body), status, headers, "application/javascript")
+        return Response(b"%s(%s);\n" % (callback.encode(), body[:-1]), status, headers, "application/javascript")
     return Response(body, status, headers, JSON)
 
 
