@@ -85,7 +85,7 @@ class QueueStats:
     dead: int  # waiting in <queue>:dead
     consumers: int  # streaming consumers, all server processes
     settings: QueueSettings
-    counters: dict[str, int]  # added, delivered, acked, redelivered, expired, dead
+    counters: dict[str, int]  # added, delivered, acked, redelivered, expired, dead_lettered
 
     def to_dict(self) -> dict[str, object]:
         return {

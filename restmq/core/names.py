@@ -30,7 +30,8 @@ def parse_message_key(queue: str, key: str) -> int | None:
     if not key.startswith(prefix):
         return None
     tail = key[len(prefix) :]
-    if not tail.isdigit() or len(tail) > 18:
+    # ASCII digits only (str.isdigit also accepts "²" and other scripts' digits), no leading zero: the exact keys we issue.
+    if not (tail.isascii() and tail.isdigit()) or len(tail) > 18 or tail.startswith("0"):
         return None
     n = int(tail)
     return n if n > 0 else None

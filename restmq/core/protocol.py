@@ -55,12 +55,15 @@ async def execute(service: QueueService, command: dict[str, Any]) -> dict[str, A
     queue = _text(command, "queue")
     if cmd == "add":
         value = _field(command, "value")
+        idempotency_key = command.get("id")
+        if idempotency_key is not None and not isinstance(idempotency_key, str):
+            raise InvalidParameter("field 'id' (idempotency key) must be a string")
         text = value if isinstance(value, str) else orjson.dumps(value).decode()
         options = AddOptions(
             priority=int(_number(command, "priority")),
             delay=_number(command, "delay"),
             ttl=_number(command, "ttl"),
-            idempotency_key=command.get("id"),
+            idempotency_key=idempotency_key,
         )
         result = await service.add(queue, [text], options)
         return {"queue": queue, "value": value, "key": result.keys(queue)[0]}

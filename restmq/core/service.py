@@ -27,6 +27,8 @@ from restmq.storage.base import Store
 
 log = logging.getLogger("restmq.service")
 
+DEAD_SUFFIX = ":dead"
+
 
 @dataclass(frozen=True, slots=True)
 class AddOptions:
@@ -96,12 +98,16 @@ class QueueService:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         async with self.waiters.watch(queue) as signal:
+            # Safety net: an add can slip in before this process's subscription is live (its first
+            # SSUBSCRIBE is sent in the background), so re-check on a backoff instead of trusting events alone.
+            recheck = 0.05
             while True:
                 result = await self.store.pop(queue, mode, count, lease_ms)
                 remaining = deadline - loop.time()
                 if result.messages or remaining <= 0:
                     return result
-                await signal.wait(remaining)
+                await signal.wait(min(remaining, recheck))
+                recheck = min(recheck * 2, 2.0)
 
     async def settle(
         self, queue: str, key: str, action: SettleAction, *, expected_count: int | None = None, seconds: float = 0.0
@@ -125,6 +131,16 @@ class QueueService:
 
     async def delete_message(self, queue: str, key: str) -> bool:
         return await self.store.delete(queue, self.message_number(queue, key))
+
+    async def redrive(self, dead_queue: str) -> int:
+        """Move every waiting dead letter of `<queue>:dead` back to `<queue>`; returns how many."""
+        check_queue_name(dead_queue)
+        if not dead_queue.endswith(DEAD_SUFFIX) or len(dead_queue) == len(DEAD_SUFFIX):
+            raise InvalidParameter(f"only dead-letter queues (<queue>{DEAD_SUFFIX}) can be redriven")
+        total = 0
+        while moved := await self.store.redrive(dead_queue):
+            total += moved
+        return total
 
     async def purge(self, queue: str) -> int:
         check_queue_name(queue)

@@ -67,6 +67,10 @@ class Store(Protocol):
         Returns how many messages were removed."""
         ...
 
+    async def redrive(self, dead_queue: str, limit: int = 10_000) -> int:
+        """Move up to `limit` waiting messages of `<queue>:dead` back to `<queue>` as new messages."""
+        ...
+
     async def settings(self, queue: str) -> QueueSettings: ...
 
     async def update_settings(

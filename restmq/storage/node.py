@@ -42,7 +42,15 @@ from restmq.storage.scripts import Client, Scripts
 
 log = logging.getLogger("restmq.storage")
 
-COUNTERS = ("added", "delivered", "acked", "redelivered", "expired", "dead")
+# meta hash field -> statistics name
+COUNTERS = {
+    "added": "added",
+    "delivered": "delivered",
+    "acked": "acked",
+    "redelivered": "redelivered",
+    "expired": "expired",
+    "dead": "dead_lettered",
+}
 
 
 def connect(url: str, *, max_connections: int = 200) -> Redis:
@@ -159,6 +167,14 @@ class RedisStore:
         removed = int(await self._run("purge", [*qk.message_keys, qk.history], [qk.channel]))
         await self._index(unlisted=[queue])
         return removed
+
+    async def redrive(self, dead_queue: str, limit: int = 10_000) -> int:
+        target = keys.hash_tag(dead_queue)
+        dk, tk = keys.queue_keys(dead_queue), keys.queue_keys(target)
+        moved, listed = await self._run("redrive", [*dk.message_keys, *tk.message_keys], [tk.channel, limit])
+        if listed:
+            await self._index(listed=[target])
+        return int(moved)
 
     async def recent(self, queue: str, limit: int) -> list[Message]:
         reply = await self._run("peek_recent", keys.queue_keys(queue).message_keys, [limit])
@@ -306,5 +322,5 @@ def _stats(queue: str, reply: list[Any]) -> QueueStats:
     ready, delayed, leased, consumers, dead, meta_flat = reply
     meta = dict(zip(meta_flat[::2], meta_flat[1::2], strict=True))
     settings = _settings([meta.get("policy"), meta.get("status"), meta.get("max_deliveries")])
-    counters = {name: int(meta.get(name, 0)) for name in COUNTERS}
+    counters = {name: int(meta.get(field, 0)) for field, name in COUNTERS.items()}
     return QueueStats(queue, ready, delayed, leased, dead, consumers, settings, counters)

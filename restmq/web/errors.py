@@ -17,7 +17,9 @@ log = logging.getLogger("restmq.web")
 
 def error_response(exc: RestMQError) -> Response:
     headers = {"Retry-After": "1"} if isinstance(exc, BackendUnavailable) else None
-    return Response(orjson.dumps(exc.to_dict(), option=orjson.OPT_APPEND_NEWLINE), exc.status, headers, "application/json")
+    return Response(
+        orjson.dumps(exc.to_dict(), option=orjson.OPT_APPEND_NEWLINE), exc.status, headers, "application/json"
+    )
 
 
 async def restmq_error(request: Request, exc: Exception) -> Response:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
+from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -61,10 +63,17 @@ def decode_text(raw: bytes, what: str = "body") -> str:
 async def read_form(request: Request, limit: int) -> dict[str, str]:
     """Form fields from an urlencoded or multipart body (first value of each name wins)."""
     if media_type(request) == "multipart/form-data":
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
-        form = await request.form(max_files=0, max_fields=100, max_part_size=limit)
+        raw = await read_body(request, limit)  # the whole body counts, chunked or not
+
+        async def body() -> AsyncGenerator[bytes, None]:
+            yield raw
+
+        try:
+            form = await MultiPartParser(
+                request.headers, body(), max_files=0, max_fields=100, max_part_size=limit
+            ).parse()
+        except MultiPartException as exc:
+            raise InvalidValue(f"malformed multipart body: {exc.message}") from exc
         fields: dict[str, str] = {}
         for name, value in form.multi_items():
             if isinstance(value, str):

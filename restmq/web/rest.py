@@ -10,6 +10,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from restmq.core import protocol
 from restmq.core.model import Message, PopMode, PopResult, SettleAction
+from restmq.core.names import check_callback
 from restmq.core.service import AddOptions, QueueService
 from restmq.errors import InvalidJSON, InvalidParameter, MissingField, NotFound
 from restmq.web import pages
@@ -28,6 +29,11 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 def service_of(request: Request) -> QueueService:
+    # Every handler asks for the service before acting: refuse a bad JSONP callback here too, so that a rejected
+    # request never consumes or adds a message (CallbackGuard only sees a literal "callback=" in the query string).
+    callback = request.query_params.get("callback")
+    if callback is not None:
+        check_callback(callback)
     service: QueueService = request.app.state.service
     return service
 
@@ -122,6 +128,13 @@ async def get_message(request: Request) -> Response:
     if not result.messages:
         return Response(status_code=204, headers=_stopped_headers(result))
     return render(request, _message(result.messages[0]), headers=NO_STORE)
+
+
+async def redrive(request: Request) -> Response:
+    """POST /q/<queue>:dead/redrive: move dead letters back to <queue>."""
+    queue = request.path_params["queue"]
+    moved = await service_of(request).redrive(queue)
+    return render(request, {"queue": queue, "target": queue.removesuffix(":dead"), "moved": moved})
 
 
 async def purge_queue(request: Request) -> Response:

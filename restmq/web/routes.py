@@ -16,6 +16,7 @@ routes = [
     Route("/q/{queue}", rest.add_message, methods=["POST"]),
     Route("/q/{queue}", rest.purge_queue, methods=["DELETE"]),
     Route("/q/{queue}/{key}", rest.ack_message, methods=["DELETE"]),
+    Route("/q/{queue}/redrive", rest.redrive, methods=["POST"]),
     Route("/q/{queue}/{key}/release", rest.release_message, methods=["POST"]),
     Route("/q/{queue}/{key}/extend", rest.extend_message, methods=["POST"]),
     Route("/p/{queue}", rest.policy, methods=["GET", "POST"]),

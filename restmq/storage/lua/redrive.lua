@@ -1,0 +1,29 @@
+-- redrive: move up to LIMIT waiting dead letters back to the tail of their original queue, as new
+-- messages with a fresh delivery count (keeping their priority).
+-- KEYS[1..9] the dead-letter queue's message keys, KEYS[10..18] the original queue's
+-- ARGV[1] the original queue's event channel  ARGV[2] limit
+-- Reply: {moved, original queue newly listed (0|1)}
+local limit = tonumber(ARGV[2])
+local q_meta, q_msgs, q_ready, q_prio = KEYS[10], KEYS[11], KEYS[12], KEYS[16]
+local moved = 0
+while moved < limit do
+  local n = redis.call('ZPOPMIN', K_READY)[1]
+  if not n then break end
+  local value = redis.call('HGET', K_MSGS, n)
+  local p = priority_of(n)
+  forget(n)
+  if value then
+    local m = redis.call('HINCRBY', q_meta, 'seq', 1)
+    redis.call('HSET', q_msgs, m, value)
+    if p > 0 then redis.call('HSET', q_prio, m, p) end
+    push_tail(q_meta, q_ready, m, p)
+    moved = moved + 1
+  end
+end
+local listed = 0
+if moved > 0 then
+  redis.call('HINCRBY', q_meta, 'added', moved)
+  listed = redis.call('HSETNX', q_meta, 'listed', '1')
+  redis.call('SPUBLISH', ARGV[1], 'add')
+end
+return {moved, listed}
