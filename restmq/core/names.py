@@ -30,7 +30,8 @@ def parse_message_key(queue: str, key: str) -> int | None:
     if not key.startswith(prefix):
         return None
     tail = key[len(prefix) :]
-    # ASCII digits only (str.isdigit also accepts "²" and other scripts' digits), no leading zero: the exact keys we issue.
+    # ASCII digits only (str.isdigit also accepts "²" and other scripts' digits) and no leading zero:
+    # exactly the keys this project issues.
     if not (tail.isascii() and tail.isdigit()) or len(tail) > 18 or tail.startswith("0"):
         return None
     n = int(tail)

@@ -84,8 +84,9 @@ def _settings(values: Sequence[str | None]) -> QueueSettings:
 
 
 class RedisStore:
-    def __init__(self, client: Client, *, name: str = "redis") -> None:
+    def __init__(self, client: Client, *, name: str = "redis", key_base: int = 0) -> None:
         self.client = client
+        self.key_base = key_base  # first message number of a queue on this node (ring mode)
         self.name = name
         self.scripts = Scripts(client)
         self._token = uuid.uuid4().hex
@@ -130,7 +131,7 @@ class RedisStore:
         qk = keys.queue_keys(queue)
         idem_key = qk.idempotency(idempotency_key) if idempotency_key else qk.meta
         window = idempotency_window_ms if idempotency_key else 0
-        args = [queue, qk.channel, priority, delay_ms, ttl_ms, window, *values]
+        args = [queue, qk.channel, priority, delay_ms, ttl_ms, window, self.key_base, *values]
         first, last, listed, timer, duplicate = await self._run("add", [*qk.message_keys, idem_key], args)
         if listed or timer >= 0:
             await self._index(listed=[queue] if listed else (), timer=(queue, timer) if timer >= 0 else None)
@@ -195,24 +196,11 @@ class RedisStore:
         status: str | None = None,
         max_deliveries: int | None = None,
     ) -> QueueSettings:
-        changes: dict[str, str | int] = {}
-        if policy is not None:
-            changes["policy"] = policy
-        if status is not None:
-            changes["status"] = status
-        if max_deliveries is not None:
-            if max_deliveries < 0:
-                raise InvalidParameter("max_deliveries must be 0 or more")
-            changes["max_deliveries"] = max_deliveries
+        if max_deliveries is not None and max_deliveries < 0:
+            raise InvalidParameter("max_deliveries must be 0 or more")
         qk = keys.queue_keys(queue)
-        with backend_errors(self.name):
-            async with self.client.pipeline(transaction=True) as pipe:
-                if changes:
-                    pipe.hset(qk.meta, mapping=changes)  # type: ignore[arg-type]
-                    pipe.spublish(qk.channel, "settings")
-                pipe.hmget(qk.meta, ["policy", "status", "max_deliveries"])
-                replies = await pipe.execute()
-        return _settings(replies[-1])
+        args = [qk.channel, policy or "", status or "", "" if max_deliveries is None else max_deliveries]
+        return _settings(await self._run("settings", [qk.meta], args))
 
     async def list_queues(self) -> list[str]:
         with backend_errors(self.name):

@@ -18,6 +18,14 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Start a queue's key numbering at this node's base (ring mode keeps keys unique across nodes),
+-- and remember the base for the queue's dead letters.
+local function init_seq(meta, base)
+  if redis.call('HEXISTS', meta, 'seq') == 0 then
+    redis.call('HSET', meta, 'seq', base, 'base', base)
+  end
+end
+
 local function priority_of(n)
   return tonumber(redis.call('HGET', K_PRIO, n) or '0')
 end
@@ -75,6 +83,7 @@ local function dead_letter(n, queue, dead_name, now)
   redis.call('HINCRBY', K_META, 'dead', 1)
   if not value then return 0 end
   local d_meta, d_msgs, d_ready, d_origin = KEYS[10], KEYS[11], KEYS[12], KEYS[18]
+  init_seq(d_meta, redis.call('HGET', K_META, 'base') or '0')
   local m = redis.call('HINCRBY', d_meta, 'seq', 1)
   redis.call('HSET', d_msgs, m, value)
   if p > 0 then redis.call('HSET', KEYS[16], m, p) end

@@ -13,6 +13,7 @@ while moved < limit do
   local p = priority_of(n)
   forget(n)
   if value then
+    init_seq(q_meta, redis.call('HGET', K_META, 'base') or '0')
     local m = redis.call('HINCRBY', q_meta, 'seq', 1)
     redis.call('HSET', q_msgs, m, value)
     if p > 0 then redis.call('HSET', q_prio, m, p) end
