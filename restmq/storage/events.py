@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from restmq.storage.base import EventHandler
@@ -19,8 +19,16 @@ log = logging.getLogger("restmq.events")
 
 
 class EventListener:
-    def __init__(self, make_pubsub: Callable[[], Any], channel_of: Callable[[str], str], node: str) -> None:
+    def __init__(
+        self,
+        make_pubsub: Callable[[], Any],
+        channel_of: Callable[[str], str],
+        node: str,
+        read: Callable[[Any], Awaitable[Any]] | None = None,
+    ) -> None:
         self._make_pubsub = make_pubsub
+        # How to read the next message (a cluster client reads shard channels differently).
+        self._read_message = read or (lambda pubsub: pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0))
         self._channel_of = channel_of
         self._node = node
         self._queues: dict[str, str] = {}  # channel -> queue
@@ -109,7 +117,7 @@ class EventListener:
                 self._wanted.clear()
                 await self._wanted.wait()
                 continue
-            message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            message = await self._read_message(self._pubsub)
             if message is None or message.get("type") not in ("message", "smessage"):
                 continue
             queue = self._queues.get(message["channel"])

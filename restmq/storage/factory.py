@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from restmq.storage.base import Store
+from restmq.storage.cluster import ClusterStore
 from restmq.storage.node import RedisStore
+from restmq.storage.sharded import ShardedStore
 
 
 def open_store(urls: Sequence[str], cluster_url: str | None = None) -> Store:
-    """A store over one Redis/Valkey URL."""
+    """One node, a consistent-hash ring over several nodes, or a Redis Cluster."""
     if cluster_url:
-        raise ValueError("--redis-cluster is not supported by this build yet")
-    if len(urls) != 1:
-        raise ValueError("exactly one --redis URL is supported by this build")
-    return RedisStore.from_url(urls[0])
+        return ClusterStore.from_cluster_url(cluster_url)
+    if not urls:
+        raise ValueError("no backend URL given")
+    if len(urls) == 1 and "weight=" not in urls[0]:
+        return RedisStore.from_url(urls[0])
+    return ShardedStore(urls)

@@ -33,7 +33,7 @@ from restmq.core.model import (
     StreamResult,
     StreamStatus,
 )
-from restmq.errors import InvalidParameter
+from restmq.errors import BackendUnavailable, InvalidParameter
 from restmq.storage import keys
 from restmq.storage.base import EventHandler
 from restmq.storage.errors import backend_errors
@@ -90,11 +90,12 @@ class RedisStore:
         self.name = name
         self.scripts = Scripts(client)
         self._token = uuid.uuid4().hex
+        self._up = True
         self.events = EventListener(self._make_pubsub, lambda q: keys.queue_keys(q).channel, name)
 
     @classmethod
-    def from_url(cls, url: str) -> RedisStore:
-        return cls(connect(url), name=url)
+    def from_url(cls, url: str, *, key_base: int = 0) -> RedisStore:
+        return cls(connect(url), name=url, key_base=key_base)
 
     def _make_pubsub(self) -> Any:
         return self.client.pubsub()
@@ -298,8 +299,16 @@ class RedisStore:
         self.events.on_event(handler)
 
     async def ping(self) -> None:
-        with backend_errors(self.name):
-            await self.client.ping()
+        try:
+            with backend_errors(self.name):
+                await self.client.ping()
+        except BackendUnavailable:
+            self._up = False
+            raise
+        self._up = True
+
+    def node_states(self) -> dict[str, str]:
+        return {self.name: "up" if self._up else "down"}
 
     async def close(self) -> None:
         await self.events.close()

@@ -15,8 +15,11 @@ async def health(request: Request) -> Response:
 
 async def ready(request: Request) -> Response:
     """The backend answers: ready to serve queues."""
+    store = request.app.state.service.store
     try:
-        await request.app.state.service.store.ping()
+        await store.ping()
     except BackendUnavailable as exc:
-        return JSONResponse({"status": "unavailable", "error": exc.message}, status_code=503)
-    return JSONResponse({"status": "ready"})
+        return JSONResponse(
+            {"status": "unavailable", "error": exc.message, "nodes": store.node_states()}, status_code=503
+        )
+    return JSONResponse({"status": "ready", "nodes": store.node_states()})

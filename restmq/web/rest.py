@@ -260,8 +260,10 @@ async def control(request: Request) -> Response:
 
 
 async def stats_all(request: Request) -> Response:
-    stats = await service_of(request).stats()
-    return render(request, {"queues": [s.to_dict() for s in stats], "count": len(stats)})
+    service = service_of(request)
+    stats = await service.stats()
+    nodes = service.store.node_states()
+    return render(request, {"queues": [s.to_dict() for s in stats], "count": len(stats), "nodes": nodes})
 
 
 async def stats_queue(request: Request) -> Response:

@@ -113,6 +113,8 @@ async def websocket(ws: WebSocket) -> None:
         queue = check_queue_name(ws.path_params["queue"])
         lease = _lease(ws.query_params)
     except RestMQError as exc:
+        # Accept first: a close before the handshake completes is an HTTP 403 and carries no close code.
+        await ws.accept()
         await ws.close(code=1008, reason=exc.message[:120])
         return
     streams = streams_of(ws.app)

@@ -1,0 +1,374 @@
+"""ShardedStore: the Store protocol over a consistent-hash ring of independent Redis/Valkey nodes.
+
+A queue lives on the node the ring picks for its hash tag. When that node is down, adds go to
+the next live node on the ring; reads (GET, leases, streams) drain the owner first and then every
+other node known to hold messages of the queue, so messages stored on a fallback, or on a
+previous owner after a node was added, are still delivered. Node i of the --redis list numbers
+its messages from i * 10^12, so keys stay unique across nodes and acks find their node directly.
+Append new nodes to the end of the list; reordering it changes that numbering.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from restmq.core.model import (
+    AddResult,
+    HistoryEntry,
+    Message,
+    PopMode,
+    PopResult,
+    QueueSettings,
+    QueueStats,
+    SettleAction,
+    SettleOutcome,
+    SettleResult,
+    StreamResult,
+    StreamStatus,
+)
+from restmq.errors import BackendUnavailable
+from restmq.storage import keys
+from restmq.storage.base import EventHandler
+from restmq.storage.node import RedisStore
+from restmq.storage.ring import HashRing
+
+log = logging.getLogger("restmq.ring")
+
+KEY_STRIDE = 10**12
+T = TypeVar("T")
+
+
+def _call_with(call: Callable[[RedisStore, int], Awaitable[T]], want: int, store: RedisStore) -> Awaitable[T]:
+    return call(store, want)
+
+
+def split_weight(url: str) -> tuple[str, int]:
+    """`redis://h:6379/0?weight=3` -> (`redis://h:6379/0`, 3)."""
+    parts = urlsplit(url)
+    if "weight=" not in parts.query:
+        return url, 1
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    weights = [value for name, value in query if name == "weight"]
+    rest = [(name, value) for name, value in query if name != "weight"]
+    weight = int(weights[-1]) if weights else 1
+    if weight < 1:
+        raise ValueError(f"weight must be 1 or more in {url}")
+    return urlunsplit(parts._replace(query=urlencode(rest))), weight
+
+
+@dataclass
+class Node:
+    index: int
+    store: RedisStore
+    weight: int
+    healthy: bool = True
+    retry_at: float = 0.0
+    backoff: float = 0.25
+
+    @property
+    def name(self) -> str:
+        return self.store.name
+
+
+class ShardedStore:
+    def __init__(self, urls: Sequence[str], *, refresh_interval: float = 2.0) -> None:
+        self.nodes: list[Node] = []
+        for index, url in enumerate(urls):
+            clean, weight = split_weight(url)
+            store = RedisStore.from_url(clean, key_base=index * KEY_STRIDE)
+            self.nodes.append(Node(index, store, weight))
+        self._by_name = {node.name: node for node in self.nodes}
+        if len(self._by_name) != len(self.nodes):
+            raise ValueError("each ring node must have a different URL")
+        self.ring = HashRing({node.name: node.weight for node in self.nodes})
+        self._holders: dict[str, set[str]] = {}  # queue -> nodes that may hold its messages
+        self._refresh_interval = refresh_interval
+        self._monitor: asyncio.Task[None] | None = None
+
+    # -- node selection and health ------------------------------------------------------------
+
+    def _start_monitor(self) -> None:
+        if self._monitor is None:
+            self._monitor = asyncio.get_running_loop().create_task(self._watch(), name="restmq-ring-health")
+
+    async def _watch(self) -> None:
+        """Probe down nodes with backoff and refresh which nodes hold which queues."""
+        while True:
+            for node in self.nodes:
+                if not node.healthy and time.monotonic() >= node.retry_at:
+                    try:
+                        await node.store.ping()
+                    except BackendUnavailable:
+                        node.backoff = min(node.backoff * 2, 5.0)
+                        node.retry_at = time.monotonic() + node.backoff
+                        continue
+                    node.healthy, node.backoff = True, 0.25
+                    log.info("ring node %s is back", node.name)
+            await self._refresh_holders()
+            await asyncio.sleep(self._refresh_interval / 4)
+
+    async def _refresh_holders(self) -> None:
+        holders: dict[str, set[str]] = {}
+        for node in self._live():
+            with contextlib.suppress(BackendUnavailable):
+                for queue in await node.store.list_queues():
+                    holders.setdefault(keys.hash_tag(queue), set()).add(node.name)
+        self._holders = holders
+
+    def _down(self, node: Node, exc: BackendUnavailable) -> None:
+        if node.healthy:
+            log.warning("ring node %s is down: %s", node.name, exc.message)
+        node.healthy = False
+        node.retry_at = time.monotonic() + node.backoff
+
+    def _live(self) -> list[Node]:
+        return [node for node in self.nodes if node.healthy]
+
+    def _walk(self, queue: str) -> list[Node]:
+        return [self._by_name[name] for name in self.ring.walk(keys.hash_tag(queue))]
+
+    def _readers(self, queue: str) -> list[Node]:
+        """Live nodes to read the queue from: its owner, then every other node holding its messages."""
+        held = self._holders.get(keys.hash_tag(queue), set())
+        walk = self._walk(queue)
+        return [node for i, node in enumerate(walk) if node.healthy and (i == 0 or node.name in held)]
+
+    def _home(self, queue: str) -> Node:
+        """Where the queue's new messages and settings go: the first live node on its ring walk."""
+        for node in self._walk(queue):
+            if node.healthy:
+                return node
+        raise BackendUnavailable("every ring node is down")
+
+    async def _on(self, node: Node, call: Callable[[RedisStore], Awaitable[T]]) -> T:
+        self._start_monitor()
+        try:
+            return await call(node.store)
+        except BackendUnavailable as exc:
+            self._down(node, exc)
+            raise
+
+    async def _first(self, nodes: Sequence[Node], call: Callable[[RedisStore], Awaitable[T]]) -> T:
+        """Run on the first node that answers."""
+        error: BackendUnavailable | None = None
+        for node in nodes:
+            if not node.healthy:
+                continue
+            try:
+                return await self._on(node, call)
+            except BackendUnavailable as exc:
+                error = exc
+        raise error or BackendUnavailable("every ring node is down")
+
+    async def _each(self, call: Callable[[RedisStore], Awaitable[T]], *, require_one: bool = True) -> list[T]:
+        """Run on every live node; down nodes are skipped."""
+        return [result for _, result in await self._each_node(call, require_one=require_one)]
+
+    async def _each_node(
+        self, call: Callable[[RedisStore], Awaitable[T]], *, require_one: bool = True
+    ) -> list[tuple[Node, T]]:
+        results = []
+        for node in self._live():
+            with contextlib.suppress(BackendUnavailable):
+                results.append((node, await self._on(node, call)))
+        if require_one and not results:
+            raise BackendUnavailable("every ring node is down")
+        return results
+
+    def _held_on(self, queue: str, node: Node) -> None:
+        self._holders.setdefault(keys.hash_tag(queue), set()).add(node.name)
+
+    # -- messages -----------------------------------------------------------------------------
+
+    async def add(self, queue: str, values: Sequence[str], **options: Any) -> AddResult:
+        for node in self._walk(queue):
+            if not node.healthy:
+                continue
+            try:
+                result = await self._on(node, lambda s: s.add(queue, values, **options))
+            except BackendUnavailable:
+                continue
+            self._held_on(queue, node)
+            return result
+        raise BackendUnavailable("every ring node is down")
+
+    async def pop(self, queue: str, mode: PopMode, count: int = 1, lease_ms: int = 0) -> PopResult:
+        messages: list[Message] = []
+        stopped = False
+        for node in self._readers(queue):
+            try:
+                result = await self._on(node, lambda s: s.pop(queue, mode, count - len(messages), lease_ms))
+            except BackendUnavailable:
+                continue
+            stopped = stopped or result.stopped
+            messages.extend(result.messages)
+            if len(messages) >= count or result.stopped:
+                break
+        if not messages and not stopped and not self._live():
+            raise BackendUnavailable("every ring node is down")
+        return PopResult(stopped=stopped and not messages, messages=messages)
+
+    def _by_number(self, queue: str, n: int) -> list[Node]:
+        index = n // KEY_STRIDE
+        first = [self.nodes[index]] if index < len(self.nodes) else []
+        return first + [node for node in self._readers(queue) if node not in first]
+
+    async def settle(
+        self, queue: str, action: SettleAction, n: int, *, expected_count: int | None = None, ms: int = 0
+    ) -> SettleResult:
+        result = SettleResult(SettleOutcome.MISSING, 0)
+        for node in self._by_number(queue, n):
+            result = await self._on(node, lambda s: s.settle(queue, action, n, expected_count=expected_count, ms=ms))
+            if result.outcome is not SettleOutcome.MISSING:
+                return result
+        return result
+
+    async def delete(self, queue: str, n: int) -> bool:
+        for node in self._by_number(queue, n):
+            if await self._on(node, lambda s: s.delete(queue, n)):
+                return True
+        return False
+
+    async def purge(self, queue: str) -> int:
+        removed = sum(await self._each(lambda s: s.purge(queue)))
+        self._holders.pop(keys.hash_tag(queue), None)
+        return removed
+
+    async def redrive(self, dead_queue: str, limit: int = 10_000) -> int:
+        return sum(await self._each(lambda s: s.redrive(dead_queue, limit)))
+
+    async def recent(self, queue: str, limit: int) -> list[Message]:
+        found: list[Message] = []
+        for node in self._readers(queue):
+            with contextlib.suppress(BackendUnavailable):
+                found.extend(await self._on(node, lambda s: s.recent(queue, limit)))
+        return found[:limit]
+
+    # -- settings and statistics --------------------------------------------------------------
+
+    async def settings(self, queue: str) -> QueueSettings:
+        return await self._first(self._walk(queue), lambda s: s.settings(queue))
+
+    async def update_settings(self, queue: str, **changes: Any) -> QueueSettings:
+        """Written to every live node, so a fallback node enforces them too."""
+        home = self._home(queue)
+        result = await self._on(home, lambda s: s.update_settings(queue, **changes))
+        for node in self._live():
+            if node is not home:
+                with contextlib.suppress(BackendUnavailable):
+                    await self._on(node, lambda s: s.update_settings(queue, **changes))
+        return result
+
+    async def list_queues(self) -> list[str]:
+        names: set[str] = set()
+        for found in await self._each(lambda s: s.list_queues()):
+            names.update(found)
+        return sorted(names)
+
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        if not queues:
+            return []
+        per_node = await self._each_node(lambda s: s.stats(queues))
+        merged = []
+        for i, queue in enumerate(queues):
+            rows = [stats[i] for _, stats in per_node]
+            home = self._home(queue)
+            settings_row = next((stats[i] for node, stats in per_node if node is home), rows[0])
+            counters = {name: sum(r.counters[name] for r in rows) for name in rows[0].counters}
+            merged.append(
+                QueueStats(
+                    queue,
+                    sum(r.length for r in rows),
+                    sum(r.delayed for r in rows),
+                    sum(r.leased for r in rows),
+                    sum(r.dead for r in rows),
+                    max(r.consumers for r in rows),
+                    settings_row.settings,
+                    counters,
+                )
+            )
+        return merged
+
+    def node_states(self) -> dict[str, str]:
+        return {node.name: "up" if node.healthy else "down" for node in self.nodes}
+
+    async def reap(self, limit: int = 100) -> int:
+        return sum(await self._each(lambda s: s.reap(limit), require_one=False))
+
+    # -- streaming ----------------------------------------------------------------------------
+
+    async def _stream(
+        self, queue: str, call: Callable[[RedisStore, int], Awaitable[StreamResult]], limit: int
+    ) -> StreamResult:
+        total, status = 0, StreamStatus.OK
+        for i, node in enumerate(self._readers(queue)):
+            try:
+                result = await self._on(node, functools.partial(_call_with, call, limit - total))
+            except BackendUnavailable:
+                continue
+            if i == 0:
+                status = result.status
+            if result.status is not StreamStatus.OK:
+                if i == 0 and result.status in (StreamStatus.STOPPED, StreamStatus.POLICY):
+                    return result
+                continue
+            total += result.count
+            if total >= limit:
+                break
+        return StreamResult(status if total == 0 else StreamStatus.OK, total)
+
+    async def broadcast(self, queue: str, limit: int, history: int) -> StreamResult:
+        return await self._stream(queue, lambda s, n: s.broadcast(queue, n, history), limit)
+
+    async def assign(self, queue: str, limit: int, inflight_ms: int) -> StreamResult:
+        return await self._stream(queue, lambda s, n: s.assign(queue, n, inflight_ms), limit)
+
+    async def touch_consumers(self, queue: str, ids: Sequence[str], ttl_ms: int) -> int:
+        """Consumers register on every live node, so any node holding messages can assign them."""
+        return max(await self._each(lambda s: s.touch_consumers(queue, ids, ttl_ms)))
+
+    async def drop_consumers(self, queue: str, ids: Sequence[str]) -> None:
+        await self._each(lambda s: s.drop_consumers(queue, ids), require_one=False)
+
+    async def history(self, queue: str, limit: int) -> list[HistoryEntry]:
+        entries: list[HistoryEntry] = []
+        for found in await self._each(lambda s: s.history(queue, limit)):
+            entries.extend(found)
+        entries.sort(key=lambda e: e.at_ms, reverse=True)
+        return entries[:limit]
+
+    # -- events ---------------------------------------------------------------------------------
+
+    async def publish(self, queue: str, payload: str) -> None:
+        await self._on(self._home(queue), lambda s: s.publish(queue, payload))
+
+    async def subscribe(self, queue: str) -> None:
+        for node in self.nodes:  # down nodes subscribe when their listener reconnects
+            await node.store.subscribe(queue)
+
+    async def unsubscribe(self, queue: str) -> None:
+        for node in self.nodes:
+            await node.store.unsubscribe(queue)
+
+    def on_event(self, handler: EventHandler) -> None:
+        for node in self.nodes:
+            node.store.on_event(handler)
+
+    async def ping(self) -> None:
+        await self._each(lambda s: s.ping())
+
+    async def close(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._monitor
+        for node in self.nodes:
+            await node.store.close()
