@@ -72,3 +72,18 @@ class BackendUnavailable(RestMQError):
 
 class EngineError(RuntimeError):
     """The embedded engine could not be started or stopped (not an HTTP error: a start-up failure)."""
+
+
+class Unauthorized(RestMQError):
+    code = "UNAUTHORIZED"
+    status = 401
+
+
+class Forbidden(RestMQError):
+    code = "FORBIDDEN"
+    status = 403
+
+
+class TooManyStreams(RestMQError):
+    code = "TOO_MANY_STREAMS"
+    status = 503

@@ -111,6 +111,8 @@ class QueueDispatcher:
         self.consumers: dict[str, Consumer] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self.sync_token = ""  # see Streams._await_subscription
+        self.synced = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"restmq-dispatch-{self.queue}")
@@ -137,6 +139,9 @@ class QueueDispatcher:
         elif event == "purge":
             for consumer in list(self.consumers.values()):
                 consumer.close("queue deleted")
+        elif event.startswith("sync:"):
+            if event == self.sync_token:
+                self.synced.set()
         else:  # add, settings, reconnect: something may be deliverable now
             self._wake.set()
 
@@ -231,6 +236,7 @@ class Streams:
                 dispatcher = QueueDispatcher(self, queue)
                 self._dispatchers[queue] = dispatcher
                 await self.waiters.add(queue, dispatcher.on_event)
+                await self._await_subscription(dispatcher)
                 dispatcher.start()
             dispatcher.consumers[consumer.id] = consumer
         try:
@@ -240,6 +246,24 @@ class Streams:
             raise
         dispatcher.wake()
         return consumer
+
+    async def _await_subscription(self, dispatcher: QueueDispatcher, timeout: float = 2.0) -> None:
+        """Wait until this process really receives the queue's events before the first dispatch:
+        subscribing only sends the request, and a broadcast published before the subscription is
+        live would take the backlog from the queue and deliver it to no one. Publish a token on
+        the queue's channel until it comes back."""
+        dispatcher.sync_token = f"sync:{self.node_id}:{self._next_id}"
+        deadline = asyncio.get_running_loop().time() + timeout
+        try:
+            while not dispatcher.synced.is_set():
+                await self.store.publish(dispatcher.queue, dispatcher.sync_token)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(dispatcher.synced.wait(), 0.05)
+                if asyncio.get_running_loop().time() >= deadline:
+                    log.warning("subscription to %s not confirmed after %gs", dispatcher.queue, timeout)
+                    return
+        except BackendUnavailable as exc:
+            log.warning("subscription to %s not confirmed: %s", dispatcher.queue, exc.message)
 
     def disconnect(self, consumer: Consumer) -> None:
         """Forget a consumer; its unacked roundrobin messages go back to the queue. Never blocks, so

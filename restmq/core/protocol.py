@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from restmq.core.model import PopMode, SettleAction
+from restmq.core.names import check_queue_name
 from restmq.core.service import AddOptions, QueueService
 from restmq.errors import InvalidJSON, InvalidParameter, MissingField
 
@@ -48,6 +49,25 @@ def _number(command: dict[str, Any], name: str, default: float = 0.0) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidParameter(f"field {name!r} must be a number")
     return float(value)
+
+
+RIGHTS = {
+    "add": "write",
+    "get": "read",
+    "take": "read",
+    "del": "read",
+    "ack": "read",
+    "release": "read",
+    "extend": "read",
+}
+
+
+def target(command: dict[str, Any]) -> tuple[str, str]:
+    """The queue a command acts on (validated) and the right it needs."""
+    cmd = command.get("cmd")
+    if cmd not in RIGHTS:
+        raise InvalidParameter(f"unknown cmd {cmd!r}: use {', '.join(RIGHTS)}")
+    return check_queue_name(_text(command, "queue")), RIGHTS[cmd]
 
 
 async def execute(service: QueueService, command: dict[str, Any]) -> dict[str, Any]:

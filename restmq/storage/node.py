@@ -298,6 +298,24 @@ class RedisStore:
     def on_event(self, handler: EventHandler) -> None:
         self.events.on_event(handler)
 
+    # -- tokens (stored hashed by restmq.core.tokens) ----------------------------------------------
+
+    async def save_token(self, token_id: str, record: str) -> None:
+        with backend_errors(self.name):
+            await self.client.hset(keys.TOKENS, token_id, record)
+
+    async def load_token(self, token_id: str) -> str | None:
+        with backend_errors(self.name):
+            return cast(str | None, await self.client.hget(keys.TOKENS, token_id))
+
+    async def list_tokens(self) -> dict[str, str]:
+        with backend_errors(self.name):
+            return cast(dict[str, str], await self.client.hgetall(keys.TOKENS))
+
+    async def delete_token(self, token_id: str) -> bool:
+        with backend_errors(self.name):
+            return bool(await self.client.hdel(keys.TOKENS, token_id))
+
     async def ping(self) -> None:
         try:
             with backend_errors(self.name):

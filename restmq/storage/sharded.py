@@ -362,6 +362,28 @@ class ShardedStore:
         for node in self.nodes:
             node.store.on_event(handler)
 
+    # -- tokens: written to every live node, read from the first that answers -----------------------
+
+    async def save_token(self, token_id: str, record: str) -> None:
+        await self._each(lambda s: s.save_token(token_id, record))
+
+    async def load_token(self, token_id: str) -> str | None:
+        for node in self._live():
+            with contextlib.suppress(BackendUnavailable):
+                found = await self._on(node, lambda s: s.load_token(token_id))
+                if found is not None:
+                    return found
+        return None
+
+    async def list_tokens(self) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        for found in await self._each(lambda s: s.list_tokens()):
+            merged.update(found)
+        return merged
+
+    async def delete_token(self, token_id: str) -> bool:
+        return any(await self._each(lambda s: s.delete_token(token_id)))
+
     async def ping(self) -> None:
         await self._each(lambda s: s.ping())
 

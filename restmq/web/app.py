@@ -17,6 +17,7 @@ from restmq.core.service import QueueService
 from restmq.errors import BackendUnavailable, RestMQError
 from restmq.storage.base import Store
 from restmq.storage.factory import open_store
+from restmq.web.auth import Access, load_acl
 from restmq.web.errors import CallbackGuard, restmq_error, unexpected_error
 from restmq.web.routes import routes
 
@@ -47,6 +48,8 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
             return store_factory()
         return open_store(settings.redis, settings.redis_cluster)
 
+    acl = load_acl(settings.acl) if settings.acl else None  # a bad ACL file stops start-up
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         store = make_store()
@@ -55,6 +58,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         app.state.streams = streams = Streams(store, service.waiters)
         streams.start()
         app.state.settings = settings
+        app.state.access = Access(store, acl)
         reaper = asyncio.create_task(run_reaper(store, settings.reaper_interval), name="restmq-reaper")
         try:
             yield

@@ -10,10 +10,11 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from restmq.core import protocol
 from restmq.core.model import Message, PopMode, PopResult, SettleAction
-from restmq.core.names import check_callback
+from restmq.core.names import check_callback, check_queue_name
 from restmq.core.service import AddOptions, QueueService
 from restmq.errors import InvalidJSON, InvalidParameter, MissingField, NotFound
 from restmq.web import pages
+from restmq.web.auth import CONSUMER, PRODUCER, authorize
 from restmq.web.http import (
     decode_text,
     integer,
@@ -95,7 +96,10 @@ async def add_message(request: Request) -> Response:
             raise MissingField("missing form field 'value' (or 'msg')")
         result = await service.add(queue, [value], _add_options(request, fields))
     else:  # any other body is the message itself, as text
-        value = decode_text(await read_body(request, _max_body(request)))
+        raw = await read_body(request, _max_body(request))
+        if not raw and not kind:  # a bare POST (no body, no type) is a mistake, not an empty message
+            raise MissingField("missing form field 'value' (or 'msg'), or a request body")
+        value = decode_text(raw)
         result = await service.add(queue, [value], _add_options(request, {}))
     return PlainTextResponse(f"{result.keys(queue)[0]}\r\n", headers=_dup(result.duplicate))
 
@@ -143,8 +147,15 @@ async def purge_queue(request: Request) -> Response:
     return render(request, {"queue": queue, "status": removed})
 
 
-async def list_queues(request: Request) -> Response:
+async def _visible_queues(request: Request) -> list[str]:
+    """Every queue, or those the caller's token covers."""
+    token = await authorize(request, CONSUMER, None, "read")
     queues = await service_of(request).list_queues()
+    return [q for q in queues if token.covers(q)] if token else queues
+
+
+async def list_queues(request: Request) -> Response:
+    queues = await _visible_queues(request)
     if prefers_html(request) and "callback" not in request.query_params:
         return HTMLResponse(pages.queue_list(queues))
     return render(request, {"queues": queues, "count": len(queues)})
@@ -193,8 +204,9 @@ async def index_get(request: Request) -> Response:
     """GET /?queue=<q> pops like GET /q/<q> but answers 404 when empty; GET / is the dashboard."""
     queue = request.query_params.get("queue")
     if queue is None:
-        stats = await service_of(request).stats()
+        stats = await service_of(request).stats(await _visible_queues(request))
         return HTMLResponse(pages.dashboard(stats))
+    await authorize(request, CONSUMER, check_queue_name(queue), "read")
     result = await _get(request, queue)
     if not result.messages:
         raise NotFound(f"queue {queue} is empty", code="QUEUE_EMPTY")
@@ -209,6 +221,7 @@ async def index_post(request: Request) -> Response:
         raise MissingField("missing form field 'queue'")
     if value is None:
         raise MissingField("missing form field 'value'")
+    await authorize(request, PRODUCER, check_queue_name(queue), "write")
     result = await service_of(request).add(queue, [value], _add_options(request, fields))
     return PlainTextResponse(f"{result.keys(queue)[0]}\r\n", headers=_dup(result.duplicate))
 
@@ -222,8 +235,10 @@ async def json_protocol(request: Request) -> Response:
             raise MissingField("missing form field 'body' holding a JSON command")
     else:
         raw = decode_text(await read_body(request, _max_body(request)))
-    reply = await protocol.execute(service_of(request), protocol.parse_command(raw))
-    return render(request, reply)
+    command = protocol.parse_command(raw)
+    queue, right = protocol.target(command)
+    await authorize(request, PRODUCER if right == "write" else CONSUMER, queue, right)
+    return render(request, await protocol.execute(service_of(request), command))
 
 
 # -- settings and statistics -----------------------------------------------------------------
@@ -261,7 +276,7 @@ async def control(request: Request) -> Response:
 
 async def stats_all(request: Request) -> Response:
     service = service_of(request)
-    stats = await service.stats()
+    stats = await service.stats(await _visible_queues(request))
     nodes = service.store.node_states()
     return render(request, {"queues": [s.to_dict() for s in stats], "count": len(stats), "nodes": nodes})
 

@@ -1,33 +1,40 @@
-"""The route table, and nothing else."""
+"""The route table, and nothing else: path, handler, and who may call it."""
 
 from __future__ import annotations
 
 from starlette.routing import Route, WebSocketRoute
 
 from restmq.web import ops, rest, streams
+from restmq.web.auth import COMET, CONSUMER, PRODUCER, guard
 
 routes = [
+    # The original routes. /, /queue, /q/ and /stats/ check access themselves (the queue is in the
+    # body, or the listing is filtered by the caller's token).
     Route("/", rest.index_get, methods=["GET"]),
     Route("/", rest.index_post, methods=["POST"]),
     Route("/queue", rest.json_protocol, methods=["POST"]),
     Route("/q", rest.list_queues, methods=["GET"]),
     Route("/q/", rest.list_queues, methods=["GET"]),
-    Route("/q/{queue}", rest.get_message, methods=["GET"]),
-    Route("/q/{queue}", rest.add_message, methods=["POST"]),
-    Route("/q/{queue}", rest.purge_queue, methods=["DELETE"]),
-    Route("/q/{queue}/{key}", rest.ack_message, methods=["DELETE"]),
-    Route("/q/{queue}/redrive", rest.redrive, methods=["POST"]),
-    Route("/q/{queue}/{key}/release", rest.release_message, methods=["POST"]),
-    Route("/q/{queue}/{key}/extend", rest.extend_message, methods=["POST"]),
-    Route("/p/{queue}", rest.policy, methods=["GET", "POST"]),
-    Route("/control/{queue}", rest.control, methods=["GET", "POST"]),
+    Route("/q/{queue}", guard(CONSUMER, "read", rest.get_message), methods=["GET"]),
+    Route("/q/{queue}", guard(PRODUCER, "write", rest.add_message), methods=["POST"]),
+    Route("/q/{queue}", guard(PRODUCER, "admin", rest.purge_queue), methods=["DELETE"]),
+    Route("/q/{queue}/{key}", guard(CONSUMER, "read", rest.ack_message), methods=["DELETE"]),
+    Route("/q/{queue}/redrive", guard(PRODUCER, "admin", rest.redrive), methods=["POST"]),
+    Route("/q/{queue}/{key}/release", guard(CONSUMER, "read", rest.release_message), methods=["POST"]),
+    Route("/q/{queue}/{key}/extend", guard(CONSUMER, "read", rest.extend_message), methods=["POST"]),
+    Route("/p/{queue}", guard(CONSUMER, "read", rest.policy), methods=["GET"]),
+    Route("/p/{queue}", guard(PRODUCER, "admin", rest.policy), methods=["POST"]),
+    Route("/control/{queue}", guard(CONSUMER, "read", rest.control), methods=["GET"]),
+    Route("/control/{queue}", guard(PRODUCER, "admin", rest.control), methods=["POST"]),
     Route("/stats", rest.stats_all, methods=["GET"]),
     Route("/stats/", rest.stats_all, methods=["GET"]),
-    Route("/stats/{queue}", rest.stats_queue, methods=["GET"]),
-    Route("/j/{queue}", rest.jobs_page, methods=["GET"]),
-    Route("/c/{queue}", streams.comet, methods=["GET"]),
-    Route("/sse/{queue}", streams.server_sent_events, methods=["GET"]),
+    Route("/stats/{queue}", guard(CONSUMER, "read", rest.stats_queue), methods=["GET"]),
+    Route("/j/{queue}", guard(CONSUMER, "read", rest.jobs_page), methods=["GET"]),
+    # Streams. The WebSocket handler checks access before accepting the connection.
+    Route("/c/{queue}", guard(COMET, "read", streams.comet), methods=["GET"]),
+    Route("/sse/{queue}", guard(COMET, "read", streams.server_sent_events), methods=["GET"]),
     WebSocketRoute("/ws/{queue}", streams.websocket),
+    # Operations: always open, they reveal nothing about queues.
     Route("/health", ops.health, methods=["GET"]),
     Route("/ready", ops.ready, methods=["GET"]),
 ]

@@ -16,8 +16,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from restmq.core import protocol
 from restmq.core.dispatch import Consumer, Delivery, Streams
 from restmq.core.names import check_queue_name
-from restmq.errors import BadRequest, RestMQError
+from restmq.core.tokens import TokenRecord
+from restmq.errors import BadRequest, Forbidden, RestMQError
 from restmq.web import sse
+from restmq.web.auth import WEBSOCKET, authorize
 from restmq.web.http import number
 
 log = logging.getLogger("restmq.streams")
@@ -112,6 +114,7 @@ async def websocket(ws: WebSocket) -> None:
     try:
         queue = check_queue_name(ws.path_params["queue"])
         lease = _lease(ws.query_params)
+        token = await authorize(ws, WEBSOCKET, queue, "read")
     except RestMQError as exc:
         # Accept first: a close before the handshake completes is an HTTP 403 and carries no close code.
         await ws.accept()
@@ -139,7 +142,7 @@ async def websocket(ws: WebSocket) -> None:
             if message["type"] == "websocket.disconnect":
                 return
             raw = message.get("text") or message.get("bytes") or b""
-            reply = await _command(service, streams, consumer, queue, raw)
+            reply = await _command(service, streams, consumer, queue, raw, token)
             await send(orjson.dumps(reply).decode())
 
     tasks = [asyncio.create_task(pump()), asyncio.create_task(listen())]
@@ -156,11 +159,16 @@ async def websocket(ws: WebSocket) -> None:
             await ws.close(code=1000, reason=(consumer.closed or "bye")[:120])
 
 
-async def _command(service: object, streams: Streams, consumer: Consumer, queue: str, raw: str | bytes) -> object:
+async def _command(
+    service: object, streams: Streams, consumer: Consumer, queue: str, raw: str | bytes, token: TokenRecord | None
+) -> object:
     """Run one client frame; errors become error frames and the connection stays usable."""
     try:
         command = protocol.parse_command(raw)
         command.setdefault("queue", queue)
+        target, right = protocol.target(command)
+        if token is not None and not token.allows(target, right):
+            raise Forbidden(f"this token has no {right} right on {target}")
         reply = await protocol.execute(service, command)  # type: ignore[arg-type]
         if command.get("cmd") in ("ack", "release"):
             streams.acked(consumer, str(command.get("key")))

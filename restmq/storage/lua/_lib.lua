@@ -104,6 +104,9 @@ local function housekeep(queue, dead_name, now)
     moved = moved + 1
   end
   local expired = redis.call('ZRANGEBYSCORE', K_LEASED, '-inf', now, 'LIMIT', 0, 200)
+  -- Each push_head goes in front of the previous one: push the newest first so that leases that
+  -- expire together return in their original order (ZRANGEBYSCORE ties sort members as strings).
+  table.sort(expired, function(a, b) return tonumber(a) > tonumber(b) end)
   local maxd = max_deliveries()
   for _, n in ipairs(expired) do
     redis.call('ZREM', K_LEASED, n)

@@ -27,6 +27,7 @@ for i, id in ipairs(consumers) do
 end
 
 local before = next_deadline()
+local maxd = max_deliveries()
 local out = {}
 local budget = want + 1000
 while #out < want and budget > 0 do
@@ -38,6 +39,8 @@ while #out < want and budget > 0 do
   if (expires and tonumber(expires) <= now) or not value then
     forget(n)
     redis.call('HINCRBY', K_META, 'expired', 1)
+  elseif maxd > 0 and tonumber(redis.call('HGET', K_COUNTS, n) or '0') >= maxd and dead_name ~= '' then
+    if dead_letter(n, queue, dead_name, now) == 1 then kept[2] = 1 end
   else
     local to = consumers[next_i]
     next_i = next_i % #consumers + 1

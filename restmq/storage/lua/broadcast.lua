@@ -14,6 +14,7 @@ local kept = housekeep(queue, dead_name, now)
 if redis.call('HGET', K_META, 'status') == 'stop' then return {'stop', 0, kept[2]} end
 if redis.call('HGET', K_META, 'policy') == 'roundrobin' then return {'policy', 0, kept[2]} end
 
+local maxd = max_deliveries()
 local out = {}
 local budget = want + 1000
 while #out < want and budget > 0 do
@@ -23,10 +24,15 @@ while #out < want and budget > 0 do
   local expires = redis.call('ZSCORE', K_EXPIRES, n)
   local value = redis.call('HGET', K_MSGS, n)
   local count = tonumber(redis.call('HGET', K_COUNTS, n) or '0') + 1
-  forget(n)
-  if (expires and tonumber(expires) <= now) or not value then
+  local gone = (expires and tonumber(expires) <= now) or not value
+  if not gone and maxd > 0 and count > maxd and dead_name ~= '' then
+    -- already delivered max_deliveries times without an ack: dead-lettered, not delivered again
+    if dead_letter(n, queue, dead_name, now) == 1 then kept[2] = 1 end
+  elseif gone then
+    forget(n)
     redis.call('HINCRBY', K_META, 'expired', 1)
   else
+    forget(n)
     out[#out + 1] = {key = queue .. ':' .. n, value = value, count = count}
   end
 end

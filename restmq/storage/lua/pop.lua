@@ -35,7 +35,9 @@ while delivered < want and budget > 0 do
   if (expires and tonumber(expires) <= now) or not value then
     forget(n)
     redis.call('HINCRBY', K_META, 'expired', 1)
-  elseif mode == 'peek' and maxd > 0 and count >= maxd and dead_name ~= '' then
+  elseif maxd > 0 and count >= maxd and dead_name ~= '' then
+    -- already delivered max_deliveries times without an ack (soft gets, or a lowered limit):
+    -- no mode may deliver it again
     if dead_letter(n, queue, dead_name, now) == 1 then out[2] = 1 end
   else
     count = redis.call('HINCRBY', K_COUNTS, n, 1)
