@@ -15,6 +15,9 @@ class Limits:
     max_lease: float = 12 * 3600.0  # seconds a lease may last
     max_delay: float = 14 * 86400.0  # seconds a message may be delayed
     idempotency_window: float = 300.0  # seconds an Idempotency-Key is remembered
+    max_streams: int = 10_000  # streaming connections per server process
+    max_streams_per_client: int = 100  # streaming connections per client address per process
+    max_frame: int = 1024 * 1024  # bytes per WebSocket frame
 
 
 @dataclass(frozen=True)

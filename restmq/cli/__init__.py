@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from restmq.cli.serve import serve
+from restmq.cli.token import token
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "RESTMQ"})
@@ -14,3 +15,4 @@ def main() -> None:
 
 
 main.add_command(serve)
+main.add_command(token)

@@ -19,6 +19,7 @@ from restmq.storage.base import Store
 from restmq.storage.factory import open_store
 from restmq.web.auth import Access, load_acl
 from restmq.web.errors import CallbackGuard, restmq_error, unexpected_error
+from restmq.web.limits import StreamSlots
 from restmq.web.routes import routes
 
 log = logging.getLogger("restmq.web")
@@ -59,6 +60,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         streams.start()
         app.state.settings = settings
         app.state.access = Access(store, acl)
+        app.state.stream_slots = StreamSlots(settings.limits.max_streams, settings.limits.max_streams_per_client)
         reaper = asyncio.create_task(run_reaper(store, settings.reaper_interval), name="restmq-reaper")
         try:
             yield

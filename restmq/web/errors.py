@@ -10,13 +10,15 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from restmq.core.names import check_callback
-from restmq.errors import BackendUnavailable, RestMQError
+from restmq.errors import BackendUnavailable, RestMQError, TooManyStreams, Unauthorized
 
 log = logging.getLogger("restmq.web")
 
 
 def error_response(exc: RestMQError) -> Response:
-    headers = {"Retry-After": "1"} if isinstance(exc, BackendUnavailable) else None
+    headers = {"Retry-After": "1"} if isinstance(exc, BackendUnavailable | TooManyStreams) else None
+    if isinstance(exc, Unauthorized):
+        headers = {"WWW-Authenticate": 'Bearer realm="restmq", Basic realm="restmq"'}
     return Response(
         orjson.dumps(exc.to_dict(), option=orjson.OPT_APPEND_NEWLINE), exc.status, headers, "application/json"
     )

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -21,6 +21,7 @@ from restmq.errors import BadRequest, Forbidden, RestMQError
 from restmq.web import sse
 from restmq.web.auth import WEBSOCKET, authorize
 from restmq.web.http import number
+from restmq.web.limits import StreamSlots
 
 log = logging.getLogger("restmq.streams")
 
@@ -38,6 +39,28 @@ def _lease(source: object) -> float:
     if lease < 0 or lease > 12 * 3600:
         raise BadRequest("lease must be from 0 to 43200 seconds", code="PARAMETER_INVALID")
     return lease
+
+
+def _client(conn: HTTPConnection) -> str:
+    return conn.client.host if conn.client else "unknown"
+
+
+async def _open(conn: HTTPConnection, streams: Streams, queue: str, lease: float) -> Consumer:
+    """A slot under the connection limits, then a registered consumer."""
+    slots: StreamSlots = conn.app.state.stream_slots
+    slots.acquire(_client(conn))
+    try:
+        consumer = await streams.connect(queue, lease)
+    except BaseException:
+        slots.release(_client(conn))
+        raise
+    slots.bind(consumer.id, _client(conn))
+    return consumer
+
+
+def _close(conn: HTTPConnection, streams: Streams, consumer: Consumer) -> None:
+    conn.app.state.stream_slots.release_holder(consumer.id)
+    streams.disconnect(consumer)
 
 
 async def _deliveries(streams: Streams, consumer: Consumer) -> AsyncIterator[Delivery | None]:
@@ -61,7 +84,7 @@ async def comet(request: Request) -> Response:
     queue = check_queue_name(request.path_params["queue"])
     callback = request.query_params.get("callback")
     streams = streams_of(request.app)
-    consumer = await streams.connect(queue, _lease(request.query_params))
+    consumer = await _open(request, streams, queue, _lease(request.query_params))
 
     async def body() -> AsyncIterator[bytes]:
         try:
@@ -70,7 +93,7 @@ async def comet(request: Request) -> Response:
                     yield sse.comet_line(delivery, callback)
                     streams.written(consumer, delivery)
         finally:
-            streams.disconnect(consumer)
+            _close(request, streams, consumer)
 
     media = "application/javascript" if callback else "application/x-ndjson"
     return StreamingResponse(body(), media_type=media, headers=STREAM_HEADERS)
@@ -81,11 +104,11 @@ async def server_sent_events(request: Request) -> Response:
     queue = check_queue_name(request.path_params["queue"])
     streams = streams_of(request.app)
     last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-    consumer = await streams.connect(queue, _lease(request.query_params))
+    consumer = await _open(request, streams, queue, _lease(request.query_params))
     try:
         replay, reached = await streams.replay(queue, last_id) if last_id else ([], True)
     except BaseException:
-        streams.disconnect(consumer)
+        _close(request, streams, consumer)
         raise
 
     async def body() -> AsyncIterator[bytes]:
@@ -104,7 +127,7 @@ async def server_sent_events(request: Request) -> Response:
                     yield sse.sse_event(delivery)
                     streams.written(consumer, delivery)
         finally:
-            streams.disconnect(consumer)
+            _close(request, streams, consumer)
 
     return StreamingResponse(body(), media_type="text/event-stream", headers=STREAM_HEADERS)
 
@@ -122,7 +145,13 @@ async def websocket(ws: WebSocket) -> None:
         return
     streams = streams_of(ws.app)
     await ws.accept()
-    consumer = await streams.connect(queue, lease)
+    try:
+        consumer = await _open(ws, streams, queue, lease)
+    except RestMQError as exc:  # too many streams (1013: try again later) or backend down (1011)
+        await ws.close(
+            code=1013 if exc.status == 503 and exc.code != "BACKEND_UNAVAILABLE" else 1011, reason=exc.message[:120]
+        )
+        return
     send_lock = asyncio.Lock()
 
     async def send(text: str) -> None:
@@ -154,7 +183,7 @@ async def websocket(ws: WebSocket) -> None:
     finally:
         for task in tasks:
             task.cancel()
-        streams.disconnect(consumer)
+        _close(ws, streams, consumer)
         with contextlib.suppress(Exception):
             await ws.close(code=1000, reason=(consumer.closed or "bye")[:120])
 
