@@ -18,6 +18,8 @@ class Limits:
     max_streams: int = 10_000  # streaming connections per server process
     max_streams_per_client: int = 100  # streaming connections per client address per process
     max_frame: int = 1024 * 1024  # bytes per WebSocket frame
+    body_timeout: float = 30.0  # seconds to receive a request body (slow senders get 408)
+    idle_timeout: float = 15.0  # seconds an idle keep-alive connection stays open
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,11 @@ class Settings:
     acl: str | None = None
     workers: int = 1
     log_level: str = "info"
+    log_format: str = "text"
+    cors_origins: tuple[str, ...] = ()
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    insecure_open: bool = False
     reaper_interval: float = 0.25
     limits: Limits = field(default_factory=Limits)
 

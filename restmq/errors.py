@@ -87,3 +87,8 @@ class Forbidden(RestMQError):
 class TooManyStreams(RestMQError):
     code = "TOO_MANY_STREAMS"
     status = 503
+
+
+class RequestTimeout(RestMQError):
+    code = "REQUEST_TIMEOUT"
+    status = 408

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from restmq.cli.serve import serve
+from restmq.cli.serve import serve, show_config
 from restmq.cli.token import token
 
 
@@ -15,4 +15,5 @@ def main() -> None:
 
 
 main.add_command(serve)
+main.add_command(show_config)
 main.add_command(token)

@@ -1,4 +1,8 @@
-"""`restmq serve`: start the embedded engine when no backend is given, then the HTTP server."""
+"""`restmq serve` and `restmq config`: options, the embedded engine, the HTTP server.
+
+Every option reads, in order of precedence: the command line, a `RESTMQ_<OPTION>` environment
+variable, the `--config` TOML file (same names as the options), the default.
+"""
 
 from __future__ import annotations
 
@@ -6,17 +10,145 @@ import ipaddress
 import json
 import logging
 import os
-import sys
+import signal
+import tomllib
+from collections.abc import Callable
 from dataclasses import asdict, replace
+from typing import Any
 
 import click
 import uvicorn
 
 from restmq.config import Limits, Settings
 from restmq.errors import EngineError
+from restmq.web.observe import configure_logging
 
 log = logging.getLogger("restmq")
 SETTINGS_ENV = "RESTMQ_INTERNAL_SETTINGS"  # hands the settings to worker processes
+DEFAULT_LIMITS = Limits()
+
+
+def _load_config_file(ctx: click.Context, param: click.Parameter, path: str | None) -> str | None:
+    """Eager callback: the TOML file becomes the defaults of every other option."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise click.BadParameter(f"cannot read {path}: {exc}", param=param) from exc
+    known = {p.name for p in ctx.command.params if p.name}
+    values = {key.replace("-", "_"): value for key, value in data.items()}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise click.BadParameter(f"{path}: unknown settings {', '.join(unknown)}", param=param)
+    if "redis" in values:
+        values["redis_urls"] = values.pop("redis")
+    ctx.default_map = {**(ctx.default_map or {}), **values}
+    return path
+
+
+def option(*decls: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """click.option reading RESTMQ_<LONG_NAME> (the group's automatic prefix would add the command name)."""
+    long_name = next(d for d in decls if d.startswith("--"))
+    kwargs.setdefault("envvar", "RESTMQ_" + long_name[2:].upper().replace("-", "_"))
+    return click.option(*decls, show_envvar=True, **kwargs)
+
+
+OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+    option(
+        "--config",
+        "config_file",
+        type=click.Path(dir_okay=False),
+        is_eager=True,
+        expose_value=True,
+        callback=_load_config_file,
+        help="TOML file with option defaults (keys named like the options: port = 9000).",
+    ),
+    option("--host", default="127.0.0.1", show_default=True, help="Address to listen on."),
+    option("--port", default=8888, show_default=True, type=click.IntRange(0, 65535)),
+    option(
+        "--data-dir",
+        default="./restmq-data",
+        show_default=True,
+        type=click.Path(file_okay=False),
+        help="Embedded engine: where its AOF, socket and lock live.",
+    ),
+    option(
+        "--redis",
+        "redis_urls",
+        multiple=True,
+        help="External Redis/Valkey URL (redis://, rediss://, unix://). Repeat it, or give a comma list, "
+        "for a consistent-hash ring; add ?weight=N to weigh a node.",
+    ),
+    option("--redis-cluster", default=None, help="Redis Cluster seed URL."),
+    option(
+        "--fsync",
+        type=click.Choice(["everysec", "always"]),
+        default="everysec",
+        show_default=True,
+        help="Embedded engine AOF fsync: everysec may lose the last second on an OS crash; always loses nothing.",
+    ),
+    option("--engine-binary", default=None, help="valkey-server/redis-server to embed."),
+    option("--acl", default=None, type=click.Path(dir_okay=False), help="acl.conf file."),
+    option("--workers", default=1, show_default=True, type=click.IntRange(1, 64)),
+    option("--insecure-open", is_flag=True, help="Allow a non-loopback address without an ACL or tokens."),
+    option("--tls-cert", default=None, type=click.Path(dir_okay=False), help="TLS certificate."),
+    option("--tls-key", default=None, type=click.Path(dir_okay=False), help="TLS private key."),
+    option(
+        "--cors-origin",
+        "cors_origins",
+        multiple=True,
+        help="Allow browsers on this origin (repeatable; * allows any origin, without credentials).",
+    ),
+    option("--max-body", default=DEFAULT_LIMITS.max_body, show_default=True, help="Bytes per body."),
+    option("--max-value", default=DEFAULT_LIMITS.max_value, show_default=True, help="Bytes per message."),
+    option("--max-batch", default=DEFAULT_LIMITS.max_batch, show_default=True, help="Messages per batch."),
+    option(
+        "--max-frame",
+        default=DEFAULT_LIMITS.max_frame,
+        show_default=True,
+        help="Bytes per WebSocket frame.",
+    ),
+    option(
+        "--max-streams",
+        default=DEFAULT_LIMITS.max_streams,
+        show_default=True,
+        help="Streams per process.",
+    ),
+    option(
+        "--max-streams-per-client",
+        default=DEFAULT_LIMITS.max_streams_per_client,
+        show_default=True,
+        help="Streams per client address per process.",
+    ),
+    option(
+        "--idle-timeout",
+        default=DEFAULT_LIMITS.idle_timeout,
+        show_default=True,
+        help="Keep-alive seconds.",
+    ),
+    option(
+        "--body-timeout",
+        default=DEFAULT_LIMITS.body_timeout,
+        show_default=True,
+        help="Seconds to send a body.",
+    ),
+    option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"]),
+        default="info",
+        show_default=True,
+    ),
+    option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True),
+]
+
+
+def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The serve options, each reading RESTMQ_<OPTION> whatever subcommand uses them."""
+    for option in reversed(OPTIONS):
+        command = option(command)
+    return command
 
 
 def _is_loopback(host: str) -> bool:
@@ -28,132 +160,125 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _split_urls(values: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(url.strip() for value in values for url in value.split(",") if url.strip())
+def build_settings(options: dict[str, Any]) -> Settings:
+    urls = tuple(url.strip() for value in options["redis_urls"] for url in value.split(",") if url.strip())
+    limit_names = {"max_body", "max_value", "max_batch", "max_frame", "max_streams", "max_streams_per_client"}
+    limits = Limits(
+        **{name: options[name] for name in limit_names},
+        idle_timeout=options["idle_timeout"],
+        body_timeout=options["body_timeout"],
+    )
+    if bool(options["tls_cert"]) != bool(options["tls_key"]):
+        raise click.UsageError("--tls-cert and --tls-key go together")
+    return Settings(
+        host=options["host"],
+        port=options["port"],
+        data_dir=options["data_dir"],
+        redis=urls,
+        redis_cluster=options["redis_cluster"],
+        fsync=options["fsync"],
+        engine_binary=options["engine_binary"],
+        acl=options["acl"],
+        workers=options["workers"],
+        log_level=options["log_level"],
+        log_format=options["log_format"],
+        cors_origins=tuple(options["cors_origins"]),
+        tls_cert=options["tls_cert"],
+        tls_key=options["tls_key"],
+        insecure_open=options["insecure_open"],
+        limits=limits,
+    )
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, show_envvar=True, help="Address to listen on.")
-@click.option("--port", default=8888, show_default=True, show_envvar=True, type=click.IntRange(0, 65535))
-@click.option(
-    "--data-dir",
-    default="./restmq-data",
-    show_default=True,
-    show_envvar=True,
-    type=click.Path(file_okay=False),
-    help="Embedded engine: where its AOF, socket and lock live.",
-)
-@click.option(
-    "--redis",
-    "redis_urls",
-    multiple=True,
-    show_envvar=True,
-    help="External Redis/Valkey URL (redis://, rediss://, unix://) instead of the embedded engine.",
-)
-@click.option("--redis-cluster", default=None, show_envvar=True, help="Redis Cluster seed URL.")
-@click.option(
-    "--fsync",
-    type=click.Choice(["everysec", "always"]),
-    default="everysec",
-    show_default=True,
-    show_envvar=True,
-    help="Embedded engine AOF fsync: everysec may lose the last second on an OS crash; always loses nothing.",
-)
-@click.option("--engine-binary", default=None, show_envvar=True, help="valkey-server/redis-server to embed.")
-@click.option("--acl", default=None, show_envvar=True, type=click.Path(dir_okay=False), help="acl.conf file.")
-@click.option("--workers", default=1, show_default=True, show_envvar=True, type=click.IntRange(1, 64))
-@click.option("--insecure-open", is_flag=True, show_envvar=True, help="Allow a non-loopback address without an ACL.")
-@click.option("--max-body", default=Limits.max_body, show_default=True, show_envvar=True, help="Bytes per body.")
-@click.option("--max-batch", default=Limits.max_batch, show_default=True, show_envvar=True, help="Messages per batch.")
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    show_default=True,
-    show_envvar=True,
-)
-def serve(
-    host: str,
-    port: int,
-    data_dir: str,
-    redis_urls: tuple[str, ...],
-    redis_cluster: str | None,
-    fsync: str,
-    engine_binary: str | None,
-    acl: str | None,
-    workers: int,
-    insecure_open: bool,
-    max_body: int,
-    max_batch: int,
-    log_level: str,
-) -> None:
+@server_options
+def serve(**options: Any) -> None:
     """Serve queues over HTTP on HOST:PORT.
 
     With no --redis or --redis-cluster, RestMQ runs its own embedded Valkey engine in --data-dir
     (AOF persistence; data survives restarts). Every option also reads RESTMQ_<OPTION>, e.g.
-    RESTMQ_PORT=9000 or RESTMQ_REDIS=redis://10.0.0.5:6379.
+    RESTMQ_PORT=9000 or RESTMQ_REDIS=redis://10.0.0.5:6379, and the --config TOML file.
     """
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not _is_loopback(host) and not acl and not insecure_open:
+    settings = build_settings(options)
+    configure_logging(settings.log_level, settings.log_format)
+    if not _is_loopback(settings.host) and not settings.acl and not settings.insecure_open:
         raise click.UsageError(
-            f"refusing to listen on {host} without access control: give --acl FILE, or --insecure-open "
-            "to accept anyone who can reach this address"
+            f"refusing to listen on {settings.host} without access control: give --acl FILE (tokens from "
+            "`restmq token create` work with it too), or --insecure-open to accept anyone who can reach it"
         )
-    settings = Settings(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        redis=_split_urls(redis_urls),
-        redis_cluster=redis_cluster,
-        fsync=fsync,
-        engine_binary=engine_binary,
-        acl=acl,
-        workers=workers,
-        log_level=log_level,
-        limits=Limits(max_body=max_body, max_batch=max_batch),
-    )
     engine = None
     if settings.embedded:
         from restmq.storage.engine import EmbeddedEngine
 
-        engine = EmbeddedEngine(data_dir, fsync=fsync, binary=engine_binary)
+        engine = EmbeddedEngine(settings.data_dir, fsync=settings.fsync, binary=settings.engine_binary)
         try:
             url = engine.start()
         except EngineError as exc:
             raise click.ClickException(str(exc)) from exc
         settings = replace(settings, redis=(url,))
+    # uvicorn re-raises the stop signal once it has shut down; catch it here so that the engine is
+    # stopped last, cleanly, before this process exits.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: None)
     try:
-        _run(settings)
+        run(settings)
     finally:
         if engine is not None:
             engine.stop()
+    log.info("RestMQ stopped")
 
 
-def _run(settings: Settings) -> None:
-    options = {
+@click.command(name="config")
+@server_options
+def show_config(**options: Any) -> None:
+    """Show the settings `restmq serve` would use with these options, and where each comes from."""
+    from rich.console import Console
+    from rich.table import Table
+
+    ctx = click.get_current_context()
+    table = Table("option", "value", "from")
+    for name, value in options.items():
+        source = ctx.get_parameter_source(name)
+        shown = ",".join(value) if isinstance(value, tuple) else ("" if value is None else str(value))
+        table.add_row(name.replace("_", "-"), shown, source.name.lower().replace("_", " ") if source else "default")
+    Console().print(table)
+
+
+def run(settings: Settings) -> None:
+    options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
         "log_level": settings.log_level,
+        "log_config": None,
         "access_log": settings.log_level == "debug",
         "loop": "uvloop",
         "http": "httptools",
         "ws": "websockets-sansio",
+        "ws_max_size": settings.limits.max_frame,
         "lifespan": "on",
+        "timeout_keep_alive": int(settings.limits.idle_timeout),
         "timeout_graceful_shutdown": 10,
+        "ssl_certfile": settings.tls_cert,
+        "ssl_keyfile": settings.tls_key,
+        "server_header": False,
     }
+    scheme = "https" if settings.tls_cert else "http"
+    backend = settings.redis_cluster or ",".join(settings.redis)
     log.info(
-        "RestMQ on http://%s:%d (backend %s)",
+        "RestMQ on %s://%s:%d, %d worker(s), backend %s",
+        scheme,
         settings.host,
         settings.port,
-        settings.redis_cluster or ",".join(settings.redis),
+        settings.workers,
+        backend,
     )
     if settings.workers == 1:
         from restmq.web.app import create_app
 
-        uvicorn.run(create_app(settings), **options)  # type: ignore[arg-type]
+        uvicorn.run(create_app(settings), **options)
         return
     os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
-    uvicorn.run("restmq.cli.serve:app_from_env", factory=True, workers=settings.workers, **options)  # type: ignore[arg-type]
+    uvicorn.run("restmq.cli.serve:app_from_env", factory=True, workers=settings.workers, **options)
 
 
 def app_from_env() -> object:
@@ -162,10 +287,7 @@ def app_from_env() -> object:
 
     raw = json.loads(os.environ[SETTINGS_ENV])
     limits = Limits(**raw.pop("limits"))
-    raw["redis"] = tuple(raw["redis"])
-    logging.basicConfig(level=raw["log_level"].upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for name in ("redis", "cors_origins"):
+        raw[name] = tuple(raw[name])
+    configure_logging(raw["log_level"], raw["log_format"])
     return create_app(Settings(**raw, limits=limits))
-
-
-if __name__ == "__main__":
-    sys.exit(serve())

@@ -18,6 +18,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from restmq.cli.serve import option
 from restmq.core.tokens import RIGHTS, TokenRecord, new_token
 from restmq.errors import EngineError, RestMQError
 from restmq.storage.base import Store
@@ -29,14 +30,14 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _backend_options(command: Callable[..., None]) -> Callable[..., None]:
-    for option in reversed(
+    for decorator in reversed(
         [
-            click.option("--data-dir", default="./restmq-data", show_default=True, show_envvar=True),
-            click.option("--redis", "redis_urls", multiple=True, show_envvar=True, help="External backend URL(s)."),
-            click.option("--redis-cluster", default=None, show_envvar=True, help="Redis Cluster seed URL."),
+            option("--data-dir", default="./restmq-data", show_default=True),
+            option("--redis", "redis_urls", multiple=True, help="External backend URL(s)."),
+            option("--redis-cluster", default=None, help="Redis Cluster seed URL."),
         ]
     ):
-        command = option(command)
+        command = decorator(command)
     return command
 
 

@@ -10,15 +10,16 @@ HTTP answer arrived). Server errors keep the server's own ``code`` (see docs/sem
     │   └── RequestTimeout    connected, but no answer in time
     └── APIError              the server answered with an error status
         ├── BadRequestError (400)        QUEUE_NAME_INVALID, PARAMETER_INVALID, ...
-        ├── AuthError (401, 403)
+        ├── AuthError (401, 403)         UNAUTHORIZED, TOKEN_INVALID, FORBIDDEN
         ├── NotFoundError (404)
         │   └── MessageNotFound          MESSAGE_NOT_FOUND
         ├── ConflictError (409)
         │   ├── LeaseExpired             LEASE_EXPIRED
         │   └── LeaseStale               LEASE_STALE
         ├── PayloadTooLargeError (413)
-        ├── BackendUnavailableError (503)
+        ├── BackendUnavailableError (503) BACKEND_UNAVAILABLE, TOO_MANY_STREAMS
         └── ServerError (other 5xx)
+    (any other status: APIError itself)
 
 This module imports nothing from the server.
 """
@@ -82,6 +83,8 @@ class BadRequestError(APIError, _server.BadRequest):
 
 
 class AuthError(APIError):
+    """401 (no or a bad token: ``UNAUTHORIZED``, ``TOKEN_INVALID``) or 403 (``FORBIDDEN``: the token lacks the right)."""
+
     code = "UNAUTHORIZED"
     status = 401
 
@@ -155,8 +158,6 @@ def error_class(status: int, code: str | None) -> type[APIError]:
         return _BY_STATUS[status]
     if status >= 500:
         return ServerError
-    if status >= 400:
-        return BadRequestError
     return APIError
 
 

@@ -36,6 +36,7 @@ from restmq.storage.base import Store
 log = logging.getLogger("restmq.dispatch")
 
 BATCH = 100
+SHUTDOWN = "server shutting down"  # the close reason that tells clients to reconnect elsewhere
 
 
 @dataclass(frozen=True)
@@ -207,12 +208,16 @@ class Streams:
     def start(self) -> None:
         self._heartbeat = asyncio.create_task(self._keep_alive(), name="restmq-presence")
 
-    async def close(self, reason: str = "server shutting down") -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+    def close_consumers(self, reason: str = SHUTDOWN) -> None:
+        """End every stream of this process (safe to call from a signal handler's loop callback)."""
         for dispatcher in list(self._dispatchers.values()):
             for consumer in list(dispatcher.consumers.values()):
                 consumer.close(reason)
+
+    async def close(self, reason: str = SHUTDOWN) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        self.close_consumers(reason)
         if self._background:
             await asyncio.wait(list(self._background), timeout=5)
         for dispatcher in list(self._dispatchers.values()):

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import signal
+import threading
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 
 from restmq.config import Settings
 from restmq.core.dispatch import Streams
@@ -20,9 +25,35 @@ from restmq.storage.factory import open_store
 from restmq.web.auth import Access, load_acl
 from restmq.web.errors import CallbackGuard, restmq_error, unexpected_error
 from restmq.web.limits import StreamSlots
+from restmq.web.observe import RequestContext
 from restmq.web.routes import routes
 
 log = logging.getLogger("restmq.web")
+
+# Called when the server is told to stop, before it waits for open connections: streams end at
+# once (SSE clients get a short retry, WebSockets close with 1012) instead of holding shutdown up.
+SHUTDOWN_HOOKS: list[Callable[[], object]] = []
+
+
+def begin_shutdown() -> None:
+    for hook in list(SHUTDOWN_HOOKS):
+        hook()
+
+
+def _chain_exit_signals() -> None:
+    """Run begin_shutdown first when the server's own SIGINT/SIGTERM handler is called. uvicorn
+    installs its handlers before the lifespan starts and restores the originals after it ends."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        previous = signal.getsignal(sig)
+        if callable(previous) and getattr(previous, "__name__", "") != "_shutdown_first":
+
+            def _shutdown_first(signum: int, frame: Any, previous: Callable[[int, Any], Any] = previous) -> None:
+                begin_shutdown()
+                previous(signum, frame)
+
+            signal.signal(sig, _shutdown_first)
 
 
 async def run_reaper(store: Store, interval: float) -> None:
@@ -43,6 +74,25 @@ async def run_reaper(store: Store, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
+def _middleware(settings: Settings) -> list[Middleware]:
+    stack = [Middleware(RequestContext)]
+    if settings.cors_origins:
+        wildcard = "*" in settings.cors_origins
+        stack.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=list(settings.cors_origins),
+                allow_methods=["GET", "POST", "DELETE", "OPTIONS"],
+                allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID", "X-Request-ID"],
+                expose_headers=["X-Request-ID", "X-RestMQ-Status", "Idempotent-Replayed", "Retry-After"],
+                allow_credentials=not wildcard,  # browsers refuse credentials with a wildcard origin
+                max_age=600,
+            )
+        )
+    stack.append(Middleware(CallbackGuard))
+    return stack
+
+
 def create_app(settings: Settings, store_factory: Callable[[], Store] | None = None) -> Starlette:
     def make_store() -> Store:
         if store_factory is not None:
@@ -58,6 +108,10 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         app.state.service = service
         app.state.streams = streams = Streams(store, service.waiters)
         streams.start()
+        loop = asyncio.get_running_loop()
+        hook = functools.partial(loop.call_soon_threadsafe, streams.close_consumers)
+        SHUTDOWN_HOOKS.append(hook)
+        _chain_exit_signals()
         app.state.settings = settings
         app.state.access = Access(store, acl)
         app.state.stream_slots = StreamSlots(settings.limits.max_streams, settings.limits.max_streams_per_client)
@@ -65,6 +119,8 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         try:
             yield
         finally:
+            with contextlib.suppress(ValueError):
+                SHUTDOWN_HOOKS.remove(hook)
             await streams.close()
             reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -74,7 +130,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
 
     return Starlette(
         routes=routes,
-        middleware=[Middleware(CallbackGuard)],
+        middleware=_middleware(settings),
         exception_handlers={RestMQError: restmq_error, Exception: unexpected_error},
         lifespan=lifespan,
     )

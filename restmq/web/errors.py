@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from restmq.core.names import check_callback
 from restmq.errors import BackendUnavailable, RestMQError, TooManyStreams, Unauthorized
+from restmq.web.observe import BACKEND_ERRORS
 
 log = logging.getLogger("restmq.web")
 
@@ -27,6 +28,7 @@ def error_response(exc: RestMQError) -> Response:
 async def restmq_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RestMQError)
     if isinstance(exc, BackendUnavailable):
+        BACKEND_ERRORS.inc()
         log.warning("%s %s: %s", request.method, request.url.path, exc.message)
     return error_response(exc)
 

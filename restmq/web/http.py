@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import parse_qsl
@@ -12,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from restmq.core.names import check_callback
-from restmq.errors import InvalidParameter, InvalidValue, PayloadTooLarge
+from restmq.errors import InvalidParameter, InvalidValue, PayloadTooLarge, RequestTimeout
 
 JSON = "application/json"
 
@@ -45,11 +46,15 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise PayloadTooLarge(f"request body of {declared} bytes exceeds the limit of {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async with asyncio.timeout(request.app.state.settings.limits.body_timeout):
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout("the request body did not arrive in time") from None
     return b"".join(chunks)
 
 

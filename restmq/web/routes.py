@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route, WebSocketRoute
 
-from restmq.web import ops, rest, streams
+from restmq.web import observe, ops, rest, streams
 from restmq.web.auth import COMET, CONSUMER, PRODUCER, guard
 
 routes = [
@@ -37,4 +37,5 @@ routes = [
     # Operations: always open, they reveal nothing about queues.
     Route("/health", ops.health, methods=["GET"]),
     Route("/ready", ops.ready, methods=["GET"]),
+    Route("/metrics", guard(CONSUMER, "read", observe.metrics), methods=["GET"]),
 ]

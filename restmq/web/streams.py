@@ -14,7 +14,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from restmq.core import protocol
-from restmq.core.dispatch import Consumer, Delivery, Streams
+from restmq.core.dispatch import SHUTDOWN, Consumer, Delivery, Streams
 from restmq.core.names import check_queue_name
 from restmq.core.tokens import TokenRecord
 from restmq.errors import BadRequest, Forbidden, RestMQError
@@ -126,6 +126,8 @@ async def server_sent_events(request: Request) -> Response:
                 elif delivery.key not in replayed:
                     yield sse.sse_event(delivery)
                     streams.written(consumer, delivery)
+            if consumer.closed == SHUTDOWN:  # reconnect soon, to another process
+                yield sse.sse_retry(250)
         finally:
             _close(request, streams, consumer)
 
@@ -185,7 +187,8 @@ async def websocket(ws: WebSocket) -> None:
             task.cancel()
         _close(ws, streams, consumer)
         with contextlib.suppress(Exception):
-            await ws.close(code=1000, reason=(consumer.closed or "bye")[:120])
+            code = 1012 if consumer.closed == SHUTDOWN else 1000  # 1012: service restart, reconnect
+            await ws.close(code=code, reason=(consumer.closed or "bye")[:120])
 
 
 async def _command(

@@ -1,0 +1,658 @@
+"""The blocking RestMQ client: :class:`Client`, its SSE :class:`Stream` and the :meth:`Client.consume` worker loop."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import ssl
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+import httpx
+
+from restmq.client import _calls
+from restmq.client._stream import Gap, SSEParser, StreamState
+from restmq.client.errors import ClientError, from_response, from_transport
+from restmq.client.models import ConsumeStats, Control, Message, Overview, QueueStats
+
+T = TypeVar("T")
+log = logging.getLogger("restmq.client")
+
+RETRYABLE_STATUS = (502, 503, 504)
+
+
+class Client:
+    """A blocking client for one RestMQ server (or load balancer), safe to share between threads.
+
+    ``url`` defaults to ``$RESTMQ_URL``, then ``http://127.0.0.1:8888``; ``token`` to ``$RESTMQ_TOKEN``
+    (sent as ``Authorization: Bearer <token>``). Connections are pooled (``max_connections``);
+    ``timeout`` bounds every request (a long-poll's ``wait`` is added to it), ``connect_timeout`` the
+    connect, ``stream_timeout`` the silence a stream tolerates (the server sends heartbeats every 15 s).
+
+    Every method raises a :class:`~restmq.client.errors.ClientError`: an
+    :class:`~restmq.client.errors.APIError` subclass carrying the server's ``code`` when the server
+    refused, a :class:`~restmq.client.errors.TransportError` when no answer came.
+
+    Use it as a context manager, or call :meth:`close` when done.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        token: str | None = None,
+        timeout: float = _calls.DEFAULT_TIMEOUT,
+        connect_timeout: float = _calls.DEFAULT_CONNECT_TIMEOUT,
+        stream_timeout: float = _calls.DEFAULT_STREAM_TIMEOUT,
+        max_connections: int = _calls.DEFAULT_MAX_CONNECTIONS,
+        headers: Mapping[str, str] | None = None,
+        verify: bool | ssl.SSLContext = True,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.url = _calls.resolve_url(url)
+        self.timeout = timeout
+        self.connect_timeout = connect_timeout
+        self.stream_timeout = stream_timeout
+        self._http = httpx.Client(
+            base_url=self.url,
+            headers=_calls.base_headers(_calls.resolve_token(token), headers),
+            timeout=_calls.timeout(timeout, connect_timeout),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+            verify=verify,
+            transport=transport,
+        )
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    def _run(self, call: _calls.Call[T]) -> T:
+        try:
+            response = self._http.request(
+                call.method,
+                call.path,
+                params=call.params or None,
+                data=call.data,
+                content=call.content,
+                headers=call.headers or None,
+                timeout=_calls.timeout(self.timeout + call.wait, self.connect_timeout),
+            )
+        except httpx.TransportError as exc:
+            raise from_transport(exc, self.url) from exc
+        return call.finish(response)
+
+    # -- producing ------------------------------------------------------------------------------
+
+    def add(
+        self,
+        queue: str,
+        value: object,
+        *,
+        delay: float | None = None,
+        ttl: float | None = None,
+        priority: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> str:
+        """Add one message; returns its key ``<queue>:<n>``.
+
+        ``value``: a str is sent as is, bytes as UTF-8, anything else as compact JSON text.
+        ``delay``: seconds it stays invisible. ``ttl``: seconds it may wait before it is dropped.
+        ``priority``: 0-9, higher first. ``idempotency_key``: a retry with the same key within the
+        server's window (5 min) returns the first key and adds nothing.
+        """
+        return self._run(
+            _calls.add(queue, value, delay=delay, ttl=ttl, priority=priority, idempotency_key=idempotency_key)
+        )
+
+    def add_batch(
+        self,
+        queue: str,
+        values: Iterable[object],
+        *,
+        delay: float | None = None,
+        ttl: float | None = None,
+        priority: int | None = None,
+        idempotency_key: str | None = None,
+    ) -> list[str]:
+        """Add many messages in one request, all or nothing; returns their keys in order.
+
+        The server caps a batch (``--max-batch``, 10,000 by default: 413 ``PAYLOAD_TOO_LARGE`` above);
+        split bigger inputs yourself. An empty ``values`` adds nothing and returns ``[]``.
+        """
+        call = _calls.add_batch(queue, values, delay=delay, ttl=ttl, priority=priority, idempotency_key=idempotency_key)
+        if call.content == b"[]":
+            return []
+        return self._run(call)
+
+    # -- consuming ------------------------------------------------------------------------------
+
+    @overload
+    def get(self, queue: str, *, wait: float = 0.0, lease: float | None = None) -> Message | None: ...
+    @overload
+    def get(self, queue: str, *, count: int, wait: float = 0.0, lease: float | None = None) -> list[Message]: ...
+    def get(
+        self, queue: str, *, count: int | None = None, wait: float = 0.0, lease: float | None = None
+    ) -> Message | None | list[Message]:
+        """``GET /q/<queue>``: the oldest ready message, or ``None`` when none is (or the queue is stopped).
+
+        Without ``lease`` the message is removed as it is delivered (the original RestMQ pop). With
+        ``lease=S`` it is hidden for S seconds instead: :meth:`ack` it, :meth:`release` it or
+        :meth:`extend` it; unsettled, it comes back with its ``count`` raised. ``wait=S`` long-polls up
+        to S seconds (at most 60). With ``count=N`` the answer is a list of up to N messages.
+        """
+        messages = self._run(_calls.get(queue, count=count, wait=wait, lease=lease))
+        if count is not None:
+            return messages
+        return messages[0] if messages else None
+
+    @overload
+    def take(self, queue: str, *, wait: float = 0.0) -> Message | None: ...
+    @overload
+    def take(self, queue: str, *, count: int, wait: float = 0.0) -> list[Message]: ...
+    def take(self, queue: str, *, count: int | None = None, wait: float = 0.0) -> Message | None | list[Message]:
+        """Destructive read: :meth:`get` without a lease (the message is gone once returned)."""
+        messages = self._run(_calls.get(queue, count=count, wait=wait, lease=None))
+        if count is not None:
+            return messages
+        return messages[0] if messages else None
+
+    @overload
+    def lease(self, queue: str, seconds: float, *, wait: float = 0.0) -> Message | None: ...
+    @overload
+    def lease(self, queue: str, seconds: float, *, count: int, wait: float = 0.0) -> list[Message]: ...
+    def lease(
+        self, queue: str, seconds: float, *, count: int | None = None, wait: float = 0.0
+    ) -> Message | None | list[Message]:
+        """:meth:`get` with ``lease=seconds``: at-least-once delivery, settle with :meth:`ack`."""
+        messages = self._run(_calls.get(queue, count=count, wait=wait, lease=seconds))
+        if count is not None:
+            return messages
+        return messages[0] if messages else None
+
+    def soft_get(self, queue: str) -> Message | None:
+        """The original soft get (JSON protocol ``get``): the oldest message stays queued and its
+        ``count`` goes up by one. ``None`` when the queue is empty or stopped."""
+        return self._run(_calls.soft_get(queue))
+
+    def delete_message(self, key: str) -> bool:
+        """Remove the message ``key`` wherever it is (ready, delayed or leased; JSON protocol ``del``).
+        True when it existed."""
+        return self._run(_calls.delete_message(key))
+
+    def ack(self, message: Message | str, *, count: int | None = None) -> int:
+        """Acknowledge a leased message: it is done and removed. Returns its delivery count.
+
+        ``message`` is a :class:`Message` (its ``count`` is sent, so a redelivered message is never
+        acked by an old delivery: :class:`~restmq.client.errors.LeaseStale`) or a key with an optional
+        ``count``. Raises :class:`~restmq.client.errors.LeaseExpired` when the lease ran out first and
+        :class:`~restmq.client.errors.MessageNotFound` for an unknown key.
+        """
+        return self._run(_calls.ack(message, count=count))
+
+    def release(self, message: Message | str, *, count: int | None = None, delay: float = 0.0) -> int:
+        """Give a leased message back to the head of its queue (after ``delay`` seconds, if given)."""
+        return self._run(_calls.release(message, count=count, delay=delay))
+
+    def extend(self, message: Message | str, lease: float, *, count: int | None = None) -> int:
+        """Keep a leased message ``lease`` more seconds from now."""
+        return self._run(_calls.extend(message, lease, count=count))
+
+    # -- queues, settings, statistics ----------------------------------------------------------
+
+    def purge(self, queue: str) -> int:
+        """Remove every message of the queue (ready, delayed, leased); returns how many. Settings stay."""
+        return self._run(_calls.purge(queue))
+
+    def queues(self) -> list[str]:
+        """The names of the queues that hold messages."""
+        return self._run(_calls.queues())
+
+    def policy(self, queue: str) -> str:
+        """The streaming policy: ``broadcast`` or ``roundrobin``."""
+        return self._run(_calls.policy(queue))
+
+    def set_policy(self, queue: str, policy: str) -> str:
+        """Set the streaming policy (``broadcast`` or ``roundrobin``); returns it."""
+        return self._run(_calls.policy(queue, policy))
+
+    def control(self, queue: str) -> Control:
+        """Flow status (``start``/``stop``) and ``max_deliveries`` of the queue."""
+        return self._run(_calls.control(queue))
+
+    def set_control(self, queue: str, *, status: str | None = None, max_deliveries: int | None = None) -> Control:
+        """Start or stop delivery (``status``), and/or set ``max_deliveries`` (0 = unlimited)."""
+        if status is None and max_deliveries is None:
+            raise ValueError("give status and/or max_deliveries")
+        return self._run(_calls.control(queue, status=status, max_deliveries=max_deliveries))
+
+    def stats(self, queue: str) -> QueueStats:
+        """Statistics of one queue."""
+        return self._run(_calls.stats(queue))
+
+    def stats_all(self) -> Overview:
+        """Statistics of every queue, and the backend nodes' states."""
+        return self._run(_calls.stats_all())
+
+    def redrive(self, queue: str) -> int:
+        """Move the dead letters of ``queue`` (``<queue>:dead``; either name works) back to it; returns how many."""
+        return self._run(_calls.redrive(queue))
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health``: the server process is up."""
+        return self._run(_calls.health())
+
+    def ready(self) -> bool:
+        """``GET /ready``: True when the server and its backend answer."""
+        return self._run(_calls.ready())
+
+    # -- streaming and workers ------------------------------------------------------------------
+
+    def stream(
+        self,
+        queue: str,
+        *,
+        lease: float | None = None,
+        last_event_id: str | None = None,
+        auto_ack: bool = True,
+        reconnect: bool = True,
+        reconnect_delay: float = 0.25,
+        max_reconnect_delay: float = 5.0,
+        max_reconnects: int | None = None,
+    ) -> Stream:
+        """Messages of ``queue`` as they arrive, over Server-Sent Events. See :class:`Stream`."""
+        return Stream(
+            self,
+            queue,
+            lease=lease,
+            last_event_id=last_event_id,
+            auto_ack=auto_ack,
+            reconnect=reconnect,
+            reconnect_delay=reconnect_delay,
+            max_reconnect_delay=max_reconnect_delay,
+            max_reconnects=max_reconnects,
+        )
+
+    def consume(
+        self,
+        queue: str,
+        handler: Callable[[Message], object],
+        *,
+        concurrency: int = 1,
+        lease: float = 30.0,
+        wait: float = 2.0,
+        backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        max_messages: int | None = None,
+        stop: threading.Event | None = None,
+        handle_signals: bool = True,
+    ) -> ConsumeStats:
+        """Run a worker loop until stopped; returns what it did.
+
+        ``concurrency`` threads each lease one message (``lease`` seconds; a long-poll of up to ``wait``
+        seconds when the queue is idle), call ``handler(message)``, and :meth:`ack` it when the
+        handler returns. When the handler raises, the exception is logged and the message is
+        released with a delay of ``backoff * 2**(count-1)`` seconds (at most ``max_backoff``), so a
+        failing message is retried later (and dead-lettered after the queue's ``max_deliveries``).
+        Server or connection errors are logged and retried with backoff; the loop keeps going.
+
+        It stops gracefully when ``stop`` is set, after ``max_messages`` messages, on Ctrl-C, or on
+        SIGTERM (``handle_signals``, main thread only): handlers running then finish and are acked,
+        and nothing new is leased. The lease must outlast the handler: call :meth:`extend` from the
+        handler for long jobs.
+        """
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        worker = _Worker(self, queue, handler, lease, wait, backoff, max_backoff, max_messages, stop)
+        threads = [
+            threading.Thread(target=worker.run, name=f"restmq-consume-{queue}-{i}", daemon=True)
+            for i in range(concurrency)
+        ]
+        previous = _install_sigterm(worker.stop) if handle_signals else None
+        try:
+            for thread in threads:
+                thread.start()
+            try:
+                while any(thread.is_alive() for thread in threads):
+                    for thread in threads:
+                        thread.join(0.1)
+            except KeyboardInterrupt:
+                log.info("consume %s: interrupted, finishing the messages in hand", queue)
+                worker.stop.set()
+                for thread in threads:
+                    thread.join()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        return worker.stats
+
+
+def _install_sigterm(stop: threading.Event) -> Any:
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        stop.set()
+
+    return signal.signal(signal.SIGTERM, on_sigterm)
+
+
+class _Worker:
+    """The shared state of one consume() run; each thread runs :meth:`run`."""
+
+    def __init__(
+        self,
+        client: Client,
+        queue: str,
+        handler: Callable[[Message], object],
+        lease: float,
+        wait: float,
+        backoff: float,
+        max_backoff: float,
+        max_messages: int | None,
+        stop: threading.Event | None,
+    ) -> None:
+        self.client, self.queue, self.handler = client, queue, handler
+        self.lease, self.wait, self.backoff, self.max_backoff = lease, wait, backoff, max_backoff
+        self.max_messages = max_messages
+        self.stop = stop or threading.Event()
+        self.stats = ConsumeStats()
+        self._lock = threading.Lock()
+        self._started = 0
+
+    def _claim(self) -> bool:
+        with self._lock:
+            if self.max_messages is not None and self._started >= self.max_messages:
+                self.stop.set()
+                return False
+            self._started += 1
+            return True
+
+    def _count(self, field: str) -> None:
+        with self._lock:
+            setattr(self.stats, field, getattr(self.stats, field) + 1)
+
+    def run(self) -> None:
+        failures = 0
+        while not self.stop.is_set():
+            try:
+                message = self.client.lease(self.queue, self.lease, wait=self.wait)
+            except ClientError as exc:
+                self._count("errors")
+                failures += 1
+                delay = _calls.retry_delay(failures, 0.5, 10.0)
+                log.warning("consume %s: %s; retrying in %.1fs", self.queue, exc, delay)
+                self.stop.wait(delay)
+                continue
+            failures = 0
+            if message is None:
+                continue
+            if self.stop.is_set() or not self._claim():
+                self._settle(self.client.release, message)
+                return
+            self._handle(message)
+
+    def _handle(self, message: Message) -> None:
+        try:
+            self.handler(message)
+        except Exception:
+            self._count("failed")
+            delay = _calls.retry_delay(max(message.count, 1), self.backoff, self.max_backoff)
+            log.exception("consume %s: handler failed on %s; released, retry in %gs", self.queue, message.key, delay)
+            self._settle(lambda m: self.client.release(m, delay=delay), message)
+        else:
+            if self._settle(self.client.ack, message):
+                self._count("handled")
+
+    def _settle(self, action: Callable[[Message], int], message: Message) -> bool:
+        try:
+            action(message)
+            return True
+        except ClientError as exc:
+            self._count("errors")
+            log.warning("consume %s: settling %s failed: %s", self.queue, message.key, exc)
+            return False
+
+
+class Stream:
+    """Messages of one queue as the server pushes them (SSE), reconnecting by itself.
+
+    Iterate it; use it as a context manager so the connection closes::
+
+        with client.stream("news") as stream:
+            for message in stream:
+                print(message.value)
+
+    **Broadcast** queues (the default policy) give every stream each message once. When the
+    connection drops (server restart, network), the stream reconnects with backoff and sends
+    ``Last-Event-ID``: the server replays the messages broadcast meanwhile from its history (the
+    newest 1,000 per queue, for 5 minutes), and the stream drops any duplicate. When the history
+    no longer reached back, a :class:`Gap` is appended to :attr:`gaps` and a warning is logged.
+
+    **Lease mode** (``lease=S``, on a ``roundrobin`` queue): each message goes to one consumer and
+    stays leased until acked. With ``auto_ack`` (the default) a message is acked when the loop
+    asks for the next one, or when the ``with`` block ends normally; if the loop body raises, the
+    message in hand is released instead, so it is redelivered::
+
+        with client.stream("jobs", lease=30) as stream:
+            for message in stream:
+                handle(message)      # acked once this body finishes without raising
+
+    Settle a message yourself with :meth:`ack`, :meth:`release` or :meth:`extend` of the stream (not
+    of the client), and auto-ack leaves it alone. A message whose lease ran out (or that came back
+    when the connection dropped) is redelivered with a higher ``count``; its late auto-ack is logged.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        queue: str,
+        *,
+        lease: float | None = None,
+        last_event_id: str | None = None,
+        auto_ack: bool = True,
+        reconnect: bool = True,
+        reconnect_delay: float = 0.25,
+        max_reconnect_delay: float = 5.0,
+        max_reconnects: int | None = None,
+    ) -> None:
+        self.client = client
+        self.queue = queue
+        self.path = _calls.stream_path(queue)
+        self.auto_ack = auto_ack
+        self.reconnect = reconnect
+        self.reconnect_delay = reconnect_delay
+        self.max_reconnect_delay = max_reconnect_delay
+        self.max_reconnects = max_reconnects
+        self._state = StreamState(queue, lease, last_event_id)
+        self._parser = SSEParser()
+        self._response: httpx.Response | None = None
+        self._lines: Iterator[str] | None = None
+        self._pending: Message | None = None
+        self._closed = False
+        self._failures = 0
+        self._wake = threading.Event()
+
+    # -- what it knows -------------------------------------------------------------------------
+
+    @property
+    def last_event_id(self) -> str | None:
+        """The id of the newest event received (sent as ``Last-Event-ID`` on reconnect)."""
+        return self._state.last_event_id
+
+    @property
+    def gaps(self) -> list[Gap]:
+        """Reconnects where the server's history did not reach back to the last event id."""
+        return self._state.gaps
+
+    @property
+    def connects(self) -> int:
+        """How many times the stream connected (1 + reconnects)."""
+        return self._state.connects
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- iteration -----------------------------------------------------------------------------
+
+    def __iter__(self) -> Stream:
+        return self
+
+    def __next__(self) -> Message:
+        self._settle_pending(ack=True)
+        while True:
+            if self._closed:
+                raise StopIteration
+            if self._lines is None:
+                self._open()
+                continue
+            try:
+                line = next(self._lines)
+            except StopIteration:
+                self._lost("the server ended the stream", None)
+                continue
+            except httpx.TransportError as exc:
+                self._lost(str(exc) or type(exc).__name__, exc)
+                continue
+            self._failures = 0
+            event = self._parser.feed(line)
+            if event is None:
+                continue
+            message = self._state.handle(event)
+            if message is None:
+                continue
+            if message.leased and self.auto_ack:
+                self._pending = message
+            return message
+
+    def _open(self) -> None:
+        if self._failures:
+            delay = _calls.retry_delay(self._failures, self.reconnect_delay, self.max_reconnect_delay)
+            self._wake.wait(delay)
+            if self._closed:
+                return
+        http = self.client._http
+        request = http.build_request(
+            "GET",
+            self.path,
+            params=self._state.request_params(),
+            headers=self._state.request_headers(),
+            timeout=_calls.timeout(self.client.stream_timeout, self.client.connect_timeout),
+        )
+        try:
+            response = http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            self._failed(from_transport(exc, self.client.url), exc)
+            return
+        if response.status_code != 200:
+            response.read()
+            response.close()
+            error = from_response(response)
+            if response.status_code in RETRYABLE_STATUS:
+                self._failed(error, None)
+                return
+            self.close()
+            raise error
+        self._response = response
+        self._lines = response.iter_lines()
+        self._state.connects += 1
+        if self._state.connects > 1:
+            log.info("stream %s: reconnected (last event %s)", self.queue, self._state.last_event_id)
+
+    def _failed(self, error: ClientError, cause: BaseException | None) -> None:
+        self._failures += 1
+        if not self.reconnect or (self.max_reconnects is not None and self._failures > self.max_reconnects):
+            self.close()
+            raise error from cause
+        log.warning("stream %s: %s; reconnecting", self.queue, error)
+
+    def _lost(self, reason: str, exc: httpx.TransportError | None) -> None:
+        self._drop_connection()
+        if self._closed:
+            return
+        if not self.reconnect:
+            self.close()
+            if exc is not None:
+                raise from_transport(exc, self.client.url) from exc
+            return
+        self._failures += 1
+        if self.max_reconnects is not None and self._failures > self.max_reconnects:
+            self.close()
+            if exc is not None:
+                raise from_transport(exc, self.client.url) from exc
+            return
+        log.info("stream %s: connection lost (%s); reconnecting", self.queue, reason)
+
+    def _drop_connection(self) -> None:
+        self._parser.reset()
+        self._lines = None
+        response, self._response = self._response, None
+        if response is not None:
+            try:
+                response.close()
+            except Exception:  # closing a broken connection may fail again; it is gone either way
+                pass
+
+    # -- settling ------------------------------------------------------------------------------
+
+    def _settle_pending(self, *, ack: bool) -> None:
+        message, self._pending = self._pending, None
+        if message is None:
+            return
+        try:
+            if ack:
+                self.client.ack(message)
+            else:
+                self.client.release(message)
+        except ClientError as exc:
+            what = "ack" if ack else "release"
+            log.warning("stream %s: auto-%s of %s failed: %s", self.queue, what, message.key, exc)
+
+    def _forget(self, message: Message | str) -> None:
+        key = message.key if isinstance(message, Message) else message
+        if self._pending is not None and self._pending.key == key:
+            self._pending = None
+
+    def ack(self, message: Message | str, *, count: int | None = None) -> int:
+        """Ack a message of this stream now (auto-ack then leaves it alone)."""
+        self._forget(message)
+        return self.client.ack(message, count=count)
+
+    def release(self, message: Message | str, *, count: int | None = None, delay: float = 0.0) -> int:
+        """Give a message of this stream back to the queue (after ``delay`` seconds)."""
+        self._forget(message)
+        return self.client.release(message, count=count, delay=delay)
+
+    def extend(self, message: Message | str, lease: float, *, count: int | None = None) -> int:
+        """Keep a message of this stream leased ``lease`` more seconds."""
+        return self.client.extend(message, lease, count=count)
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connection; a message still in hand is left to its lease (see ``__exit__``)."""
+        self._closed = True
+        self._wake.set()
+        self._drop_connection()
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()  # first: a released message must not go back to this very connection
+        self._settle_pending(ack=exc_type is None)
