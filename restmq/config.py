@@ -40,6 +40,7 @@ class Settings:
     tls_key: str | None = None
     insecure_open: bool = False
     reaper_interval: float = 0.25
+    coalesce: bool = True  # pipeline the backend commands of concurrent requests
     limits: Limits = field(default_factory=Limits)
 
     @property

@@ -6,6 +6,7 @@ variable, the `--config` TOML file (same names as the options), the default.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -20,7 +21,7 @@ import click
 import uvicorn
 
 from restmq.config import Limits, Settings
-from restmq.errors import EngineError
+from restmq.errors import EngineError, RestMQError
 from restmq.web.observe import configure_logging
 
 log = logging.getLogger("restmq")
@@ -37,20 +38,28 @@ def _load_config_file(ctx: click.Context, param: click.Parameter, path: str | No
             data = tomllib.load(handle)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise click.BadParameter(f"cannot read {path}: {exc}", param=param) from exc
-    known = {p.name for p in ctx.command.params if p.name}
+    names = {}  # a key may be named like the option (cors-origin, redis) or like its parameter (cors_origins)
+    for p in ctx.command.params:
+        if p.name:
+            names[p.name] = p
+            names.update((flag[2:].replace("-", "_"), p) for flag in p.opts if flag.startswith("--"))
     values = {key.replace("-", "_"): value for key, value in data.items()}
-    unknown = sorted(set(values) - known)
+    unknown = sorted(set(values) - set(names))
     if unknown:
         raise click.BadParameter(f"{path}: unknown settings {', '.join(unknown)}", param=param)
-    if "redis" in values:
-        values["redis_urls"] = values.pop("redis")
-    ctx.default_map = {**(ctx.default_map or {}), **values}
+    for key, value in values.items():
+        target = names[key]
+        multiple = isinstance(target, click.Option) and target.multiple
+        ctx.default_map = {
+            **(ctx.default_map or {}),
+            target.name: [value] if multiple and isinstance(value, str) else value,
+        }
     return path
 
 
 def option(*decls: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """click.option reading RESTMQ_<LONG_NAME> (the group's automatic prefix would add the command name)."""
-    long_name = next(d for d in decls if d.startswith("--"))
+    long_name = next(d for d in decls if d.startswith("--")).split("/")[0]
     kwargs.setdefault("envvar", "RESTMQ_" + long_name[2:].upper().replace("-", "_"))
     return click.option(*decls, show_envvar=True, **kwargs)
 
@@ -93,6 +102,12 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     option("--acl", default=None, type=click.Path(dir_okay=False), help="acl.conf file."),
     option("--workers", default=1, show_default=True, type=click.IntRange(1, 64)),
     option("--insecure-open", is_flag=True, help="Allow a non-loopback address without an ACL or tokens."),
+    option(
+        "--coalesce/--no-coalesce",
+        default=True,
+        show_default=True,
+        help="Send the backend commands of requests that arrive together in one round trip.",
+    ),
     option("--tls-cert", default=None, type=click.Path(dir_okay=False), help="TLS certificate."),
     option("--tls-key", default=None, type=click.Path(dir_okay=False), help="TLS private key."),
     option(
@@ -160,6 +175,23 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
+def _tokens_exist(settings: Settings) -> bool:
+    """Whether the backend holds any bearer token (then every request needs credentials)."""
+    from restmq.storage.factory import open_store
+
+    async def check() -> bool:
+        store = open_store(settings.redis, settings.redis_cluster)
+        try:
+            return bool(await store.list_tokens())
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(check())
+    except RestMQError:  # the backend cannot say: no evidence of access control
+        return False
+
+
 def build_settings(options: dict[str, Any]) -> Settings:
     urls = tuple(url.strip() for value in options["redis_urls"] for url in value.split(",") if url.strip())
     limit_names = {"max_body", "max_value", "max_batch", "max_frame", "max_streams", "max_streams_per_client"}
@@ -186,6 +218,7 @@ def build_settings(options: dict[str, Any]) -> Settings:
         tls_cert=options["tls_cert"],
         tls_key=options["tls_key"],
         insecure_open=options["insecure_open"],
+        coalesce=options["coalesce"],
         limits=limits,
     )
 
@@ -201,11 +234,14 @@ def serve(**options: Any) -> None:
     """
     settings = build_settings(options)
     configure_logging(settings.log_level, settings.log_format)
-    if not _is_loopback(settings.host) and not settings.acl and not settings.insecure_open:
-        raise click.UsageError(
-            f"refusing to listen on {settings.host} without access control: give --acl FILE (tokens from "
-            "`restmq token create` work with it too), or --insecure-open to accept anyone who can reach it"
-        )
+    if settings.acl:  # a bad file stops start-up with its error, before anything starts
+        from restmq.web.auth import load_acl
+
+        try:
+            load_acl(settings.acl)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--acl") from None
+    open_to_all = not _is_loopback(settings.host) and not settings.acl and not settings.insecure_open
     engine = None
     if settings.embedded:
         from restmq.storage.engine import EmbeddedEngine
@@ -216,6 +252,13 @@ def serve(**options: Any) -> None:
         except EngineError as exc:
             raise click.ClickException(str(exc)) from exc
         settings = replace(settings, redis=(url,))
+    if open_to_all and not _tokens_exist(settings):  # tokens in the backend are access control too
+        if engine is not None:
+            engine.stop()
+        raise click.UsageError(
+            f"refusing to listen on {settings.host} without access control: give --acl FILE, create tokens "
+            "with `restmq token create`, or say --insecure-open to accept anyone who can reach it"
+        )
     # uvicorn re-raises the stop signal once it has shut down; catch it here so that the engine is
     # stopped last, cleanly, before this process exits.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -236,11 +279,13 @@ def show_config(**options: Any) -> None:
     from rich.table import Table
 
     ctx = click.get_current_context()
+    flags = {p.name: p.opts[0] for p in ctx.command.params if p.name and p.opts}  # redis_urls -> --redis
+    origins = {"COMMANDLINE": "command line", "ENVIRONMENT": "environment", "DEFAULT_MAP": "config file"}
     table = Table("option", "value", "from")
     for name, value in options.items():
         source = ctx.get_parameter_source(name)
         shown = ",".join(value) if isinstance(value, tuple) else ("" if value is None else str(value))
-        table.add_row(name.replace("_", "-"), shown, source.name.lower().replace("_", " ") if source else "default")
+        table.add_row(flags.get(name, name), shown, origins.get(source.name, "default") if source else "default")
     Console().print(table)
 
 

@@ -7,10 +7,11 @@ the scripts report when they must change, and those writes follow the script.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import orjson
 from redis.asyncio import Redis
@@ -42,6 +43,9 @@ from restmq.storage.scripts import Client, Scripts
 
 log = logging.getLogger("restmq.storage")
 
+REAP_ROUNDS = 50  # reap scripts per due queue per sweep (each moves up to 200 messages)
+T = TypeVar("T")
+
 # meta hash field -> statistics name
 COUNTERS = {
     "added": "added",
@@ -66,6 +70,27 @@ def connect(url: str, *, max_connections: int = 200) -> Redis:
     )
 
 
+def _not_cancelled(value: T) -> T:
+    """`value`, unless this task was cancelled and the cancel got lost on the way.
+
+    On Python 3.11, asyncio.wait_for (redis-py sends every command through it when socket_timeout is set)
+    returns normally when a cancel races the command's completion. The background loops (reaper, stream
+    dispatchers) would then never stop, and a server's shutdown would hang: their backend calls end here."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+    return value
+
+
+def _stats_keys(queue: str) -> list[str]:
+    """KEYS of the stats script: the queue's keys, then its dead-letter queue's ready set (none for a
+    dead-letter queue itself, whose `<queue>:dead:dead` would sit in another hash slot)."""
+    qk = keys.queue_keys(queue)
+    if keys.is_dead_letter_queue(queue):
+        return [*qk.message_keys, qk.consumers]
+    return [*qk.message_keys, qk.consumers, keys.queue_keys(keys.dead_letter_queue(queue)).ready]
+
+
 def _dead_args(queue: str) -> tuple[list[str], str]:
     """KEYS[10..18] and the dead-letter queue name for scripts that may dead-letter."""
     if keys.is_dead_letter_queue(queue):  # dead letters are not dead-lettered again
@@ -84,18 +109,18 @@ def _settings(values: Sequence[str | None]) -> QueueSettings:
 
 
 class RedisStore:
-    def __init__(self, client: Client, *, name: str = "redis", key_base: int = 0) -> None:
+    def __init__(self, client: Client, *, name: str = "redis", key_base: int = 0, coalesce: bool = True) -> None:
         self.client = client
         self.key_base = key_base  # first message number of a queue on this node (ring mode)
         self.name = name
-        self.scripts = Scripts(client)
+        self.scripts = Scripts(client, coalesce=coalesce)
         self._token = uuid.uuid4().hex
         self._up = True
         self.events = EventListener(self._make_pubsub, lambda q: keys.queue_keys(q).channel, name)
 
     @classmethod
-    def from_url(cls, url: str, *, key_base: int = 0) -> RedisStore:
-        return cls(connect(url), name=url, key_base=key_base)
+    def from_url(cls, url: str, *, key_base: int = 0, coalesce: bool = True) -> RedisStore:
+        return cls(connect(url), name=url, key_base=key_base, coalesce=coalesce)
 
     def _make_pubsub(self) -> Any:
         return self.client.pubsub()
@@ -214,9 +239,7 @@ class RedisStore:
         with backend_errors(self.name):
             async with self.client.pipeline(transaction=False) as pipe:
                 for queue in queues:
-                    qk = keys.queue_keys(queue)
-                    dead_ready = keys.queue_keys(keys.dead_letter_queue(queue)).ready
-                    await self.scripts.run("stats", [*qk.message_keys, qk.consumers, dead_ready], [], client=pipe)
+                    await self.scripts.run("stats", _stats_keys(queue), [], client=pipe)
                 replies = await pipe.execute()
         return [_stats(queue, reply) for queue, reply in zip(queues, replies, strict=True)]
 
@@ -226,7 +249,7 @@ class RedisStore:
         with backend_errors(self.name):
             # One process per node sweeps per interval; the sweep itself is idempotent, this saves work.
             if not await self.client.set(keys.REAPER_LOCK, self._token, nx=True, px=interval_ms):
-                return 0
+                return _not_cancelled(0)
             now_s, now_us = await self.client.time()
             now = now_s * 1000 + now_us // 1000
             due = cast(
@@ -237,18 +260,26 @@ class RedisStore:
             for queue, seen in due:
                 qk = keys.queue_keys(queue)
                 dead_keys, dead_name = _dead_args(queue)
-                n, dead_listed, next_due = await self.scripts.run(
-                    "reap", [*qk.message_keys, *dead_keys], [queue, dead_name, qk.channel]
-                )
-                moved += n
-                if dead_listed:
-                    await self.client.sadd(keys.QUEUES, dead_name)
+                # One script call takes back at most 200 leases: when many expire together (a consumer
+                # fleet died), keep going while it makes progress, in short scripts, instead of 200 per
+                # sweep (minutes for 100,000 leases).
+                for _ in range(REAP_ROUNDS):
+                    n, dead_listed, next_due = await self.scripts.run(
+                        "reap", [*qk.message_keys, *dead_keys], [queue, dead_name, qk.channel]
+                    )
+                    moved += n
+                    if dead_listed:
+                        await self.client.sadd(keys.QUEUES, dead_name)
+                    if n == 0 or not 0 <= next_due <= now:
+                        break
                 await self.scripts.run("timer_cas", [keys.TIMERS], [queue, int(seen), next_due])
-        return moved
+        return _not_cancelled(moved)
 
     # -- streaming ----------------------------------------------------------------------------
 
     async def broadcast(self, queue: str, limit: int, history: int) -> StreamResult:
+        if self.events.down:  # this process would miss the event, and its consumers the messages
+            return StreamResult(StreamStatus.NO_CONSUMERS, 0)
         qk = keys.queue_keys(queue)
         dead_keys, dead_name = _dead_args(queue)
         status, count, dead_listed = await self._run(
@@ -256,9 +287,11 @@ class RedisStore:
         )
         if dead_listed:
             await self._index(listed=[dead_name])
-        return StreamResult(StreamStatus(status), int(count))
+        return _not_cancelled(StreamResult(StreamStatus(status), int(count)))
 
     async def assign(self, queue: str, limit: int, inflight_ms: int) -> StreamResult:
+        if self.events.down:  # the assignments would reach no one here: they would wait out their lease
+            return StreamResult(StreamStatus.NO_CONSUMERS, 0)
         qk = keys.queue_keys(queue)
         dead_keys, dead_name = _dead_args(queue)
         status, count, dead_listed, timer = await self._run(
@@ -266,7 +299,7 @@ class RedisStore:
         )
         if dead_listed or timer >= 0:
             await self._index(listed=[dead_name] if dead_listed else (), timer=(queue, timer) if timer >= 0 else None)
-        return StreamResult(StreamStatus(status), int(count))
+        return _not_cancelled(StreamResult(StreamStatus(status), int(count)))
 
     async def touch_consumers(self, queue: str, ids: Sequence[str], ttl_ms: int) -> int:
         return int(await self._run("presence", [keys.queue_keys(queue).consumers], [ttl_ms, "add", *ids]))

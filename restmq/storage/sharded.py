@@ -79,17 +79,18 @@ class Node:
 
 
 class ShardedStore:
-    def __init__(self, urls: Sequence[str], *, refresh_interval: float = 2.0) -> None:
+    def __init__(self, urls: Sequence[str], *, refresh_interval: float = 2.0, coalesce: bool = True) -> None:
         self.nodes: list[Node] = []
         for index, url in enumerate(urls):
             clean, weight = split_weight(url)
-            store = RedisStore.from_url(clean, key_base=index * KEY_STRIDE)
+            store = RedisStore.from_url(clean, key_base=index * KEY_STRIDE, coalesce=coalesce)
             self.nodes.append(Node(index, store, weight))
         self._by_name = {node.name: node for node in self.nodes}
         if len(self._by_name) != len(self.nodes):
             raise ValueError("each ring node must have a different URL")
         self.ring = HashRing({node.name: node.weight for node in self.nodes})
         self._holders: dict[str, set[str]] = {}  # queue -> nodes that may hold its messages
+        self._holders_loaded = False  # until the first refresh, every live node may hold any queue
         self._refresh_interval = refresh_interval
         self._monitor: asyncio.Task[None] | None = None
 
@@ -121,7 +122,7 @@ class ShardedStore:
             with contextlib.suppress(BackendUnavailable):
                 for queue in await node.store.list_queues():
                     holders.setdefault(keys.hash_tag(queue), set()).add(node.name)
-        self._holders = holders
+        self._holders, self._holders_loaded = holders, True
 
     def _down(self, node: Node, exc: BackendUnavailable) -> None:
         if node.healthy:
@@ -139,6 +140,9 @@ class ShardedStore:
         """Live nodes to read the queue from: its owner, then every other node holding its messages."""
         held = self._holders.get(keys.hash_tag(queue), set())
         walk = self._walk(queue)
+        if not self._holders_loaded:  # a fresh process: messages may sit on a previous owner or fallback
+            self._start_monitor()
+            return [node for node in walk if node.healthy]
         return [node for i, node in enumerate(walk) if node.healthy and (i == 0 or node.name in held)]
 
     def _home(self, queue: str) -> Node:
@@ -389,8 +393,8 @@ class ShardedStore:
 
     async def close(self) -> None:
         if self._monitor is not None:
-            self._monitor.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._monitor
+            while not self._monitor.done():  # again and again: Python 3.11's wait_for can swallow a cancel
+                self._monitor.cancel()
+                await asyncio.wait({self._monitor}, timeout=0.1)
         for node in self.nodes:
             await node.store.close()
