@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
+from restmq.cli.add import add
+from restmq.cli.admin import control, policy, purge, redrive
+from restmq.cli.bench import bench
+from restmq.cli.read import ack, get, release, take
 from restmq.cli.serve import serve, show_config
+from restmq.cli.stats import stats
+from restmq.cli.tail import tail
 from restmq.cli.token import token
 
 
@@ -17,3 +23,5 @@ def main() -> None:
 main.add_command(serve)
 main.add_command(show_config)
 main.add_command(token)
+for command in (add, get, take, ack, release, tail, stats, policy, control, purge, redrive, bench):
+    main.add_command(command)

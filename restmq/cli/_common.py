@@ -20,6 +20,8 @@ from typing import IO, Any, ParamSpec, TypeVar
 
 import click
 from rich.console import Console
+from rich.progress import ProgressColumn, Task
+from rich.text import Text
 
 from restmq.client import Client, ClientError, Message, TransportError
 
@@ -40,28 +42,32 @@ stderr = Console(stderr=True, highlight=False)
 
 
 class Failure(click.ClickException):
-    """An error shown as one line on stderr, ``restmq: error: <message>``, with its exit code."""
+    """An error shown as one line on stderr, ``restmq: error: <message>`` (exit 1)."""
 
-    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = EXIT_ERROR
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"restmq: error: {self.format_message()}", file=file or sys.stderr)
 
 
+class ConnectFailure(Failure):
+    """The server could not be reached or did not answer (exit 4)."""
+
+    exit_code = EXIT_CONNECT
+
+
 class Nothing(Failure):
     """Nothing to do (exit 3): shown as ``restmq: <message>``."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, EXIT_EMPTY)
+    exit_code = EXIT_EMPTY
 
     def show(self, file: IO[Any] | None = None) -> None:
         click.echo(f"restmq: {self.format_message()}", file=file or sys.stderr)
 
 
-def failure(exc: ClientError) -> Failure:
-    return Failure(str(exc), EXIT_CONNECT if isinstance(exc, TransportError) else EXIT_ERROR)
+def failure(exc: ClientError, suffix: str = "") -> Failure:
+    kind = ConnectFailure if isinstance(exc, TransportError) else Failure
+    return kind(str(exc) + suffix)
 
 
 def client_errors(fn: Callable[P, R]) -> Callable[P, R]:
@@ -124,3 +130,11 @@ def echo_message(message: Message, as_json: bool) -> None:
 
 def rate(count: int, seconds: float) -> str:
     return f"{count / seconds:,.0f}/s" if seconds > 0 else "-"
+
+
+class RateColumn(ProgressColumn):
+    """Items per second of a progress task (rich's own speed column is for bytes)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f}/s" if speed else "", style="progress.data.speed")

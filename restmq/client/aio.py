@@ -18,7 +18,7 @@ import httpx
 
 from restmq.client import _calls
 from restmq.client._stream import Gap, SSEParser, StreamState
-from restmq.client.errors import ClientError, from_response, from_transport
+from restmq.client.errors import ClientError, ConflictError, NotFoundError, from_response, from_transport
 from restmq.client.models import ConsumeStats, Control, Message, Overview, QueueStats
 
 T = TypeVar("T")
@@ -322,6 +322,8 @@ class _AsyncWorker:
             self.stop.set()
             return False
         self._started += 1
+        if self.max_messages is not None and self._started >= self.max_messages:
+            self.stop.set()  # this is the last one: nothing new is leased after it
         return True
 
     async def _pause(self, seconds: float) -> None:
@@ -447,6 +449,9 @@ class AsyncStream:
             except httpx.TransportError as exc:
                 await self._lost(str(exc) or type(exc).__name__, exc)
                 continue
+            except httpx.StreamError as exc:  # aclose() from another task ended the read
+                await self._lost(str(exc) or type(exc).__name__, None)
+                continue
             self._failures = 0
             event = self._parser.feed(line)
             if event is None:
@@ -529,6 +534,11 @@ class AsyncStream:
                 await self.client.ack(message)
             else:
                 await self.client.release(message)
+        except (ConflictError, NotFoundError) as exc:
+            if ack:  # the lease ran out (or the connection dropped) first: it will be delivered again
+                log.warning("stream %s: auto-ack of %s failed: %s", self.queue, message.key, exc)
+            # a release that finds the message already back in the queue (the server hands back the
+            # unacked messages of a closed connection) has nothing left to do
         except ClientError as exc:
             what = "ack" if ack else "release"
             log.warning("stream %s: auto-%s of %s failed: %s", self.queue, what, message.key, exc)
@@ -564,5 +574,9 @@ class AsyncStream:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        await self.aclose()  # first: a released message must not go back to this very connection
-        await self._settle_pending(ack=exc_type is None)
+        if exc_type is None:  # ack before closing: closing hands unacked messages back to the queue
+            await self._settle_pending(ack=True)
+            await self.aclose()
+        else:  # close first, so the released message cannot come back on this very connection
+            await self.aclose()
+            await self._settle_pending(ack=False)

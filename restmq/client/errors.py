@@ -83,7 +83,7 @@ class BadRequestError(APIError, _server.BadRequest):
 
 
 class AuthError(APIError):
-    """401 (no or a bad token: ``UNAUTHORIZED``, ``TOKEN_INVALID``) or 403 (``FORBIDDEN``: the token lacks the right)."""
+    """401 (no or a bad token: ``UNAUTHORIZED``, ``TOKEN_INVALID``) or 403 (``FORBIDDEN``: no such right)."""
 
     code = "UNAUTHORIZED"
     status = 401
@@ -183,8 +183,9 @@ def from_response(response: httpx.Response) -> APIError:
 
 def from_transport(exc: httpx.TransportError, url: str) -> TransportError:
     """Wrap an httpx transport failure."""
+    reason = str(exc) or type(exc).__name__
     if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout | httpx.UnsupportedProtocol):
-        return ConnectionFailed(f"cannot connect to RestMQ at {url}: {exc or type(exc).__name__}")
+        return ConnectionFailed(f"cannot connect to RestMQ at {url}: {reason}")
     if isinstance(exc, httpx.TimeoutException):
         return RequestTimeout(f"RestMQ at {url} did not answer in time ({type(exc).__name__})")
-    return TransportError(f"connection to RestMQ at {url} failed: {exc or type(exc).__name__}")
+    return TransportError(f"connection to RestMQ at {url} failed: {reason}")

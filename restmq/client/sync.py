@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -14,7 +16,7 @@ import httpx
 
 from restmq.client import _calls
 from restmq.client._stream import Gap, SSEParser, StreamState
-from restmq.client.errors import ClientError, from_response, from_transport
+from restmq.client.errors import ClientError, ConflictError, NotFoundError, from_response, from_transport
 from restmq.client.models import ConsumeStats, Control, Message, Overview, QueueStats
 
 T = TypeVar("T")
@@ -308,10 +310,10 @@ class Client:
         failing message is retried later (and dead-lettered after the queue's ``max_deliveries``).
         Server or connection errors are logged and retried with backoff; the loop keeps going.
 
-        It stops gracefully when ``stop`` is set, after ``max_messages`` messages, on Ctrl-C, or on
-        SIGTERM (``handle_signals``, main thread only): handlers running then finish and are acked,
-        and nothing new is leased. The lease must outlast the handler: call :meth:`extend` from the
-        handler for long jobs.
+        It stops gracefully when ``stop`` is set, after ``max_messages`` deliveries (handled or
+        failed), on Ctrl-C, or on SIGTERM (``handle_signals``, main thread only): handlers running
+        then finish and are acked, and nothing new is leased. The lease must outlast the handler:
+        call :meth:`extend` from the handler for long jobs.
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -378,6 +380,8 @@ class _Worker:
                 self.stop.set()
                 return False
             self._started += 1
+            if self.max_messages is not None and self._started >= self.max_messages:
+                self.stop.set()  # this is the last one: nothing new is leased after it
             return True
 
     def _count(self, field: str) -> None:
@@ -527,6 +531,9 @@ class Stream:
             except httpx.TransportError as exc:
                 self._lost(str(exc) or type(exc).__name__, exc)
                 continue
+            except httpx.StreamError as exc:  # close() from another thread ended the read
+                self._lost(str(exc) or type(exc).__name__, None)
+                continue
             self._failures = 0
             event = self._parser.feed(line)
             if event is None:
@@ -617,6 +624,11 @@ class Stream:
                 self.client.ack(message)
             else:
                 self.client.release(message)
+        except (ConflictError, NotFoundError) as exc:
+            if ack:  # the lease ran out (or the connection dropped) first: it will be delivered again
+                log.warning("stream %s: auto-ack of %s failed: %s", self.queue, message.key, exc)
+            # a release that finds the message already back in the queue (the server hands back the
+            # unacked messages of a closed connection) has nothing left to do
         except ClientError as exc:
             what = "ack" if ack else "release"
             log.warning("stream %s: auto-%s of %s failed: %s", self.queue, what, message.key, exc)
@@ -643,9 +655,15 @@ class Stream:
     # -- closing -------------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the connection; a message still in hand is left to its lease (see ``__exit__``)."""
+        """Close the connection; a message still in hand is left to its lease (see ``__exit__``).
+
+        Safe to call from another thread: a blocked iteration ends (the socket is shut down).
+        """
         self._closed = True
         self._wake.set()
+        response = self._response
+        if response is not None:
+            _shutdown_socket(response)
         self._drop_connection()
 
     def __enter__(self) -> Stream:
@@ -654,5 +672,18 @@ class Stream:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.close()  # first: a released message must not go back to this very connection
-        self._settle_pending(ack=exc_type is None)
+        if exc_type is None:  # ack before closing: closing hands unacked messages back to the queue
+            self._settle_pending(ack=True)
+            self.close()
+        else:  # close first, so the released message cannot come back on this very connection
+            self.close()
+            self._settle_pending(ack=False)
+
+
+def _shutdown_socket(response: httpx.Response) -> None:
+    """Wake a thread blocked reading `response`: shut its socket down (closing alone does not)."""
+    stream = response.extensions.get("network_stream")
+    sock = stream.get_extra_info("socket") if stream is not None else None
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)

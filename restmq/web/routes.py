@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 
-from restmq.web import observe, ops, rest, streams
+from restmq.web import observe, openapi, ops, rest, streams, ui
 from restmq.web.auth import COMET, CONSUMER, PRODUCER, guard
 
 routes = [
@@ -28,8 +28,14 @@ routes = [
     Route("/control/{queue}", guard(PRODUCER, "admin", rest.control), methods=["POST"]),
     Route("/stats", rest.stats_all, methods=["GET"]),
     Route("/stats/", rest.stats_all, methods=["GET"]),
+    Route("/stats/stream", ui.stats_stream, methods=["GET"]),  # SSE for EventSource; else the queue "stream"
     Route("/stats/{queue}", guard(CONSUMER, "read", rest.stats_queue), methods=["GET"]),
-    Route("/j/{queue}", guard(CONSUMER, "read", rest.jobs_page), methods=["GET"]),
+    # The dashboard (restmq/web/ui.py). Its pages check access themselves: a browser without credentials
+    # gets the page, which asks for a token.
+    Route("/j/{queue}", ui.queue_page, methods=["GET"]),
+    Route("/ui", ui.dashboard, methods=["GET"]),
+    Route("/peek/{queue}", guard(CONSUMER, "read", ui.peek), methods=["GET"]),
+    Mount("/ui/static", app=ui.static_files, name="ui-static"),
     # Streams. The WebSocket handler checks access before accepting the connection.
     Route("/c/{queue}", guard(COMET, "read", streams.comet), methods=["GET"]),
     Route("/sse/{queue}", guard(COMET, "read", streams.server_sent_events), methods=["GET"]),
@@ -38,4 +44,8 @@ routes = [
     Route("/health", ops.health, methods=["GET"]),
     Route("/ready", ops.ready, methods=["GET"]),
     Route("/metrics", guard(CONSUMER, "read", observe.metrics), methods=["GET"]),
+    # API descriptions (restmq/web/openapi.py; tests/integration/test_openapi.py keeps them true to this table).
+    Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
+    Route("/asyncapi.json", openapi.asyncapi_json, methods=["GET"]),
+    Route("/docs", openapi.docs_page, methods=["GET"]),
 ]
