@@ -18,11 +18,9 @@ from dataclasses import asdict, replace
 from typing import Any
 
 import click
-import uvicorn
 
 from restmq.config import Limits, Settings
 from restmq.errors import EngineError, RestMQError
-from restmq.web.observe import configure_logging
 
 log = logging.getLogger("restmq")
 SETTINGS_ENV = "RESTMQ_INTERNAL_SETTINGS"  # hands the settings to worker processes
@@ -232,6 +230,8 @@ def serve(**options: Any) -> None:
     (AOF persistence; data survives restarts). Every option also reads RESTMQ_<OPTION>, e.g.
     RESTMQ_PORT=9000 or RESTMQ_REDIS=redis://10.0.0.5:6379, and the --config TOML file.
     """
+    from restmq.web.observe import configure_logging  # the server's imports load only to serve
+
     settings = build_settings(options)
     configure_logging(settings.log_level, settings.log_format)
     if settings.acl:  # a bad file stops start-up with its error, before anything starts
@@ -290,6 +290,8 @@ def show_config(**options: Any) -> None:
 
 
 def run(settings: Settings) -> None:
+    import uvicorn
+
     options: dict[str, Any] = {
         "host": settings.host,
         "port": settings.port,
@@ -329,6 +331,7 @@ def run(settings: Settings) -> None:
 def app_from_env() -> object:
     """Worker-process entry point for --workers N (settings arrive through the environment)."""
     from restmq.web.app import create_app
+    from restmq.web.observe import configure_logging
 
     raw = json.loads(os.environ[SETTINGS_ENV])
     limits = Limits(**raw.pop("limits"))

@@ -22,7 +22,6 @@ from restmq.cli.serve import option
 from restmq.core.tokens import RIGHTS, TokenRecord, new_token
 from restmq.errors import EngineError, RestMQError
 from restmq.storage.base import Store
-from restmq.storage.factory import open_store
 
 T = TypeVar("T")
 _DURATION = re.compile(r"^(\d+)([smhd])$")
@@ -43,6 +42,8 @@ def _backend_options(command: Callable[..., None]) -> Callable[..., None]:
 
 @contextlib.asynccontextmanager
 async def _store(data_dir: str, redis_urls: tuple[str, ...], redis_cluster: str | None) -> AsyncIterator[Store]:
+    from restmq.storage.factory import open_store  # loads redis only when a token command runs
+
     engine = None
     urls = tuple(u for value in redis_urls for u in value.split(",") if u)
     if not urls and not redis_cluster:
