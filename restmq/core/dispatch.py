@@ -75,6 +75,7 @@ class Consumer:
         self.closed: str | None = None
         self.inflight: dict[int, int] = {}  # roundrobin n -> delivery count, until written/acked
         self._mailbox: asyncio.Queue[Delivery | None] = asyncio.Queue(buffer)
+        self._closed_event = asyncio.Event()
 
     def offer(self, delivery: Delivery) -> bool:
         if self.closed is not None:
@@ -90,12 +91,17 @@ class Consumer:
         if self.closed is not None:
             return
         self.closed = reason
-        while True:  # make room for the end marker; unwritten roundrobin messages are released
-            try:
-                self._mailbox.put_nowait(None)
-                return
-            except asyncio.QueueFull:
+        self._closed_event.set()
+        if self._mailbox.full():
+            # Too slow: drop everything unwritten, not just enough for the end marker, so the stream
+            # ends at a prefix of what it was sent (an SSE client resumes from its last id without a
+            # hole); unwritten roundrobin messages are released.
+            while not self._mailbox.empty():
                 self._mailbox.get_nowait()
+        self._mailbox.put_nowait(None)
+
+    async def wait_closed(self) -> None:
+        await self._closed_event.wait()
 
     async def next(self, timeout: float) -> Delivery | None | bool:
         """The next delivery; None once closed; False when `timeout` passes with nothing to send."""
@@ -279,11 +285,14 @@ class Streams:
             self._spawn(self._cleanup(dispatcher, consumer))
 
     async def _cleanup(self, dispatcher: QueueDispatcher, consumer: Consumer) -> None:
+        # Leave the rotation first: a message released while this consumer is still registered could
+        # be assigned straight back to it, bounce (released again) and reach the next consumer with
+        # its count raised twice.
+        with contextlib.suppress(BackendUnavailable):
+            await self.store.drop_consumers(consumer.queue, [consumer.id])
         for n, count in list(consumer.inflight.items()):
             await self._settle(consumer.queue, SettleAction.RELEASE, n, count)
         consumer.inflight.clear()
-        with contextlib.suppress(BackendUnavailable):
-            await self.store.drop_consumers(consumer.queue, [consumer.id])
         async with self._lock:
             if not dispatcher.consumers and self._dispatchers.get(consumer.queue) is dispatcher:
                 del self._dispatchers[consumer.queue]

@@ -68,7 +68,9 @@ def new_token(
         raise ValueError("a token needs at least one queue pattern")
     token_id, secret = secrets.token_hex(6), secrets.token_urlsafe(24)
     now = time.time()
-    record = TokenRecord(token_id, digest(secret), queues, rights, now, now + ttl if ttl else None, note)
+    if ttl is not None and ttl <= 0:
+        raise ValueError("a token's lifetime must be positive")
+    record = TokenRecord(token_id, digest(secret), queues, rights, now, now + ttl if ttl is not None else None, note)
     return f"{PREFIX}{token_id}_{secret}", record
 
 

@@ -23,7 +23,7 @@ from restmq.errors import BackendUnavailable, RestMQError
 from restmq.storage.base import Store
 from restmq.storage.factory import open_store
 from restmq.web.auth import Access, load_acl
-from restmq.web.errors import CallbackGuard, restmq_error, unexpected_error
+from restmq.web.errors import InputGuard, restmq_error, unexpected_error
 from restmq.web.limits import StreamSlots
 from restmq.web.observe import RequestContext
 from restmq.web.routes import routes
@@ -89,7 +89,7 @@ def _middleware(settings: Settings) -> list[Middleware]:
                 max_age=600,
             )
         )
-    stack.append(Middleware(CallbackGuard))
+    stack.append(Middleware(InputGuard))
     return stack
 
 

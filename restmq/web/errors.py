@@ -9,8 +9,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from restmq.core.names import check_callback
-from restmq.errors import BackendUnavailable, RestMQError, TooManyStreams, Unauthorized
+from restmq.core.names import QUEUE_NAME_RULE, check_callback
+from restmq.errors import BackendUnavailable, InvalidQueueName, RestMQError, TooManyStreams, Unauthorized
 from restmq.web.observe import BACKEND_ERRORS
 
 log = logging.getLogger("restmq.web")
@@ -38,20 +38,28 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
     return error_response(RestMQError("internal error; see the server log"))
 
 
-class CallbackGuard:
-    """Refuse a bad JSONP callback name before the handler runs, so a rejected request never
-    consumes a message."""
+class InputGuard:
+    """Refuse, before any handler runs (so a rejected request never consumes a message):
+    a bad JSONP callback name, and an encoded slash in the path — queue names cannot contain
+    one, and decoded it would silently route the request elsewhere."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and b"callback=" in scope.get("query_string", b""):
-            callback = Request(scope).query_params.get("callback")
-            if callback is not None:
-                try:
-                    check_callback(callback)
-                except RestMQError as exc:
+        if scope["type"] in ("http", "websocket"):
+            try:
+                if b"%2f" in scope.get("raw_path", b"").lower():
+                    raise InvalidQueueName(f"invalid queue name: {QUEUE_NAME_RULE}")
+                query = scope.get("query_string", b"")
+                if b"callback" in query.lower() or b"%" in query:
+                    callback = Request(scope).query_params.get("callback")
+                    if callback is not None:
+                        check_callback(callback)
+            except RestMQError as exc:
+                if scope["type"] == "http":
                     await error_response(exc)(scope, receive, send)
-                    return
+                else:
+                    await send({"type": "websocket.close", "code": 1008, "reason": exc.message[:120]})
+                return
         await self.app(scope, receive, send)

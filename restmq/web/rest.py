@@ -13,7 +13,7 @@ from restmq.core.model import Message, PopMode, PopResult, SettleAction
 from restmq.core.names import check_callback, check_queue_name
 from restmq.core.service import AddOptions, QueueService
 from restmq.errors import InvalidJSON, InvalidParameter, MissingField, NotFound
-from restmq.web import pages
+from restmq.web import pages, ui
 from restmq.web.auth import CONSUMER, PRODUCER, authorize
 from restmq.web.http import (
     decode_text,
@@ -204,8 +204,7 @@ async def index_get(request: Request) -> Response:
     """GET /?queue=<q> pops like GET /q/<q> but answers 404 when empty; GET / is the dashboard."""
     queue = request.query_params.get("queue")
     if queue is None:
-        stats = await service_of(request).stats(await _visible_queues(request))
-        return HTMLResponse(pages.dashboard(stats))
+        return await ui.dashboard(request)
     await authorize(request, CONSUMER, check_queue_name(queue), "read")
     result = await _get(request, queue)
     if not result.messages:
