@@ -17,6 +17,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import socket
@@ -43,6 +44,7 @@ GET_CEILING = 40_000  # req/s above any one worker: GET queues are topped up to 
 FILL_CHUNK = 1_000  # messages per pre-fill request / command
 RATIO_TARGET = 0.8
 BATCH_TARGET = 100_000  # messages/s
+BUSY = 0.2  # cores used by other processes during the rounds above which the report warns
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
@@ -74,6 +76,9 @@ class Round:
     p90_ms: float
     p99_ms: float
     max_ms: float
+    server_cpu_us: float  # CPU time per request of the server process, and of the engine
+    engine_cpu_us: float
+    other_cores: float  # CPU used meanwhile by processes outside this benchmark (cores)
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,8 @@ class Row:
     msgs: float
     p50_ms: float
     p99_ms: float
+    server_cpu_us: float
+    engine_cpu_us: float
     ratio: float | None
     target: str
     met: bool | None
@@ -106,6 +113,7 @@ class Server:
     port: int
     proc: subprocess.Popen[bytes]
     log: Path
+    engine_pid: int
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -133,7 +141,28 @@ def free_port() -> int:
         return port
 
 
-def start_server(stack: contextlib.ExitStack, name: str, args: list[str], tmp: Path, ready: str) -> Server:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def busy_seconds() -> float:
+    """CPU time every process on the machine spent so far (user, nice, system, irq, softirq, steal)."""
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(ticks[:3]) + sum(ticks[5:8])) / os.sysconf("SC_CLK_TCK")
+
+
+def usage(pids: tuple[int, ...]) -> list[float]:
+    """CPU seconds of each pid, of this process with its reaped children (wrk), of the machine; wall time."""
+    mine = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    local = sum(r.ru_utime + r.ru_stime for r in mine)
+    return [*(cpu_seconds(pid) for pid in pids), local, busy_seconds(), time.monotonic()]
+
+
+def start_server(
+    stack: contextlib.ExitStack, name: str, args: list[str], tmp: Path, ready: str, engine_pid: int
+) -> Server:
     port = free_port()
     log = tmp / f"{name}.log"
     with open(log, "wb") as out:
@@ -146,7 +175,7 @@ def start_server(stack: contextlib.ExitStack, name: str, args: list[str], tmp: P
             start_new_session=True,  # Ctrl-C reaches only us; the finally below stops the servers
             preexec_fn=_die_with_parent,
         )
-    server = Server(name, port, proc, log)
+    server = Server(name, port, proc, log, engine_pid)
     stack.callback(server.stop)
     deadline = time.monotonic() + 30
     while True:
@@ -193,7 +222,7 @@ class Baseline:
         self.server, self.db = server, db
 
     def depth(self, queue: str) -> int:
-        return int(self.db.llen(key_of(queue)))  # type: ignore[arg-type]
+        return int(self.db.llen(key_of(queue)))
 
     def fill(self, queue: str, n: int) -> None:
         with self.db.pipeline(transaction=False) as pipe:
@@ -237,25 +266,27 @@ def prepare(contender: Contender, test: Test, seconds: int) -> None:
 
 def run_round(contender: Contender, test: Test, number: int, args: argparse.Namespace) -> Round:
     prepare(contender, test, args.duration)
+    pids = (contender.server.proc.pid, contender.server.engine_pid)
+    before = usage(pids)
     raw = wrk(contender.server, test, args.duration, args)
+    server, engine, local, busy, wall = (a - b for a, b in zip(usage(pids), before, strict=True))
     if test.name == "get" and contender.depth(f"bench-{test.name}") == 0:  # a 204 is no error to wrk
         raise RuntimeError(f"{contender.server.name}: the GET queue ran empty; raise GET_CEILING")
     seconds = raw["duration_us"] / 1e6
     rps = raw["requests"] / seconds
-    lat = {k: v / 1000 for k, v in raw["latency_us"].items()}
-    name = contender.server.name
+    latency = {f"{k}_ms": raw["latency_us"][k] / 1000 for k in ("p50", "p90", "p99", "max")}
     return Round(
-        name,
+        contender.server.name,
         test.name,
         number,
         raw["requests"],
         seconds,
         rps,
         rps * test.messages,
-        lat["p50"],
-        lat["p90"],
-        lat["p99"],
-        lat["max"],
+        **latency,
+        server_cpu_us=1e6 * server / raw["requests"],
+        engine_cpu_us=1e6 * engine / raw["requests"],
+        other_cores=max(0.0, busy - server - engine - local) / wall,
     )
 
 
@@ -270,11 +301,15 @@ def measure(contenders: list[Contender], args: argparse.Namespace) -> list[Round
                 r = run_round(contender, test, number, args)
                 print(
                     f"  {test.name:5} round {number} {r.contender:8} {r.rps:9,.0f} req/s {r.msgs:10,.0f} msg/s"
-                    f"  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms",
+                    f"  p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:6.2f} ms"
+                    f"  CPU {r.server_cpu_us:4.0f} + {r.engine_cpu_us:4.0f} µs/req, others {r.other_cores:.2f} cores",
                     flush=True,
                 )
                 rounds.append(r)
     return rounds
+
+
+FIELDS = ("rps", "msgs", "p50_ms", "p99_ms", "server_cpu_us", "engine_cpu_us")
 
 
 def summarize(rounds: list[Round]) -> list[Row]:
@@ -283,7 +318,7 @@ def summarize(rounds: list[Round]) -> list[Row]:
         med: dict[str, dict[str, float]] = {}
         for name in ("restmq", "baseline"):
             mine = [r for r in rounds if r.test == test.name and r.contender == name]
-            med[name] = {f: statistics.median(getattr(r, f) for r in mine) for f in ("rps", "msgs", "p50_ms", "p99_ms")}
+            med[name] = {f: statistics.median(getattr(r, f) for r in mine) for f in FIELDS}
         ratio = med["restmq"]["rps"] / med["baseline"]["rps"]
         if test.name == "batch":
             target, met = f"≥ {BATCH_TARGET:,} msg/s", med["restmq"]["msgs"] >= BATCH_TARGET
@@ -292,9 +327,7 @@ def summarize(rounds: list[Round]) -> list[Row]:
         for name in ("restmq", "baseline"):
             m = med[name]
             mine_ratio, mine_target, mine_met = (ratio, target, met) if name == "restmq" else (None, "", None)
-            rows.append(
-                Row(name, test.label, m["rps"], m["msgs"], m["p50_ms"], m["p99_ms"], mine_ratio, mine_target, mine_met)
-            )
+            rows.append(Row(name, test.label, **m, ratio=mine_ratio, target=mine_target, met=mine_met))
     return rows
 
 
@@ -329,26 +362,38 @@ def machine() -> dict[str, str]:
 
 def table(rows: list[Row]) -> str:
     lines = [
-        "| contender | test | req/s | msg/s | p50 ms | p99 ms | ratio | target | met? |",
-        "|---|---|--:|--:|--:|--:|--:|---|---|",
+        "| contender | test | req/s | msg/s | p50 ms | p99 ms | CPU µs/req server + engine | ratio | target | met? |",
+        "|---|---|--:|--:|--:|--:|--:|--:|---|---|",
     ]
     for r in rows:
-        ratio = f"{r.ratio:.2f}x" if r.ratio is not None else ""
+        ratio = f"{r.ratio:.3f}x" if r.ratio is not None else ""
         met = "" if r.met is None else ("yes" if r.met else "**no**")
         lines.append(
             f"| {r.contender} | {r.test} | {r.rps:,.0f} | {r.msgs:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
-            f"| {ratio} | {r.target} | {met} |"
+            f"| {r.server_cpu_us:.0f} + {r.engine_cpu_us:.0f} | {ratio} | {r.target} | {met} |"
         )
     return "\n".join(lines)
 
 
+def contention(rounds: list[Round]) -> str:
+    others = statistics.median(r.other_cores for r in rounds)
+    if others <= BUSY:
+        return ""
+    return f"Other processes used {others:.2f} cores (median) during the rounds: req/s are low and noisy."
+
+
 def markdown(rows: list[Row], rounds: list[Round], info: dict[str, str], command: str, args: argparse.Namespace) -> str:
-    per_round = ["| test | round | contender | req/s | msg/s | p50 ms | p99 ms |", "|---|--:|---|--:|--:|--:|--:|"]
+    per_round = [
+        "| test | round | contender | req/s | msg/s | p50 ms | p99 ms | CPU µs/req server + engine | others' CPU |",
+        "|---|--:|---|--:|--:|--:|--:|--:|--:|",
+    ]
     per_round += [
-        f"| {r.test} | {r.round} | {r.contender} | {r.rps:,.0f} | {r.msgs:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} |"
+        f"| {r.test} | {r.round} | {r.contender} | {r.rps:,.0f} | {r.msgs:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} "
+        f"| {r.server_cpu_us:.0f} + {r.engine_cpu_us:.0f} | {r.other_cores:.2f} cores |"
         for r in rounds
     ]
-    warmup = "A 1 s warm-up per contender and test comes first and is not counted. " if args.warmup else ""
+    busy = f"\n**{contention(rounds)}**\n" if contention(rounds) else ""
+    warmup = "A 1 s warm-up per contender and test is not counted." if args.warmup else "No warm-up."
     return f"""# Benchmarks
 
 Generated by `bench/run.py` on {info["date"]}; run it again rather than editing this file.
@@ -356,7 +401,7 @@ Generated by `bench/run.py` on {info["date"]}; run it again rather than editing 
 ## Results
 
 {table(rows)}
-
+{busy}
 Every figure is the median of {args.rounds} round(s) of {args.duration} s. Ratio: RestMQ req/s ÷ baseline req/s.
 Targets: RestMQ at least {RATIO_TARGET}x the minimal app on single POST and single GET, and a batch add of
 at least {BATCH_TARGET:,} messages/s.
@@ -379,14 +424,19 @@ at least {BATCH_TARGET:,} messages/s.
   RPOPs.
 - Load: `wrk -t{args.threads} -c{args.connections} -d{args.duration}s` on loopback with `bench/post.lua` (form body
   `value=<100 bytes>`), `bench/get.lua` and `bench/batch.lua` (a JSON array of 100 messages of 100 bytes).
-  {warmup}Any wrk error (connect, read, write, timeout, status ≥ 400) aborts the run.
+  Any wrk error (connect, read, write, timeout, status ≥ 400) aborts the run. {warmup}
+- CPU µs/req: CPU time (user + system, from `/proc/<pid>/stat`) the server process and the engine spent per
+  request during a round: it depends less than req/s on what else runs on the machine. "Others' CPU" (per
+  round) is what processes outside the benchmark used meanwhile: contention that lowers req/s.
 - Contenders alternate run by run (restmq, baseline, restmq, baseline, ...), so machine drift hits both alike.
 - Add tests start each round from an empty queue. GET queues are topped up to {GET_CEILING:,} × duration messages
   before each round (batch POSTs for RestMQ, pipelined LPUSH for the baseline) and checked to be non-empty after it:
   no request got a 204.
 - The machine has {os.cpu_count()} cores shared by wrk, the server under test and the engine: the load generator
-  competes with the server, so absolute numbers are lower than on separate machines; the ratio is the figure to
-  trust.
+  competes with the server, so absolute numbers are lower than on separate machines; compare the ratios and the
+  CPU per request rather than absolute req/s.
+- Latencies are measured at saturation (closed loop, {args.connections} connections), so they are mostly queueing
+  time: about connections ÷ req/s.
 
 ## Rounds
 
@@ -428,11 +478,20 @@ def main() -> int:
         engine = EmbeddedEngine(tmp / "engine")
         stack.callback(engine.stop)
         url = engine.start()
+        engine_pid = engine.pid
+        assert engine_pid is not None
         db = stack.enter_context(redis.Redis.from_url(url))
         restmq = start_server(
-            stack, "restmq", ["-m", "restmq", "serve", "--redis", url, "--log-level", "warning"], tmp, "/ready"
+            stack,
+            "restmq",
+            ["-m", "restmq", "serve", "--redis", url, "--log-level", "warning"],
+            tmp,
+            "/ready",
+            engine_pid,
         )
-        baseline = start_server(stack, "baseline", [str(BENCH / "baseline_app.py"), "--redis", url], tmp, "/q/ready")
+        baseline = start_server(
+            stack, "baseline", [str(BENCH / "baseline_app.py"), "--redis", url], tmp, "/q/ready", engine_pid
+        )
         print(
             f"engine {url}, restmq :{restmq.port}, baseline :{baseline.port}; "
             f"{args.rounds} round(s) of {args.duration} s per contender and test",
@@ -441,7 +500,7 @@ def main() -> int:
         rounds = measure([RestMQ(restmq), Baseline(baseline, db)], args)
     rows = summarize(rounds)
     info, command = machine(), command_line()
-    print(f"\n{table(rows)}\n")
+    print(f"\n{table(rows)}\n\n{contention(rounds)}")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(markdown(rows, rounds, info, command, args))
     raw = BENCH / "results/latest.json"
@@ -460,4 +519,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit("interrupted (every process the benchmark started has been stopped)")
