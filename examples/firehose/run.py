@@ -1,0 +1,127 @@
+"""The whole firehose demo in one command:
+
+    .venv/bin/python examples/firehose/run.py
+
+It starts `restmq serve` on a free port with a temporary data dir (or uses --restmq URL), the post
+generator and the filter worker (threads of this process), and the page, then prints the page's URL.
+Ctrl-C stops everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import generator
+import httpx
+import uvicorn
+import worker
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+HERE = Path(__file__).resolve().parent
+
+
+@contextlib.contextmanager
+def restmq_server(url: str | None, name: str) -> Iterator[str]:
+    """`url` if given, else `restmq serve` on a free loopback port with a temporary data dir."""
+    if url:
+        yield url.rstrip("/")
+        return
+    with tempfile.TemporaryDirectory(prefix=f"restmq-{name}-") as data_dir:
+        port = free_port()
+        log = open(Path(data_dir) / "restmq.log", "wb")
+        command = [sys.executable, "-m", "restmq", "serve", "--port", str(port), "--data-dir", data_dir]
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 30
+            while not ready(url):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"restmq serve did not start:\n{Path(log.name).read_text()}")
+                time.sleep(0.05)
+            yield url
+        finally:
+            server.terminate()
+            server.wait(20)
+            log.close()
+
+
+def ready(url: str) -> bool:
+    try:
+        return httpx.get(url + "/ready", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def free_port() -> int:
+    with listening(0) as sock:
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def listening(port: int) -> Iterator[socket.socket]:
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+def page(config: dict[str, str]) -> Starlette:
+    async def index(request: Request) -> Response:
+        return FileResponse(HERE / "index.html")
+
+    async def settings(request: Request) -> Response:
+        return JSONResponse(config)
+
+    return Starlette(routes=[Route("/", index), Route("/config.json", settings)])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--restmq", help="use this RestMQ server instead of starting one")
+    parser.add_argument("--port", type=int, default=0, help="port of the page (default: a free one)")
+    parser.add_argument("--rate", type=float, default=20, help="posts per second")
+    parser.add_argument("--query", default=worker.DEFAULT_QUERY, help='e.g. "#python #redis lang:en"')
+    args = parser.parse_args()
+    # uvicorn stops gracefully on SIGTERM and then raises it again: exit through the `finally` blocks, which
+    # stop the threads and the RestMQ server, instead of dying at once.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    with restmq_server(args.restmq, "firehose") as url:
+        stop = threading.Event()
+        threads = [
+            threading.Thread(target=generator.run, args=(url, args.rate, stop), name="generator"),
+            threading.Thread(target=worker.run, args=(url, worker.Query.parse(args.query), stop), name="worker"),
+        ]
+        for thread in threads:
+            thread.start()
+        app = page({"restmq": url, "queue": worker.FILTERED, "query": args.query})
+        try:
+            with listening(args.port) as sock:
+                sock.listen(128)
+                print(f"RestMQ and its dashboard: {url}/", flush=True)
+                print(f"firehose page: http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
+                uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(10)
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C: a clean stop, no traceback
+        main()

@@ -1,0 +1,320 @@
+"""The browser dashboard: its pages (GET /, /ui, /j/<queue>), its static files (/ui/static) and the two
+endpoints only it needs, GET /stats/stream (statistics as Server-Sent Events) and GET /peek/<queue>.
+
+The pages are plain HTML files in dashboard/ whose placeholders (`<!--rows-->`, ...) are filled with
+the caller's data for the first paint, so they work without JavaScript; dashboard/static/*.js then
+keeps them live through the same JSON API any client uses. See docs/dashboard.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import time
+from collections.abc import AsyncIterator, Iterator
+from html import escape
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response, StreamingResponse
+from starlette.staticfiles import StaticFiles
+
+from restmq.core.model import Message, QueueStats
+from restmq.core.names import check_queue_name
+from restmq.core.service import QueueService
+from restmq.core.tokens import TokenRecord
+from restmq.errors import InvalidParameter, RestMQError, Unauthorized
+from restmq.web import openapi
+from restmq.web.auth import CONSUMER, authorize
+from restmq.web.errors import error_response
+from restmq.web.http import integer, prefers_html, render
+
+DASHBOARD = Path(__file__).parent / "dashboard"
+static_files = StaticFiles(directory=DASHBOARD / "static")
+STATS_INTERVAL = 1.0  # seconds between two /stats/stream events
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@functools.cache
+def _template(name: str) -> str:
+    return (DASHBOARD / name).read_text(encoding="utf-8")
+
+
+def _fill(name: str, **parts: str) -> str:
+    page = _template(name)
+    for placeholder, html in parts.items():
+        page = page.replace(f"<!--{placeholder}-->", html)
+    return page
+
+
+def _service(request: Request) -> QueueService:
+    service: QueueService = request.app.state.service
+    return service
+
+
+def _href(queue: str) -> str:
+    return "/j/" + quote(queue, safe=":@")
+
+
+def _shell(request: Request, page: str, exc: Unauthorized, **parts: str) -> Response:
+    """The page without data, for a browser that has not sent credentials yet: its script asks for
+    a token and loads the data itself. Any other client gets the usual JSON error."""
+    if not prefers_html(request):
+        raise exc
+    notice = f"{escape(exc.message)}. Paste a token above; it is kept in this browser only."
+    html = _fill(page, notice=notice, **parts)
+    return HTMLResponse(html, 401, {"WWW-Authenticate": _challenge(request), **NO_STORE})
+
+
+def _challenge(request: Request) -> str:
+    """Basic only when acl.conf has credentials for consumers: browsers answer a Basic challenge, even
+    to a script's request, with a password box."""
+    rule = request.app.state.access.acl.get(CONSUMER)
+    if rule is not None and rule.username is not None:
+        return 'Bearer realm="restmq", Basic realm="restmq"'
+    return 'Bearer realm="restmq"'
+
+
+# -- the dashboard: GET / and GET /ui ------------------------------------------------------------
+
+
+def _row(stats: QueueStats) -> str:
+    cells = [stats.length, stats.leased, stats.delayed, stats.dead, stats.consumers]
+    numbers = "".join(f"<td class=num>{n}</td>" for n in cells)
+    return (
+        f'<tr data-queue="{escape(stats.queue)}"><td><a href="{_href(stats.queue)}">{escape(stats.queue)}</a></td>'
+        f"{numbers}<td class=num>–</td><td class=num>–</td><td></td>"
+        f"<td>{stats.settings.policy.value}</td><td>{stats.settings.status.value}</td><td></td></tr>"
+    )
+
+
+EMPTY_ROW = (
+    '<tr class="empty"><td colspan="12">No queues yet. Add a message below, or with '
+    "<code>curl -d value=hello http://127.0.0.1:8888/q/test</code></td></tr>"
+)
+
+
+async def dashboard(request: Request) -> Response:
+    """Every queue the caller may see, with live rates once the page's script runs."""
+    try:
+        token = await authorize(request, CONSUMER, None, "read")
+    except Unauthorized as exc:
+        return _shell(request, "index.html", exc, rows="")
+    service = _service(request)
+    stats = await service.stats(_visible(await service.list_queues(), token))
+    rows = "".join(_row(s) for s in stats) or EMPTY_ROW
+    return HTMLResponse(_fill("index.html", rows=rows), headers=NO_STORE)
+
+
+def _visible(queues: list[str], token: TokenRecord | None) -> list[str]:
+    return [q for q in queues if token.covers(q)] if token else queues
+
+
+# -- the queue page: GET /j/<queue> -------------------------------------------------------------
+
+
+def _summary(stats: QueueStats) -> str:
+    return (
+        f"ready <b>{stats.length}</b> · leased <b>{stats.leased}</b> · delayed <b>{stats.delayed}</b>"
+        f" · dead <b>{stats.dead}</b> · consumers <b>{stats.consumers}</b> · policy {stats.settings.policy.value}"
+        f" · status {stats.settings.status.value} · added {stats.counters.get('added', 0)}"
+        f" · delivered {stats.counters.get('delivered', 0)}"
+    )
+
+
+def _message_row(message: Message) -> str:
+    key = escape(message.key)
+    return (
+        f'<tr data-key="{key}"><td><code>{key}</code></td><td class=num>{message.count}</td>'
+        f"<td><pre>{escape(message.value)}</pre></td></tr>"
+    )
+
+
+def _limit(request: Request, default: int) -> int:
+    limit = integer(request.query_params, "limit", default)
+    if not 1 <= limit <= 500:
+        raise InvalidParameter("limit must be from 1 to 500")
+    return limit
+
+
+async def queue_page(request: Request) -> Response:
+    """The newest waiting messages and the counts of one queue, a form to add, a live view."""
+    queue = check_queue_name(request.path_params["queue"])
+    limit = _limit(request, 20)
+    title = escape(queue)
+    try:
+        await authorize(request, CONSUMER, queue, "read")
+    except Unauthorized as exc:
+        return _shell(request, "queue.html", exc, queue=title, summary="", rows="")
+    service = _service(request)
+    (stats,) = await service.stats([queue])
+    messages = await service.recent(queue, limit)
+    rows = "".join(_message_row(m) for m in messages)
+    if not rows:
+        rows = '<tr class="empty"><td colspan="3">no waiting messages</td></tr>'
+    return HTMLResponse(_fill("queue.html", queue=title, summary=_summary(stats), rows=rows), headers=NO_STORE)
+
+
+# -- JSON for the pages ----------------------------------------------------------------------
+
+
+async def peek(request: Request) -> Response:
+    """GET /peek/<queue>?limit=N: the newest waiting messages and the queue's statistics. Nothing is
+    delivered: counts do not change and consumers are not disturbed."""
+    queue = request.path_params["queue"]
+    limit = _limit(request, 20)
+    service = _service(request)
+    (stats,) = await service.stats([queue])
+    messages = await service.recent(queue, limit)
+    body = {
+        "queue": queue,
+        "messages": [{"key": m.key, "value": m.value, "count": m.count} for m in messages],
+        "stats": stats.to_dict(),
+    }
+    return render(request, body, headers=NO_STORE)
+
+
+async def stats_stream(request: Request) -> Response:
+    """GET /stats/stream with `Accept: text/event-stream` (what EventSource sends): the /stats/ JSON as
+    one event per second, for the queues the caller's token covers. Any other request is the statistics
+    of a queue named "stream", as GET /stats/<queue> always answered."""
+    if "text/event-stream" not in request.headers.get("accept", ""):
+        await authorize(request, CONSUMER, "stream", "read")
+        (stats,) = await _service(request).stats(["stream"])
+        return render(request, stats.to_dict())
+    try:
+        await authorize(request, CONSUMER, None, "read")
+    except Unauthorized as exc:
+        response = error_response(exc)
+        response.headers["WWW-Authenticate"] = _challenge(request)
+        return response
+    return StreamingResponse(_stats_events(request), media_type="text/event-stream", headers=STREAM_HEADERS)
+
+
+STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
+
+
+async def _stats_events(request: Request) -> AsyncIterator[bytes]:
+    service = _service(request)
+    stop = asyncio.Event()
+    with _until_shutdown(stop):
+        yield b"retry: 3000\n\n"
+        while not stop.is_set():
+            try:
+                # Asked again each time: a revoked token stops the stream within the token cache time.
+                token = await authorize(request, CONSUMER, None, "read")
+                yield b"data: %s\n\n" % orjson.dumps(await _snapshot(service, token))
+            except Unauthorized as exc:
+                yield b"event: failure\ndata: %s\n\n" % orjson.dumps(exc.to_dict())
+                return
+            except RestMQError as exc:  # the backend is away: say so, and keep trying
+                yield b"event: failure\ndata: %s\n\n" % orjson.dumps(exc.to_dict())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), STATS_INTERVAL)
+    yield b"retry: 250\n\n"  # the server is stopping: reconnect soon, maybe to another process
+
+
+async def _snapshot(service: QueueService, token: TokenRecord | None) -> dict[str, Any]:
+    stats = await service.stats(_visible(await service.list_queues(), token))
+    return {
+        "time": round(time.time() * 1000),
+        "queues": [s.to_dict() for s in stats],
+        "count": len(stats),
+        "nodes": service.store.node_states(),
+    }
+
+
+@contextlib.contextmanager
+def _until_shutdown(stop: asyncio.Event) -> Iterator[None]:
+    """Set `stop` when the server is told to stop, so that an open dashboard never holds shutdown up."""
+    from restmq.web.app import SHUTDOWN_HOOKS  # app imports the route table, which imports this module
+
+    hook = functools.partial(asyncio.get_running_loop().call_soon_threadsafe, stop.set)
+    SHUTDOWN_HOOKS.append(hook)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            SHUTDOWN_HOOKS.remove(hook)
+
+
+# -- API descriptions of the routes above (tests/integration/test_openapi.py checks them) ---------------
+
+_ERRORS = {str(s): {"$ref": f"#/components/responses/E{s}"} for s in (400, 401, 403, 503)}
+_DEFAULT = {"default": {"$ref": "#/components/responses/Default"}}
+_PAGE = {"description": "An HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}
+_LIMIT = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
+
+PATHS: dict[str, dict[str, Any]] = {
+    "/ui": {
+        "get": {
+            "operationId": "dashboard",
+            "summary": "Dashboard",
+            "description": "The live dashboard, as GET / without `queue`. A browser without credentials on a "
+            "server that needs them gets the page with status 401; its script asks for a token.",
+            "tags": ["pages"],
+            "responses": {"200": _PAGE, "401": _PAGE, "403": _ERRORS["403"], **_DEFAULT},
+            "security": [],
+        }
+    },
+    "/stats/stream": {
+        "get": {
+            "operationId": "statsStream",
+            "summary": "Statistics as Server-Sent Events",
+            "description": "With `Accept: text/event-stream`: every second an event whose data is the GET /stats/ "
+            "JSON plus `time` (ms since the epoch), for the queues the caller's token covers; `event: failure` "
+            "carries an error. Without it: the statistics of a queue named `stream`.",
+            "tags": ["queues"],
+            "responses": {
+                "200": {
+                    "description": "An event stream that stays open, or the queue's statistics.",
+                    "content": {
+                        "text/event-stream": {"schema": {"type": "string"}},
+                        "application/json": {"schema": {"$ref": "#/components/schemas/QueueStats"}},
+                        "application/javascript": {"schema": {"type": "string"}},
+                    },
+                },
+                **_ERRORS,
+                **_DEFAULT,
+            },
+            "parameters": [{"$ref": "#/components/parameters/callback"}],
+        }
+    },
+    "/peek/{queue}": {
+        "parameters": [{"$ref": "#/components/parameters/queue"}],
+        "get": {
+            "operationId": "peek",
+            "summary": "Newest waiting messages, without delivering them",
+            "description": "Up to `limit` (default 20) of the newest ready messages, in reverse delivery order "
+            "(newest first within a priority), and the queue's statistics. Nothing is consumed and no count changes.",
+            "tags": ["queues"],
+            "responses": {
+                "200": {
+                    "description": "The messages and statistics.",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["queue", "messages", "stats"],
+                                "properties": {
+                                    "queue": {"type": "string"},
+                                    "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+                                    "stats": {"$ref": "#/components/schemas/QueueStats"},
+                                },
+                            }
+                        },
+                        "application/javascript": {"schema": {"type": "string"}},
+                    },
+                },
+                **_ERRORS,
+                **_DEFAULT,
+            },
+            "parameters": [_LIMIT, {"$ref": "#/components/parameters/callback"}],
+        },
+    },
+}
+openapi.PATHS.update(PATHS)  # described here, beside their handlers; openapi() reads PATHS when first called
