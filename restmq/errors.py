@@ -77,6 +77,7 @@ class EngineError(RuntimeError):
 class Unauthorized(RestMQError):
     code = "UNAUTHORIZED"
     status = 401
+    challenge = 'Bearer realm="restmq"'  # WWW-Authenticate; Basic only where acl.conf asks for it
 
 
 class Forbidden(RestMQError):

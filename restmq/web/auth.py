@@ -78,7 +78,11 @@ def _networks(raw: str, path: str, section: str) -> tuple[Network, ...]:
 
 def load_acl(path: str | Path) -> dict[str, AclRule]:
     parser = configparser.ConfigParser(interpolation=None)
-    if not parser.read(path):
+    try:
+        read = parser.read(path)
+    except configparser.Error as exc:  # no section header, a duplicate key, ...: still a ValueError
+        raise ValueError(f"{path}: {' '.join(str(exc).split())}") from None
+    if not read:
         raise ValueError(f"cannot read ACL file {path}")
     rules = {}
     for section in parser.sections():
@@ -140,13 +144,16 @@ class Access:
             record = await self._record(token)
             if record is None:
                 raise Unauthorized("invalid, expired or revoked token", code="TOKEN_INVALID")
+            self._tokens_exist = (time.monotonic(), True)  # a valid token proves that tokens exist
             if not record.allows(queue, right):
                 raise Forbidden(f"this token has no {right} right on {queue or 'these queues'}")
             return record
         credentials = _basic(conn)
         if rule is not None and rule.username is not None:
             if credentials is None or not rule.credentials_match(*credentials):
-                raise Unauthorized(f"{category} needs valid credentials")
+                denied = Unauthorized(f"{category} needs valid credentials")
+                denied.challenge = 'Basic realm="restmq", Bearer realm="restmq"'
+                raise denied
             return None
         if await self._tokens_required():
             raise Unauthorized("a bearer token is required")
@@ -170,6 +177,8 @@ class Access:
         cached = self._records.get(token_id)
         if cached is None or time.monotonic() - cached[0] > self._cache_seconds:
             raw = await self.store.load_token(token_id)
+            if len(self._records) >= 10_000:  # made-up token ids must not grow the cache without bound
+                self._records.clear()
             cached = (time.monotonic(), TokenRecord.from_json(raw) if raw else None)
             self._records[token_id] = cached
         record = cached[1]

@@ -19,7 +19,7 @@ log = logging.getLogger("restmq.web")
 def error_response(exc: RestMQError) -> Response:
     headers = {"Retry-After": "1"} if isinstance(exc, BackendUnavailable | TooManyStreams) else None
     if isinstance(exc, Unauthorized):
-        headers = {"WWW-Authenticate": 'Bearer realm="restmq", Basic realm="restmq"'}
+        headers = {"WWW-Authenticate": exc.challenge}
     return Response(
         orjson.dumps(exc.to_dict(), option=orjson.OPT_APPEND_NEWLINE), exc.status, headers, "application/json"
     )
