@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import orjson
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from restmq.core import protocol
@@ -27,6 +28,7 @@ log = logging.getLogger("restmq.streams")
 
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
 SSE_RETRY_MS = 3000
+STUCK_GRACE = 2.0  # seconds a closed stream may take to end before its connection is dropped
 
 
 def streams_of(app: object) -> Streams:
@@ -77,6 +79,41 @@ async def _deliveries(streams: Streams, consumer: Consumer) -> AsyncIterator[Del
         yield item
 
 
+async def _stuck(consumer: Consumer) -> None:
+    """Return once `consumer` was closed and its stream still has not ended STUCK_GRACE seconds later:
+    its writes are blocked on a client that stopped reading, so the connection must be dropped."""
+    await consumer.wait_closed()
+    await asyncio.sleep(STUCK_GRACE)
+    log.info("stream %s of %s closed: %s (dropping the connection)", consumer.id, consumer.queue, consumer.closed)
+
+
+class ConsumerStream(StreamingResponse):
+    """The response of one COMET/SSE consumer. It also ends when the consumer is closed (too slow,
+    queue deleted, shutdown) but the body cannot finish because the client stopped reading, and it
+    always closes the body so that the consumer is disconnected at once."""
+
+    def __init__(self, consumer: Consumer, content: AsyncIterator[bytes], media_type: str) -> None:
+        super().__init__(content, media_type=media_type, headers=STREAM_HEADERS)
+        self.consumer = consumer
+
+    async def listen_for_disconnect(self, receive: Receive) -> None:
+        watch = asyncio.ensure_future(_stuck(self.consumer))
+        listen = asyncio.ensure_future(super().listen_for_disconnect(receive))
+        try:
+            await asyncio.wait({watch, listen}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watch.cancel()
+            listen.cancel()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:  # a body cancelled while its write was blocked is suspended at `yield`: finish it now
+            aclose = getattr(self.body_iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+
+
 async def comet(request: Request) -> Response:
     """GET /c/<queue>: one JSON object per line, kept open (SSE when the client asks for it)."""
     if "text/event-stream" in request.headers.get("accept", ""):
@@ -96,7 +133,7 @@ async def comet(request: Request) -> Response:
             _close(request, streams, consumer)
 
     media = "application/javascript" if callback else "application/x-ndjson"
-    return StreamingResponse(body(), media_type=media, headers=STREAM_HEADERS)
+    return ConsumerStream(consumer, body(), media)
 
 
 async def server_sent_events(request: Request) -> Response:
@@ -131,7 +168,7 @@ async def server_sent_events(request: Request) -> Response:
         finally:
             _close(request, streams, consumer)
 
-    return StreamingResponse(body(), media_type="text/event-stream", headers=STREAM_HEADERS)
+    return ConsumerStream(consumer, body(), "text/event-stream")
 
 
 async def websocket(ws: WebSocket) -> None:
@@ -176,7 +213,7 @@ async def websocket(ws: WebSocket) -> None:
             reply = await _command(service, streams, consumer, queue, raw, token)
             await send(orjson.dumps(reply).decode())
 
-    tasks = [asyncio.create_task(pump()), asyncio.create_task(listen())]
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(listen()), asyncio.create_task(_stuck(consumer))]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in done:
@@ -188,7 +225,8 @@ async def websocket(ws: WebSocket) -> None:
         _close(ws, streams, consumer)
         with contextlib.suppress(Exception):
             code = 1012 if consumer.closed == SHUTDOWN else 1000  # 1012: service restart, reconnect
-            await ws.close(code=code, reason=(consumer.closed or "bye")[:120])
+            # a client that stopped reading blocks the close frame too: then the connection just drops
+            await asyncio.wait_for(ws.close(code=code, reason=(consumer.closed or "bye")[:120]), STUCK_GRACE)
 
 
 async def _command(

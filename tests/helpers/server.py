@@ -17,6 +17,7 @@ import httpx
 import uvicorn
 
 from restmq.config import Limits, Settings
+from restmq.core.dispatch import StreamConfig
 from restmq.web.app import create_app
 from tests.helpers.wait import wait_until
 
@@ -28,9 +29,24 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def run_app(redis_url: str, *, limits: Limits | None = None, **overrides: object) -> AsyncIterator[str]:
-    """RestMQ on uvicorn in this event loop, on a free loopback port; yields its base URL."""
-    settings = replace(Settings(redis=(redis_url,), limits=limits or Limits()), **overrides)  # type: ignore[arg-type]
+async def run_app(
+    redis_url: str | None = None,
+    *,
+    limits: Limits | None = None,
+    redis_urls: Sequence[str] = (),
+    redis_cluster: str | None = None,
+    stream_config: StreamConfig | None = None,
+    **overrides: object,
+) -> AsyncIterator[str]:
+    """RestMQ on uvicorn in this event loop, on a free loopback port; yields its base URL.
+
+    The backend is one node (`redis_url`), a ring (`redis_urls`, in ring order) or a Redis Cluster
+    (`redis_cluster`, a seed URL)."""
+    urls = tuple(redis_urls) or ((redis_url,) if redis_url else ())
+    if not urls and not redis_cluster:
+        raise ValueError("run_app needs redis_url, redis_urls or redis_cluster")
+    base = Settings(redis=urls, redis_cluster=redis_cluster, limits=limits or Limits())
+    settings = replace(base, **overrides)  # type: ignore[arg-type]
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on", ws="websockets-sansio"
     )
@@ -42,6 +58,8 @@ async def run_app(redis_url: str, *, limits: Limits | None = None, **overrides: 
                 task.result()
                 raise RuntimeError("uvicorn stopped before it started")
             await asyncio.sleep(0.005)
+        if stream_config is not None:  # e.g. a small per-connection buffer; read as each consumer connects
+            config.app.state.streams.config = stream_config
         port = server.servers[0].sockets[0].getsockname()[1]
         yield f"http://127.0.0.1:{port}"
     finally:
