@@ -23,6 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from restmq.core.model import QueueStats
+from restmq.web.auth import CONSUMER, authorize
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -130,7 +131,7 @@ class QueueCollector(Collector):
             "added": "Messages added",
             "delivered": "Deliveries (GET, lease, stream)",
             "acked": "Leases acknowledged",
-            "redelivered": "Leases that expired or were released",
+            "redelivered": "Leases that expired (the message went back to its queue)",
             "expired": "Messages dropped by their ttl",
             "dead_lettered": "Messages moved to the dead-letter queue",
         }
@@ -145,9 +146,10 @@ class QueueCollector(Collector):
 
 
 async def metrics(request: Request) -> Response:
-    """GET /metrics: the Prometheus text format."""
+    """GET /metrics: the Prometheus text format (with a token: only the queues it covers, like the listings)."""
+    token = await authorize(request, CONSUMER, None, "read")  # cached: the guard has just checked it
     service = request.app.state.service
-    stats = await service.stats()
+    stats = [s for s in await service.stats() if token is None or token.covers(s.queue)]
     registry = CollectorRegistry()
     registry.register(QueueCollector(stats, request.app.state.streams.consumer_count()))
     body = generate_latest(REGISTRY) + generate_latest(registry)
