@@ -133,6 +133,11 @@ class QueueDispatcher:
     def wake(self) -> None:
         self._wake.set()
 
+    async def idle(self, timeout: float) -> None:
+        """Wait for the dispatch loop to stop (it stops once Streams.closing is set)."""
+        if self._task is not None:
+            await asyncio.wait({self._task}, timeout=timeout)
+
     def on_event(self, event: str) -> None:
         kind = event[:1]
         if kind == "b":
@@ -169,7 +174,7 @@ class QueueDispatcher:
     async def _run(self) -> None:
         store, config = self.streams.store, self.streams.config
         policy = Policy.BROADCAST
-        while True:
+        while not self.streams.closing:
             self._wake.clear()
             try:
                 if policy is Policy.BROADCAST:
@@ -210,20 +215,38 @@ class Streams:
         self._background: set[asyncio.Task[Any]] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self.closing = False  # shutting down: no new takes, no new consumers
+        self._closing_task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._heartbeat = asyncio.create_task(self._keep_alive(), name="restmq-presence")
 
     def close_consumers(self, reason: str = SHUTDOWN) -> None:
-        """End every stream of this process (safe to call from a signal handler's loop callback)."""
+        """Begin ending every stream of this process (safe from a signal handler's loop callback):
+        stop taking messages, let what was already taken reach the consumers, then close them."""
+        if self._closing_task is None:
+            self._closing_task = asyncio.get_running_loop().create_task(self._drain_and_close(reason))
+
+    async def _drain_and_close(self, reason: str) -> None:
+        self.closing = True
+        dispatchers = list(self._dispatchers.values())
+        for dispatcher in dispatchers:
+            dispatcher.wake()
+        for dispatcher in dispatchers:  # a take in flight finishes and publishes; no new one starts
+            await dispatcher.idle(timeout=2.0)
+        for dispatcher in dispatchers:  # its event comes back after what was published before it
+            dispatcher.synced.clear()
+            await self._await_subscription(dispatcher)
         for dispatcher in list(self._dispatchers.values()):
             for consumer in list(dispatcher.consumers.values()):
-                consumer.close(reason)
+                consumer.close(reason)  # what is already queued is written first
 
     async def close(self, reason: str = SHUTDOWN) -> None:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
         self.close_consumers(reason)
+        assert self._closing_task is not None
+        await asyncio.wait({self._closing_task}, timeout=5)
         if self._background:
             await asyncio.wait(list(self._background), timeout=5)
         for dispatcher in list(self._dispatchers.values()):

@@ -125,11 +125,7 @@ async def test_sigterm_under_load_loses_nothing(tmp_path: Path) -> None:
     assert producer is not None
     lost = check_deliveries(readers, producer, remaining)
     assert producer.acked["work"] and not lost["work"], f"roundrobin lost {sorted(lost['work'])[:5]}"
-    if lost["jobs"]:
-        # Known product bug (restmq/core/dispatch.py): a QueueDispatcher keeps calling store.broadcast
-        # after close_consumers() has closed its consumers; the messages it takes are offered to closed
-        # consumers, dropped, and never returned to the queue.
-        pytest.xfail(f"broadcast lost {len(lost['jobs'])} acknowledged keys at shutdown: {sorted(lost['jobs'])[:5]}")
+    assert not lost["jobs"], f"broadcast lost {len(lost['jobs'])} acknowledged keys at shutdown"
 
 
 def check_deliveries(
