@@ -20,7 +20,7 @@ from restmq.core.names import check_queue_name
 from restmq.core.tokens import TokenRecord
 from restmq.errors import BadRequest, Forbidden, RestMQError
 from restmq.web import sse
-from restmq.web.auth import WEBSOCKET, authorize
+from restmq.web.auth import PRODUCER, WEBSOCKET, authorize
 from restmq.web.http import number
 from restmq.web.limits import StreamSlots
 
@@ -210,7 +210,7 @@ async def websocket(ws: WebSocket) -> None:
             if message["type"] == "websocket.disconnect":
                 return
             raw = message.get("text") or message.get("bytes") or b""
-            reply = await _command(service, streams, consumer, queue, raw, token)
+            reply = await _command(ws, service, streams, consumer, queue, raw, token)
             await send(orjson.dumps(reply).decode())
 
     tasks = [asyncio.create_task(pump()), asyncio.create_task(listen()), asyncio.create_task(_stuck(consumer))]
@@ -230,14 +230,22 @@ async def websocket(ws: WebSocket) -> None:
 
 
 async def _command(
-    service: object, streams: Streams, consumer: Consumer, queue: str, raw: str | bytes, token: TokenRecord | None
+    ws: WebSocket,
+    service: object,
+    streams: Streams,
+    consumer: Consumer,
+    queue: str,
+    raw: str | bytes,
+    token: TokenRecord | None,
 ) -> object:
     """Run one client frame; errors become error frames and the connection stays usable."""
     try:
         command = protocol.parse_command(raw)
         command.setdefault("queue", queue)
         target, right = protocol.target(command)
-        if token is not None and not token.allows(target, right):
+        if right == "write":  # adding through a frame is producing: the producer rules apply
+            await authorize(ws, PRODUCER, target, right)
+        elif token is not None and not token.allows(target, right):
             raise Forbidden(f"this token has no {right} right on {target}")
         reply = await protocol.execute(service, command)  # type: ignore[arg-type]
         if command.get("cmd") in ("ack", "release"):

@@ -282,11 +282,6 @@ async def test_access_check_with_the_backend(store: RedisStore, redis_url: str, 
     assert set(CATEGORIES) == {PRODUCER, CONSUMER, COMET, WEBSOCKET}
 
 
-@pytest.mark.xfail(
-    reason="restmq/web/streams.py _command checks only a token's rights: a WebSocket client admitted by "
-    "[websocket:consumer] can add through frames, bypassing the [rest:producer] host rules and credentials",
-    strict=True,
-)
 async def test_websocket_frames_do_not_bypass_the_producer_section(redis_url: str, tmp_path: Path) -> None:
     async with acl_app(redis_url, tmp_path, "[rest:producer]\nhosts_deny = 127.0.0.1\n") as client:
         frames = ['{"cmd":"add","value":"sneaked in"}']
