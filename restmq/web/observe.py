@@ -7,6 +7,8 @@ process reports the same cluster-wide numbers; HTTP latency and backend errors a
 from __future__ import annotations
 
 import contextvars
+import functools
+import itertools
 import logging
 import re
 import time
@@ -41,6 +43,16 @@ BACKEND_ERRORS = Counter(
 )
 
 
+_ID_PREFIX = uuid.uuid4().hex[:12]  # per process; a counter makes each request id unique cheaply
+_ids = itertools.count(1)
+
+
+@functools.cache
+def _latency(method: str, handler: str, status: int) -> Any:
+    """The labelled histogram child, looked up once per combination rather than per request."""
+    return REQUEST_SECONDS.labels(method, handler, str(status))
+
+
 class RequestContext:
     """Give each request an id (X-Request-ID, kept when the client sends a sane one), echo it, and
     time the handler."""
@@ -52,8 +64,8 @@ class RequestContext:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if _VALID_ID.fullmatch(incoming) else uuid.uuid4().hex
+        incoming = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"").decode("latin-1")
+        rid = incoming if incoming and _VALID_ID.fullmatch(incoming) else f"{_ID_PREFIX}{next(_ids):x}"
         token = request_id.set(rid)
         started = time.perf_counter()
 
@@ -62,9 +74,7 @@ class RequestContext:
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
                 endpoint = scope.get("endpoint")
                 handler = getattr(endpoint, "__name__", "unmatched")
-                REQUEST_SECONDS.labels(scope["method"], handler, str(message["status"])).observe(
-                    time.perf_counter() - started
-                )
+                _latency(scope["method"], handler, message["status"]).observe(time.perf_counter() - started)
             await send(message)
 
         try:

@@ -8,6 +8,9 @@ from restmq.web import observe, openapi, ops, rest, streams, ui
 from restmq.web.auth import COMET, CONSUMER, PRODUCER, guard
 
 routes = [
+    # The hot paths first: routes are matched in order.
+    Route("/q/{queue}", guard(CONSUMER, "read", rest.get_message), methods=["GET"]),
+    Route("/q/{queue}", guard(PRODUCER, "write", rest.add_message), methods=["POST"]),
     # The original routes. /, /queue, /q/ and /stats/ check access themselves (the queue is in the
     # body, or the listing is filtered by the caller's token).
     Route("/", rest.index_get, methods=["GET"]),
@@ -15,8 +18,6 @@ routes = [
     Route("/queue", rest.json_protocol, methods=["POST"]),
     Route("/q", rest.list_queues, methods=["GET"]),
     Route("/q/", rest.list_queues, methods=["GET"]),
-    Route("/q/{queue}", guard(CONSUMER, "read", rest.get_message), methods=["GET"]),
-    Route("/q/{queue}", guard(PRODUCER, "write", rest.add_message), methods=["POST"]),
     Route("/q/{queue}", guard(PRODUCER, "admin", rest.purge_queue), methods=["DELETE"]),
     Route("/q/{queue}/{key}", guard(CONSUMER, "read", rest.ack_message), methods=["DELETE"]),
     Route("/q/{queue}/redrive", guard(PRODUCER, "admin", rest.redrive), methods=["POST"]),
