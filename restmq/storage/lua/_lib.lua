@@ -97,6 +97,7 @@ end
 -- Returns {moved, dead_listed}.
 local function housekeep(queue, dead_name, now)
   local moved, listed = 0, 0
+  if redis.call('EXISTS', K_DELAYED, K_LEASED) == 0 then return {0, 0} end  -- the common case: no timers
   local due = redis.call('ZRANGEBYSCORE', K_DELAYED, '-inf', now, 'LIMIT', 0, 200)
   for _, n in ipairs(due) do
     redis.call('ZREM', K_DELAYED, n)

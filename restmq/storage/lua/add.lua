@@ -17,20 +17,43 @@ if idem_window > 0 then
 end
 
 local now = now_ms()
-local before = next_deadline()
+local timed = delay > 0 or ttl > 0
+local before = -1
+if timed then before = next_deadline() end
 init_seq(K_META, ARGV[7])
 local last = redis.call('HINCRBY', K_META, 'seq', count)
 local first = last - count + 1
-for i = 1, count do
-  local n = first + i - 1
-  redis.call('HSET', K_MSGS, n, ARGV[7 + i])
-  if p > 0 then redis.call('HSET', K_PRIO, n, p) end
-  if ttl > 0 then redis.call('ZADD', K_EXPIRES, now + delay + ttl, n) end
-  if delay > 0 then
-    redis.call('ZADD', K_DELAYED, now + delay, n)
-  else
-    push_tail(K_META, K_READY, n, p)
+-- Few large commands rather than several per message: chunks stay under Lua's unpack limit.
+local order = 0
+if delay == 0 then order = redis.call('HINCRBY', K_META, 'order', count) - count end
+local base = (9 - p) * BAND + MID
+local CHUNK = 2000
+for from = 1, count, CHUNK do
+  local to = math.min(from + CHUNK - 1, count)
+  local bodies, scores, prios, expiry = {}, {}, {}, {}
+  for i = from, to do
+    local n = first + i - 1
+    bodies[#bodies + 1] = n
+    bodies[#bodies + 1] = ARGV[7 + i]
+    if delay > 0 then
+      scores[#scores + 1] = now + delay
+    else
+      scores[#scores + 1] = fmt(base + order + i)
+    end
+    scores[#scores + 1] = n
+    if p > 0 then
+      prios[#prios + 1] = n
+      prios[#prios + 1] = p
+    end
+    if ttl > 0 then
+      expiry[#expiry + 1] = now + delay + ttl
+      expiry[#expiry + 1] = n
+    end
   end
+  redis.call('HSET', K_MSGS, unpack(bodies))
+  redis.call('ZADD', delay > 0 and K_DELAYED or K_READY, unpack(scores))
+  if p > 0 then redis.call('HSET', K_PRIO, unpack(prios)) end
+  if ttl > 0 then redis.call('ZADD', K_EXPIRES, unpack(expiry)) end
 end
 redis.call('HINCRBY', K_META, 'added', count)
 if idem_window > 0 then
@@ -40,7 +63,7 @@ local listed = redis.call('HSETNX', K_META, 'listed', '1')
 if delay == 0 then redis.call('SPUBLISH', channel, 'add') end
 
 local timer = -1
-if delay > 0 or ttl > 0 then
+if timed then
   local after = next_deadline()
   if before < 0 or after < before then timer = after end
 end

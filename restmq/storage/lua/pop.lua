@@ -11,11 +11,13 @@ local now = now_ms()
 local kept = housekeep(queue, dead_name, now)
 local listed = kept[2]
 
-if redis.call('HGET', K_META, 'status') == 'stop' then
+local meta = redis.call('HMGET', K_META, 'status', 'max_deliveries')
+if meta[1] == 'stop' then
   return {'stop', listed, -1}
 end
 
-local maxd = max_deliveries()
+local maxd = tonumber(meta[2] or '0')
+local has_ttl = redis.call('EXISTS', K_EXPIRES) == 1
 local before = -1
 if mode == 'lease' then before = next_deadline() end
 local out = {'ok', listed, -1}
@@ -29,7 +31,7 @@ while delivered < want and budget > 0 do
     n = redis.call('ZPOPMIN', K_READY)[1]
   end
   if not n then break end
-  local expires = redis.call('ZSCORE', K_EXPIRES, n)
+  local expires = has_ttl and redis.call('ZSCORE', K_EXPIRES, n)
   local value = redis.call('HGET', K_MSGS, n)
   local count = tonumber(redis.call('HGET', K_COUNTS, n) or '0')
   if (expires and tonumber(expires) <= now) or not value then
@@ -40,11 +42,17 @@ while delivered < want and budget > 0 do
     -- no mode may deliver it again
     if dead_letter(n, queue, dead_name, now) == 1 then out[2] = 1 end
   else
-    count = redis.call('HINCRBY', K_COUNTS, n, 1)
+    count = count + 1
     if mode == 'take' then
-      forget(n)
-    elseif mode == 'lease' then
-      redis.call('ZADD', K_LEASED, now + lease_ms, n)
+      -- popped from ready, so it is in no other set: only its fields and its ttl entry remain
+      redis.call('HDEL', K_MSGS, n)
+      if count > 1 then redis.call('HDEL', K_COUNTS, n) end
+      redis.call('HDEL', K_PRIO, n)
+      if expires then redis.call('ZREM', K_EXPIRES, n) end
+      if dead_name == '' then redis.call('HDEL', K_ORIGIN, n) end  -- a dead letter's history
+    else
+      redis.call('HSET', K_COUNTS, n, count)
+      if mode == 'lease' then redis.call('ZADD', K_LEASED, now + lease_ms, n) end
     end
     out[#out + 1] = tonumber(n)
     out[#out + 1] = value
