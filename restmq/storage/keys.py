@@ -33,6 +33,7 @@ rmq:timers               ZSET    queue name -> next lease/delay/ttl deadline (re
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -99,6 +100,7 @@ class QueueKeys:
         ]
 
 
+@functools.lru_cache(maxsize=8192)  # a hot path: every operation needs them
 def queue_keys(queue: str) -> QueueKeys:
     base = _base(queue)
     return QueueKeys(
