@@ -12,6 +12,7 @@ import redis
 
 from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.node import RedisStore
+from tests.helpers.cluster import Cluster
 from tests.helpers.server import run_app
 
 
@@ -68,3 +69,45 @@ async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     return tmp_path / "data"
+
+
+# -- topologies: one node, a ring of 3 engines, a Redis Cluster (3 masters + 3 replicas) -------------
+
+
+@pytest.fixture(scope="session")
+def ring_engines(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[EmbeddedEngine]]:
+    """Three embedded engines for the session, the nodes of a consistent-hash ring."""
+    from tests.helpers.topology import engines
+
+    with engines(tmp_path_factory.mktemp("ring"), 3) as started:
+        yield started
+
+
+@pytest.fixture(scope="session")
+def shared_cluster() -> Iterator[Cluster]:
+    """A real Redis Cluster for the session. Tests that kill nodes start their own."""
+    from tests.helpers.cluster import running_cluster
+
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["node", "ring", "cluster"])
+async def topology(request: pytest.FixtureRequest) -> AsyncIterator[str]:
+    """Base URL of RestMQ (in-process) on flushed backends: one node, a 3-node ring or a Redis Cluster."""
+    from tests.helpers.topology import flush_cluster, flush_engines
+
+    if request.param == "node":
+        engine: EmbeddedEngine = request.getfixturevalue("engine")
+        flush_engines([engine])
+        app = run_app(engine.url)
+    elif request.param == "ring":
+        ring: list[EmbeddedEngine] = request.getfixturevalue("ring_engines")
+        flush_engines(ring)
+        app = run_app(redis_urls=[e.url for e in ring])
+    else:
+        cluster: Cluster = request.getfixturevalue("shared_cluster")
+        flush_cluster(cluster)
+        app = run_app(redis_cluster=cluster.url)
+    async with app as url:
+        yield url

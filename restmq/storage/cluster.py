@@ -9,20 +9,46 @@ consumers hold no pooled connections.
 from __future__ import annotations
 
 import asyncio
+import collections
+import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
 
 from restmq.core.model import QueueStats
+from restmq.errors import BackendUnavailable
 from restmq.storage import keys
 from restmq.storage.errors import backend_errors
 from restmq.storage.events import EventListener
-from restmq.storage.node import RedisStore, _stats
+from restmq.storage.node import RedisStore, _stats, _stats_keys
+
+
+class _WarmCluster(RedisCluster):
+    """A RedisCluster that sends one command alone before letting concurrent commands through.
+
+    When a fresh redis-py 8.1 cluster client receives its first commands concurrently, it reconnects
+    its connections under commands still using them: a storm of "Connection closed by server" and
+    "'NoneType' object has no attribute 'writelines'" errors (503s) that feeds itself for seconds.
+    One command first (it loads the slot map) avoids it."""
+
+    _warm = False
+    _warming: asyncio.Lock | None = None
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        if not self._warm:
+            if self._warming is None:
+                self._warming = asyncio.Lock()
+            async with self._warming:
+                if not self._warm:
+                    await super().execute_command("PING")
+                    self._warm = True
+        return await super().execute_command(*args, **kwargs)
 
 
 def connect_cluster(url: str, *, max_connections: int = 200) -> RedisCluster:
-    return RedisCluster.from_url(
+    return _WarmCluster.from_url(
         url,
         decode_responses=True,
         socket_connect_timeout=2.0,
@@ -32,7 +58,59 @@ def connect_cluster(url: str, *, max_connections: int = 200) -> RedisCluster:
 
 
 async def _read_sharded(pubsub: Any) -> Any:
-    return await pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=1.0)
+    """The next shard-channel message from any primary.
+
+    ClusterPubSub.get_sharded_message() polls its per-primary connections one after the other, each
+    for the whole timeout: an event on one primary waited up to a second per other primary. Read them
+    all at once instead and keep what else arrived for the next calls (cancelling a pending read is as
+    safe as its own timeout: redis-py keeps a partial reply in the parser)."""
+    pending: collections.deque[Any] = pubsub.__dict__.setdefault("_restmq_pending", collections.deque())
+    if pending:
+        return pending.popleft()
+    names = list(pubsub.node_pubsub_mapping)
+    if not names:  # asked to read with channels wanted: a subscription got lost, reconnect
+        raise ConnectionError("no shard subscription is open")
+    if len(names) == 1:
+        return await pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=1.0)
+    reads = [
+        asyncio.ensure_future(
+            pubsub.get_sharded_message(ignore_subscribe_messages=True, timeout=1.0, target_node=_NodeName(name))
+        )
+        for name in names
+    ]
+    try:
+        await asyncio.wait(reads, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for read in reads:
+            read.cancel()
+        results = await asyncio.gather(*reads, return_exceptions=True)
+    error: BaseException | None = None
+    for result in results:
+        if isinstance(result, asyncio.CancelledError):
+            continue
+        if isinstance(result, BaseException):
+            error = error or result
+        elif result is not None:
+            pending.append(result)
+    if pending:
+        return pending.popleft()
+    if error is not None:
+        raise error
+    return None
+
+
+def _raised_in_redis_py(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and f"{os.sep}redis{os.sep}" in tb.tb_frame.f_code.co_filename
+
+
+@dataclass(frozen=True)
+class _NodeName:
+    """What get_sharded_message(target_node=...) looks at: the node's name (host:port)."""
+
+    name: str
 
 
 class ClusterStore(RedisStore):
@@ -44,14 +122,25 @@ class ClusterStore(RedisStore):
     def from_cluster_url(cls, url: str) -> ClusterStore:
         return cls(connect_cluster(url), name=url)
 
-    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
-        async def one(queue: str) -> QueueStats:
-            qk = keys.queue_keys(queue)
-            dead_ready = keys.queue_keys(keys.dead_letter_queue(queue)).ready
-            return _stats(queue, await self.scripts.run("stats", [*qk.message_keys, qk.consumers, dead_ready], []))
+    async def _run(self, script: str, keys_: list[str], args: list[Any]) -> Any:
+        try:
+            return await super()._run(script, keys_, args)
+        except AttributeError as exc:
+            # redis-py's cluster client disconnects a node's connections when a command on that node fails;
+            # a command already using one then fails inside redis-py ("'NoneType' object has no attribute
+            # 'writelines'") while a failover goes on. The backend is unavailable, not the server broken.
+            if not _raised_in_redis_py(exc):
+                raise
+            raise BackendUnavailable(f"backend {self.name} unavailable: {exc}") from exc
 
-        results: list[QueueStats] = []
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        # At most 64 at a time: 500 at once (the pool holds 200 per node) ran into MaxConnectionsError
+        # with 10,000 queues, and a chunk waits for its slowest call.
+        gate = asyncio.Semaphore(64)
+
+        async def one(queue: str) -> QueueStats:
+            async with gate:
+                return _stats(queue, await self.scripts.run("stats", _stats_keys(queue), []))
+
         with backend_errors(self.name):
-            for start in range(0, len(queues), 500):  # bounded concurrency: pools stay small
-                results.extend(await asyncio.gather(*(one(q) for q in queues[start : start + 500])))
-        return results
+            return list(await asyncio.gather(*(one(q) for q in queues)))

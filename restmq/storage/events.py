@@ -37,9 +37,15 @@ class EventListener:
         self._task: asyncio.Task[None] | None = None
         self._wanted = asyncio.Event()
         self._lock = asyncio.Lock()
+        self._broken = False  # a subscription failed on a live connection: reconnect and resubscribe all
 
     def on_event(self, handler: EventHandler) -> None:
         self._handler = handler
+
+    @property
+    def down(self) -> bool:
+        """Subscribed to something, but not receiving now: an event published now would be missed."""
+        return self._task is not None and (self._pubsub is None or self._broken)
 
     async def subscribe(self, queue: str) -> None:
         channel = self._channel_of(queue)
@@ -52,8 +58,9 @@ class EventListener:
             if self._pubsub is not None:
                 try:
                     await self._pubsub.ssubscribe(channel)
-                except Exception as exc:  # the reader loop resubscribes after reconnecting
+                except Exception as exc:  # the reader loop reconnects and resubscribes everything
                     log.warning("subscribe to %s on %s failed: %s", queue, self._node, exc)
+                    self._broken = True
             self._wanted.set()
 
     async def unsubscribe(self, queue: str) -> None:
@@ -69,12 +76,12 @@ class EventListener:
 
     async def close(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+            task, self._task = self._task, None
+            while not task.done():  # again and again: Python 3.11's wait_for can swallow a cancel
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.1)
+            if not task.cancelled() and task.exception() is not None:
+                log.debug("event reader for %s ended with %r", self._node, task.exception())
         await self._drop_pubsub()
 
     async def _drop_pubsub(self) -> None:
@@ -88,9 +95,13 @@ class EventListener:
     async def _connect(self) -> None:
         async with self._lock:
             pubsub = self._make_pubsub()
-            if self._queues:
-                await pubsub.ssubscribe(*self._queues)
-            self._pubsub = pubsub
+            try:
+                if self._queues:
+                    await pubsub.ssubscribe(*self._queues)
+            except BaseException:
+                await pubsub.aclose()  # its connections would leak
+                raise
+            self._pubsub, self._broken = pubsub, False
 
     async def _run(self) -> None:
         backoff = 0.05
@@ -100,7 +111,9 @@ class EventListener:
                 await self._connect()
                 if not first:
                     log.info("event subscription to %s restored", self._node)
-                    await self._emit("*", "reconnect")
+                # Events may have been missed (stream dispatchers take nothing while the subscription is down).
+                # Not "reconnect": dispatchers read an event starting with "r" as roundrobin assignments.
+                await self._emit("*", "missed")
                 first, backoff = False, 0.05
                 await self._read()
             except asyncio.CancelledError:
@@ -113,6 +126,8 @@ class EventListener:
 
     async def _read(self) -> None:
         while True:
+            if self._broken:
+                raise ConnectionError("a subscription failed")
             if not self._queues:
                 self._wanted.clear()
                 await self._wanted.wait()

@@ -37,7 +37,7 @@ from restmq.core.model import (
 from restmq.errors import BackendUnavailable
 from restmq.storage import keys
 from restmq.storage.base import EventHandler
-from restmq.storage.node import RedisStore
+from restmq.storage.node import COUNTERS, RedisStore
 from restmq.storage.ring import HashRing
 
 log = logging.getLogger("restmq.ring")
@@ -122,6 +122,10 @@ class ShardedStore:
             with contextlib.suppress(BackendUnavailable):
                 for queue in await node.store.list_queues():
                     holders.setdefault(keys.hash_tag(queue), set()).add(node.name)
+        # Keep what was known: a fallback add of this process made while the registries were read, and nodes
+        # down now, still hold messages (registries only shrink on purge, which forgets the queue here too).
+        for tag, names in self._holders.items():
+            holders.setdefault(tag, set()).update(names)
         self._holders, self._holders_loaded = holders, True
 
     def _down(self, node: Node, exc: BackendUnavailable) -> None:
@@ -278,14 +282,37 @@ class ShardedStore:
         return sorted(names)
 
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        """Each live node is asked, all at once, about the queues it may hold (and those it is home for):
+        asking every node about every queue made GET /stats/ cost nodes x queues scripts."""
         if not queues:
             return []
-        per_node = await self._each_node(lambda s: s.stats(queues))
+        homes = [self._home(queue) for queue in queues]
+        asked: dict[int, list[int]] = {}  # node index -> positions in `queues`
+        for i, queue in enumerate(queues):
+            for node in {homes[i].index: homes[i], **{n.index: n for n in self._readers(queue)}}.values():
+                asked.setdefault(node.index, []).append(i)
+
+        async def ask(node: Node, positions: list[int]) -> tuple[Node, dict[int, QueueStats]]:
+            found = await self._on(node, lambda s: s.stats([queues[i] for i in positions]))
+            return node, dict(zip(positions, found, strict=True))
+
+        replies = await asyncio.gather(*(ask(self.nodes[n], at) for n, at in asked.items()), return_exceptions=True)
+        per_node = []
+        for reply in replies:
+            if isinstance(reply, BackendUnavailable):
+                continue  # that node is marked down; the others answer
+            if isinstance(reply, BaseException):
+                raise reply
+            per_node.append(reply)
+        if not per_node:
+            raise BackendUnavailable("every ring node is down")
         merged = []
         for i, queue in enumerate(queues):
-            rows = [stats[i] for _, stats in per_node]
-            home = self._home(queue)
-            settings_row = next((stats[i] for node, stats in per_node if node is home), rows[0])
+            rows = [found[i] for _, found in per_node if i in found]
+            if not rows:  # its nodes failed just now
+                merged.append(QueueStats(queue, 0, 0, 0, 0, 0, QueueSettings(), dict.fromkeys(COUNTERS.values(), 0)))
+                continue
+            settings_row = next((found[i] for node, found in per_node if node is homes[i] and i in found), rows[0])
             counters = {name: sum(r.counters[name] for r in rows) for name in rows[0].counters}
             merged.append(
                 QueueStats(

@@ -62,7 +62,11 @@ class Cluster:
             nodes = client.cluster("nodes")
         finally:
             client.close()
-        return sorted(int(addr.split(":")[1].split("@")[0]) for addr, info in nodes.items() if "master" in info["flags"] and "fail" not in info["flags"])
+        return sorted(
+            int(addr.split(":")[1].split("@")[0])
+            for addr, info in nodes.items()
+            if "master" in info["flags"] and "fail" not in info["flags"]
+        )
 
     def stop(self) -> None:
         for port in list(self.procs):
