@@ -44,6 +44,7 @@ from restmq.storage.scripts import Client, Scripts
 log = logging.getLogger("restmq.storage")
 
 REAP_ROUNDS = 50  # reap scripts per due queue per sweep (each moves up to 200 messages)
+RECONCILE_EVERY = 120  # sweeps between rebuilds of the timer index (about 30 s), and one at the first sweep
 T = TypeVar("T")
 
 # meta hash field -> statistics name
@@ -115,6 +116,7 @@ class RedisStore:
         self.name = name
         self.scripts = Scripts(client, coalesce=coalesce)
         self._token = uuid.uuid4().hex
+        self._sweeps = 0
         self._up = True
         self.events = EventListener(self._make_pubsub, lambda q: keys.queue_keys(q).channel, name)
 
@@ -273,7 +275,24 @@ class RedisStore:
                     if n == 0 or not 0 <= next_due <= now:
                         break
                 await self.scripts.run("timer_cas", [keys.TIMERS], [queue, int(seen), next_due])
+            self._sweeps += 1
+            if self._sweeps % RECONCILE_EVERY == 1:
+                await self._reconcile_timers()
         return _not_cancelled(moved)
+
+    async def _reconcile_timers(self) -> None:
+        """Put every listed queue with a timer back in the reaper's index. The index is written right
+        after the script that sets a timer; a process dying in between would leave that lease unindexed,
+        so now and then (and at start) the index is rebuilt from the queues themselves."""
+        cursor = 0
+        while True:
+            cursor, queues = await self.client.sscan(keys.QUEUES, cursor, count=500)
+            for queue in cast(list[str], queues):
+                deadline = await self.scripts.run("deadline", keys.queue_keys(queue).message_keys, [])
+                if deadline >= 0:
+                    await self.client.zadd(keys.TIMERS, {queue: deadline}, lt=True)
+            if cursor == 0:
+                return
 
     # -- streaming ----------------------------------------------------------------------------
 
