@@ -6,13 +6,23 @@
 local queue, dead_name, channel = ARGV[1], ARGV[2], ARGV[3]
 local now = now_ms()
 local kept = housekeep(queue, dead_name, now)
-local gone = redis.call('ZRANGEBYSCORE', K_EXPIRES, '-inf', now, 'LIMIT', 0, 500)
-for _, n in ipairs(gone) do
-  if not redis.call('ZSCORE', K_LEASED, n) then
-    forget(n)
-    redis.call('HINCRBY', K_META, 'expired', 1)
+-- Drop up to 500 messages past their ttl. Leased ones stay until their lease ends (then a pop or
+-- this sweep drops them), so look past them rather than stopping at them.
+local skipped, dropped = 0, 0
+while dropped < 500 do
+  local gone = redis.call('ZRANGEBYSCORE', K_EXPIRES, '-inf', now, 'LIMIT', skipped, 500)
+  if #gone == 0 then break end
+  for _, n in ipairs(gone) do
+    if redis.call('ZSCORE', K_LEASED, n) then
+      skipped = skipped + 1
+    else
+      forget(n)
+      dropped = dropped + 1
+    end
   end
+  if skipped > 5000 then break end
 end
+if dropped > 0 then redis.call('HINCRBY', K_META, 'expired', dropped) end
 if kept[1] > 0 and redis.call('HGET', K_META, 'status') ~= 'stop' then
   redis.call('SPUBLISH', channel, 'add')
 end
