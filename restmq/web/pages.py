@@ -5,8 +5,6 @@ from __future__ import annotations
 from html import escape
 from urllib.parse import quote
 
-from restmq.core.model import Message, QueueStats
-
 _STYLE = """
 body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f6f7f9}
 header{background:#1d2330;color:#fff;padding:.8rem 1.2rem}header a{color:#fff;text-decoration:none}
@@ -35,38 +33,3 @@ def _link(queue: str) -> str:
 def queue_list(queues: list[str]) -> str:
     items = "".join(f"<li>{_link(q)}</li>" for q in queues) or '<li class="muted">no queues yet</li>'
     return _page("queues", f"<ul>{items}</ul>")
-
-
-def dashboard(stats: list[QueueStats]) -> str:
-    rows = "".join(
-        f"<tr><td>{_link(s.queue)}</td><td class=num>{s.length}</td><td class=num>{s.leased}</td>"
-        f"<td class=num>{s.delayed}</td><td class=num>{s.dead}</td><td class=num>{s.consumers}</td>"
-        f"<td>{s.settings.policy.value}</td><td>{s.settings.status.value}</td></tr>"
-        for s in stats
-    )
-    if not rows:
-        rows = "<tr><td colspan=8 class=muted>No queues yet. Add one: <code>curl -d value=hello "
-        rows += "http://127.0.0.1:8888/q/test</code></td></tr>"
-    table = (
-        "<table><thead><tr><th>queue</th><th>ready</th><th>leased</th><th>delayed</th><th>dead</th>"
-        f"<th>consumers</th><th>policy</th><th>status</th></tr></thead><tbody>{rows}</tbody></table>"
-    )
-    return _page("dashboard", table)
-
-
-def jobs(stats: QueueStats, messages: list[Message]) -> str:
-    summary = (
-        f"<p>ready <b>{stats.length}</b> · leased <b>{stats.leased}</b> · delayed <b>{stats.delayed}</b>"
-        f" · dead <b>{stats.dead}</b> · consumers <b>{stats.consumers}</b> · policy {stats.settings.policy.value}"
-        f" · status {stats.settings.status.value} · added {stats.counters['added']}"
-        f" · delivered {stats.counters['delivered']}</p>"
-    )
-    rows = "".join(
-        f"<tr><td><code>{escape(m.key)}</code></td><td class=num>{m.count}</td>"
-        f"<td><pre>{escape(m.value)}</pre></td></tr>"
-        for m in messages
-    )
-    if not rows:
-        rows = "<tr><td colspan=3 class=muted>no waiting messages</td></tr>"
-    table = f"<table><thead><tr><th>key</th><th>count</th><th>value</th></tr></thead><tbody>{rows}</tbody></table>"
-    return _page(f"queue {stats.queue}", summary + "<h3>Newest waiting messages</h3>" + table)

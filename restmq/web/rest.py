@@ -284,13 +284,3 @@ async def stats_queue(request: Request) -> Response:
     queue = request.path_params["queue"]
     (stats,) = await service_of(request).stats([queue])
     return render(request, stats.to_dict())
-
-
-async def jobs_page(request: Request) -> Response:
-    queue = request.path_params["queue"]
-    service = service_of(request)
-    limit = integer(request.query_params, "limit", 20)
-    if not 1 <= limit <= 500:
-        raise InvalidParameter("limit must be from 1 to 500")
-    (stats,) = await service.stats([queue])
-    return HTMLResponse(pages.jobs(stats, await service.recent(queue, limit)))
