@@ -176,6 +176,9 @@ class QueueDispatcher:
         policy = Policy.BROADCAST
         while not self.streams.closing:
             self._wake.clear()
+            if not self.consumers:  # the last consumer just left: taking now would deliver to no one
+                await self._sleep(config.safety_poll)
+                continue
             try:
                 if policy is Policy.BROADCAST:
                     result = await store.broadcast(self.queue, BATCH, config.history)
