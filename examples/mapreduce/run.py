@@ -15,17 +15,12 @@ import contextlib
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import mapper
 import reducer
 import uvicorn
@@ -36,55 +31,10 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 from wordcount import JOBS, RESULTS, book, count
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/launch.py
+from launch import listening, restmq_server
+
 HERE = Path(__file__).resolve().parent
-
-
-@contextlib.contextmanager
-def restmq_server(url: str | None, name: str) -> Iterator[str]:
-    """`url` if given, else `restmq serve` on a free loopback port with a temporary data dir."""
-    if url:
-        yield url.rstrip("/")
-        return
-    with tempfile.TemporaryDirectory(prefix=f"restmq-{name}-") as data_dir:
-        port = free_port()
-        log = open(Path(data_dir) / "restmq.log", "wb")
-        command = [sys.executable, "-m", "restmq", "serve", "--port", str(port), "--data-dir", data_dir]
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while not ready(url):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"restmq serve did not start:\n{Path(log.name).read_text()}")
-                time.sleep(0.05)
-            yield url
-        finally:
-            server.terminate()
-            server.wait(20)
-            log.close()
-
-
-def ready(url: str) -> bool:
-    try:
-        return httpx.get(url + "/ready", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def free_port() -> int:
-    with listening(0) as sock:
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def listening(port: int) -> Iterator[socket.socket]:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    try:
-        yield sock
-    finally:
-        sock.close()
 
 
 class Demo:

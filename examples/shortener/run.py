@@ -13,19 +13,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import signal
-import socket
-import subprocess
 import sys
-import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import analytics
-import httpx
 import uvicorn
 from app import create_app
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/launch.py
+from launch import embedded_restmq, listening
 
 
 @contextlib.contextmanager
@@ -37,46 +35,8 @@ def restmq_server(url: str | None, valkey: str | None) -> Iterator[tuple[str, st
             raise SystemExit("give both --restmq and --valkey (the backend that server uses), or neither")
         yield url.rstrip("/"), valkey
         return
-    with tempfile.TemporaryDirectory(prefix="restmq-shortener-") as data_dir:
-        port = free_port()
-        log = open(Path(data_dir) / "restmq.log", "wb")
-        command = [sys.executable, "-m", "restmq", "serve", "--port", str(port), "--data-dir", data_dir]
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while not ready(url):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"restmq serve did not start:\n{Path(log.name).read_text()}")
-                time.sleep(0.05)
-            yield url, f"unix://{data_dir}/valkey.sock"  # the engine restmq serve started there
-        finally:
-            server.terminate()
-            server.wait(20)
-            log.close()
-
-
-def ready(url: str) -> bool:
-    try:
-        return httpx.get(url + "/ready", timeout=1).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-def free_port() -> int:
-    with listening(0) as sock:
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def listening(port: int) -> Iterator[socket.socket]:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    try:
-        yield sock
-    finally:
-        sock.close()
+    with embedded_restmq("shortener") as (own_url, data_dir):
+        yield own_url, f"unix://{data_dir}/valkey.sock"  # the engine restmq serve started there
 
 
 def main() -> None:
