@@ -122,7 +122,7 @@ class ClusterStore(RedisStore):
     def from_cluster_url(cls, url: str) -> ClusterStore:
         return cls(connect_cluster(url), name=url)
 
-    async def _run(self, script: str, keys_: list[str], args: list[Any]) -> Any:
+    async def _run(self, script: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
         try:
             return await super()._run(script, keys_, args)
         except AttributeError as exc:

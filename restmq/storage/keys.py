@@ -85,9 +85,9 @@ class QueueKeys:
         return f"{_base(self.queue)}:idem:{digest}"
 
     @property
-    def message_keys(self) -> list[str]:
+    def message_keys(self) -> tuple[str, ...]:
         """The keys a message operation script takes as KEYS[1..9], in this order."""
-        return [
+        return (
             self.meta,
             self.msgs,
             self.ready,
@@ -97,7 +97,7 @@ class QueueKeys:
             self.prio,
             self.expires,
             self.origin,
-        ]
+        )
 
 
 @functools.lru_cache(maxsize=8192)  # a hot path: every operation needs them

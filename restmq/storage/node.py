@@ -8,6 +8,7 @@ the scripts report when they must change, and those writes follow the script.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
@@ -92,7 +93,8 @@ def _stats_keys(queue: str) -> list[str]:
     return [*qk.message_keys, qk.consumers, keys.queue_keys(keys.dead_letter_queue(queue)).ready]
 
 
-def _dead_args(queue: str) -> tuple[list[str], str]:
+@functools.lru_cache(maxsize=8192)
+def _dead_args(queue: str) -> tuple[tuple[str, ...], str]:
     """KEYS[10..18] and the dead-letter queue name for scripts that may dead-letter."""
     if keys.is_dead_letter_queue(queue):  # dead letters are not dead-lettered again
         return keys.queue_keys(queue).message_keys, ""
@@ -127,7 +129,7 @@ class RedisStore:
     def _make_pubsub(self) -> Any:
         return self.client.pubsub()
 
-    async def _run(self, script: str, keys_: list[str], args: list[Any]) -> Any:
+    async def _run(self, script: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
         with backend_errors(self.name):
             return await self.scripts.run(script, keys_, args)
 

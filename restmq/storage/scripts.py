@@ -9,6 +9,7 @@ server (and redis-py) one round trip per tick instead of one per request.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -19,7 +20,7 @@ from redis.commands.core import AsyncScript
 from redis.exceptions import NoScriptError
 
 Client = Redis | RedisCluster
-Call = tuple[str, list[str], list[Any], "asyncio.Future[Any]"]
+Call = tuple[str, Sequence[str], Sequence[Any], "asyncio.Future[Any]"]
 
 
 @cache
@@ -45,7 +46,7 @@ class Scripts:
         self._pending: list[Call] = []
         self._senders: set[asyncio.Task[None]] = set()
 
-    async def run(self, name: str, keys: list[str], args: list[Any], client: Any = None) -> Any:
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[Any], client: Any = None) -> Any:
         if client is not None or not self._coalesce:
             return await self._scripts[name](keys=keys, args=args, client=client)
         loop = asyncio.get_running_loop()

@@ -35,7 +35,7 @@ def test_every_key_of_a_queue_carries_its_hash_tag(queue: str) -> None:
 
 def test_message_keys_are_the_nine_script_keys_in_order() -> None:
     qk = keys.queue_keys("q")
-    assert qk.message_keys == [
+    assert list(qk.message_keys) == [
         "rmq:{q}:meta",
         "rmq:{q}:msgs",
         "rmq:{q}:ready",
