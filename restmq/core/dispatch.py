@@ -22,6 +22,8 @@ import contextlib
 import logging
 import os
 import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,7 +68,12 @@ class Delivery:
 
 
 class Consumer:
-    """One streaming connection's mailbox."""
+    """One streaming connection's mailbox.
+
+    Deliveries wait in a deque; the transport takes everything that is due in one call and writes
+    it as one chunk, so a burst costs one write per connection, not one per message. Waiting costs
+    one future, never a task.
+    """
 
     def __init__(self, queue: str, consumer_id: str, lease_ms: int, buffer: int) -> None:
         self.queue = queue
@@ -74,41 +81,63 @@ class Consumer:
         self.lease_ms = lease_ms
         self.closed: str | None = None
         self.inflight: dict[int, int] = {}  # roundrobin n -> delivery count, until written/acked
-        self._mailbox: asyncio.Queue[Delivery | None] = asyncio.Queue(buffer)
-        self._closed_event = asyncio.Event()
+        self._buffer = buffer
+        self._mailbox: deque[Delivery] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._on_close: list[Callable[[], object]] = []
 
     def offer(self, delivery: Delivery) -> bool:
         if self.closed is not None:
             return False
-        try:
-            self._mailbox.put_nowait(delivery)
-        except asyncio.QueueFull:
-            self.close(f"too slow: {self._mailbox.maxsize} messages waiting to be written")
+        if len(self._mailbox) >= self._buffer:
+            self.close(f"too slow: {self._buffer} messages waiting to be written")
             return False
+        self._mailbox.append(delivery)
+        self._wake()
         return True
 
     def close(self, reason: str) -> None:
         if self.closed is not None:
             return
         self.closed = reason
-        self._closed_event.set()
-        if self._mailbox.full():
-            # Too slow: drop everything unwritten, not just enough for the end marker, so the stream
-            # ends at a prefix of what it was sent (an SSE client resumes from its last id without a
-            # hole); unwritten roundrobin messages are released.
-            while not self._mailbox.empty():
-                self._mailbox.get_nowait()
-        self._mailbox.put_nowait(None)
+        if len(self._mailbox) >= self._buffer:
+            # Too slow: drop everything unwritten, so the stream ends at a prefix of what it was
+            # sent (an SSE client resumes from its last id without a hole); the transport's close
+            # releases unwritten roundrobin messages.
+            self._mailbox.clear()
+        self._wake()
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            callback()
 
-    async def wait_closed(self) -> None:
-        await self._closed_event.wait()
+    def on_close(self, callback: Callable[[], object]) -> None:
+        """Call `callback` once the consumer is closed (at once if it already is)."""
+        if self.closed is not None:
+            callback()
+        else:
+            self._on_close.append(callback)
 
-    async def next(self, timeout: float) -> Delivery | None | bool:
-        """The next delivery; None once closed; False when `timeout` passes with nothing to send."""
-        try:
-            return await asyncio.wait_for(self._mailbox.get(), timeout)
-        except TimeoutError:
-            return False
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def take(self, timeout: float) -> list[Delivery] | None:
+        """Every delivery that is due, oldest first; [] when `timeout` passes with nothing to send;
+        None once the consumer is closed and what was queued before has been taken."""
+        if not self._mailbox and self.closed is None:
+            loop = asyncio.get_running_loop()
+            self._waiter = waiter = loop.create_future()
+            timer = loop.call_later(timeout, self._wake)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        if self._mailbox:
+            batch = list(self._mailbox)
+            self._mailbox.clear()
+            return batch
+        return None if self.closed is not None else []
 
 
 class QueueDispatcher:

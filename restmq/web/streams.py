@@ -6,11 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 
 import orjson
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -65,53 +65,74 @@ def _close(conn: HTTPConnection, streams: Streams, consumer: Consumer) -> None:
     streams.disconnect(consumer)
 
 
-async def _deliveries(streams: Streams, consumer: Consumer) -> AsyncIterator[Delivery | None]:
-    """Deliveries of `consumer`, with None for each heartbeat interval that passes quietly."""
-    while True:
-        item = await consumer.next(streams.config.heartbeat)
-        if item is False:
-            yield None
-            continue
-        if item is None or item is True:
-            if consumer.closed:
-                log.info("stream %s of %s closed: %s", consumer.id, consumer.queue, consumer.closed)
-            return
-        yield item
+def _stuck(consumer: Consumer) -> asyncio.Future[None]:
+    """A future done STUCK_GRACE seconds after `consumer` was closed: a stream still running then is
+    blocked writing to a client that stopped reading, and its connection must be dropped."""
+    loop = asyncio.get_running_loop()
+    stuck: asyncio.Future[None] = loop.create_future()
+
+    def mark() -> None:
+        if not stuck.done():
+            log.info("stream %s of %s closed: %s (dropping it)", consumer.id, consumer.queue, consumer.closed)
+            stuck.set_result(None)
+
+    consumer.on_close(lambda: loop.call_later(STUCK_GRACE, mark))
+    return stuck
 
 
-async def _stuck(consumer: Consumer) -> None:
-    """Return once `consumer` was closed and its stream still has not ended STUCK_GRACE seconds later:
-    its writes are blocked on a client that stopped reading, so the connection must be dropped."""
-    await consumer.wait_closed()
-    await asyncio.sleep(STUCK_GRACE)
-    log.info("stream %s of %s closed: %s (dropping the connection)", consumer.id, consumer.queue, consumer.closed)
+async def _watch_disconnect(receive: Receive, consumer: Consumer) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    consumer.close("client disconnected")
 
 
-class ConsumerStream(StreamingResponse):
-    """The response of one COMET/SSE consumer. It also ends when the consumer is closed (too slow,
-    queue deleted, shutdown) but the body cannot finish because the client stopped reading, and it
-    always closes the body so that the consumer is disconnected at once."""
+class ConsumerStream(Response):
+    """The ASGI response of one COMET/SSE consumer: everything due is written as one chunk. It costs
+    the server's own task plus one that notices the client leaving; it ends when the consumer is
+    closed (client gone, too slow, queue deleted, shutdown), even when the client stopped reading."""
 
-    def __init__(self, consumer: Consumer, content: AsyncIterator[bytes], media_type: str) -> None:
-        super().__init__(content, media_type=media_type, headers=STREAM_HEADERS)
-        self.consumer = consumer
-
-    async def listen_for_disconnect(self, receive: Receive) -> None:
-        watch = asyncio.ensure_future(_stuck(self.consumer))
-        listen = asyncio.ensure_future(super().listen_for_disconnect(receive))
-        try:
-            await asyncio.wait({watch, listen}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            watch.cancel()
-            listen.cancel()
+    def __init__(
+        self,
+        request: Request,
+        consumer: Consumer,
+        media_type: str,
+        encode: Callable[[list[Delivery]], bytes],
+        heartbeat: bytes = b"",
+        opening: bytes = b"",
+        closing: Callable[[Consumer], bytes] = lambda consumer: b"",
+    ) -> None:  # no Response.__init__: a stream has no body or Content-Length of its own
+        self.request, self.consumer, self.encode = request, consumer, encode
+        self.heartbeat, self.opening, self.closing = heartbeat, opening, closing
+        headers = {**STREAM_HEADERS, "Content-Type": media_type}
+        self.raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        consumer, streams = self.consumer, streams_of(self.request.app)
+        watcher = asyncio.ensure_future(_watch_disconnect(receive, consumer))
+        task = asyncio.current_task()
+        assert task is not None
+        stuck = _stuck(consumer)
+        stuck.add_done_callback(lambda done: done.cancelled() or task.cancel())
         try:
-            await super().__call__(scope, receive, send)
-        finally:  # a body cancelled while its write was blocked is suspended at `yield`: finish it now
-            aclose = getattr(self.body_iterator, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            if self.opening:
+                await send({"type": "http.response.body", "body": self.opening, "more_body": True})
+            while (batch := await consumer.take(streams.config.heartbeat)) is not None:
+                chunk = self.encode(batch) if batch else self.heartbeat
+                if chunk:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                for delivery in batch:
+                    streams.written(consumer, delivery)
+            log.info("stream %s of %s closed: %s", consumer.id, consumer.queue, consumer.closed)
+            await send({"type": "http.response.body", "body": self.closing(consumer), "more_body": False})
+        except asyncio.CancelledError:
+            if not (stuck.done() and not stuck.cancelled()) or task.cancelling() != 1:
+                raise
+            task.uncancel()  # our own drop: the server closes the connection of an unfinished response
+        finally:
+            watcher.cancel()
+            stuck.cancel()
+            _close(self.request, streams, consumer)
 
 
 async def comet(request: Request) -> Response:
@@ -123,20 +144,14 @@ async def comet(request: Request) -> Response:
     streams = streams_of(request.app)
     consumer = await _open(request, streams, queue, _lease(request.query_params))
 
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            async for delivery in _deliveries(streams, consumer):
-                if delivery is not None:
-                    yield sse.comet_line(delivery, callback)
-                    streams.written(consumer, delivery)
-        finally:
-            _close(request, streams, consumer)
+    def encode(batch: list[Delivery]) -> bytes:
+        return b"".join(sse.comet_line(delivery, callback) for delivery in batch)
 
     media = "application/javascript" if callback else "application/x-ndjson"
-    return ConsumerStream(consumer, body(), media)
+    return ConsumerStream(request, consumer, media, encode)
 
 
-async def server_sent_events(request: Request) -> Response:
+async def server_sent_events(request: Request) -> ConsumerStream:
     """GET /sse/<queue>: SSE with ids, heartbeats and Last-Event-ID replay of broadcast history."""
     queue = check_queue_name(request.path_params["queue"])
     streams = streams_of(request.app)
@@ -147,28 +162,20 @@ async def server_sent_events(request: Request) -> Response:
     except BaseException:
         _close(request, streams, consumer)
         raise
+    opening = [sse.sse_retry(SSE_RETRY_MS)]
+    if not reached:
+        oldest = replay[0].key if replay else None
+        opening.append(sse.sse_named("gap", {"last_event_id": last_id, "oldest": oldest}))
+    opening += [sse.sse_history_event(entry) for entry in replay]
+    replayed = {entry.key for entry in replay}
 
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            yield sse.sse_retry(SSE_RETRY_MS)
-            if not reached:
-                oldest = replay[0].key if replay else None
-                yield sse.sse_named("gap", {"last_event_id": last_id, "oldest": oldest})
-            replayed = {entry.key for entry in replay}
-            for entry in replay:
-                yield sse.sse_history_event(entry)
-            async for delivery in _deliveries(streams, consumer):
-                if delivery is None:
-                    yield sse.SSE_HEARTBEAT
-                elif delivery.key not in replayed:
-                    yield sse.sse_event(delivery)
-                    streams.written(consumer, delivery)
-            if consumer.closed == SHUTDOWN:  # reconnect soon, to another process
-                yield sse.sse_retry(250)
-        finally:
-            _close(request, streams, consumer)
+    def encode(batch: list[Delivery]) -> bytes:
+        return b"".join(sse.sse_event(delivery) for delivery in batch if delivery.key not in replayed)
 
-    return ConsumerStream(consumer, body(), "text/event-stream")
+    def closing(consumer: Consumer) -> bytes:  # on shutdown: reconnect soon, to another process
+        return sse.sse_retry(250) if consumer.closed == SHUTDOWN else b""
+
+    return ConsumerStream(request, consumer, "text/event-stream", encode, sse.SSE_HEARTBEAT, b"".join(opening), closing)
 
 
 async def websocket(ws: WebSocket) -> None:
@@ -198,8 +205,8 @@ async def websocket(ws: WebSocket) -> None:
             await ws.send_text(text)
 
     async def pump() -> None:
-        async for delivery in _deliveries(streams, consumer):
-            if delivery is not None:
+        while (batch := await consumer.take(streams.config.heartbeat)) is not None:
+            for delivery in batch:
                 await send(sse.ws_text(delivery))
                 streams.written(consumer, delivery)
 
@@ -213,15 +220,17 @@ async def websocket(ws: WebSocket) -> None:
             reply = await _command(ws, service, streams, consumer, queue, raw, token)
             await send(orjson.dumps(reply).decode())
 
-    tasks = [asyncio.create_task(pump()), asyncio.create_task(listen()), asyncio.create_task(_stuck(consumer))]
+    stuck = _stuck(consumer)
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(listen())]
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
+        done, _ = await asyncio.wait([*tasks, stuck], return_when=asyncio.FIRST_COMPLETED)
+        for task in done - {stuck}:
             if task.exception() is not None and not isinstance(task.exception(), WebSocketDisconnect):
                 log.warning("websocket %s: %s", consumer.id, task.exception())
     finally:
         for task in tasks:
             task.cancel()
+        stuck.cancel()
         _close(ws, streams, consumer)
         with contextlib.suppress(Exception):
             code = 1012 if consumer.closed == SHUTDOWN else 1000  # 1012: service restart, reconnect
