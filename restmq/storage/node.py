@@ -40,6 +40,7 @@ from restmq.storage import keys
 from restmq.storage.base import EventHandler
 from restmq.storage.errors import backend_errors
 from restmq.storage.events import EventListener
+from restmq.storage.packing import fast_connection_class
 from restmq.storage.scripts import Client, Scripts
 
 log = logging.getLogger("restmq.storage")
@@ -61,7 +62,7 @@ COUNTERS = {
 
 def connect(url: str, *, max_connections: int = 200) -> Redis:
     """A client for one server. No automatic retries: a retried script could apply twice."""
-    return Redis.from_url(
+    client = Redis.from_url(
         url,
         decode_responses=True,
         retry=Retry(NoBackoff(), 0),
@@ -70,6 +71,9 @@ def connect(url: str, *, max_connections: int = 200) -> Redis:
         health_check_interval=0,
         max_connections=max_connections,
     )
+    # the URL picks the class (unix, TLS) over any argument: swap it before the first connection
+    client.connection_pool.connection_class = fast_connection_class(client.connection_pool.connection_class)
+    return client
 
 
 def _not_cancelled(value: T) -> T:
