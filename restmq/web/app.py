@@ -24,6 +24,7 @@ from restmq.storage.base import Store
 from restmq.storage.factory import open_store
 from restmq.web.auth import Access, load_acl
 from restmq.web.errors import InputGuard, restmq_error, unexpected_error
+from restmq.web.hot import HotRoutes
 from restmq.web.limits import StreamSlots
 from restmq.web.observe import RequestContext
 from restmq.web.routes import routes
@@ -90,6 +91,7 @@ def _middleware(settings: Settings) -> list[Middleware]:
             )
         )
     stack.append(Middleware(InputGuard))
+    stack.append(Middleware(HotRoutes))  # innermost: after the guards, before the router
     return stack
 
 

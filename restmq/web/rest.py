@@ -43,7 +43,7 @@ def _max_body(request: Request) -> int:
     return service_of(request).limits.max_body
 
 
-def _add_options(request: Request, fields: dict[str, str]) -> AddOptions:
+def add_options(request: Request, fields: dict[str, str]) -> AddOptions:
     def pick(name: str) -> Any:
         return fields if name in fields else request.query_params
 
@@ -85,22 +85,22 @@ async def add_message(request: Request) -> Response:
         stripped = raw.lstrip()
         if ndjson or stripped.startswith(b"["):
             values = _batch_values(raw, ndjson)
-            result = await service.add(queue, values, _add_options(request, {}))
+            result = await service.add(queue, values, add_options(request, {}))
             return render(request, {"keys": result.keys(queue)}, headers=_dup(result.duplicate))
         values = [raw.decode()]  # one JSON document, stored as its text
-        result = await service.add(queue, values, _add_options(request, {}))
+        result = await service.add(queue, values, add_options(request, {}))
     elif kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
         fields = await read_form(request, _max_body(request))
         value = fields.get("value", fields.get("msg"))
         if value is None:
             raise MissingField("missing form field 'value' (or 'msg')")
-        result = await service.add(queue, [value], _add_options(request, fields))
+        result = await service.add(queue, [value], add_options(request, fields))
     else:  # any other body is the message itself, as text
         raw = await read_body(request, _max_body(request))
         if not raw and not kind:  # a bare POST (no body, no type) is a mistake, not an empty message
             raise MissingField("missing form field 'value' (or 'msg'), or a request body")
         value = decode_text(raw)
-        result = await service.add(queue, [value], _add_options(request, {}))
+        result = await service.add(queue, [value], add_options(request, {}))
     return PlainTextResponse(f"{result.keys(queue)[0]}\r\n", headers=_dup(result.duplicate))
 
 
@@ -221,7 +221,7 @@ async def index_post(request: Request) -> Response:
     if value is None:
         raise MissingField("missing form field 'value'")
     await authorize(request, PRODUCER, check_queue_name(queue), "write")
-    result = await service_of(request).add(queue, [value], _add_options(request, fields))
+    result = await service_of(request).add(queue, [value], add_options(request, fields))
     return PlainTextResponse(f"{result.keys(queue)[0]}\r\n", headers=_dup(result.duplicate))
 
 

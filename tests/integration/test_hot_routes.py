@@ -1,0 +1,119 @@
+"""restmq/web/hot.py serves plain GET and form POST on /q/<queue> without the router. Any query
+parameter sends the same request through the router instead (`?via=router` is ignored there), so
+each case below is asked both ways and must get the same answer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers.auth import basic, create_token_async, write_acl
+from tests.helpers.server import run_app
+
+pytestmark = pytest.mark.integration
+
+ROUTER = {"via": "router"}
+
+
+def answer(response: httpx.Response) -> tuple[int, bytes, dict[str, str]]:
+    headers = {k: v for k, v in response.headers.items() if k not in ("x-request-id", "date", "server")}
+    return response.status_code, response.content, headers
+
+
+async def both(client: httpx.AsyncClient, method: str, path: str, **kwargs: object) -> tuple[object, object]:
+    hot = answer(await client.request(method, path, **kwargs))  # type: ignore[arg-type]
+    routed = answer(await client.request(method, path, params=ROUTER, **kwargs))  # type: ignore[arg-type]
+    return hot, routed
+
+
+@pytest.fixture
+async def client(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with run_app(redis_url) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
+        yield http
+
+
+async def test_add_and_take_answer_alike(client: httpx.AsyncClient) -> None:
+    hot = answer(await client.post("/q/a", data={"value": "one"}))
+    routed = answer(await client.post("/q/b", data={"value": "one"}, params=ROUTER))
+    assert hot[0] == routed[0] == 200 and hot[2] == routed[2]
+    assert (hot[1], routed[1]) == (b"a:1\r\n", b"b:1\r\n")
+    took_hot = answer(await client.get("/q/a"))
+    took_routed = answer(await client.get("/q/b", params=ROUTER))
+    assert took_hot[0] == took_routed[0] == 200 and took_hot[2] == took_routed[2]
+    assert took_hot[1] == b'{"key":"a:1","value":"one","count":1}\n'
+    assert took_routed[1] == b'{"key":"b:1","value":"one","count":1}\n'
+
+
+async def test_empty_stopped_and_invalid_queues_answer_alike(client: httpx.AsyncClient) -> None:
+    hot, routed = await both(client, "GET", "/q/empty")
+    assert hot == routed and hot[0] == 204  # type: ignore[index]
+    await client.post("/control/paused", data={"status": "stop"})
+    hot, routed = await both(client, "GET", "/q/paused")
+    assert hot == routed
+    assert hot[2]["x-restmq-status"] == "stop"  # type: ignore[index]
+    for path in ("/q/bad%20name", "/q/" + "x" * 300):
+        hot, routed = await both(client, "GET", path)
+        assert hot == routed and hot[0] == 400  # type: ignore[index]
+        hot, routed = await both(client, "POST", path, data={"value": "v"})
+        assert hot == routed and hot[0] == 400  # type: ignore[index]
+
+
+async def test_bad_form_posts_answer_alike(client: httpx.AsyncClient) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    cases = [
+        {"data": {"other": "field"}},  # no value
+        {"content": b"value=%ff", "headers": form},  # not UTF-8
+        {"content": b"value=" + b"x" * 2_000_000, "headers": form},  # over the body limit
+        {"data": {"value": "v", "priority": "high"}},  # a bad option in the form
+    ]
+    for case in cases:
+        hot, routed = await both(client, "POST", "/q/forms", **case)
+        assert hot == routed, case
+        assert hot[0] in (400, 413), hot  # type: ignore[index]
+
+
+async def test_form_options_apply_on_the_hot_path(client: httpx.AsyncClient) -> None:
+    await client.post("/q/prio", data={"value": "low"})
+    await client.post("/q/prio", data={"value": "high", "priority": "9"})
+    await client.post("/q/prio", data={"value": "later", "delay": "60"})
+    assert (await client.get("/q/prio")).json()["value"] == "high"
+    assert (await client.get("/q/prio")).json()["value"] == "low"
+    assert (await client.get("/q/prio")).status_code == 204
+    first = await client.post("/q/idem", data={"value": "once", "id": "k1"})
+    again = await client.post("/q/idem", data={"value": "once", "id": "k1"})
+    assert first.text == again.text and again.headers["idempotent-replayed"] == "true"
+
+
+async def test_access_control_applies_alike(redis_url: str, tmp_path: Path) -> None:
+    text = "[rest:producer]\nusername = p\npassword = secret\n[rest:consumer]\nhosts_deny = 127.0.0.1\n"
+    async with run_app(redis_url, acl=write_acl(tmp_path, text)) as base, httpx.AsyncClient(base_url=base) as http:
+        hot, routed = await both(http, "POST", "/q/jobs", data={"value": "v"})
+        assert hot == routed and hot[0] == 401  # type: ignore[index]
+        hot, routed = await both(http, "GET", "/q/jobs")
+        assert hot == routed and hot[0] == 403  # type: ignore[index]
+        added = await http.post("/q/jobs", data={"value": "v"}, headers=basic("p", "secret"))
+        assert added.status_code == 200
+
+
+async def test_tokens_apply_alike(redis_url: str) -> None:
+    token = await create_token_async(redis_url, "jobs", "read")
+    async with run_app(redis_url) as base, httpx.AsyncClient(base_url=base) as http:
+        auth = {"Authorization": f"Bearer {token}"}
+        hot, routed = await both(http, "POST", "/q/jobs", data={"value": "v"}, headers=auth)
+        assert hot == routed and hot[0] == 403  # type: ignore[index]
+        hot, routed = await both(http, "GET", "/q/other", headers=auth)
+        assert hot == routed and hot[0] == 403  # type: ignore[index]
+        hot, routed = await both(http, "GET", "/q/jobs")
+        assert hot == routed and hot[0] == 401  # type: ignore[index]
+        hot, routed = await both(http, "GET", "/q/jobs", headers=auth)
+        assert hot == routed and hot[0] == 204  # type: ignore[index]
+
+
+async def test_metrics_name_the_hot_handlers(client: httpx.AsyncClient) -> None:
+    await client.post("/q/m", data={"value": "v"})
+    await client.get("/q/m")
+    text = (await client.get("/metrics")).text
+    assert 'handler="add_message"' in text and 'handler="get_message"' in text
