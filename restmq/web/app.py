@@ -91,7 +91,7 @@ def _middleware(settings: Settings) -> list[Middleware]:
             )
         )
     stack.append(Middleware(InputGuard))
-    stack.append(Middleware(HotRoutes))  # innermost: after the guards, before the router
+    stack.append(Middleware(HotRoutes, routes=routes))  # innermost: after the guards, before the router
     return stack
 
 
