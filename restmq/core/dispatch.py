@@ -245,6 +245,7 @@ class Streams:
         self._dispatchers: dict[str, QueueDispatcher] = {}
         self._next_id = 0
         self._background: set[asyncio.Task[Any]] = set()
+        self._acks: dict[str, list[tuple[int, int]]] = {}  # queue -> (n, count) written, not yet acked
         self._heartbeat: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.closing = False  # shutting down: no new takes, no new consumers
@@ -355,9 +356,25 @@ class Streams:
                 await dispatcher.stop()
 
     def written(self, consumer: Consumer, delivery: Delivery) -> None:
-        """A transport wrote `delivery`: a roundrobin message without a client lease is done."""
+        """A transport wrote `delivery`: a roundrobin message without a client lease is done. Acks
+        gather per queue and go in one batch, so a burst costs one task, not one per message."""
         if not delivery.lease and consumer.inflight.pop(delivery.n, None) is not None:
-            self.settle_later(consumer.queue, SettleAction.ACK, delivery.n, delivery.count)
+            waiting = self._acks.setdefault(consumer.queue, [])
+            if not waiting:
+                self._spawn(self._ack_written(consumer.queue))
+            waiting.append((delivery.n, delivery.count))
+
+    async def _ack_written(self, queue: str) -> None:
+        await asyncio.sleep(0)  # let the rest of this tick's writes join the batch
+        items = self._acks.pop(queue, [])
+        try:
+            results = await self.store.settle_many(queue, SettleAction.ACK, items)
+        except BackendUnavailable as exc:  # the leases run out and the messages come back anyway
+            log.warning("ack of %d streamed messages of %s failed: %s", len(items), queue, exc.message)
+            return
+        for (n, _), result in zip(items, results, strict=True):
+            if result.outcome is not SettleOutcome.OK:
+                log.info("ack of streamed %s:%d: %s", queue, n, result.outcome.value)
 
     def acked(self, consumer: Consumer, key: str) -> None:
         """The client settled `key` itself (WebSocket ack/release frame)."""

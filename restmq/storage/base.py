@@ -58,6 +58,13 @@ class Store(Protocol):
         With `expected_count`, a message delivered again since then is STALE and left alone."""
         ...
 
+    async def settle_many(
+        self, queue: str, action: SettleAction, items: Sequence[tuple[int, int]]
+    ) -> list[SettleResult]:
+        """`settle` of several (n, expected count) of one queue at once, in one round trip where the
+        backend allows; the results in order."""
+        ...
+
     async def delete(self, queue: str, n: int) -> bool:
         """Remove message n wherever it is. True when it existed."""
         ...

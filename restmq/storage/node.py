@@ -189,7 +189,24 @@ class RedisStore:
         dead_keys, dead_name = _dead_args(queue)
         expected = "" if expected_count is None else expected_count
         args = [queue, dead_name, qk.channel, action.value, n, expected, ms]
-        outcome, count, dead_listed, timer = await self._run("settle", [*qk.message_keys, *dead_keys], args)
+        return await self._settled(queue, dead_name, await self._run("settle", [*qk.message_keys, *dead_keys], args))
+
+    async def settle_many(
+        self, queue: str, action: SettleAction, items: Sequence[tuple[int, int]]
+    ) -> list[SettleResult]:
+        qk = keys.queue_keys(queue)
+        dead_keys, dead_name = _dead_args(queue)
+        script_keys = [*qk.message_keys, *dead_keys]
+        calls = [(script_keys, [queue, dead_name, qk.channel, action.value, n, count, 0]) for n, count in items]
+        with backend_errors(self.name):
+            replies = await self.scripts.run_many("settle", calls)
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+        return [await self._settled(queue, dead_name, reply) for reply in replies]
+
+    async def _settled(self, queue: str, dead_name: str, reply: Sequence[Any]) -> SettleResult:
+        outcome, count, dead_listed, timer = reply
         if dead_listed or timer >= 0:
             await self._index(listed=[dead_name] if dead_listed else (), timer=(queue, timer) if timer >= 0 else None)
         return SettleResult(SettleOutcome(outcome), int(count))

@@ -56,6 +56,24 @@ class Scripts:
             loop.call_soon(self._flush)
         return await future
 
+    async def run_many(self, name: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """Several calls of one script, in order, in this tick's pipeline when coalescing: their
+        replies, or the exception of each call that failed. Waits on futures, never on tasks."""
+        if not self._coalesce:
+            replies: list[Any] = []
+            for keys, args in calls:
+                try:
+                    replies.append(await self._scripts[name](keys=keys, args=args))
+                except Exception as exc:
+                    replies.append(exc)
+            return replies
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in calls]
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending += [(name, keys, args, future) for (keys, args), future in zip(calls, futures, strict=True)]
+        return list(await asyncio.gather(*futures, return_exceptions=True))
+
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
         task = asyncio.get_running_loop().create_task(self._send(batch))

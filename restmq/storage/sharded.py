@@ -239,6 +239,12 @@ class ShardedStore:
                 return result
         return result
 
+    async def settle_many(
+        self, queue: str, action: SettleAction, items: Sequence[tuple[int, int]]
+    ) -> list[SettleResult]:
+        # each message may live on another node: one at a time, as settle finds them
+        return [await self.settle(queue, action, n, expected_count=count) for n, count in items]
+
     async def delete(self, queue: str, n: int) -> bool:
         for node in self._by_number(queue, n):
             if await self._on(node, lambda s: s.delete(queue, n)):
