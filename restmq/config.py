@@ -41,6 +41,7 @@ class Settings:
     insecure_open: bool = False
     reaper_interval: float = 0.25
     coalesce: bool = True  # pipeline the backend commands of concurrent requests
+    server: str = "uvicorn"  # the HTTP server: "uvicorn" or "granian"
     limits: Limits = field(default_factory=Limits)
 
     @property
