@@ -147,8 +147,6 @@ class QueueDispatcher:
         self.consumers: dict[str, Consumer] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.sync_token = ""  # see Streams._await_subscription
-        self.synced = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"restmq-dispatch-{self.queue}")
@@ -180,9 +178,8 @@ class QueueDispatcher:
         elif event == "purge":
             for consumer in list(self.consumers.values()):
                 consumer.close("queue deleted")
-        elif event.startswith("sync:"):
-            if event == self.sync_token:
-                self.synced.set()
+        elif event.startswith("sync:"):  # an echo (Waiters.confirm): nothing to deliver
+            pass
         else:  # add, settings, reconnect: something may be deliverable now
             self._wake.set()
 
@@ -267,9 +264,8 @@ class Streams:
             dispatcher.wake()
         for dispatcher in dispatchers:  # a take in flight finishes and publishes; no new one starts
             await dispatcher.idle(timeout=2.0)
-        for dispatcher in dispatchers:  # its event comes back after what was published before it
-            dispatcher.synced.clear()
-            await self._await_subscription(dispatcher)
+        for dispatcher in dispatchers:  # an echo comes back after every event published before it
+            await self.waiters.confirm(dispatcher.queue)
         for dispatcher in list(self._dispatchers.values()):
             for consumer in list(dispatcher.consumers.values()):
                 consumer.close(reason)  # what is already queued is written first
@@ -302,8 +298,7 @@ class Streams:
             if dispatcher is None:
                 dispatcher = QueueDispatcher(self, queue)
                 self._dispatchers[queue] = dispatcher
-                await self.waiters.add(queue, dispatcher.on_event)
-                await self._await_subscription(dispatcher)
+                await self.waiters.add(queue, dispatcher.on_event)  # returns once its events arrive
                 dispatcher.start()
             dispatcher.consumers[consumer.id] = consumer
         try:
@@ -313,24 +308,6 @@ class Streams:
             raise
         dispatcher.wake()
         return consumer
-
-    async def _await_subscription(self, dispatcher: QueueDispatcher, timeout: float = 2.0) -> None:
-        """Wait until this process really receives the queue's events before the first dispatch:
-        subscribing only sends the request, and a broadcast published before the subscription is
-        live would take the backlog from the queue and deliver it to no one. Publish a token on
-        the queue's channel until it comes back."""
-        dispatcher.sync_token = f"sync:{self.node_id}:{self._next_id}"
-        deadline = asyncio.get_running_loop().time() + timeout
-        try:
-            while not dispatcher.synced.is_set():
-                await self.store.publish(dispatcher.queue, dispatcher.sync_token)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(dispatcher.synced.wait(), 0.05)
-                if asyncio.get_running_loop().time() >= deadline:
-                    log.warning("subscription to %s not confirmed after %gs", dispatcher.queue, timeout)
-                    return
-        except BackendUnavailable as exc:
-            log.warning("subscription to %s not confirmed: %s", dispatcher.queue, exc.message)
 
     def disconnect(self, consumer: Consumer) -> None:
         """Forget a consumer; its unacked roundrobin messages go back to the queue. Never blocks, so

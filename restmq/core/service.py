@@ -28,6 +28,9 @@ from restmq.storage.base import Store
 log = logging.getLogger("restmq.service")
 
 DEAD_SUFFIX = ":dead"
+# A long-poll looks again this often even without an event: a safety net, since every path that
+# makes a message ready publishes one and the subscription is confirmed before the first look.
+SAFETY_RECHECK = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,17 +100,19 @@ class QueueService:
             return await self.store.pop(queue, mode, count, lease_ms)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
-        async with self.waiters.watch(queue) as signal:
-            # Safety net: an add can slip in before this process's subscription is live (its first
-            # SSUBSCRIBE is sent in the background), so re-check on a backoff instead of trusting events alone.
-            recheck = 0.05
+        async with self.waiters.line(queue) as line:
             while True:
-                result = await self.store.pop(queue, mode, count, lease_ms)
+                ticket = line.ticket()  # before looking: an add while we look wakes the ticket
+                try:
+                    result = await self.store.pop(queue, mode, count, lease_ms)
+                except BaseException:
+                    line.done(ticket)
+                    raise
                 remaining = deadline - loop.time()
                 if result.messages or remaining <= 0:
+                    line.done(ticket)
                     return result
-                await signal.wait(min(remaining, recheck))
-                recheck = min(recheck * 2, 2.0)
+                await line.wait(ticket, min(remaining, SAFETY_RECHECK))
 
     async def settle(
         self, queue: str, key: str, action: SettleAction, *, expected_count: int | None = None, seconds: float = 0.0

@@ -24,8 +24,9 @@ from restmq.core.model import (
     StreamResult,
 )
 
-# Called for every event published on a subscribed queue: (queue, event). Events: "add", "purge",
-# "settings", or a streaming payload. Called with queue "*" after a reconnect, when events may
+# Called for every event published on a subscribed queue: (queue, event). Events: "add:N" (N
+# messages became ready), "add" (some did: after a sweep or a redrive), "purge", "settings", or a
+# streaming payload. Called with queue "*" after a reconnect, when events may
 # have been missed.
 EventHandler = Callable[[str, str], Awaitable[None] | None]
 

@@ -60,7 +60,7 @@ if idem_window > 0 then
   redis.call('SET', KEYS[10], first .. ':' .. last, 'PX', idem_window)
 end
 local listed = redis.call('HSETNX', K_META, 'listed', '1')
-if delay == 0 then redis.call('SPUBLISH', channel, 'add') end
+if delay == 0 then redis.call('SPUBLISH', channel, 'add:' .. count) end
 
 local timer = -1
 if timed then

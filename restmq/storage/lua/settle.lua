@@ -40,7 +40,7 @@ else
     redis.call('ZADD', K_DELAYED, now + ms, n)
   else
     push_head(n)
-    redis.call('SPUBLISH', channel, 'add')
+    redis.call('SPUBLISH', channel, 'add:1')
   end
 end
 local timer = -1
