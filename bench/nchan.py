@@ -27,12 +27,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-try:  # the benchmarks' shared helpers
-    from common import die_with_parent as _die_with_parent
-    from common import free_port
-    from common import tail as _tail
-except ImportError:  # a tree where they are still in bench/run.py
-    from run import _die_with_parent, _tail, free_port  # type: ignore[no-redef]
+from common import die_with_parent, free_port, tail
 
 INSTALL = "apt-get install -y nginx-light libnginx-mod-nchan"
 MODULE_DIRS = (Path("/usr/lib/nginx/modules"), Path("/usr/share/nginx/modules"))
@@ -124,10 +119,10 @@ class NchanServer:
     def check(self) -> None:
         if self.proc.poll() is not None:
             raise RuntimeError(
-                f"nginx exited with code {self.proc.returncode}; end of its error log:\n{_tail(self.log)}"
+                f"nginx exited with code {self.proc.returncode}; end of its error log:\n{tail(self.log)}"
             )
         if not Path(f"/proc/{self.pid}").exists():
-            raise RuntimeError(f"the nginx worker {self.pid} is gone; end of its error log:\n{_tail(self.log)}")
+            raise RuntimeError(f"the nginx worker {self.pid} is gone; end of its error log:\n{tail(self.log)}")
 
     def subscribers(self) -> int:
         """Subscribers connected now, over every channel (nchan_stub_status)."""
@@ -169,14 +164,14 @@ def start_nchan(stack: contextlib.ExitStack, tmp: Path, timeout: float = 30.0) -
             stdout=stderr,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     server = NchanServer("nchan", port, proc, 0, log)
     stack.callback(server.stop)
     deadline = time.monotonic() + timeout
 
     def failed(why: str) -> RuntimeError:
-        return RuntimeError(f"nginx + nchan {why}: {' '.join(cmd)}\n{_tail(out)}\nend of its error log:\n{_tail(log)}")
+        return RuntimeError(f"nginx + nchan {why}: {' '.join(cmd)}\n{tail(out)}\nend of its error log:\n{tail(log)}")
 
     while True:
         if proc.poll() is not None:

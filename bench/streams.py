@@ -57,12 +57,8 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
+from common import ROOT, Server, busy_seconds, cpu_seconds, machine, start_server
 from nchan import NchanServer, available, nginx_binary, start_nchan
-
-try:  # the benchmarks' shared helpers
-    from common import ROOT, Server, busy_seconds, cpu_seconds, machine, start_server
-except ImportError:  # a tree where they are still in bench/run.py
-    from run import ROOT, Server, busy_seconds, cpu_seconds, machine, start_server  # type: ignore[no-redef]
 
 from restmq.storage.engine import EmbeddedEngine
 
