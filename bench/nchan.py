@@ -27,7 +27,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import die_with_parent, free_port, tail
+from common import children, die_with_parent, free_port, tail
 
 INSTALL = "apt-get install -y nginx-light libnginx-mod-nchan"
 MODULE_DIRS = (Path("/usr/lib/nginx/modules"), Path("/usr/share/nginx/modules"))
@@ -93,16 +93,6 @@ http {{
     }}
 }}
 """
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            with contextlib.suppress(OSError):
-                if int((entry / "stat").read_text().rpartition(")")[2].split()[1]) == pid:
-                    found.append(int(entry.name))
-    return found
 
 
 @dataclass
@@ -176,7 +166,7 @@ def start_nchan(stack: contextlib.ExitStack, tmp: Path, timeout: float = 30.0) -
     while True:
         if proc.poll() is not None:
             raise failed(f"exited with code {proc.returncode}")
-        workers = _children(proc.pid)
+        workers = children(proc.pid)
         if len(workers) == 1:
             server.pid = workers[0]
             try:

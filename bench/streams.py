@@ -57,7 +57,7 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from common import ROOT, Server, busy_seconds, cpu_seconds, machine, start_server
+from common import ROOT, Server, busy_seconds, cpu_seconds, machine, rss_kib, start_server
 from nchan import NchanServer, available, nginx_binary, start_nchan
 
 from restmq.storage.engine import EmbeddedEngine
@@ -344,13 +344,6 @@ async def wait_subscribers(target: Target, n: int, timeout: float = 60.0) -> int
 
 
 # -- probes -----------------------------------------------------------------------------------
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS")
 
 
 def cpu_now(target: Target) -> tuple[float, ...]:
@@ -830,6 +823,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--contender", choices=("restmq", "nchan", "both"), help="default: both when nchan is installed"
     )
     parser.add_argument("--quick", action="store_true", help="small counts: a few seconds a test")
+    parser.add_argument("--server", default="uvicorn", choices=("uvicorn", "granian"), help="RestMQ's HTTP server")
     parser.add_argument("--messages", type=int, help="fan-out messages (default 1,000, quick 200; RestMQ max 1,000)")
     parser.add_argument("--consumers", type=int, help="fan-out consumers (default 100)")
     parser.add_argument("--large-consumers", type=int, help="the many-consumers fan-out (default 1,000, quick 300)")
@@ -880,7 +874,18 @@ def main() -> int:
             url = engine.start()
             assert engine.pid is not None
             limits = ["--max-streams", "20000", "--max-streams-per-client", "20000"]
-            serve = ["-m", "restmq", "serve", "--redis", url, "--log-level", "warning", "--workers", "1", *limits]
+            serve = [
+                "-m",
+                "restmq",
+                "serve",
+                "--redis",
+                url,
+                "--log-level",
+                "warning",
+                "--server",
+                args.server,
+                *limits,
+            ]
             server = start_server(stack, "restmq", serve, tmp, "/ready", engine.pid)
             targets.append(restmq_target(server))
             print(f"engine {url}, restmq :{server.port} (pid {server.proc.pid})", flush=True)
