@@ -306,6 +306,8 @@ class Streams:
         except BaseException:
             self.disconnect(consumer)
             raise
+        if self.closing:  # registered while the drain ran: it would never be closed by it
+            consumer.close(SHUTDOWN)
         dispatcher.wake()
         return consumer
 

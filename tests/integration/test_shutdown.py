@@ -13,6 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from restmq.core.dispatch import SHUTDOWN, Streams
+from restmq.core.waiters import Waiters
+from restmq.storage.node import RedisStore
 from tests.helpers.server import ServeProcess, free_port, serve
 from tests.helpers.streams import SSEReader, WSReader, ws_url
 from tests.helpers.wait import wait_for
@@ -144,3 +147,19 @@ def check_deliveries(
         assert len(remaining[queue]) == len(set(remaining[queue]))
         lost[queue] = producer.acked[queue] - delivered - set(remaining[queue])
     return lost
+
+
+async def test_a_stream_registered_during_the_drain_ends_at_once(store: RedisStore) -> None:
+    """A consumer whose registration finishes after the shutdown drain began is closed with the
+    shutdown reason (its client reconnects elsewhere) instead of holding the shutdown up."""
+    streams = Streams(store, Waiters(store))
+    streams.start()
+    try:
+        streams.close_consumers()
+        assert streams._closing_task is not None
+        await streams._closing_task  # the drain is over: nothing else would close a consumer now
+        consumer = await streams.connect("late")
+        assert consumer.closed == SHUTDOWN
+        assert await consumer.take(1.0) is None
+    finally:
+        await streams.close()
