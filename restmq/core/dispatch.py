@@ -85,6 +85,7 @@ class Consumer:
         self._mailbox: deque[Delivery] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._on_close: list[Callable[[], object]] = []
+        self.quiet = 0.0  # seconds since the transport last took something (see heartbeat)
 
     def offer(self, delivery: Delivery) -> bool:
         if self.closed is not None:
@@ -121,23 +122,28 @@ class Consumer:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
-    async def take(self, timeout: float) -> list[Delivery] | None:
-        """Every delivery that is due, oldest first; [] when `timeout` passes with nothing to send;
-        None once the consumer is closed and what was queued before has been taken."""
+    async def take(self) -> list[Delivery] | None:
+        """Every delivery that is due, oldest first; [] for a heartbeat (see `heartbeat`); None once
+        the consumer is closed and what was queued before has been taken."""
         if not self._mailbox and self.closed is None:
-            loop = asyncio.get_running_loop()
-            self._waiter = waiter = loop.create_future()
-            timer = loop.call_later(timeout, self._wake)
+            self._waiter = waiter = asyncio.get_running_loop().create_future()
             try:
                 await waiter
             finally:
-                timer.cancel()
                 self._waiter = None
+        self.quiet = 0.0
         if self._mailbox:
             batch = list(self._mailbox)
             self._mailbox.clear()
             return batch
         return None if self.closed is not None else []
+
+    def heartbeat(self, elapsed: float, interval: float) -> None:
+        """Count `elapsed` quiet seconds; after `interval` of them a waiting transport gets [] from
+        `take` and writes a keep-alive. One timer for every consumer, not one per wait."""
+        self.quiet += elapsed
+        if self.quiet >= interval and self._waiter is not None:
+            self._wake()
 
 
 class QueueDispatcher:
@@ -244,12 +250,14 @@ class Streams:
         self._background: set[asyncio.Task[Any]] = set()
         self._acks: dict[str, list[tuple[int, int]]] = {}  # queue -> (n, count) written, not yet acked
         self._heartbeat: asyncio.Task[None] | None = None
+        self._ticker: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.closing = False  # shutting down: no new takes, no new consumers
         self._closing_task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self._heartbeat = asyncio.create_task(self._keep_alive(), name="restmq-presence")
+        self._ticker = asyncio.create_task(self._heartbeats(), name="restmq-heartbeats")
 
     def close_consumers(self, reason: str = SHUTDOWN) -> None:
         """Begin ending every stream of this process (safe from a signal handler's loop callback):
@@ -271,8 +279,9 @@ class Streams:
                 consumer.close(reason)  # what is already queued is written first
 
     async def close(self, reason: str = SHUTDOWN) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        for task in (self._heartbeat, self._ticker):
+            if task is not None:
+                task.cancel()
         self.close_consumers(reason)
         assert self._closing_task is not None
         await asyncio.wait({self._closing_task}, timeout=5)
@@ -337,7 +346,7 @@ class Streams:
     def written(self, consumer: Consumer, delivery: Delivery) -> None:
         """A transport wrote `delivery`: a roundrobin message without a client lease is done. Acks
         gather per queue and go in one batch, so a burst costs one task, not one per message."""
-        if not delivery.lease and consumer.inflight.pop(delivery.n, None) is not None:
+        if consumer.inflight and not delivery.lease and consumer.inflight.pop(delivery.n, None) is not None:
             waiting = self._acks.setdefault(consumer.queue, [])
             if not waiting:
                 self._spawn(self._ack_written(consumer.queue))
@@ -383,6 +392,15 @@ class Streams:
             if entry.key == last_event_id:
                 return list(reversed(entries[:index])), True
         return list(reversed(entries)), False
+
+    async def _heartbeats(self) -> None:
+        """Every consumer quiet for `heartbeat` seconds gets a keep-alive; ticks at most 1 s apart."""
+        while True:
+            tick = min(self.config.heartbeat, 1.0)
+            await asyncio.sleep(tick)
+            for dispatcher in list(self._dispatchers.values()):
+                for consumer in dispatcher.consumers.values():
+                    consumer.heartbeat(tick, self.config.heartbeat)
 
     async def _keep_alive(self) -> None:
         ttl_ms = round(self.config.presence_ttl * 1000)

@@ -117,7 +117,7 @@ class ConsumerStream(Response):
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             if self.opening:
                 await send({"type": "http.response.body", "body": self.opening, "more_body": True})
-            while (batch := await consumer.take(streams.config.heartbeat)) is not None:
+            while (batch := await consumer.take()) is not None:
                 chunk = self.encode(batch) if batch else self.heartbeat
                 if chunk:
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -170,6 +170,8 @@ async def server_sent_events(request: Request) -> ConsumerStream:
     replayed = {entry.key for entry in replay}
 
     def encode(batch: list[Delivery]) -> bytes:
+        if len(batch) == 1 and not replayed:  # the common case while messages trickle in
+            return sse.sse_event(batch[0])
         return b"".join(sse.sse_event(delivery) for delivery in batch if delivery.key not in replayed)
 
     def closing(consumer: Consumer) -> bytes:  # on shutdown: reconnect soon, to another process
@@ -205,7 +207,7 @@ async def websocket(ws: WebSocket) -> None:
             await ws.send_text(text)
 
     async def pump() -> None:
-        while (batch := await consumer.take(streams.config.heartbeat)) is not None:
+        while (batch := await consumer.take()) is not None:
             for delivery in batch:
                 await send(sse.ws_text(delivery))
                 streams.written(consumer, delivery)
