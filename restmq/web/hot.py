@@ -1,6 +1,7 @@
 """The hottest requests, served without Starlette's router.
 
-Requests on `/q/<queue>`, `/c/<queue>` and `/sse/<queue>` are most of a busy server's traffic.
+Requests on `/q/<queue>` (and acks on `/q/<queue>/<key>`), `/c/<queue>` and `/sse/<queue>` are most
+of a busy server's traffic.
 The router, its endpoint wrappers and the exception middleware cost about as much CPU as a
 single-message GET itself, and every open stream keeps their frames alive (about 4 KiB each).
 So these requests go straight to the endpoint that routes.py gives their path (access check
@@ -29,8 +30,8 @@ from restmq.web.auth import CONSUMER, PRODUCER, Endpoint, authorize
 from restmq.web.errors import restmq_error
 from restmq.web.http import read_form
 
-# Prefixes whose routes all have the shape <prefix>{queue}, with no earlier route matching their paths.
-DIRECT = ("/q/", "/c/", "/sse/")
+# Route templates served directly; no earlier route in the table matches their paths.
+DIRECT = ("/q/{queue}", "/q/{queue}/{key}", "/c/{queue}", "/sse/{queue}")
 FORM = b"application/x-www-form-urlencoded"
 NO_STORE = (b"cache-control", b"no-store")
 STOPPED = (b"x-restmq-status", b"stop")
@@ -40,13 +41,24 @@ REPLAYED = (b"idempotent-replayed", b"true")
 
 
 def direct_endpoints(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], Endpoint]:
-    """(method, prefix) -> the route's endpoint, for the routes under DIRECT."""
+    """(method, template) -> the route's endpoint, for the templates in DIRECT."""
     table: dict[tuple[str, str], Endpoint] = {}
     for route in routes:
-        if isinstance(route, Route) and route.path.removesuffix("{queue}") in DIRECT:
+        if isinstance(route, Route) and route.path in DIRECT:
             for method in route.methods or ():
-                table.setdefault((method, route.path.removesuffix("{queue}")), route.endpoint)
+                table.setdefault((method, route.path), route.endpoint)
     return table
+
+
+def _template(path: str) -> tuple[str, dict[str, str]] | None:
+    """ "/q/jobs" -> ("/q/{queue}", {"queue": "jobs"}); "/q/jobs/jobs:7" -> ("/q/{queue}/{key}", ...)."""
+    cut = path.find("/", 1) + 1
+    parts = path[cut:].split("/") if cut else []
+    if len(parts) == 1 and parts[0]:
+        return path[:cut] + "{queue}", {"queue": parts[0]}
+    if len(parts) == 2 and all(parts):
+        return path[:cut] + "{queue}/{key}", {"queue": parts[0], "key": parts[1]}
+    return None
 
 
 def _is_form(scope: Scope) -> bool:
@@ -91,22 +103,18 @@ class HotRoutes:
         self.endpoints = direct_endpoints(routes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        found = _template(scope["path"]) if scope["type"] == "http" else None
+        method = scope.get("method", "")
+        endpoint = self.endpoints.get((method, found[0])) if found else None
+        if found is None or endpoint is None:
             await self.app(scope, receive, send)
             return
-        path: str = scope["path"]
-        cut = path.find("/", 1) + 1
-        queue = path[cut:] if cut else ""
-        method = scope["method"]
-        endpoint = self.endpoints.get((method, path[:cut])) if queue and "/" not in queue else None
-        if endpoint is None:
-            await self.app(scope, receive, send)
-            return
-        scope["path_params"] = {"queue": queue}
+        template, scope["path_params"] = found
         scope["endpoint"] = endpoint  # names the request in the metrics
         request = Request(scope, receive)
         try:
-            if path[:cut] == "/q/" and not scope["query_string"] and (method == "GET" or _is_form(scope)):
+            if template == "/q/{queue}" and not scope["query_string"] and (method == "GET" or _is_form(scope)):
+                queue = scope["path_params"]["queue"]
                 check_queue_name(queue)  # 400 before 401, as in the routes' guard
                 service: QueueService = scope["app"].state.service
                 await (_take if method == "GET" else _add)(request, service, queue, send)

@@ -1,6 +1,6 @@
-"""restmq/web/hot.py serves plain GET and form POST on /q/<queue> without the router. Any query
-parameter sends the same request through the router instead (`?via=router` is ignored there), so
-each case below is asked both ways and must get the same answer."""
+"""restmq/web/hot.py serves a plain GET and a form POST on /q/<queue> with a lean handler of its own.
+Any query parameter sends the same request to the route's full handler in rest.py instead (`?via=router`
+is ignored there), so each case below is asked both ways and must get the same answer."""
 
 from __future__ import annotations
 

@@ -10,10 +10,12 @@ from restmq.web.routes import routes
 
 
 @pytest.mark.parametrize("queue", ["jobs", "stream", "static", "ui", "jobs:dead", "a.b-c_d"])
-def test_direct_endpoints_are_the_routers_choice(queue: str) -> None:
+@pytest.mark.parametrize("key", ["jobs:7", "redrive", "release", "x"])
+def test_direct_endpoints_are_the_routers_choice(queue: str, key: str) -> None:
     table = direct_endpoints(routes)
-    assert {prefix for _, prefix in table} == set(DIRECT)
-    for (method, prefix), endpoint in table.items():
-        scope = {"type": "http", "path": prefix + queue, "method": method, "root_path": ""}
+    assert {template for _, template in table} == set(DIRECT)
+    for (method, template), endpoint in table.items():
+        path = template.replace("{queue}", queue).replace("{key}", key)
+        scope = {"type": "http", "path": path, "method": method, "root_path": ""}
         first = next(r for r in routes if r.matches(scope)[0] is Match.FULL)
-        assert isinstance(first, Route) and first.endpoint is endpoint, (method, prefix, queue)
+        assert isinstance(first, Route) and first.endpoint is endpoint, (method, path)
