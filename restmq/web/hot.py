@@ -1,9 +1,9 @@
 """The hottest requests, served without Starlette's router.
 
-Requests on `/q/<queue>` (and acks on `/q/<queue>/<key>`), `/c/<queue>` and `/sse/<queue>` are most
-of a busy server's traffic.
-The router, its endpoint wrappers and the exception middleware cost about as much CPU as a
-single-message GET itself, and every open stream keeps their frames alive (about 4 KiB each).
+Requests on `/q/<queue>` (and acks on `/q/<queue>/<key>`), `/c/<queue>` and `/sse/<queue>` are
+most of a busy server's traffic. The router, its endpoint wrappers and the exception middleware
+cost about as much CPU as a single-message GET itself, and every open stream keeps their frames
+alive (about 4 KiB each).
 So these requests go straight to the endpoint that routes.py gives their path (access check
 included); errors become the same JSON answers.
 
@@ -51,7 +51,8 @@ def direct_endpoints(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], Endpo
 
 
 def _template(path: str) -> tuple[str, dict[str, str]] | None:
-    """ "/q/jobs" -> ("/q/{queue}", {"queue": "jobs"}); "/q/jobs/jobs:7" -> ("/q/{queue}/{key}", ...)."""
+    """The template and parameters of a one- or two-segment path under a prefix, e.g.
+    /q/jobs/jobs:7 -> ("/q/{queue}/{key}", {"queue": "jobs", "key": "jobs:7"}); else None."""
     cut = path.find("/", 1) + 1
     parts = path[cut:].split("/") if cut else []
     if len(parts) == 1 and parts[0]:
