@@ -114,7 +114,8 @@ class HotRoutes:
         scope["endpoint"] = endpoint  # names the request in the metrics
         request = Request(scope, receive)
         try:
-            if template == "/q/{queue}" and not scope["query_string"] and (method == "GET" or _is_form(scope)):
+            lean = method == "GET" or (method == "POST" and _is_form(scope))
+            if template == "/q/{queue}" and not scope["query_string"] and lean:
                 queue = scope["path_params"]["queue"]
                 check_queue_name(queue)  # 400 before 401, as in the routes' guard
                 service: QueueService = scope["app"].state.service

@@ -124,6 +124,9 @@ def _stopped_headers(result: PopResult) -> dict[str, str]:
 async def get_message(request: Request) -> Response:
     """GET /q/<queue>: the oldest message ({key,value,count}), or 204 when none is ready."""
     queue = request.path_params["queue"]
+    if request.method == "HEAD":  # routed here with GET, but must not consume: 200 when a message is ready
+        (stats,) = await service_of(request).stats([queue])
+        return Response(status_code=200 if stats.length else 204, headers=NO_STORE)
     result = await _get(request, queue)
     if "count" in request.query_params:
         if not result.messages:

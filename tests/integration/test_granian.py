@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,16 +14,15 @@ import httpx
 import orjson
 import pytest
 import redis
-from websockets.asyncio.client import connect
 
 from restmq.storage.engine import EmbeddedEngine
 from tests.helpers.auth import restmq_cli, ws_session
 from tests.helpers.rawhttp import closed_by_server, raw_connection, read_response
 from tests.helpers.server import ServeProcess, free_port, serve
 from tests.helpers.streams import SSEReader, WSReader, add, sse, wait_consumers, ws, ws_url
-from tests.helpers.wait import process_gone, wait_for, wait_until
+from tests.helpers.wait import process_gone, wait_until
 from tests.integration.test_config import table
-from tests.integration.test_shutdown import QUEUES, Producer, check_deliveries, start_reader
+from tests.integration.test_shutdown import start_reader
 from tests.integration.test_workers import consumers_on_both, processes
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -143,43 +141,6 @@ async def test_idle_connections_and_oversized_frames(redis_url: str, tmp_path: P
 # -- TLS, workers, configuration, start-up errors ------------------------------------------------
 
 
-async def test_https_and_wss(redis_url: str, tmp_path: Path) -> None:
-    pytest.importorskip("cryptography", reason="the dev extra needs cryptography (self-signed test certificates)")
-    from tests.helpers.tls import self_signed, trusting
-
-    cert, key = self_signed(tmp_path)
-    port = free_port()
-    args = ["--redis", redis_url, *GRANIAN, "--tls-cert", str(cert), "--tls-key", str(key)]
-    server = ServeProcess(args, port, tmp_path / "tls.log")
-    base = f"https://127.0.0.1:{port}"
-    context = trusting(cert)
-    try:
-
-        def ready() -> bool:
-            assert server.proc.poll() is None, server.log()
-            try:
-                return httpx.get(base + "/ready", verify=context, timeout=2).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        wait_until(ready, 30, 0.05, "restmq serve --server granian to answer over https")
-        async with httpx.AsyncClient(base_url=base, verify=context) as client:
-            added = await client.post("/q/secure", data={"value": "over tls"})
-            assert added.status_code == 200 and added.text == "secure:1\r\n"
-            await client.post("/q/secure", data={"value": "over wss"})
-        async with connect(f"wss://127.0.0.1:{port}/ws/secure", ssl=context, open_timeout=10) as sock:
-            assert orjson.loads(await sock.recv())["value"] == "over tls"
-        tls12 = trusting(cert)
-        tls12.maximum_version = ssl.TLSVersion.TLSv1_2  # as uvicorn, TLS 1.2 clients are served too
-        assert httpx.get(base + "/health", verify=tls12, timeout=5).status_code == 200
-        with pytest.raises(httpx.ConnectError):  # an untrusting client refuses the certificate
-            httpx.get(base + "/health", verify=ssl.create_default_context(), timeout=5)
-    finally:
-        server.stop()
-    assert server.proc.returncode == 0, server.log()
-    assert "https://127.0.0.1" in server.log()
-
-
 async def test_two_workers_serve(engine: EmbeddedEngine, redis_url: str, tmp_path: Path) -> None:
     client = redis.Redis(unix_socket_path=engine.socket_path, decode_responses=True)
     with serve(["--redis", redis_url, *GRANIAN, "--workers", "2"], tmp_path, "workers") as server:
@@ -264,54 +225,6 @@ async def test_sigterm_ends_streams_exits_0_and_keeps_messages(tmp_path: Path) -
     with serve(["--data-dir", str(data), *GRANIAN], tmp_path, "second") as second:
         got = httpx.get(second.url + "/q/kept")
         assert got.json() == {"key": "kept:1", "value": "still here", "count": 1}
-
-
-async def test_sigterm_under_load_loses_nothing(tmp_path: Path) -> None:
-    """test_shutdown's check on granian: producers, SSE and WebSocket consumers busy at SIGTERM."""
-    data = tmp_path / "data"
-    server = ServeProcess(["--data-dir", str(data), *GRANIAN], free_port(), tmp_path / "first.log")
-    readers: list[SSEReader | WSReader] = []
-    producer: Producer | None = None
-    try:
-        await asyncio.to_thread(server.wait_ready)
-        async with httpx.AsyncClient(base_url=server.url) as client:
-            for queue, policy in QUEUES.items():
-                assert (await client.post(f"/p/{queue}", data={"policy": policy})).status_code == 200
-        for queue in QUEUES:
-            readers.append(await start_reader(SSEReader(f"{server.url}/sse/{queue}")))
-            readers.append(await start_reader(WSReader(ws_url(server.url, queue))))
-        producer = Producer(server.url)
-
-        async def busy() -> bool:
-            assert producer is not None
-            return producer.count >= 400 and all(len(r.messages) >= 20 for r in readers)
-
-        await wait_for(busy, timeout=30, interval=0.05, what="load on every queue and stream")
-        server.proc.send_signal(signal.SIGTERM)
-        code = await asyncio.to_thread(server.proc.wait, 25)
-        assert code == 0, server.log()
-        for reader in readers:
-            await reader.wait_ended(timeout=10)
-        await producer.stop()
-    finally:
-        if producer is not None:
-            await producer.stop()
-        for reader in readers:
-            await reader.close()
-        server.stop()
-
-    with serve(["--data-dir", str(data), *GRANIAN], tmp_path, "second") as second:
-        remaining: dict[str, list[str]] = {}
-        with httpx.Client(base_url=second.url, timeout=30) as client:
-            for queue in QUEUES:
-                remaining[queue] = []
-                while (response := client.get(f"/q/{queue}", params={"count": 500})).status_code == 200:
-                    remaining[queue] += [m["key"] for m in response.json()]
-                assert response.status_code == 204, response.text
-    assert producer is not None
-    lost = check_deliveries(readers, producer, remaining)
-    assert producer.acked["work"] and not lost["work"], f"roundrobin lost {sorted(lost['work'])[:5]}"
-    assert not lost["jobs"], f"broadcast lost {len(lost['jobs'])} acknowledged keys at shutdown"
 
 
 def test_kill_9_leaves_no_worker_and_no_engine(tmp_path: Path) -> None:

@@ -249,3 +249,14 @@ async def test_health_and_ready(http: httpx.AsyncClient) -> None:
     ready = await http.get("/ready")
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
+
+
+async def test_head_tells_whether_a_message_is_ready_without_taking_it(http: httpx.AsyncClient) -> None:
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert (await http.request("HEAD", "/q/peeked", headers=form, content=b"value=x")).status_code == 204
+    assert (await http.head("/q/peeked")).status_code == 204  # a HEAD with a form added nothing either
+    await add(http, "peeked", "still here")
+    for _ in range(3):
+        assert (await http.head("/q/peeked")).status_code == 200
+    assert (await http.get("/q/peeked")).json()["value"] == "still here"
+    assert (await http.head("/q/peeked")).status_code == 204

@@ -12,20 +12,18 @@ from websockets.asyncio.client import connect
 
 from tests.helpers.auth import restmq_cli
 from tests.helpers.server import ServeProcess, free_port
-from tests.helpers.wait import wait_until
-
-pytest.importorskip("cryptography", reason="the dev extra needs cryptography (self-signed test certificates)")
 from tests.helpers.tls import self_signed, trusting
+from tests.helpers.wait import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-async def test_https_and_wss(redis_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
+async def test_https_and_wss(redis_url: str, tmp_path: Path, http_server: str) -> None:
     cert, key = self_signed(tmp_path)
     port = free_port()
-    server = ServeProcess(
-        ["--redis", redis_url, "--tls-cert", str(cert), "--tls-key", str(key)], port, tmp_path / "tls.log"
-    )
+    args = ["--redis", redis_url, "--server", http_server, "--tls-cert", str(cert), "--tls-key", str(key)]
+    server = ServeProcess(args, port, tmp_path / "tls.log")
     base = f"https://127.0.0.1:{port}"
     context = trusting(cert)
     try:
@@ -37,7 +35,7 @@ async def test_https_and_wss(redis_url: str, tmp_path: Path) -> None:
             except httpx.TransportError:
                 return False
 
-        wait_until(ready, 20, 0.05, "restmq serve to answer over https")
+        wait_until(ready, 30, 0.05, "restmq serve to answer over https")
         async with httpx.AsyncClient(base_url=base, verify=context) as client:
             added = await client.post("/q/secure", data={"value": "over tls"})
             assert added.status_code == 200 and added.text == "secure:1\r\n"
@@ -48,6 +46,9 @@ async def test_https_and_wss(redis_url: str, tmp_path: Path) -> None:
             frame = orjson.loads(await ws.recv())
             assert frame["value"] == "over wss"
 
+        tls12 = trusting(cert)
+        tls12.maximum_version = ssl.TLSVersion.TLSv1_2  # TLS 1.2 clients are served too
+        assert httpx.get(base + "/health", verify=tls12, timeout=5).status_code == 200
         with pytest.raises(httpx.ConnectError):  # the certificate is checked: an untrusting client refuses
             httpx.get(base + "/health", verify=ssl.create_default_context(), timeout=5)
         with pytest.raises(httpx.TransportError):  # plain HTTP on the TLS port gets no answer
