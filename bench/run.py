@@ -108,7 +108,7 @@ def main() -> int:
         print(f"bench/run.py needs {', '.join(missing)}", file=sys.stderr)
         return 2
     output: Path = args.output or (BENCH / "results/quick.md" if args.quick else ROOT / "docs/benchmarks.md")
-    charts = BENCH / "results" if args.quick else ROOT / "docs/benchmarks"
+    charts = output.parent / output.stem  # docs/benchmarks.md -> docs/benchmarks/*.png
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the finally blocks below run
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 10,000 idle streams; the servers inherit it
