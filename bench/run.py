@@ -2,7 +2,7 @@
 (redis-benchmark) and nginx + nchan, every contender started here on loopback, in one run.
 
     .venv/bin/python bench/run.py           # full run (about 10 minutes): docs/benchmarks.md + docs/benchmarks/*.png
-    .venv/bin/python bench/run.py --quick   # ~10 s smoke (CI): bench/results/quick.md + bench/results/*.png
+    .venv/bin/python bench/run.py --quick   # ~30 s smoke (CI): bench/results/quick.md + bench/results/quick/*.png
 
 Raw rounds go to bench/results/latest.json. Needs wrk and redis-benchmark (Debian: `apt-get install -y wrk
 redis-tools`); nginx + nchan (`apt-get install -y nginx-light libnginx-mod-nchan`) for the nchan figures, which
