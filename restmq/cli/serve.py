@@ -328,7 +328,7 @@ def run_uvicorn(settings: Settings) -> None:
         "log_config": None,
         "access_log": settings.log_level == "debug",
         "loop": "uvloop",
-        "http": "httptools",
+        "http": "restmq.cli.uvicorn_http:HeaderDeadlineProtocol",  # httptools, and slowloris closed
         "ws": "websockets-sansio",
         "ws_max_size": settings.limits.max_frame,
         "lifespan": "on",
