@@ -8,6 +8,7 @@ import datetime
 import importlib.metadata
 import os
 import platform
+import resource
 import signal
 import socket
 import subprocess
@@ -179,11 +180,28 @@ def machine() -> dict[str, str]:
         "wrk": version_of(["wrk", "-v"]),
         "redis-benchmark": version_of(["redis-benchmark", "--version"]),
         "nginx": version_of(["nginx", "-v"]),
+        "nchan": version_of(["dpkg-query", "-W", "-f=libnginx-mod-nchan ${Version}", "libnginx-mod-nchan"]),
         "packages": ", ".join(installed),
         "restmq revision": version_of(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
         + " (plus any local edits)",
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's open-file limit to the hard one (servers started after inherit it): the
+    streaming tests open thousands of connections. Returns the limit."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def restmq_serve(url: str, server: str = "uvicorn", *extra: str) -> list[str]:
+    """The arguments of `python -m restmq serve` on engine `url` for a benchmark (one worker)."""
+    return ["-m", "restmq", "serve", "--redis", url, "--log-level", "warning", "--server", server, *extra]
+
+
+STREAM_LIMITS = ("--max-streams", "20000", "--max-streams-per-client", "20000")  # for 10,000 idle streams
 
 
 def command_line(script: str) -> str:

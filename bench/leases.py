@@ -30,7 +30,6 @@ import multiprocessing
 import os
 import platform
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ from typing import Any
 
 import httpx
 import redis
+from common import cpu_seconds, free_port
 
 from restmq.core.model import PopMode
 from restmq.storage import keys
@@ -69,12 +69,6 @@ class Round:
     errors: int
     server_cpu_ms: float  # restmq serve CPU per operation
     engine_cpu_ms: float  # engine CPU per operation
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Server:
@@ -122,12 +116,6 @@ def percentile(samples: list[float], q: float) -> float:
 async def fill(store: RedisStore, queue: str, n: int) -> None:
     for start in range(0, n, FILL_CHUNK):
         await store.add(queue, [VALUE] * min(FILL_CHUNK, n - start))
-
-
-def process_cpu(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def get_once(client: httpx.AsyncClient, queue: str) -> bool:
@@ -193,9 +181,9 @@ async def throughput(store: RedisStore, server: Server, db: redis.Redis, args: a
                     for n in share
                 ]
                 await asyncio.sleep(max(0.0, start_at - time.time()))
-                cpu_before = process_cpu(server.proc.pid), engine_cpu(db)
+                cpu_before = cpu_seconds(server.proc.pid), engine_cpu(db)
                 parts = await asyncio.gather(*jobs)
-                server_cpu = process_cpu(server.proc.pid) - cpu_before[0]
+                server_cpu = cpu_seconds(server.proc.pid) - cpu_before[0]
                 engine_used = engine_cpu(db) - cpu_before[1]
                 ok = sum(p["ok"] for p in parts)
                 latencies = [x for p in parts for x in p["latencies"]]

@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import os
-import resource
 import shutil
 import signal
 import sys
@@ -32,7 +31,7 @@ import redis
 import report
 import streams
 import uvloop
-from common import BENCH, ROOT, command_line, machine, start_server
+from common import BENCH, ROOT, STREAM_LIMITS, command_line, machine, raise_open_files_limit, restmq_serve, start_server
 from http_load import Contender, EngineContender, baseline, engine_socket, measure, medians, nchan_publisher, restmq
 
 from restmq.storage.engine import EmbeddedEngine
@@ -64,8 +63,7 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> dic
     engine_pid = engine.pid
     assert engine_pid is not None
     db = stack.enter_context(redis.Redis.from_url(url))
-    serve = ["-m", "restmq", "serve", "--redis", url, "--log-level", "warning", "--server", args.server]
-    rmq = start_server(stack, "restmq", serve, tmp, "/ready", engine_pid)
+    rmq = start_server(stack, "restmq", restmq_serve(url, args.server), tmp, "/ready", engine_pid)
     bare = start_server(
         stack, "baseline", [str(BENCH / "baseline_app.py"), "--redis", url], tmp, "/q/ready", engine_pid
     )
@@ -83,7 +81,7 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> dic
     rounds = measure(contenders, args.rounds, args.duration, args.warmup, args.connections)
     result: dict[str, Any] = {"rounds": [asdict(r) for r in rounds], "http": medians(rounds), "nchan": no_nchan}
     if not args.skip_streams:  # on fresh servers: memory freed by the tests above would flatter idle memory
-        serve += ["--max-streams", "20000", "--max-streams-per-client", "20000"]
+        serve = restmq_serve(url, args.server, *STREAM_LIMITS)
         fresh = start_server(stack, "restmq-streams", serve, tmp, "/ready", engine_pid)
         targets = [streams.restmq_target(fresh)]
         if nginx is not None:
@@ -110,8 +108,7 @@ def main() -> int:
     output: Path = args.output or (BENCH / "results/quick.md" if args.quick else ROOT / "docs/benchmarks.md")
     charts = output.parent / output.stem  # docs/benchmarks.md -> docs/benchmarks/*.png
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the finally blocks below run
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 10,000 idle streams; the servers inherit it
+    raise_open_files_limit()  # before the servers start: they inherit it
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="restmq-bench-")))
         result = run(args, tmp, stack)

@@ -20,16 +20,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import ctypes
-import datetime
 import json
 import math
 import os
-import platform
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -45,11 +41,13 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))  # for tests.helpers.cluster: the same cluster the tests use
 
+import common  # noqa: E402
+from common import die_with_parent, free_port  # noqa: E402
+
 from restmq.storage.engine import EmbeddedEngine  # noqa: E402
 from tests.helpers.cluster import Cluster, running_cluster  # noqa: E402
 
 VALUE = "m" * 100
-_libc = ctypes.CDLL(None, use_errno=True)
 
 WRK_SCRIPT = """
 -- picks a random queue per request; counts 200 and other answers per thread
@@ -120,17 +118,6 @@ class Row:
 # -- processes --------------------------------------------------------------------------------------
 
 
-def _die_with_parent() -> None:
-    _libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG: no orphan servers if we are killed
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.contextmanager
 def restmq(backend: list[str], tmp: Path, name: str) -> Any:
     """`restmq serve` with one worker on a free port; yields its base URL once /ready answers 200."""
@@ -144,7 +131,7 @@ def restmq(backend: list[str], tmp: Path, name: str) -> Any:
             stderr=subprocess.STDOUT,
             cwd=ROOT,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -353,16 +340,7 @@ def table(rows: list[Row]) -> str:
 
 
 def machine() -> dict[str, str]:
-    cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    cpu = next((x.split(":", 1)[1].strip() for x in cpuinfo.splitlines() if x.startswith("model name")), "unknown")
-    return {
-        "cpu": cpu,
-        "cores": str(os.cpu_count()),
-        "load average before the run": " ".join(f"{x:.2f}" for x in os.getloadavg()),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }
+    return {**common.machine(), "load average before the run": " ".join(f"{x:.2f}" for x in os.getloadavg())}
 
 
 def main() -> int:

@@ -46,7 +46,6 @@ import re
 import resource
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,8 +56,19 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from common import ROOT, Server, busy_seconds, cpu_seconds, machine, rss_kib, start_server
-from nchan import NchanServer, available, nginx_binary, start_nchan
+from common import (
+    STREAM_LIMITS,
+    Server,
+    busy_seconds,
+    command_line,
+    cpu_seconds,
+    machine,
+    raise_open_files_limit,
+    restmq_serve,
+    rss_kib,
+    start_server,
+)
+from nchan import NchanServer, available, start_nchan
 
 from restmq.storage.engine import EmbeddedEngine
 
@@ -635,9 +645,8 @@ def median_round(rounds: list[dict[str, Any]], key: str) -> dict[str, Any]:
 
 async def run_all(targets: list[Target], args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Every test on every target, back to back, alternating which contender goes first from one round (and test)
-    to the next. Idle memory comes first, on fresh processes: freed memory is not reused yet."""
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # the idle test opens thousands of connections
+    to the next. Idle memory comes first, on fresh processes: freed memory is not reused yet. The caller raises
+    the open-file limit (`raise_open_files_limit`) before it starts the servers."""
     results: dict[str, dict[str, Any]] = {}
     turn = 0
     for name, test in plan(args).items():
@@ -803,19 +812,6 @@ def targets_table(met: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def versions() -> dict[str, str]:
-    info = {k: v for k, v in machine().items() if k != "wrk"}
-    nginx = nginx_binary()
-    if nginx:
-        out = subprocess.run([nginx, "-v"], capture_output=True, text=True, timeout=10, check=False)
-        info["nginx"] = (out.stderr or out.stdout).strip().removeprefix("nginx version: ")
-        out = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Version}", "libnginx-mod-nchan"], capture_output=True, text=True, check=False
-        )
-        info["nchan"] = f"libnginx-mod-nchan {out.stdout.strip() or 'unknown'}"
-    return info
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line's settings, defaults filled in (`--quick`: small counts)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -860,8 +856,7 @@ def main() -> int:
         print(f"bench/streams.py --contender {args.contender}: {problem}", file=sys.stderr)
         return 2
     names = list(CONTENDERS) if args.contender == "both" else [args.contender]
-    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # for us and, inherited, for the servers
+    hard = raise_open_files_limit()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that the finally blocks below run
     started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     load_before = os.getloadavg()
@@ -873,19 +868,7 @@ def main() -> int:
             stack.callback(engine.stop)
             url = engine.start()
             assert engine.pid is not None
-            limits = ["--max-streams", "20000", "--max-streams-per-client", "20000"]
-            serve = [
-                "-m",
-                "restmq",
-                "serve",
-                "--redis",
-                url,
-                "--log-level",
-                "warning",
-                "--server",
-                args.server,
-                *limits,
-            ]
+            serve = restmq_serve(url, args.server, *STREAM_LIMITS)
             server = start_server(stack, "restmq", serve, tmp, "/ready", engine.pid)
             targets.append(restmq_target(server))
             print(f"engine {url}, restmq :{server.port} (pid {server.proc.pid})", flush=True)
@@ -897,13 +880,11 @@ def main() -> int:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             results = runner.run(run_all(targets, args))
     met = targets_met(results)
-    exe = Path(sys.executable)
-    shown = os.path.relpath(exe, ROOT) if exe.is_relative_to(ROOT) else str(exe)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     data = {
-        "command": " ".join([shown, "bench/streams.py", *sys.argv[1:]]),
+        "command": command_line("bench/streams.py"),
         "started": started,
-        "machine": versions(),
+        "machine": machine(),
         "settings": {**settings, "nofile_limit": hard, "cores": os.cpu_count()},
         "contenders": names,
         "load_average_before": load_before,
