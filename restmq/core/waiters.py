@@ -35,6 +35,7 @@ class Line:
     def __init__(self) -> None:
         self._tickets: deque[asyncio.Future[bool]] = deque()
         self._stale = 0  # tickets left in the line that nobody waits on any more
+        self.members = 0  # long-polls in the line (see Waiters.line)
 
     def __call__(self, event: str) -> None:
         if event.startswith(TAKEN):  # messages went to streams, or an echo: nothing new to take
@@ -97,7 +98,6 @@ class Waiters:
         self._listeners: dict[str, set[Listener]] = {}
         self._unsubscribe_timers: dict[str, asyncio.TimerHandle] = {}
         self._lines: dict[str, Line] = {}  # queue -> its long-polls in this process
-        self._polls: dict[str, int] = {}  # queue -> how many long-polls are in its line
         self._confirming: dict[str, asyncio.Future[None]] = {}  # queue -> done once its events arrive
         self._echoes: dict[str, asyncio.Future[None]] = {}  # sync token -> done once it came back
         store.on_event(self._dispatch)
@@ -173,7 +173,7 @@ class Waiters:
         first = line is None
         if line is None:
             line = self._lines[queue] = Line()
-        self._polls[queue] = self._polls.get(queue, 0) + 1
+        line.members += 1
         try:
             if first:
                 await self.add(queue, line)
@@ -181,9 +181,9 @@ class Waiters:
                 await asyncio.shield(confirming)
             yield line
         finally:
-            self._polls[queue] -= 1
-            if not self._polls[queue]:
-                del self._polls[queue], self._lines[queue]
+            line.members -= 1
+            if not line.members:
+                del self._lines[queue]
                 self.remove(queue, line)
 
     def close(self) -> None:
