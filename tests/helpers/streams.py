@@ -88,62 +88,17 @@ class Reader:
                 await self._task
 
 
-class CometReader(Reader):
-    """GET /c/<queue>: `\\r\\n`-terminated lines, JSON objects (or JSONP calls with callback=)."""
+class HTTPStreamReader(Reader):
+    """A streamed HTTP response read block by block: `separator` ends a block, `_block` takes it."""
 
-    kind = "comet"
+    separator = b"\r\n"
 
-    def __init__(self, url: str, params: Mapping[str, str] | None = None) -> None:
+    def __init__(self, url: str, params: Mapping[str, str] | None, headers: dict[str, str]) -> None:
         super().__init__()
         self.url = url
         self.params = dict(params or {})
+        self.headers = headers
         self.raw = bytearray()
-        self.lines: list[bytes] = []
-        self.response: httpx.Response | None = None
-
-    async def _run(self) -> None:
-        jsonp = "callback" in self.params
-        async with httpx.AsyncClient(timeout=STREAM_TIMEOUT) as client:
-            async with client.stream("GET", self.url, params=self.params) as response:
-                self.response = response
-                self._ready.set()
-                if response.status_code != 200:
-                    await response.aread()
-                    return
-                pending = b""
-                async for chunk in response.aiter_raw():
-                    self.raw += chunk
-                    pending += chunk
-                    while b"\r\n" in pending:
-                        line, pending = pending.split(b"\r\n", 1)
-                        self.lines.append(line)
-                        if not jsonp:
-                            self.messages.append(orjson.loads(line))
-
-
-@dataclass
-class SSEEvent:
-    id: str | None = None
-    event: str | None = None
-    data: str | None = None
-    retry: int | None = None
-
-
-class SSEReader(Reader):
-    """GET /sse/<queue> (or /c/<queue> with Accept: text/event-stream): events per the SSE format."""
-
-    kind = "sse"
-
-    def __init__(self, url: str, params: Mapping[str, str] | None = None, last_event_id: str | None = None) -> None:
-        super().__init__()
-        self.url = url
-        self.params = dict(params or {})
-        self.headers = {"Accept": "text/event-stream"}
-        if last_event_id is not None:
-            self.headers["Last-Event-ID"] = last_event_id
-        self.raw = bytearray()
-        self.events: list[SSEEvent] = []  # every dispatched block: retry, named events, messages
-        self.comments = 0
         self.response: httpx.Response | None = None
 
     async def _run(self) -> None:
@@ -158,9 +113,53 @@ class SSEReader(Reader):
                 async for chunk in response.aiter_raw():
                     self.raw += chunk
                     pending += chunk
-                    while b"\n\n" in pending:
-                        block, pending = pending.split(b"\n\n", 1)
-                        self._dispatch(block.decode())
+                    while self.separator in pending:
+                        block, pending = pending.split(self.separator, 1)
+                        self._block(block)
+
+    def _block(self, block: bytes) -> None:
+        raise NotImplementedError
+
+
+class CometReader(HTTPStreamReader):
+    """GET /c/<queue>: `\\r\\n`-terminated lines, JSON objects (or JSONP calls with callback=)."""
+
+    kind = "comet"
+
+    def __init__(self, url: str, params: Mapping[str, str] | None = None) -> None:
+        super().__init__(url, params, {})
+        self.lines: list[bytes] = []
+
+    def _block(self, block: bytes) -> None:
+        self.lines.append(block)
+        if "callback" not in self.params:
+            self.messages.append(orjson.loads(block))
+
+
+@dataclass
+class SSEEvent:
+    id: str | None = None
+    event: str | None = None
+    data: str | None = None
+    retry: int | None = None
+
+
+class SSEReader(HTTPStreamReader):
+    """GET /sse/<queue> (or /c/<queue> with Accept: text/event-stream): events per the SSE format."""
+
+    kind = "sse"
+    separator = b"\n\n"
+
+    def __init__(self, url: str, params: Mapping[str, str] | None = None, last_event_id: str | None = None) -> None:
+        headers = {"Accept": "text/event-stream"}
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = last_event_id
+        super().__init__(url, params, headers)
+        self.events: list[SSEEvent] = []  # every dispatched block: retry, named events, messages
+        self.comments = 0
+
+    def _block(self, block: bytes) -> None:
+        self._dispatch(block.decode())
 
     def _dispatch(self, block: str) -> None:
         event = SSEEvent()
