@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import redis
 
 from restmq.storage import keys
+from tests.helpers.wait import wait_for
+
+Stats = dict[str, Any]
+
+
+async def stats(http: httpx.AsyncClient, queue: str) -> Stats:
+    """GET /stats/<queue>."""
+    reply = await http.get(f"/stats/{queue}")
+    assert reply.status_code == 200, reply.text
+    result: Stats = reply.json()
+    return result
+
+
+async def wait_stats(
+    http: httpx.AsyncClient, queue: str, predicate: Callable[[Stats], bool], what: str, timeout: float = 5.0
+) -> Stats:
+    """The queue's statistics once `predicate` holds for them (polled every 20 ms)."""
+
+    async def check() -> Stats | None:
+        current = await stats(http, queue)
+        return current if predicate(current) else None
+
+    found: Stats = await wait_for(check, timeout, 0.02, what)  # type: ignore[assignment]
+    return found
 
 
 async def add(http: httpx.AsyncClient, queue: str, value: str, **fields: Any) -> str:

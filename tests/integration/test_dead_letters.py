@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -11,27 +10,9 @@ import pytest
 import redis
 
 from restmq.storage import keys
-from tests.helpers.wait import wait_for
+from tests.helpers.queues import stats, wait_stats
 
 pytestmark = pytest.mark.integration
-
-Stats = dict[str, Any]
-
-
-async def stats(http: httpx.AsyncClient, queue: str) -> Stats:
-    reply = await http.get(f"/stats/{queue}")
-    assert reply.status_code == 200, reply.text
-    result: Stats = reply.json()
-    return result
-
-
-async def wait_stats(http: httpx.AsyncClient, queue: str, predicate: Callable[[Stats], bool], what: str) -> Stats:
-    async def check() -> Stats | None:
-        current = await stats(http, queue)
-        return current if predicate(current) else None
-
-    found: Stats = await wait_for(check, 5.0, 0.02, what)  # type: ignore[assignment]
-    return found
 
 
 async def set_max_deliveries(http: httpx.AsyncClient, queue: str, n: int) -> None:

@@ -4,35 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.helpers.wait import wait_for
+from tests.helpers.queues import stats, wait_stats
 
 pytestmark = pytest.mark.integration
-
-Stats = dict[str, Any]
-
-
-async def stats(http: httpx.AsyncClient, queue: str) -> Stats:
-    reply = await http.get(f"/stats/{queue}")
-    assert reply.status_code == 200, reply.text
-    result: Stats = reply.json()
-    return result
-
-
-async def wait_stats(
-    http: httpx.AsyncClient, queue: str, predicate: Callable[[Stats], bool], what: str, timeout: float = 5.0
-) -> Stats:
-    async def check() -> Stats | None:
-        current = await stats(http, queue)
-        return current if predicate(current) else None
-
-    found: Stats = await wait_for(check, timeout, 0.02, what)  # type: ignore[assignment]
-    return found
 
 
 async def add(http: httpx.AsyncClient, queue: str, value: str, **params: object) -> str:

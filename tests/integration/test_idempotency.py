@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import httpx
 import pytest
 import redis
 
+from tests.helpers.queues import stats
+
 pytestmark = pytest.mark.integration
-
-
-async def stats(http: httpx.AsyncClient, queue: str) -> dict[str, Any]:
-    result: dict[str, Any] = (await http.get(f"/stats/{queue}")).json()
-    return result
 
 
 async def test_the_same_key_twice_adds_one_message(http: httpx.AsyncClient) -> None:

@@ -12,29 +12,10 @@ import pytest
 import redis
 
 from restmq.storage import keys
+from tests.helpers.queues import stats, wait_stats
 from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.integration
-
-Stats = dict[str, Any]
-
-
-async def stats(http: httpx.AsyncClient, queue: str) -> Stats:
-    reply = await http.get(f"/stats/{queue}")
-    assert reply.status_code == 200, reply.text
-    result: Stats = reply.json()
-    return result
-
-
-async def wait_stats(
-    http: httpx.AsyncClient, queue: str, predicate: Callable[[Stats], bool], timeout: float = 5.0, what: str = ""
-) -> Stats:
-    async def check() -> Stats | None:
-        current = await stats(http, queue)
-        return current if predicate(current) else None
-
-    found: Stats = await wait_for(check, timeout, 0.02, what or f"stats of {queue}")  # type: ignore[assignment]
-    return found
 
 
 async def add(http: httpx.AsyncClient, queue: str, value: str, **params: object) -> str:
@@ -81,7 +62,7 @@ async def test_lease_hides_the_message_until_acked(http: httpx.AsyncClient) -> N
 async def test_ack_with_a_stale_count_leaves_the_new_delivery_alone(http: httpx.AsyncClient) -> None:
     key = await add(http, "stale", "job")
     assert (await lease(http, "stale", 0.2))["count"] == 1
-    await wait_stats(http, "stale", lambda s: s["leased"] == 0 and s["length"] == 1, what="the lease to expire")
+    await wait_stats(http, "stale", lambda s: s["leased"] == 0 and s["length"] == 1, "the lease to expire")
     assert (await lease(http, "stale", 30))["count"] == 2
 
     late = await http.delete(f"/q/stale/{key}", params={"count": 1})
@@ -101,7 +82,7 @@ async def test_ack_with_a_stale_count_leaves_the_new_delivery_alone(http: httpx.
 async def test_settling_after_the_lease_expired_is_a_conflict(http: httpx.AsyncClient) -> None:
     key = await add(http, "late", "job")
     await lease(http, "late", 0.2)
-    await wait_stats(http, "late", lambda s: s["leased"] == 0 and s["length"] == 1, what="the lease to expire")
+    await wait_stats(http, "late", lambda s: s["leased"] == 0 and s["length"] == 1, "the lease to expire")
     for params in ({}, {"count": 1}):
         reply = await http.delete(f"/q/late/{key}", params=params)
         assert reply.status_code == 409, reply.text
@@ -194,7 +175,7 @@ async def test_an_expired_lease_comes_back_at_the_head_through_the_reaper(http: 
     assert (await lease(http, "exp", 0.5))["key"] == first
     expires_at = time.monotonic() + 0.5
     # No consumer touches the queue meanwhile: only the reaper can bring it back.
-    await wait_stats(http, "exp", lambda s: s["leased"] == 0 and s["length"] == 2, 5.0, "the reaper")
+    await wait_stats(http, "exp", lambda s: s["leased"] == 0 and s["length"] == 2, "the reaper", 5.0)
     assert time.monotonic() - expires_at < 1.25  # the reaper runs every 0.25 s
     current = await stats(http, "exp")
     assert current["redelivered"] == 1
@@ -207,7 +188,7 @@ async def test_leases_of_a_batch_come_back_in_their_order(http: httpx.AsyncClien
     assert reply.status_code == 200
     got = await http.get("/q/batch", params={"lease": 0.3, "count": 12})
     assert [m["value"] for m in got.json()] == [f"m{i}" for i in range(12)]
-    await wait_stats(http, "batch", lambda s: s["leased"] == 0 and s["length"] == 12, what="the reaper")
+    await wait_stats(http, "batch", lambda s: s["leased"] == 0 and s["length"] == 12, "the reaper")
     again = await http.get("/q/batch", params={"count": 12})
     assert [m["value"] for m in again.json()] == [f"m{i}" for i in range(12)]
     assert {m["count"] for m in again.json()} == {2}
@@ -272,6 +253,6 @@ async def test_many_leases_expiring_together_all_come_back_promptly(http: httpx.
         got = await http.get("/q/mass", params={"lease": 0.5, "count": 1000})
         assert len(got.json()) == 1000
     expires_at = time.monotonic() + 0.5
-    await wait_stats(http, "mass", lambda s: s["leased"] == 0 and s["length"] == 10_000, 8.0, "all leases back")
+    await wait_stats(http, "mass", lambda s: s["leased"] == 0 and s["length"] == 10_000, "all leases back", 8.0)
     assert time.monotonic() - expires_at < 5.0
     assert (await stats(http, "mass"))["redelivered"] == 10_000

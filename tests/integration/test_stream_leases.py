@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -12,27 +12,10 @@ import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.helpers.queues import stats, wait_stats
 from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.integration
-
-Stats = dict[str, Any]
-
-
-async def stats(http: httpx.AsyncClient, queue: str) -> Stats:
-    result: Stats = (await http.get(f"/stats/{queue}")).json()
-    return result
-
-
-async def wait_stats(
-    http: httpx.AsyncClient, queue: str, predicate: Callable[[Stats], bool], what: str, timeout: float = 10.0
-) -> Stats:
-    async def check() -> Stats | None:
-        current = await stats(http, queue)
-        return current if predicate(current) else None
-
-    found: Stats = await wait_for(check, timeout, 0.02, what)  # type: ignore[assignment]
-    return found
 
 
 async def roundrobin(http: httpx.AsyncClient, queue: str) -> None:
@@ -87,7 +70,7 @@ async def test_sse_lease_mode_redelivers_what_a_gone_consumer_did_not_ack(http: 
     await roundrobin(http, "jobs")
     async with stream(http, "/sse/jobs?lease=5") as b:
         async with stream(http, "/sse/jobs?lease=5") as a:
-            await wait_stats(http, "jobs", lambda s: s["consumers"] == 2, "two consumers")
+            await wait_stats(http, "jobs", lambda s: s["consumers"] == 2, "two consumers", 10.0)
             added = await http.post("/q/jobs", json=[f"job{i}" for i in range(10)])
             assert added.status_code == 200
 
@@ -120,7 +103,7 @@ async def test_sse_lease_mode_redelivers_what_a_gone_consumer_did_not_ack(http: 
 async def test_a_streamed_lease_that_runs_out_is_delivered_again(http: httpx.AsyncClient) -> None:
     await roundrobin(http, "short")
     async with stream(http, "/sse/short?lease=0.4") as only:
-        await wait_stats(http, "short", lambda s: s["consumers"] == 1, "the consumer")
+        await wait_stats(http, "short", lambda s: s["consumers"] == 1, "the consumer", 10.0)
         await http.post("/q/short", data={"value": "x"})
         await only.wait_count(2, timeout=5)  # not acked: the lease runs out and it comes again
         assert [(m["key"], m["count"]) for m in only.messages[:2]] == [("short:1", 1), ("short:1", 2)]
@@ -133,7 +116,7 @@ async def test_a_streamed_lease_that_runs_out_is_delivered_again(http: httpx.Asy
 async def test_comet_lease_mode_releases_on_disconnect(http: httpx.AsyncClient) -> None:
     await roundrobin(http, "cq")
     async with stream(http, "/c/cq?lease=30", sse=False) as reader:
-        await wait_stats(http, "cq", lambda s: s["consumers"] == 1, "the consumer")
+        await wait_stats(http, "cq", lambda s: s["consumers"] == 1, "the consumer", 10.0)
         await http.post("/q/cq", data={"value": "x"})
         await reader.wait_count(1)
         assert reader.messages == [{"key": "cq:1", "value": "x", "count": 1}]
@@ -145,11 +128,11 @@ async def test_comet_lease_mode_releases_on_disconnect(http: httpx.AsyncClient) 
 async def test_streams_without_lease_carry_no_count_and_need_no_ack(http: httpx.AsyncClient) -> None:
     await roundrobin(http, "plain")
     async with stream(http, "/sse/plain") as reader:
-        await wait_stats(http, "plain", lambda s: s["consumers"] == 1, "the consumer")
+        await wait_stats(http, "plain", lambda s: s["consumers"] == 1, "the consumer", 10.0)
         await http.post("/q/plain", data={"value": "x"})
         await reader.wait_count(1)
         assert reader.messages == [{"key": "plain:1", "value": "x"}]
-        await wait_stats(http, "plain", lambda s: s["leased"] == 0 and s["length"] == 0, "the in-flight ack")
+        await wait_stats(http, "plain", lambda s: s["leased"] == 0 and s["length"] == 0, "the in-flight ack", 10.0)
 
 
 async def ws_frames(ws: ClientConnection, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
@@ -163,7 +146,7 @@ async def ws_frames(ws: ClientConnection, n: int, timeout: float = 10.0) -> list
 async def test_websocket_lease_mode_ack_and_release_frames(server: str, http: httpx.AsyncClient) -> None:
     await roundrobin(http, "wq")
     async with connect(server.replace("http://", "ws://") + "/ws/wq?lease=30") as ws:
-        await wait_stats(http, "wq", lambda s: s["consumers"] == 1, "the consumer")
+        await wait_stats(http, "wq", lambda s: s["consumers"] == 1, "the consumer", 10.0)
         await http.post("/q/wq", json=["a", "b"])
         first, second = await ws_frames(ws, 2)
         assert (first, second) == (
@@ -199,7 +182,7 @@ async def test_websocket_lease_mode_ack_and_release_frames(server: str, http: ht
 async def test_websocket_lease_mode_returns_unacked_messages_on_close(server: str, http: httpx.AsyncClient) -> None:
     await roundrobin(http, "wc")
     async with connect(server.replace("http://", "ws://") + "/ws/wc?lease=30") as ws:
-        await wait_stats(http, "wc", lambda s: s["consumers"] == 1, "the consumer")
+        await wait_stats(http, "wc", lambda s: s["consumers"] == 1, "the consumer", 10.0)
         await http.post("/q/wc", json=["a", "b"])
         await ws_frames(ws, 2)
         await ws.send(orjson.dumps({"cmd": "ack", "key": "wc:1"}).decode())

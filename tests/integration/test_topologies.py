@@ -10,18 +10,17 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.helpers.queues import stats, wait_stats
 from tests.helpers.streams import sse, wait_consumers
 from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.integration
-
-Stats = dict[str, Any]
 
 
 @pytest.fixture
@@ -59,22 +58,6 @@ async def drain(http: httpx.AsyncClient, queue: str) -> list[dict[str, Any]]:
     while (message := await take(http, queue)) is not None:
         messages.append(message)
     return messages
-
-
-async def stats(http: httpx.AsyncClient, queue: str) -> Stats:
-    reply = await http.get(f"/stats/{queue}")
-    assert reply.status_code == 200, reply.text
-    found: Stats = reply.json()
-    return found
-
-
-async def wait_stats(http: httpx.AsyncClient, queue: str, predicate: Callable[[Stats], bool], what: str) -> Stats:
-    async def check() -> Stats | None:
-        current = await stats(http, queue)
-        return current if predicate(current) else None
-
-    found: Stats = await wait_for(check, 10.0, 0.02, what)  # type: ignore[assignment]
-    return found
 
 
 def number(key: str) -> int:
@@ -185,7 +168,7 @@ async def test_leases_ack_release_and_expiry(http: httpx.AsyncClient) -> None:
     assert (await take(http, "lease", lease=0.3)) == {"key": second, "value": "b", "count": 2}
     assert (await stats(http, "lease"))["leased"] == 1
     # the reaper returns the expired lease to the head of the queue
-    await wait_stats(http, "lease", lambda s: s["leased"] == 0 and s["length"] == 1, "the lease to expire")
+    await wait_stats(http, "lease", lambda s: s["leased"] == 0 and s["length"] == 1, "the lease to expire", 10.0)
     assert (await take(http, "lease")) == {"key": second, "value": "b", "count": 3}
     current = await stats(http, "lease")
     assert current["acked"] == 1 and current["redelivered"] >= 1  # the expired lease at least
@@ -198,8 +181,8 @@ async def test_max_deliveries_dead_letters_and_redrive(http: httpx.AsyncClient) 
     for count in (1, 2):
         got = await take(http, "poison", lease=0.2)
         assert got is not None and (got["key"], got["count"]) == (key, count)
-        await wait_stats(http, "poison", lambda s: s["leased"] == 0, "the lease to expire")
-    current = await wait_stats(http, "poison", lambda s: s["dead"] == 1, "the dead letter")
+        await wait_stats(http, "poison", lambda s: s["leased"] == 0, "the lease to expire", 10.0)
+    current = await wait_stats(http, "poison", lambda s: s["dead"] == 1, "the dead letter", 10.0)
     assert current["length"] == 0
     assert (await stats(http, "poison:dead"))["length"] == 1
     listed = await http.get("/q/", headers={"Accept": "application/json"})
@@ -321,7 +304,7 @@ async def test_roundrobin_gives_each_message_to_one_consumer(topology: str, http
         assert one.keys and two.keys, (len(one.keys), len(two.keys))
         for reader in (one, two):  # each consumer sees its share in queue order
             assert [number(k) for k in reader.keys] == sorted(number(k) for k in reader.keys)
-    await wait_stats(http, "jobs", lambda s: s["leased"] == 0 and s["length"] == 0, "every delivery acked")
+    await wait_stats(http, "jobs", lambda s: s["leased"] == 0 and s["length"] == 0, "every delivery acked", 10.0)
 
 
 # -- concurrency ----------------------------------------------------------------------------------------

@@ -8,15 +8,10 @@ import redis
 
 from restmq.core.model import PopMode
 from restmq.storage.node import RedisStore
-from tests.helpers.queues import add, drain
+from tests.helpers.queues import add, drain, stats
 from tests.helpers.wait import wait_for, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-async def stats(http: httpx.AsyncClient, queue: str) -> dict[str, int]:
-    body: dict[str, int] = (await http.get(f"/stats/{queue}")).json()
-    return body
 
 
 async def test_an_unconsumed_message_expires(http: httpx.AsyncClient) -> None:
