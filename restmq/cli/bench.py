@@ -102,16 +102,21 @@ async def _produce(
                 await client.add(plan.queue, _value(plan.size))
             else:
                 await client.add_batch(plan.queue, [_value(plan.size) for _ in range(k)])
-        except ClientError:
-            result.errors += 1
-            if result.errors > 100:
-                raise
-            await asyncio.sleep(0.1)
+        except ClientError as exc:
+            await _tolerate(result, exc)
             continue
         remaining -= k
         result.published += k
         result.published_at = time.perf_counter()
         progress.update(task, completed=result.published)
+
+
+async def _tolerate(result: Result, error: ClientError) -> None:
+    """Count a failed request and back off briefly; past 100 failures, give up with this one."""
+    result.errors += 1
+    if result.errors > 100:
+        raise error
+    await asyncio.sleep(0.1)
 
 
 def _latency(message: Message, now_ns: int) -> float | None:
@@ -125,11 +130,8 @@ async def _consume(client: AsyncClient, plan: Plan, result: Result, progress: Pr
     while result.consumed < plan.messages:
         try:
             messages = await client.get(plan.queue, count=plan.take, wait=0.5, lease=plan.lease)
-        except ClientError:
-            result.errors += 1
-            if result.errors > 100:
-                raise
-            await asyncio.sleep(0.1)
+        except ClientError as exc:
+            await _tolerate(result, exc)
             continue
         now = time.perf_counter_ns()
         for message in messages:
