@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 from collections.abc import AsyncIterator, Iterator
@@ -43,12 +44,14 @@ async def consumers_on_both(
     base: str, queue: str, client: redis.Redis, want: int = 4
 ) -> AsyncIterator[list[SSEReader]]:
     """At least `want` SSE consumers of `queue` spread over both worker processes (the kernel decides
-    which process accepts a connection, so connect until both have some)."""
+    which process accepts a connection, so connect until both have some). Connections open a few at a
+    time: while one process is busy accepting, the other takes the next."""
     async with contextlib.AsyncExitStack() as stack, httpx.AsyncClient(base_url=base, timeout=30) as http:
         readers: list[SSEReader] = []
         while len(readers) < want or len(processes(client, queue)) < 2:
             assert len(readers) < 16, "every connection landed on the same worker process"
-            readers.append(await stack.enter_async_context(opened(SSEReader(f"{base}/sse/{queue}"))))
+            burst = [opened(SSEReader(f"{base}/sse/{queue}")) for _ in range(4)]
+            readers += await asyncio.gather(*(stack.enter_async_context(reader) for reader in burst))
             await wait_consumers(http, base, queue, len(readers))
         yield readers
 
