@@ -8,7 +8,6 @@ import functools
 import json
 import logging
 import os
-import socket
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
@@ -16,11 +15,11 @@ from typing import Any
 import click
 
 from restmq.cli.serve import GRACEFUL_SHUTDOWN, SETTINGS_ENV, app_from_env
+from restmq.cli.workers import PARENT_ENV, refuse_a_port_in_use
 from restmq.config import Settings
 
 log = logging.getLogger("restmq")
 
-PARENT_ENV = "RESTMQ_INTERNAL_PARENT"  # the pid of `restmq serve`, which granian's workers die with
 STREAM_PATHS = ("/c/", "/sse/", "/stats/stream")  # the HTTP streams (COMET, SSE, the dashboard's)
 
 
@@ -33,7 +32,6 @@ def run_granian(settings: Settings) -> None:
     parent's state. On SIGTERM or SIGINT granian's main process tells each worker to stop, waits for
     it, and returns here, where the embedded engine is stopped last."""
     import multiprocessing
-    import ssl
     from pathlib import Path
 
     from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
@@ -43,7 +41,7 @@ def run_granian(settings: Settings) -> None:
 
     from restmq.web.observe import configure_logging
 
-    _refuse_a_port_in_use(settings.host, settings.port)
+    refuse_a_port_in_use(settings.host, settings.port)  # granian listens with SO_REUSEPORT
     multiprocessing.set_start_method("spawn", force=True)
     os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
     os.environ[PARENT_ENV] = str(os.getpid())
@@ -81,29 +79,11 @@ def run_granian(settings: Settings) -> None:
         )
         configure_logging(settings.log_level, settings.log_format)  # granian's dictConfig unregistered our handler
         server.serve()
-    except ssl.SSLError as exc:
-        raise click.ClickException(
-            f"cannot load --tls-cert {settings.tls_cert} and --tls-key {settings.tls_key}: {exc}"
-        ) from None
-    except OSError as exc:  # e.g. a certificate file that cannot be read
+    except OSError as exc:
         raise click.ClickException(f"granian cannot start: {exc}") from None
     except RuntimeError as exc:  # from granian's Rust side, e.g. "Address already in use (os error 98)"
         where = f"{settings.host}:{settings.port}"
         raise click.ClickException(f"granian cannot start on {where}: {_first_line(exc)}") from None
-
-
-def _refuse_a_port_in_use(host: str, port: int) -> None:
-    """granian listens with SO_REUSEPORT, so a second server on a port in use would share it
-    silently: bind once without it first, to fail like uvicorn does."""
-    if port == 0:
-        return
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as granian: TIME_WAIT is no obstacle
-            probe.bind(address)
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _first_line(exc: BaseException) -> str:

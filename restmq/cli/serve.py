@@ -14,7 +14,7 @@ import os
 import signal
 import tomllib
 from collections.abc import Callable
-from dataclasses import asdict, replace
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -310,12 +310,26 @@ def run(settings: Settings) -> None:
         settings.server,
         backend,
     )
+    if settings.tls_cert:
+        _check_certificate(settings)
     if settings.server == "granian":
         from restmq.cli.granian_server import run_granian
 
         run_granian(settings)
     else:
         run_uvicorn(settings)
+
+
+def _check_certificate(settings: Settings) -> None:
+    """Load the certificate once here, so that a bad one is a one-line error before any worker starts."""
+    import ssl
+
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(settings.tls_cert or "", settings.tls_key)
+    except (ssl.SSLError, OSError) as exc:
+        raise click.ClickException(
+            f"cannot load --tls-cert {settings.tls_cert} and --tls-key {settings.tls_key}: {exc}"
+        ) from None
 
 
 def run_uvicorn(settings: Settings) -> None:
@@ -343,8 +357,9 @@ def run_uvicorn(settings: Settings) -> None:
 
         uvicorn.run(create_app(settings), **options)
         return
-    os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
-    uvicorn.run("restmq.cli.serve:app_from_env", factory=True, workers=settings.workers, **options)
+    from restmq.cli.workers import run_workers
+
+    run_workers(settings, options)
 
 
 def app_from_env() -> object:

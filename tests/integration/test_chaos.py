@@ -48,7 +48,7 @@ class Worker:
 
 
 def server_children(server: ServeProcess) -> list[int]:
-    """Pids of uvicorn's worker processes under the `restmq serve --workers N` supervisor."""
+    """Pids of the worker processes under the `restmq serve --workers N` supervisor."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -65,7 +65,7 @@ def server_children(server: ServeProcess) -> list[int]:
 
 
 def kill_server_process(server: ServeProcess, rng: random.Random) -> None:
-    """SIGKILL one of the server's worker processes; uvicorn's supervisor starts a new one."""
+    """SIGKILL one of the server's worker processes; the supervisor starts a new one."""
     victim = rng.choice(server_children(server))
     os.kill(victim, signal.SIGKILL)
     wait_until(lambda: process_gone(victim), 10, 0.02, "the killed server process to exit")

@@ -64,3 +64,15 @@ def test_cert_and_key_go_together(redis_url: str, tmp_path: Path, given: str) ->
     cert, _ = self_signed(tmp_path)
     result = restmq_cli("serve", "--redis", redis_url, "--port", str(free_port()), given, str(cert))
     assert result.returncode == 2 and "--tls-cert and --tls-key go together" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
+def test_a_bad_certificate_is_a_one_line_error(redis_url: str, tmp_path: Path, http_server: str, workers: str) -> None:
+    _, key = self_signed(tmp_path)
+    not_a_cert = tmp_path / "not-a-cert.pem"
+    not_a_cert.write_text("hello\n")
+    args = ["--redis", redis_url, "--server", http_server, "--workers", workers, "--port", str(free_port())]
+    result = restmq_cli("serve", *args, "--tls-cert", str(not_a_cert), "--tls-key", str(key))
+    assert result.returncode == 1, result.stderr
+    assert f"Error: cannot load --tls-cert {not_a_cert}" in result.stderr and "Traceback" not in result.stderr

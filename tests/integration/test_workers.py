@@ -15,7 +15,7 @@ from restmq.storage import keys
 from restmq.storage.engine import EmbeddedEngine
 from tests.helpers.server import ServeProcess, serve
 from tests.helpers.streams import SSEReader, opened, wait_consumers
-from tests.helpers.wait import wait_for
+from tests.helpers.wait import wait_for, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -24,6 +24,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def workers_process(engine: EmbeddedEngine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     """One `restmq serve --workers 2` for the module (starting it takes seconds)."""
     with serve(["--redis", engine.url, "--workers", "2"], tmp_path_factory.mktemp("workers"), "workers") as process:
+        # /ready answers once one worker listens; connections reach both only once both do
+        wait_until(lambda: "2 workers listening" in process.log(), 20, 0.05, "both workers to listen")
         yield process
 
 
@@ -43,9 +45,8 @@ def processes(client: redis.Redis, queue: str) -> set[str]:
 async def consumers_on_both(
     base: str, queue: str, client: redis.Redis, want: int = 4
 ) -> AsyncIterator[list[SSEReader]]:
-    """At least `want` SSE consumers of `queue` spread over both worker processes (the kernel decides
-    which process accepts a connection, so connect until both have some). Connections open a few at a
-    time: while one process is busy accepting, the other takes the next."""
+    """At least `want` SSE consumers of `queue` spread over both worker processes (the kernel picks a
+    worker for each connection by a hash of its addresses, so connect until both have some)."""
     async with contextlib.AsyncExitStack() as stack, httpx.AsyncClient(base_url=base, timeout=30) as http:
         readers: list[SSEReader] = []
         while len(readers) < want or len(processes(client, queue)) < 2:
