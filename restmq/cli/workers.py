@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import threading
+import time
 from dataclasses import asdict
 from multiprocessing.process import BaseProcess
 from multiprocessing.synchronize import Event
@@ -102,8 +103,9 @@ def run_workers(settings: Settings, uvicorn_options: dict[str, Any]) -> None:
         for process, _ in workers:
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + GRACEFUL_SHUTDOWN + 10  # they drain at the same time
         for process, _ in workers:
-            process.join(GRACEFUL_SHUTDOWN + 10)
+            process.join(max(0.0, deadline - time.monotonic()))
             if process.is_alive():
                 log.warning("worker %d did not stop in time; killing it", process.pid)
                 process.kill()
