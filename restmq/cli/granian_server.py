@@ -9,13 +9,12 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import click
 
 from restmq.cli.serve import GRACEFUL_SHUTDOWN, SETTINGS_ENV, app_from_env
-from restmq.cli.workers import PARENT_ENV, refuse_a_port_in_use
+from restmq.cli.workers import PARENT_ENV, hand_settings_to_workers, refuse_a_port_in_use
 from restmq.config import Settings
 
 log = logging.getLogger("restmq")
@@ -43,8 +42,7 @@ def run_granian(settings: Settings) -> None:
 
     refuse_a_port_in_use(settings.host, settings.port)  # granian listens with SO_REUSEPORT
     multiprocessing.set_start_method("spawn", force=True)
-    os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
-    os.environ[PARENT_ENV] = str(os.getpid())
+    hand_settings_to_workers(settings)
     level = settings.log_level.upper()
     try:
         server = Server(

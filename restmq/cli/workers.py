@@ -7,8 +7,8 @@ process, so one worker ends up holding most of the long-lived streams. With a so
 kernel spreads connections over the workers by a hash of their addresses, as nginx's `reuseport`.
 
 The supervisor starts a new worker when one dies after it was serving; a worker that dies before it
-ever served (a bad certificate, an app that cannot start) stops the server with an error, as it
-would fail the same way again. On SIGTERM or SIGINT every worker is told to stop, drains its
+ever served (an app that cannot start) stops the server with an error, as it would fail the
+same way again. On SIGTERM or SIGINT every worker is told to stop, drains its
 requests for up to GRACEFUL_SHUTDOWN seconds, and the supervisor returns once all have exited.
 """
 
@@ -60,14 +60,19 @@ def reuseport_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
+def hand_settings_to_workers(settings: Settings) -> None:
+    """Spawned workers (uvicorn's here, granian's) build their app from these variables."""
+    os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
+    os.environ[PARENT_ENV] = str(os.getpid())
+
+
 def run_workers(settings: Settings, uvicorn_options: dict[str, Any]) -> None:
     refuse_a_port_in_use(settings.host, settings.port)
     # Bound but never listening: it takes no connections, holds the port while workers restart, and
     # picks the port for all of them when --port is 0.
     reserved = reuseport_socket(settings.host, settings.port)
     port = reserved.getsockname()[1]
-    os.environ[SETTINGS_ENV] = json.dumps(asdict(settings))
-    os.environ[PARENT_ENV] = str(os.getpid())
+    hand_settings_to_workers(settings)
     options = {**uvicorn_options, "host": settings.host, "port": port}
     context = multiprocessing.get_context("spawn")  # a forked worker would inherit the data dir's lock
 
