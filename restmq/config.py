@@ -20,6 +20,10 @@ class Limits:
     max_frame: int = 1024 * 1024  # bytes per WebSocket frame
     body_timeout: float = 30.0  # seconds to receive a request body (slow senders get 408)
     idle_timeout: float = 15.0  # seconds an idle keep-alive connection stays open
+    max_replay_bytes: int = 16 * 1024 * 1024  # bytes of history one SSE Last-Event-ID replay may send
+    max_peek_bytes: int = 8 * 1024 * 1024  # bytes of messages one /peek answer may hold
+    max_page: int = 1000  # queues per page of GET /q/, /stats/ and the dashboard (limit=, after=)
+    metrics_queues: int = 1000  # queues with their own series in /metrics (the rest are summed)
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,10 @@ class Settings:
     log_level: str = "info"
     log_format: str = "text"
     cors_origins: tuple[str, ...] = ()
+    forwarded_allow_ips: tuple[str, ...] = ()  # proxies whose X-Forwarded-For/-Proto are believed
+    allowed_hosts: tuple[str, ...] = ()  # Host header values served; empty: localhost names, loopback, the bound host
+    jsonp: bool = False  # callback= wraps JSON replies (lets any web page read them)
+    auth: str = "auto"  # tokens | acl | none; auto: acl with --acl, else tokens once any token exists
     tls_cert: str | None = None
     tls_key: str | None = None
     insecure_open: bool = False

@@ -122,6 +122,26 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         multiple=True,
         help="Allow browsers on this origin (repeatable; * allows any origin, without credentials).",
     ),
+    option(
+        "--auth",
+        type=click.Choice(["tokens", "acl", "none"]),
+        default=None,
+        help="Authentication: tokens (a bearer token on every request), acl (the --acl file's rules), none. "
+        "Unset: acl with --acl, else tokens once any token exists. A non-loopback --host needs tokens or acl.",
+    ),
+    option(
+        "--forwarded-allow-ips",
+        multiple=True,
+        help="Proxies (addresses or CIDRs, comma list) whose X-Forwarded-For/X-Forwarded-Proto are believed; "
+        "from anyone else these headers are ignored.",
+    ),
+    option(
+        "--allowed-hosts",
+        multiple=True,
+        help="Host header values served (comma list; *.example.com matches subdomains). Default: localhost, "
+        "the loopback addresses and --host. Others get 421 (DNS rebinding).",
+    ),
+    option("--jsonp", is_flag=True, help="Wrap JSON replies in callback=NAME(...) (lets any web page read them)."),
     option("--max-body", default=DEFAULT_LIMITS.max_body, show_default=True, help="Bytes per body."),
     option("--max-value", default=DEFAULT_LIMITS.max_value, show_default=True, help="Bytes per message."),
     option("--max-batch", default=DEFAULT_LIMITS.max_batch, show_default=True, help="Messages per batch."),
@@ -142,6 +162,30 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         default=DEFAULT_LIMITS.max_streams_per_client,
         show_default=True,
         help="Streams per client address per process.",
+    ),
+    option(
+        "--max-replay-bytes",
+        default=DEFAULT_LIMITS.max_replay_bytes,
+        show_default=True,
+        help="Bytes of history an SSE Last-Event-ID replay may send.",
+    ),
+    option(
+        "--max-peek-bytes",
+        default=DEFAULT_LIMITS.max_peek_bytes,
+        show_default=True,
+        help="Bytes of messages one /peek answer may hold.",
+    ),
+    option(
+        "--max-page",
+        default=DEFAULT_LIMITS.max_page,
+        show_default=True,
+        help="Queues per page of GET /q/, /stats/ and the dashboard.",
+    ),
+    option(
+        "--metrics-queues",
+        default=DEFAULT_LIMITS.metrics_queues,
+        show_default=True,
+        help="Queues with series of their own in /metrics (the rest are summed).",
     ),
     option(
         "--idle-timeout",
@@ -198,9 +242,25 @@ def _tokens_exist(settings: Settings) -> bool:
         return False
 
 
+def _comma_list(values: tuple[str, ...]) -> tuple[str, ...]:
+    """A repeatable option whose values may also be comma lists: ("a,b", "c") -> ("a", "b", "c")."""
+    return tuple(item.strip() for value in values for item in value.split(",") if item.strip())
+
+
 def build_settings(options: dict[str, Any]) -> Settings:
-    urls = tuple(url.strip() for value in options["redis_urls"] for url in value.split(",") if url.strip())
-    limit_names = {"max_body", "max_value", "max_batch", "max_frame", "max_streams", "max_streams_per_client"}
+    urls = _comma_list(options["redis_urls"])
+    limit_names = {
+        "max_body",
+        "max_value",
+        "max_batch",
+        "max_frame",
+        "max_streams",
+        "max_streams_per_client",
+        "max_replay_bytes",
+        "max_peek_bytes",
+        "max_page",
+        "metrics_queues",
+    }
     limits = Limits(
         **{name: options[name] for name in limit_names},
         idle_timeout=options["idle_timeout"],
@@ -221,6 +281,10 @@ def build_settings(options: dict[str, Any]) -> Settings:
         log_level=options["log_level"],
         log_format=options["log_format"],
         cors_origins=tuple(options["cors_origins"]),
+        forwarded_allow_ips=_comma_list(options["forwarded_allow_ips"]),
+        allowed_hosts=_comma_list(options["allowed_hosts"]),
+        jsonp=options["jsonp"],
+        auth=options["auth"] or "auto",
         tls_cert=options["tls_cert"],
         tls_key=options["tls_key"],
         insecure_open=options["insecure_open"],
@@ -369,7 +433,8 @@ def app_from_env() -> object:
 
     raw = json.loads(os.environ[SETTINGS_ENV])
     limits = Limits(**raw.pop("limits"))
-    for name in ("redis", "cors_origins"):
-        raw[name] = tuple(raw[name])
+    for name, value in raw.items():
+        if isinstance(value, list):  # JSON has no tuples
+            raw[name] = tuple(value)
     configure_logging(raw["log_level"], raw["log_format"])
     return create_app(Settings(**raw, limits=limits))
