@@ -110,6 +110,7 @@ class EmbeddedEngine:
         try:
             self._make_private_dir()
             self._acquire_lock()
+            self._make_files_private()
         except OSError as exc:
             raise EngineError(f"cannot use data dir {self._shown_dir}: {exc}") from exc
         try:
@@ -156,19 +157,29 @@ class EmbeddedEngine:
         self.stop()
 
     def _make_private_dir(self) -> None:
-        """Create the data dir 0700, or make an existing one (and what is in it) private again."""
+        """Create the data dir 0700, or make an existing one private again."""
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         mode = stat.S_IMODE(self._dir.stat().st_mode)
-        if mode & _PRIVATE_UMASK:
+        if not mode & _PRIVATE_UMASK:
+            return
+        try:
             self._dir.chmod(0o700)
+        except OSError as exc:  # another user's dir we may write to: serve, but say what it exposes
+            self._log.warning("data dir %s is mode %04o and cannot be made 0700 (%s)", self._shown_dir, mode, exc)
+        else:
             self._log.warning("data dir %s was mode %04o; made it 0700", self._shown_dir, mode)
-        for root, dirs, files in os.walk(self._dir):  # files from earlier versions (0644 AOF)
+
+    def _make_files_private(self) -> None:
+        """Clear group and other bits left on files by earlier versions (a 0644 AOF). Run under the lock."""
+        for root, dirs, files in os.walk(self._dir):
             for name in dirs + files:
                 path = os.path.join(root, name)
-                info = os.lstat(path)
-                if stat.S_ISLNK(info.st_mode) or not stat.S_IMODE(info.st_mode) & _PRIVATE_UMASK:
-                    continue
-                os.chmod(path, stat.S_IMODE(info.st_mode) & ~_PRIVATE_UMASK)
+                try:
+                    info = os.lstat(path)
+                    if not stat.S_ISLNK(info.st_mode) and stat.S_IMODE(info.st_mode) & _PRIVATE_UMASK:
+                        os.chmod(path, stat.S_IMODE(info.st_mode) & ~_PRIVATE_UMASK)
+                except OSError as exc:  # gone, or not ours: the 0700 dir still keeps other users out
+                    self._log.warning("cannot make %s private: %s", path, exc)
 
     def _acquire_lock(self) -> None:
         # Valkey does not lock its data dir, and two servers appending to one AOF corrupt it.
