@@ -115,7 +115,9 @@ class ServeProcess:
 
     def start_outcome(self, timeout: float = 30.0) -> int | None:
         """Wait until the server either exits (its exit code) or answers /ready (None; it is stopped then)."""
-        wait_until(lambda: self.proc.poll() is not None or self.answers(), timeout, 0.05, "restmq serve to exit or answer")
+        wait_until(
+            lambda: self.proc.poll() is not None or self.answers(), timeout, 0.05, "restmq serve to exit or answer"
+        )
         code = self.proc.poll()
         if code is None:
             self.stop()
