@@ -7,7 +7,7 @@ variable, the `--config` TOML file (same names as the options), the default.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import functools
 import json
 import logging
 import os
@@ -98,7 +98,12 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         help="Embedded engine AOF fsync: everysec may lose the last second on an OS crash; always loses nothing.",
     ),
     option("--engine-binary", default=None, help="valkey-server/redis-server to embed."),
-    option("--acl", default=None, type=click.Path(dir_okay=False), help="acl.conf file."),
+    option(
+        "--acl",
+        default=None,
+        type=click.Path(dir_okay=False),
+        help="acl.conf file (the original format: host rules and Basic credentials per section).",
+    ),
     option("--workers", default=1, show_default=True, type=click.IntRange(1, 64)),
     option(
         "--server",
@@ -107,7 +112,12 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         show_default=True,
         help="HTTP server: uvicorn, or granian (Rust; always serves from worker processes, even with one worker).",
     ),
-    option("--insecure-open", is_flag=True, help="Allow a non-loopback address without an ACL or tokens."),
+    option(
+        "--insecure-open",
+        is_flag=True,
+        help="Allow a non-loopback --host without effective authentication (--auth none, an ACL file without "
+        "rules, no tokens): anyone who can reach the port may read and write every queue.",
+    ),
     option(
         "--coalesce/--no-coalesce",
         default=True,
@@ -126,8 +136,10 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         "--auth",
         type=click.Choice(["tokens", "acl", "none"]),
         default=None,
-        help="Authentication: tokens (a bearer token on every request), acl (the --acl file's rules), none. "
-        "Unset: acl with --acl, else tokens once any token exists. A non-loopback --host needs tokens or acl.",
+        help="Authentication: tokens (a bearer token on every request, even before any exists), acl (the --acl "
+        "file's rules; tokens accepted as credentials), none. Unset: the --acl file, plus tokens once any "
+        "exists; without --acl, tokens once any exists (on loopback; elsewhere only if some exist at start). "
+        "Once tokens are required they stay required. A non-loopback --host needs tokens or acl.",
     ),
     option(
         "--forwarded-allow-ips",
@@ -216,15 +228,6 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _tokens_exist(settings: Settings) -> bool:
     """Whether the backend holds any bearer token (then every request needs credentials)."""
     from restmq.storage.factory import open_store
@@ -303,18 +306,20 @@ def serve(**options: Any) -> None:
     (AOF persistence; data survives restarts). Every option also reads RESTMQ_<OPTION>, e.g.
     RESTMQ_PORT=9000 or RESTMQ_REDIS=redis://10.0.0.5:6379, and the --config TOML file.
     """
-    from restmq.web.observe import configure_logging  # the server's imports load only to serve
+    from restmq.cli.auth_mode import check_auth_options, resolve_auth  # the server's imports load only to serve
+    from restmq.web.observe import configure_logging
 
     settings = build_settings(options)
     configure_logging(settings.log_level, settings.log_format)
+    rules = None
     if settings.acl:  # a bad file stops start-up with its error, before anything starts
         from restmq.web.auth import load_acl
 
         try:
-            load_acl(settings.acl)
+            rules = load_acl(settings.acl)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--acl") from None
-    open_to_all = not _is_loopback(settings.host) and not settings.acl and not settings.insecure_open
+    check_auth_options(settings, rules)
     engine = None
     if settings.embedded:
         from restmq.storage.engine import EmbeddedEngine
@@ -325,13 +330,16 @@ def serve(**options: Any) -> None:
         except EngineError as exc:
             raise click.ClickException(str(exc)) from exc
         settings = replace(settings, redis=(url,))
-    if open_to_all and not _tokens_exist(settings):  # tokens in the backend are access control too
+    try:
+        plan = resolve_auth(settings, rules, functools.partial(_tokens_exist, settings))
+    except click.UsageError:
         if engine is not None:
             engine.stop()
-        raise click.UsageError(
-            f"refusing to listen on {settings.host} without access control: give --acl FILE, create tokens "
-            "with `restmq token create`, or say --insecure-open to accept anyone who can reach it"
-        )
+        raise
+    settings = replace(settings, auth=plan.mode)  # workers get the resolved mode with the settings
+    log.info("auth: %s", plan.described)
+    if plan.warning:
+        log.warning("%s", plan.warning)
     # uvicorn re-raises the stop signal once it has shut down; catch it here so that the engine is
     # stopped last, cleanly, before this process exits.
     for sig in (signal.SIGTERM, signal.SIGINT):

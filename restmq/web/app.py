@@ -115,7 +115,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         SHUTDOWN_HOOKS.append(hook)
         _chain_exit_signals()
         app.state.settings = settings
-        app.state.access = Access(store, acl)
+        app.state.access = Access(store, acl, mode=settings.auth)
         app.state.stream_slots = StreamSlots(settings.limits.max_streams, settings.limits.max_streams_per_client)
         reaper = asyncio.create_task(run_reaper(store, settings.reaper_interval), name="restmq-reaper")
         try:

@@ -9,7 +9,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -68,15 +68,28 @@ async def run_app(
 
 
 class ServeProcess:
-    """`restmq serve` in a subprocess, ready once /health answers."""
+    """`restmq serve` in a subprocess, ready once /ready answers.
 
-    def __init__(self, args: Sequence[str], port: int, log_path: Path, env: dict[str, str] | None = None) -> None:
+    `prefix` runs it through another command (e.g. nsenter into a network namespace); `probe(url)`
+    then replaces the readiness check, which must run where the server can be reached."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        port: int,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        *,
+        prefix: Sequence[str] = (),
+        probe: Callable[[str], bool] | None = None,
+    ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log_path
+        self._probe = probe
         self._log = open(log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "restmq", "serve", "--port", str(port), *args],
+            [*prefix, sys.executable, "-m", "restmq", "serve", "--port", str(port), *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
@@ -86,13 +99,31 @@ class ServeProcess:
         def up() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"restmq serve exited {self.proc.returncode}:\n{self.log()}")
-            try:
-                return httpx.get(self.url + "/ready", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+            return self.answers()
 
         wait_until(up, timeout, 0.02, "restmq serve to answer /ready")
         return self
+
+    def answers(self) -> bool:
+        """Whether /ready answers 200 now."""
+        if self._probe is not None:
+            return self._probe(self.url)
+        try:
+            return httpx.get(self.url + "/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start_outcome(self, timeout: float = 30.0) -> int | None:
+        """Wait until the server either exits (its exit code) or answers /ready (None; it is stopped then)."""
+        wait_until(
+            lambda: self.proc.poll() is not None or self.answers(), timeout, 0.05, "restmq serve to exit or answer"
+        )
+        code = self.proc.poll()
+        if code is None:
+            self.stop()
+        else:
+            self._log.close()
+        return code
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
