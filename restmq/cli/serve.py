@@ -418,7 +418,7 @@ def run_uvicorn(settings: Settings) -> None:
         "log_config": None,
         "access_log": settings.log_level == "debug",
         "loop": "uvloop",
-        "http": "restmq.cli.uvicorn_http:HeaderDeadlineProtocol",  # httptools, and slowloris closed
+        "http": "restmq.cli.uvicorn_http:TimeBoundProtocol",  # httptools, with every connection bounded in time
         "proxy_headers": False,  # restmq/web/peers.py reads them, only from --forwarded-allow-ips
         "ws": "websockets-sansio",
         "ws_max_size": settings.limits.max_frame,

@@ -1,14 +1,21 @@
-"""Addresses a server can trust (issue 13), on real `restmq serve` processes, uvicorn and granian alike.
+"""Addresses a server can trust, and connections bounded in time (issue 13), on real `restmq serve`
+processes, uvicorn and granian alike.
 
 - X-Forwarded-For/-Proto are believed only from the proxies --forwarded-allow-ips names; from them
   an address that cannot be parsed is a 400, never an allow.
 - `--host ::` listens on IPv6 and IPv4 on every path (uvicorn, uvicorn --workers 2, granian), and an
   IPv4 client, seen as ::ffff:a.b.c.d, is matched by IPv4 rules. These run in a private network
   namespace with only lo up.
+- A body that trickles in never holds its connection: after the response (or the 408 for a body
+  that came too slowly) the server closes it, and /health answers while hundreds of such
+  connections are being opened against a server with few file descriptors.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -19,6 +26,7 @@ from websockets.exceptions import InvalidStatus
 
 from tests.helpers.auth import write_acl
 from tests.helpers.netns import run_python_isolated
+from tests.helpers.rawhttp import closed_by_server, raw_connection, read_response, trickle
 from tests.helpers.server import ServeProcess, serve
 from tests.helpers.streams import ws_url
 
@@ -205,3 +213,108 @@ def test_host_ipv6_any_does_not_depend_on_the_kernel_default(redis_url: str, tmp
         assert "bindv6only" in str(outcome["log"]) and "Traceback" not in str(outcome["log"]), outcome
     else:
         assert outcome == EXPECTED
+
+
+# -- slow bodies: every connection bounded in time -------------------------------------------------
+
+TIMEOUTS = ["--idle-timeout", "1", "--body-timeout", "1"]
+CLOSE_BOUND = 8.0  # seconds: the timeouts are 1 s; the rest is room for a loaded machine
+
+
+@pytest.fixture
+def timed_server(redis_url: str, tmp_path: Path, server_args: list[str]) -> Iterator[ServeProcess]:
+    with serve(["--redis", redis_url, *TIMEOUTS, *server_args], tmp_path) as server:
+        yield server
+
+
+async def assert_dropped_while_trickling(server: ServeProcess, head: bytes, piece: bytes, expected_status: int) -> None:
+    """Send `head`, then `piece` every 0.2 s: the response comes, and the server closes the
+    connection (EOF, then writes fail) within CLOSE_BOUND seconds of it, whatever is still coming."""
+    async with raw_connection(server.url) as (reader, writer):
+        writer.write(head)
+        sender = asyncio.create_task(trickle(writer, piece, 0.2))
+        try:
+            status, _, body = await read_response(reader, timeout=CLOSE_BOUND)
+            assert status == expected_status, body
+            answered = time.monotonic()
+            assert await closed_by_server(reader, timeout=CLOSE_BOUND), "the connection was kept"
+            await asyncio.wait_for(sender, CLOSE_BOUND)  # the server stopped reading: the writes fail
+            assert time.monotonic() - answered < CLOSE_BOUND
+        finally:
+            sender.cancel()
+
+
+async def test_the_unread_rest_of_a_body_does_not_hold_the_connection(timed_server: ServeProcess) -> None:
+    """Issue 13: a request whose body keeps trickling in after its response (here /health, which
+    reads no body) kept its connection on uvicorn for as long as a byte came every few seconds."""
+    head = b"GET /health HTTP/1.1\r\nHost: test\r\nContent-Length: 100000\r\n\r\nx"
+    await assert_dropped_while_trickling(timed_server, head, b"x", 200)
+
+
+@pytest.mark.parametrize(
+    ("framing", "piece"),
+    [("Content-Length: 100000", b"x"), ("Transfer-Encoding: chunked", b"1\r\nx\r\n")],
+    ids=["content-length", "chunked"],
+)
+async def test_a_body_too_slow_gets_408_and_its_connection_closed(
+    timed_server: ServeProcess, framing: str, piece: bytes
+) -> None:
+    """Issue 13: after the 408 for a body that did not arrive within --body-timeout, the server
+    closes the connection instead of waiting for the rest of the body."""
+    head = (
+        b"POST /q/slow HTTP/1.1\r\nHost: test\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        + framing.encode()
+        + b"\r\n\r\n"
+    )
+    await assert_dropped_while_trickling(timed_server, head, piece, 408)
+    assert httpx.get(timed_server.url + "/stats/slow", timeout=10).json()["added"] == 0
+
+
+async def test_health_answers_while_hundreds_of_bodies_trickle(
+    redis_url: str, tmp_path: Path, server_args: list[str]
+) -> None:
+    """Issue 13: with 256 file descriptors, 400 connections whose bodies trickle (opened at ~100
+    per second, a byte each per second) exhausted uvicorn's descriptors and /health stopped
+    answering; each such connection must end right after its response."""
+    args = ["--redis", redis_url, *TIMEOUTS, *server_args]
+    head = b"GET /health HTTP/1.1\r\nHost: test\r\nContent-Length: 100000\r\n\r\nx"
+    with serve(args, tmp_path, open_files=256) as server:
+        connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        host, port = "127.0.0.1", server.port
+
+        async def attacker() -> None:
+            for _ in range(400):
+                reader, writer = await asyncio.open_connection(host, port)
+                writer.write(head)
+                connections.append((reader, writer))
+                await asyncio.sleep(0.01)  # the attack's pace (about 100 connections a second)
+
+        async def trickler() -> None:
+            while True:
+                for _, writer in connections:
+                    if not writer.is_closing():
+                        writer.write(b"x")
+                await asyncio.sleep(1.0)
+
+        opening = asyncio.create_task(attacker())
+        sending = asyncio.create_task(trickler())
+        try:
+            async with httpx.AsyncClient(timeout=10) as client:
+                answered = 0
+                while not opening.done() or answered < 5:
+                    started = time.monotonic()
+                    health = await client.get(server.url + "/health", headers={"Connection": "close"})
+                    assert health.status_code == 200
+                    assert time.monotonic() - started < 5, "/health was slow to answer"
+                    answered += 1
+                    await asyncio.sleep(0.25)  # one health check every quarter second, as a monitor would
+                await opening
+
+            deadline = time.monotonic() + 20
+            for reader, _ in connections:
+                assert await closed_by_server(reader, timeout=max(0.1, deadline - time.monotonic()))
+        finally:
+            opening.cancel()
+            sending.cancel()
+            for _, writer in connections:
+                writer.close()
