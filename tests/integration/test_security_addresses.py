@@ -24,7 +24,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.helpers.auth import write_acl
+from tests.helpers.auth import restmq_cli, write_acl
 from tests.helpers.netns import run_python_isolated
 from tests.helpers.rawhttp import closed_by_server, raw_connection, read_response, trickle
 from tests.helpers.server import ServeProcess, serve
@@ -168,6 +168,14 @@ async def test_an_unparsable_forwarded_header_from_a_named_proxy_is_400(
             async with connect(ws_url(server.url, "jobs"), additional_headers=headers, open_timeout=10):
                 pass
         assert refused.value.response.status_code == 403
+
+
+@pytest.mark.parametrize("value", ["*", "10.0.0.1,proxy.example", "10.0.0.0/33"])
+def test_serve_refuses_a_proxy_list_it_cannot_parse(value: str) -> None:
+    """Issue 13: a mistyped --forwarded-allow-ips stops start-up instead of trusting nobody, or anybody."""
+    result = restmq_cli("serve", "--redis", "redis://127.0.0.1:1", "--forwarded-allow-ips", value)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Invalid value for --forwarded-allow-ips" in result.stderr and "Traceback" not in result.stderr
 
 
 # -- dual-stack listening and IPv4-mapped peers ----------------------------------------------------
