@@ -46,20 +46,27 @@ class PeerAddress:
         return any(address in network for network in self.proxies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = scope.get("client") if scope["type"] in ("http", "websocket") else None
-        if client:
-            if ":" in client[0]:  # only IPv6 addresses can be IPv4-mapped
-                client = scope["client"] = (canonical_host(client[0]), client[1])
-            if self.proxies and self._is_proxy(client[0]):
-                try:
-                    self._believe_proxy(scope)
-                except InvalidForwarded as exc:
-                    if scope["type"] == "http":
-                        await error_response(exc)(scope, receive, send)
-                    else:  # closed before it is accepted: the handshake is refused (403)
-                        await send({"type": "websocket.close", "code": 1008, "reason": exc.message[:120]})
-                    return
+        client = scope.get("client")  # only HTTP and WebSocket scopes have one
+        # the common case costs a lookup and a test: an IPv4 peer, no proxies named
+        if client and (self.proxies or ":" in client[0]) and not await self._settle(scope, client, receive, send):
+            return
         await self.app(scope, receive, send)
+
+    async def _settle(self, scope: Scope, client: tuple[str, int], receive: Receive, send: Send) -> bool:
+        """Settle scope["client"] and scope["scheme"]; False when the request was refused here."""
+        if ":" in client[0]:  # only IPv6 addresses can be IPv4-mapped
+            client = scope["client"] = (canonical_host(client[0]), client[1])
+        if not (self.proxies and self._is_proxy(client[0])):
+            return True
+        try:
+            self._believe_proxy(scope)
+        except InvalidForwarded as exc:
+            if scope["type"] == "http":
+                await error_response(exc)(scope, receive, send)
+            else:  # closed before it is accepted: the handshake is refused (403)
+                await send({"type": "websocket.close", "code": 1008, "reason": exc.message[:120]})
+            return False
+        return True
 
     def _believe_proxy(self, scope: Scope) -> None:
         forwarded_for: list[bytes] = []
