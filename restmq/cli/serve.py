@@ -423,7 +423,7 @@ def run_uvicorn(settings: Settings) -> None:
         "ws": "websockets-sansio",
         "ws_max_size": settings.limits.max_frame,
         "lifespan": "on",
-        "timeout_keep_alive": int(settings.limits.idle_timeout),
+        "timeout_keep_alive": settings.limits.idle_timeout,  # a float: int() made 0.5 s close every connection
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
         "ssl_certfile": settings.tls_cert,
         "ssl_keyfile": settings.tls_key,

@@ -326,3 +326,12 @@ async def test_health_answers_while_hundreds_of_bodies_trickle(
             sending.cancel()
             for _, writer in connections:
                 writer.close()
+
+
+async def test_a_fractional_idle_timeout_is_kept(redis_url: str, tmp_path: Path, server_args: list[str]) -> None:
+    """Issue 13: uvicorn rounded --idle-timeout down, so 0.5 closed every connection before its request."""
+    with serve(["--redis", redis_url, "--idle-timeout", "0.5", *server_args], tmp_path) as server:
+        async with raw_connection(server.url) as (reader, writer):
+            writer.write(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+            assert (await read_response(reader, timeout=CLOSE_BOUND))[0] == 200
+            assert await closed_by_server(reader, timeout=CLOSE_BOUND)
