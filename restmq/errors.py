@@ -50,6 +50,12 @@ class InvalidParameter(BadRequest):
     code = "PARAMETER_INVALID"
 
 
+class InvalidForwarded(BadRequest):
+    """A trusted proxy's X-Forwarded-For or X-Forwarded-Proto that cannot be parsed."""
+
+    code = "FORWARDED_INVALID"
+
+
 class NotFound(RestMQError):
     code = "NOT_FOUND"
     status = 404

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import signal
+import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import replace
@@ -21,6 +22,7 @@ import click
 
 from restmq.config import Limits, Settings
 from restmq.errors import EngineError, RestMQError
+from restmq.web.addresses import parse_networks
 
 log = logging.getLogger("restmq")
 SETTINGS_ENV = "RESTMQ_INTERNAL_SETTINGS"  # hands the settings to worker processes
@@ -73,7 +75,12 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         callback=_load_config_file,
         help="TOML file with option defaults (keys named like the options: port = 9000).",
     ),
-    option("--host", default="127.0.0.1", show_default=True, help="Address to listen on."),
+    option(
+        "--host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address to listen on (:: takes IPv6 and IPv4 connections, 0.0.0.0 IPv4 only).",
+    ),
     option("--port", default=8888, show_default=True, type=click.IntRange(0, 65535)),
     option(
         "--data-dir",
@@ -271,6 +278,11 @@ def build_settings(options: dict[str, Any]) -> Settings:
     )
     if bool(options["tls_cert"]) != bool(options["tls_key"]):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    proxies = _comma_list(options["forwarded_allow_ips"])
+    try:
+        parse_networks(proxies)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--forwarded-allow-ips") from None
     return Settings(
         host=options["host"],
         port=options["port"],
@@ -284,7 +296,7 @@ def build_settings(options: dict[str, Any]) -> Settings:
         log_level=options["log_level"],
         log_format=options["log_format"],
         cors_origins=tuple(options["cors_origins"]),
-        forwarded_allow_ips=_comma_list(options["forwarded_allow_ips"]),
+        forwarded_allow_ips=proxies,
         allowed_hosts=_comma_list(options["allowed_hosts"]),
         jsonp=options["jsonp"],
         auth=options["auth"] or "auto",
@@ -376,7 +388,7 @@ def run(settings: Settings) -> None:
     log.info(
         "RestMQ on %s://%s:%d, %d worker(s) on %s, backend %s",
         scheme,
-        settings.host,
+        f"[{settings.host}]" if ":" in settings.host else settings.host,
         settings.port,
         settings.workers,
         settings.server,
@@ -414,20 +426,26 @@ def run_uvicorn(settings: Settings) -> None:
         "log_config": None,
         "access_log": settings.log_level == "debug",
         "loop": "uvloop",
-        "http": "restmq.cli.uvicorn_http:HeaderDeadlineProtocol",  # httptools, and slowloris closed
+        "http": "restmq.cli.uvicorn_http:TimeBoundProtocol",  # httptools, with every connection bounded in time
+        "proxy_headers": False,  # restmq/web/peers.py reads them, only from --forwarded-allow-ips
         "ws": "websockets-sansio",
         "ws_max_size": settings.limits.max_frame,
         "lifespan": "on",
-        "timeout_keep_alive": int(settings.limits.idle_timeout),
+        "timeout_keep_alive": settings.limits.idle_timeout,  # a float: int() made 0.5 s close every connection
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
         "ssl_certfile": settings.tls_cert,
         "ssl_keyfile": settings.tls_key,
         "server_header": False,
     }
     if settings.workers == 1:
+        from restmq.cli.sockets import listening_socket
         from restmq.web.app import create_app
 
-        uvicorn.run(create_app(settings), **options)
+        sock = listening_socket(settings.host, settings.port)  # dual-stack on ::, as on every path
+        server = uvicorn.Server(uvicorn.Config(create_app(settings), **options))
+        server.run(sockets=[sock])
+        if not server.started:  # the app could not start (its error is logged), as uvicorn.run says
+            sys.exit(3)
         return
     from restmq.cli.workers import run_workers
 

@@ -27,6 +27,7 @@ from restmq.web.errors import InputGuard, restmq_error, unexpected_error
 from restmq.web.hot import HotRoutes
 from restmq.web.limits import StreamSlots
 from restmq.web.observe import RequestContext
+from restmq.web.peers import PeerAddress
 from restmq.web.routes import routes
 
 log = logging.getLogger("restmq.web")
@@ -76,7 +77,8 @@ async def run_reaper(store: Store, interval: float) -> None:
 
 
 def _middleware(settings: Settings) -> list[Middleware]:
-    stack = [Middleware(RequestContext)]
+    # The client's address and scheme are settled first, for everything after (ACL, stream limits).
+    stack = [Middleware(RequestContext), Middleware(PeerAddress, proxies=settings.forwarded_allow_ips)]
     if settings.cors_origins:
         wildcard = "*" in settings.cors_origins
         stack.append(

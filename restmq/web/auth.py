@@ -13,9 +13,14 @@ acl.conf has one section per consumer kind, each optional:
     [websocket:consumer]     ; /ws (also accepts the cookie auth=user:pass; weak, kept for compatibility)
 
 Addresses match exactly, networks by CIDR; a deny rule wins over an allow rule; a non-empty
-allow list admits only what it lists. A request authenticates with the section's Basic
-credentials or with a bearer token (`Authorization: Bearer rmq_...`, or `?token=` where headers
-cannot be set, as with EventSource).
+allow list admits only what it lists. An IPv4 client seen on a dual-stack socket as ::ffff:a.b.c.d
+is matched as a.b.c.d (and a rule written as an IPv4-mapped network as its IPv4 network). A
+connection without an address (or with one that cannot be parsed) is refused by any section with
+host rules, deny-only ones included: no rule can be shown to pass. The address is the one
+restmq/web/peers.py settled (the peer, or what a proxy named by --forwarded-allow-ips forwarded).
+
+A request authenticates with the section's Basic credentials or with a bearer token
+(`Authorization: Bearer rmq_...`, or `?token=` where headers cannot be set, as with EventSource).
 
 What a request needs depends on the mode (`--auth`, see docs/security-defaults.md):
 - tokens: a valid bearer token, always (and the ACL's host rules, when there is an ACL);
@@ -44,10 +49,10 @@ from restmq.core.names import check_queue_name
 from restmq.core.tokens import TokenRecord, split, verify
 from restmq.errors import BackendUnavailable, BadRequest, Forbidden, Unauthorized
 from restmq.storage.base import Store
+from restmq.web.addresses import Network, canonical, parse_networks
 
 CATEGORIES = ("rest:producer", "rest:consumer", "comet:consumer", "websocket:consumer")
 AUTH_MODES = ("tokens", "acl", "none", "auto")
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -59,9 +64,9 @@ class AclRule:
 
     def admits(self, address: str | None) -> bool:
         try:
-            ip = ipaddress.ip_address(address or "")
-        except ValueError:  # unix socket or unknown peer: only an empty allow list admits it
-            return not self.allow
+            ip = canonical(ipaddress.ip_address(address or ""))
+        except ValueError:  # no address (not a TCP peer), or not one: no host rule can be shown to pass
+            return not self.allow and not self.deny
         if any(ip in net for net in self.deny):
             return False
         return not self.allow or any(ip in net for net in self.allow)
@@ -80,13 +85,10 @@ class AclRule:
 
 
 def _networks(raw: str, path: str, section: str) -> tuple[Network, ...]:
-    networks = []
-    for item in raw.replace(",", " ").split():
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ValueError(f"{path} [{section}]: {item!r} is not an address or CIDR network") from None
-    return tuple(networks)
+    try:
+        return parse_networks(raw.replace(",", " ").split())
+    except ValueError as exc:
+        raise ValueError(f"{path} [{section}]: {exc}") from None
 
 
 def load_acl(path: str | Path) -> dict[str, AclRule]:

@@ -4,7 +4,8 @@ A server bound to every address inside it is reachable from inside it only, so a
 what `restmq serve --host 0.0.0.0` does never exposes anything on the machine's real interfaces.
 The namespace lives as long as a sleeping holder process (`unshare --net`); commands enter it with
 `nsenter`. Both need root, as in CI. Clients run inside it too: `request` is a small Python process
-there (urllib), and `NetNamespace.serve` starts `restmq serve` inside it.
+there (urllib), and `NetNamespace.serve` starts `restmq serve` inside it. `run_isolated` runs a
+whole command in a namespace of its own, for a test that needs no more than that.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 from tests.helpers.server import ServeProcess, free_port
+
+REPO = Path(__file__).resolve().parents[2]
 
 # One request from inside the namespace; prints the status (0 when nothing answered).
 _CLIENT = """
@@ -81,3 +84,28 @@ def network_namespace() -> Iterator[NetNamespace]:
         yield namespace
     finally:
         namespace.close()
+
+
+def run_isolated(
+    argv: Sequence[str], *, bindv6only: bool | None = None, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """Run `argv` (from the repository root) in a new network namespace with `lo` up; with
+    `bindv6only` set, the namespace's net.ipv6.bindv6only sysctl is set first."""
+    setup = "ip link set lo up"
+    if bindv6only is not None:
+        setup += f" && echo {int(bindv6only)} > /proc/sys/net/ipv6/bindv6only"
+    return subprocess.run(
+        ["unshare", "--net", "sh", "-c", setup + ' && exec "$@"', "sh", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def run_python_isolated(
+    module: str, *args: str, bindv6only: bool | None = None, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
+    """`python -m module args...` in a private network namespace (see run_isolated)."""
+    return run_isolated([sys.executable, "-m", module, *args], bindv6only=bindv6only, timeout=timeout)

@@ -92,6 +92,14 @@ def basic(user: str, password: str) -> dict[str, str]:
         ("fd00::/8", "", "fe80::1", False),
         ("", "::1", "::1", False),
         ("", "", "203.0.113.9", True),
+        # issue 13: an IPv4 client on a dual-stack socket is matched as IPv4
+        ("127.0.0.1", "", "::ffff:127.0.0.1", True),
+        ("", "127.0.0.0/8", "::ffff:127.0.0.5", False),
+        ("10.0.0.0/8", "", "::ffff:10.1.2.3", True),
+        ("10.0.0.0/8", "", "::ffff:11.1.2.3", False),
+        ("::ffff:10.0.0.0/104", "", "10.1.2.3", True),  # a rule written IPv4-mapped is its IPv4 network
+        ("", "::ffff:10.0.0.12", "10.0.0.12", False),
+        ("::1", "", "::ffff:0.0.0.1", False),
     ],
 )
 def test_admits(allow: str, deny: str, address: str, admitted: bool) -> None:
@@ -104,11 +112,15 @@ def test_a_host_network_written_loosely_is_its_network() -> None:
     assert loose.admits("10.0.0.200") and not loose.admits("10.0.1.5")
 
 
-def test_an_unknown_peer_is_admitted_only_by_an_empty_allow_list() -> None:
+def test_an_unknown_peer_is_admitted_only_by_a_rule_without_host_lists() -> None:
+    """Issue 13: a deny-only rule fails closed too; an address that cannot be parsed is never allowed."""
     assert not rule("127.0.0.1").admits(None)
     assert not rule("127.0.0.1").admits("not-an-address")
     assert rule().admits(None)
-    assert rule(deny="10.0.0.1").admits(None)
+    assert rule(username="u", password="p").admits(None)
+    assert not rule(deny="10.0.0.1").admits(None)
+    assert not rule(deny="10.0.0.1").admits("garbage")
+    assert not rule(deny="127.0.0.0/8").admits("")
 
 
 def test_credentials_are_compared_exactly() -> None:
