@@ -314,6 +314,7 @@ def serve(**options: Any) -> None:
             load_acl(settings.acl)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--acl") from None
+    _check_allowed_hosts(settings)
     open_to_all = not _is_loopback(settings.host) and not settings.acl and not settings.insecure_open
     engine = None
     if settings.embedded:
@@ -342,6 +343,21 @@ def serve(**options: Any) -> None:
         if engine is not None:
             engine.stop()
     log.info("RestMQ stopped")
+
+
+def _check_allowed_hosts(settings: Settings) -> None:
+    """A bad --allowed-hosts entry stops start-up; a wildcard bind without one is told what it serves."""
+    from restmq.web.browser import WILDCARD_BINDS, HostAllowlist
+
+    try:
+        HostAllowlist(settings.allowed_hosts, settings.host)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allowed-hosts") from None
+    if settings.host in WILDCARD_BINDS and not settings.allowed_hosts:
+        log.info(
+            "serving requests for localhost and this machine's own addresses; requests naming it otherwise get "
+            "421 (DNS rebinding protection): list its names with --allowed-hosts"
+        )
 
 
 @click.command(name="config")

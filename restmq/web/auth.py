@@ -112,7 +112,10 @@ def _basic(conn: HTTPConnection) -> tuple[str, str] | None:
             raise BadRequest("malformed Basic credentials", code="AUTH_INVALID") from None
         return (user, password) if sep else None
     cookie = conn.cookies.get("auth")
-    if cookie and conn.scope["type"] == "websocket":
+    # A browser sends the cookie with every WebSocket any page opens to this host: it counts only from
+    # this server's own pages, listed origins, or no page at all (browser.BrowserGuard refused the rest,
+    # but --cors-origin '*' lets any page connect, without credentials).
+    if cookie and conn.scope["type"] == "websocket" and conn.app.state.origins.trusts_credentials_of(conn.scope):
         user, sep, password = cookie.partition(":")
         return (user, password) if sep else None
     return None
