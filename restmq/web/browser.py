@@ -10,8 +10,8 @@ hot path):
 2. **Cross-site** (a page's form, script tag, fetch() or WebSocket aimed at this server). A request
    whose browser says it comes from elsewhere (`Origin` not this server's own and not a --cors-origin,
    or `Sec-Fetch-Site: cross-site`/`same-site` without such an origin) is a 403, except GET and HEAD
-   of the pages and files that hold no messages and change nothing (PUBLIC below) and CORS
-   preflights. Requests without these headers (curl, scripts, the client library) are not a
+   of the pages and files that change nothing (PUBLIC below; the dashboard pages then come without
+   their data) and CORS preflights. Requests without these headers (curl, scripts, the client library) are not a
    browser's and pass.
 
 docs/security-browser.md gives the threat model and every rule with its reason.
@@ -29,10 +29,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from restmq.errors import CrossSiteRequest, HostNotAllowed, RestMQError
 
-# Pages and files that show no message and change nothing: a link from another site may open them.
-# "/" only without a query string (GET /?queue=q takes a message).
+# Pages and files a link from another site may open (GET and HEAD): they change nothing, and the
+# dashboard pages come without their data (CROSS_SITE marks the request; the page's own script loads
+# the data, same-origin). "/" only without a query string: GET /?queue=q takes a message.
 PUBLIC = frozenset({"/ui", "/docs", "/openapi.json", "/asyncapi.json", "/health", "/ready"})
-PUBLIC_PREFIX = "/ui/static/"
+PUBLIC_PREFIXES = ("/ui/static/", "/j/")
+CROSS_SITE = "restmq.cross_site"  # scope key: served although cross-site, so show no data
 WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::", "[::]"})
 DEFAULT_PORTS = {"http": "80", "https": "443"}
 _NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
@@ -209,7 +211,7 @@ def _public(scope: Scope) -> bool:
     path: str = scope["path"]
     if path == "/":
         return not scope["query_string"]
-    return path in PUBLIC or path.startswith(PUBLIC_PREFIX)
+    return path in PUBLIC or path.startswith(PUBLIC_PREFIXES)
 
 
 class BrowserGuard:
@@ -240,6 +242,7 @@ class BrowserGuard:
             )
         elif (origin is not None or site is not None) and not self._allowed(scope, host, origin, site):
             if _public(scope):
+                scope[CROSS_SITE] = True
                 await self.app(scope, receive, send)
                 return
             source = repr(origin.decode("latin-1")[:100]) if origin is not None else "another site"

@@ -5,10 +5,13 @@ and the headers that keep pages out of frames and stop content sniffing."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from restmq.storage.engine import EmbeddedEngine
@@ -184,7 +187,6 @@ READS = [
     "/stats/",
     "/stats/jobs",
     "/q/",
-    "/j/jobs",
     "/metrics",
     "/c/jobs",
     "/sse/jobs",
@@ -217,6 +219,19 @@ async def test_pages_without_messages_stay_reachable_from_other_sites(client: ht
     navigate = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
     assert (await client.get(path, headers=navigate)).status_code == 200
     assert (await client.head(path, headers=navigate)).status_code == 200
+
+
+async def test_dashboard_pages_opened_from_another_site_come_without_data(client: httpx.AsyncClient) -> None:
+    """The page's own script fills them in (a same-origin request); the other site learns nothing."""
+    await add(client, "secret.queue", "secret value")
+    navigate = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Accept": "text/html"}
+    for path in ("/", "/ui", "/j/secret.queue"):
+        page = await client.get(path, headers=navigate)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), path
+        assert "secret value" not in page.text and 'data-queue="secret.queue"' not in page.text, path
+        own = await client.get(path, headers={**navigate, "Sec-Fetch-Site": "same-origin"})
+        assert "secret.queue" in own.text and ("secret value" in own.text or path != "/j/secret.queue"), path
+    assert await length(client, "secret.queue") == 1
 
 
 async def test_own_origin_and_user_typed_requests_are_served(served: ServeProcess, client: httpx.AsyncClient) -> None:
@@ -376,3 +391,66 @@ async def test_pages_cannot_be_framed_and_nothing_is_sniffed(client: httpx.Async
         assert stream.headers["x-content-type-options"] == "nosniff"
     async with client.stream("GET", "/sse/jobs") as stream:
         assert stream.headers["x-content-type-options"] == "nosniff"
+
+
+# -- a wildcard bind, in a network namespace whose lo also holds 10.77.0.1 ---------------------------
+
+WILDCARD_PROBE = """
+import json, subprocess, sys, time
+import httpx
+
+server, bind, redis_url = sys.argv[1:4]
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+subprocess.run(["ip", "addr", "add", "10.77.0.1/32", "dev", "lo"], check=True)
+log = open(sys.argv[4], "wb")
+command = [sys.executable, "-m", "restmq", "serve", "--host", bind, "--port", "8888", "--server", server,
+           "--redis", redis_url, "--insecure-open", *sys.argv[5:]]
+proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+try:
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get("http://10.77.0.1:8888/health", timeout=1)
+            break
+        except httpx.HTTPError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("restmq serve did not start")
+            time.sleep(0.05)
+    hosts = ["10.77.0.1:8888", "10.77.0.1", "127.0.0.1:8888", "localhost", "queue.example", "10.77.0.2"]
+    print(json.dumps({host: httpx.get("http://10.77.0.1:8888/health", headers={"Host": host}).status_code
+                      for host in hosts}))
+finally:
+    proc.terminate()
+    proc.wait(30)
+"""
+
+
+@pytest.mark.parametrize(("server", "bind"), [("uvicorn", "0.0.0.0"), ("uvicorn", "::"), ("granian", "0.0.0.0")])
+def test_a_wildcard_bind_serves_its_own_addresses_and_listed_names_only(
+    redis_url: str, tmp_path: Path, server: str, bind: str
+) -> None:
+    """--host 0.0.0.0 (or ::) without --allowed-hosts: the machine's own addresses and localhost are served,
+    names are not (they could be rebound) until --allowed-hosts lists them. Runs in `unshare -n`."""
+    probe = tmp_path / "probe.py"
+    probe.write_text(WILDCARD_PROBE)
+
+    def run(*extra: str) -> dict[str, int]:
+        log = tmp_path / f"serve{len(extra)}.log"
+        args = ["unshare", "-n", sys.executable, str(probe), server, bind, redis_url, str(log), *extra]
+        result = subprocess.run(args, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stdout + result.stderr + log.read_text(errors="replace")
+        statuses: dict[str, int] = orjson.loads(result.stdout.strip().splitlines()[-1])
+        return statuses
+
+    served_by_default = run()
+    assert served_by_default == {
+        "10.77.0.1:8888": 200,
+        "10.77.0.1": 200,
+        "127.0.0.1:8888": 200,
+        "localhost": 200,
+        "queue.example": 421,
+        "10.77.0.2": 421,
+    }
+    assert "--allowed-hosts" in (tmp_path / "serve0.log").read_text()  # start-up says how to add names
+    listed = run("--allowed-hosts", "queue.example")
+    assert listed["queue.example"] == 200 and listed["10.77.0.2"] == 421
