@@ -347,7 +347,7 @@ def serve(**options: Any) -> None:
 
 def _check_allowed_hosts(settings: Settings) -> None:
     """A bad --allowed-hosts entry stops start-up; a wildcard bind without one is told what it serves."""
-    from restmq.web.browser import WILDCARD_BINDS, HostAllowlist
+    from restmq.web.hosts import WILDCARD_BINDS, HostAllowlist
 
     try:
         HostAllowlist(settings.allowed_hosts, settings.host)

@@ -23,8 +23,9 @@ from restmq.errors import BackendUnavailable, RestMQError
 from restmq.storage.base import Store
 from restmq.storage.factory import open_store
 from restmq.web.auth import Access, load_acl
-from restmq.web.browser import BrowserGuard, HostAllowlist, OriginPolicy
+from restmq.web.browser import BrowserGuard, OriginPolicy
 from restmq.web.errors import InputGuard, restmq_error, unexpected_error
+from restmq.web.hosts import HostAllowlist
 from restmq.web.hot import HotRoutes
 from restmq.web.limits import StreamSlots
 from restmq.web.observe import RequestContext

@@ -3,31 +3,27 @@
 Two checks run before anything else, from the raw ASGI headers (no Request object: they sit on the
 hot path):
 
-1. **Host** (DNS rebinding: a page on attacker.example re-points its name at 127.0.0.1 and reads
-   the answers as same-origin). A request whose Host names neither a localhost name, a loopback
-   address, the address bound, the address the connection arrived on, nor an --allowed-hosts entry
-   is a 421. Ports do not matter; a request with no Host (HTTP/1.0) is served.
+1. **Host** (DNS rebinding; hosts.HostAllowlist says which Hosts are served): any other is a 421.
+   A request with no Host (HTTP/1.0) is served.
 2. **Cross-site** (a page's form, script tag, fetch() or WebSocket aimed at this server). A request
    whose browser says it comes from elsewhere (`Origin` not this server's own and not a --cors-origin,
    or `Sec-Fetch-Site: cross-site`/`same-site` without such an origin) is a 403, except GET and HEAD
    of the pages and files that change nothing (PUBLIC below; the dashboard pages then come without
-   their data) and CORS preflights. Requests without these headers (curl, scripts, the client library) are not a
-   browser's and pass.
+   their data) and CORS preflights. Requests without these headers (curl, scripts, the client
+   library) are not a browser's and pass.
 
 docs/security-browser.md gives the threat model and every rule with its reason.
 """
 
 from __future__ import annotations
 
-import functools
-import ipaddress
-import re
 from collections.abc import Iterable
 
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from restmq.errors import CrossSiteRequest, HostNotAllowed, RestMQError
+from restmq.web.hosts import HostAllowlist, split_authority
 
 # Pages and files a link from another site may open (GET and HEAD): they change nothing, and the
 # dashboard pages come without their data (CROSS_SITE marks the request; the page's own script loads
@@ -35,10 +31,7 @@ from restmq.errors import CrossSiteRequest, HostNotAllowed, RestMQError
 PUBLIC = frozenset({"/ui", "/docs", "/openapi.json", "/asyncapi.json", "/health", "/ready"})
 PUBLIC_PREFIXES = ("/ui/static/", "/j/")
 CROSS_SITE = "restmq.cross_site"  # scope key: served although cross-site, so show no data
-WILDCARD_BINDS = frozenset({"", "0.0.0.0", "::", "[::]"})
 DEFAULT_PORTS = {"http": "80", "https": "443"}
-_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?)*")
-_CACHE_LIMIT = 1024  # distinct Host values remembered; made-up ones must not grow it without bound
 
 # Headers every response carries, and those of HTML pages (stamped by observe.RequestContext, which
 # already rebuilds each response's header list). The CSP allows what the pages use: their own scripts
@@ -52,100 +45,6 @@ PAGE_HEADERS = (
         b"base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
     ),
 )
-
-
-def split_authority(text: str) -> tuple[str, str | None] | None:
-    """`Host`-style text -> (host in lower case, without brackets or a final dot; port or None), or None
-    when it is not one: example.com:80 -> ("example.com", "80"), [::1] -> ("::1", None)."""
-    text = text.strip().lower()
-    if text.startswith("["):
-        end = text.find("]")
-        host, rest = text[1:end], text[end + 1 :]
-        if end < 0 or not host:
-            return None
-    else:
-        host, sep, digits = text.partition(":")
-        rest = sep + digits
-    if rest and not (rest[0] == ":" and rest[1:].isdigit()):
-        return None
-    host = host.removesuffix(".")
-    return (host, rest[1:] or None) if host else None
-
-
-@functools.lru_cache(maxsize=256)
-def normal_ip(text: str) -> str | None:
-    """The address in `text` as one spelling (IPv4-mapped IPv6 as IPv4), or None when it is not one."""
-    try:
-        ip = ipaddress.ip_address(text)
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return str(ip)
-
-
-def _is_loopback(address: str) -> bool:
-    return ipaddress.ip_address(address).is_loopback
-
-
-class HostAllowlist:
-    """Which Host header values are served. Loopback names and addresses always are; so are the address
-    bound and the one each connection arrived on (for a wildcard bind, this machine's own addresses)."""
-
-    def __init__(self, entries: Iterable[str], bound: str) -> None:
-        self.any = False
-        self.names: set[str] = set()
-        self.suffixes: list[str] = []
-        self.addresses: set[str] = set()
-        for entry in entries:
-            self._add(entry)
-        if bound not in WILDCARD_BINDS:
-            self._add(bound)
-        self._verdicts: dict[bytes, bool | str] = {}
-
-    def _add(self, entry: str) -> None:
-        entry = entry.strip()
-        if entry == "*":
-            self.any = True
-            return
-        wildcard = entry.startswith("*.")
-        body = entry[2:] if wildcard else entry
-        parts = split_authority(body)
-        name = parts[0] if parts else ""
-        address = None if wildcard else normal_ip(body.strip("[]")) or normal_ip(name)
-        if address is not None:
-            self.addresses.add(address)
-        elif not _NAME.fullmatch(name):
-            raise ValueError(f"{entry!r} is not a host name, an address, a *.domain pattern or *")
-        elif wildcard:
-            self.suffixes.append("." + name)
-        else:
-            self.names.add(name)
-
-    def _judge(self, host: bytes) -> bool | str:
-        """True, False, or an address that is served only when the connection arrived on it."""
-        parts = split_authority(host.decode("latin-1"))
-        if parts is None:
-            return False
-        name = parts[0]
-        if self.any or name in self.names or name == "localhost" or name.endswith(".localhost"):
-            return True
-        if any(name.endswith(suffix) for suffix in self.suffixes):
-            return True
-        address = normal_ip(name)
-        if address is None:
-            return False
-        return True if address in self.addresses or _is_loopback(address) else address
-
-    def allows(self, host: bytes, server: tuple[str, int | None] | None) -> bool:
-        verdict = self._verdicts.get(host)
-        if verdict is None:
-            if len(self._verdicts) >= _CACHE_LIMIT:
-                self._verdicts.clear()
-            verdict = self._verdicts[host] = self._judge(host)
-        if verdict is True or verdict is False:
-            return verdict
-        return server is not None and normal_ip(str(server[0])) == verdict
 
 
 def origin_of(url: str) -> str:
@@ -235,7 +134,7 @@ class BrowserGuard:
                 origin = value
             elif name == b"sec-fetch-site":
                 site = value
-        if host and not self.hosts.allows(host, scope.get("server")):  # granian gives b"" for no Host
+        if host and not self.hosts.allows(host):  # granian gives b"" for no Host
             shown = host.decode("latin-1")[:100]
             refusal: RestMQError = HostNotAllowed(
                 f"host {shown!r} is not served here; name it with --allowed-hosts (DNS rebinding protection)"
