@@ -120,7 +120,8 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         "--cors-origin",
         "cors_origins",
         multiple=True,
-        help="Allow browsers on this origin (repeatable; * allows any origin, without credentials).",
+        help="Let pages on this origin use the server from a browser (repeatable): CORS, cross-site requests, "
+        "WebSockets and their auth cookie. * allows any origin, without credentials. Others get 403.",
     ),
     option(
         "--auth",
@@ -138,8 +139,8 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     option(
         "--allowed-hosts",
         multiple=True,
-        help="Host header values served (comma list; *.example.com matches subdomains). Default: localhost, "
-        "the loopback addresses and --host. Others get 421 (DNS rebinding).",
+        help="Host header values served besides localhost, the loopback addresses, --host and this machine's "
+        "own addresses (comma list; *.example.com matches subdomains; * any). Others get 421 (DNS rebinding).",
     ),
     option("--jsonp", is_flag=True, help="Wrap JSON replies in callback=NAME(...) (lets any web page read them)."),
     option("--max-body", default=DEFAULT_LIMITS.max_body, show_default=True, help="Bytes per body."),
