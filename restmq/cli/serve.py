@@ -137,7 +137,8 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         "--cors-origin",
         "cors_origins",
         multiple=True,
-        help="Allow browsers on this origin (repeatable; * allows any origin, without credentials).",
+        help="Let pages on this origin use the server from a browser (repeatable): CORS, cross-site requests, "
+        "WebSockets and their auth cookie. * allows any origin, without credentials. Others get 403.",
     ),
     option(
         "--auth",
@@ -157,8 +158,8 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     option(
         "--allowed-hosts",
         multiple=True,
-        help="Host header values served (comma list; *.example.com matches subdomains). Default: localhost, "
-        "the loopback addresses and --host. Others get 421 (DNS rebinding).",
+        help="Host header values served besides localhost, the loopback addresses, --host and this machine's "
+        "own addresses (comma list; *.example.com matches subdomains; * any). Others get 421 (DNS rebinding).",
     ),
     option("--jsonp", is_flag=True, help="Wrap JSON replies in callback=NAME(...) (lets any web page read them)."),
     option("--max-body", default=DEFAULT_LIMITS.max_body, show_default=True, help="Bytes per body."),
@@ -332,6 +333,7 @@ def serve(**options: Any) -> None:
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--acl") from None
     check_auth_options(settings, rules)
+    _check_allowed_hosts(settings)
     engine = None
     if settings.embedded:
         from restmq.storage.engine import EmbeddedEngine
@@ -362,6 +364,21 @@ def serve(**options: Any) -> None:
         if engine is not None:
             engine.stop()
     log.info("RestMQ stopped")
+
+
+def _check_allowed_hosts(settings: Settings) -> None:
+    """A bad --allowed-hosts entry stops start-up; a wildcard bind without one is told what it serves."""
+    from restmq.web.hosts import WILDCARD_BINDS, HostAllowlist
+
+    try:
+        HostAllowlist(settings.allowed_hosts, settings.host)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allowed-hosts") from None
+    if settings.host in WILDCARD_BINDS and not settings.allowed_hosts:
+        log.info(
+            "serving requests for localhost and this machine's own addresses; requests naming it otherwise get "
+            "421 (DNS rebinding protection): list its names with --allowed-hosts"
+        )
 
 
 @click.command(name="config")

@@ -23,7 +23,9 @@ from restmq.errors import BackendUnavailable, RestMQError
 from restmq.storage.base import Store
 from restmq.storage.factory import open_store
 from restmq.web.auth import Access, load_acl
+from restmq.web.browser import BrowserGuard, OriginPolicy
 from restmq.web.errors import InputGuard, restmq_error, unexpected_error
+from restmq.web.hosts import HostAllowlist
 from restmq.web.hot import HotRoutes
 from restmq.web.limits import StreamSlots
 from restmq.web.observe import RequestContext
@@ -76,9 +78,14 @@ async def run_reaper(store: Store, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-def _middleware(settings: Settings) -> list[Middleware]:
-    # The client's address and scheme are settled first, for everything after (ACL, stream limits).
-    stack = [Middleware(RequestContext), Middleware(PeerAddress, proxies=settings.forwarded_allow_ips)]
+def _middleware(settings: Settings, origins: OriginPolicy) -> list[Middleware]:
+    hosts = HostAllowlist(settings.allowed_hosts, settings.host)
+    # The client's address and scheme are settled first, for everything after (origin checks, ACL, stream limits).
+    stack = [
+        Middleware(RequestContext),
+        Middleware(PeerAddress, proxies=settings.forwarded_allow_ips),
+        Middleware(BrowserGuard, hosts=hosts, origins=origins),
+    ]
     if settings.cors_origins:
         wildcard = "*" in settings.cors_origins
         stack.append(
@@ -132,9 +139,12 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
             service.waiters.close()
             await store.close()
 
-    return Starlette(
+    origins = OriginPolicy(settings.cors_origins)
+    app = Starlette(
         routes=routes,
-        middleware=_middleware(settings),
+        middleware=_middleware(settings, origins),
         exception_handlers={RestMQError: restmq_error, Exception: unexpected_error},
         lifespan=lifespan,
     )
+    app.state.origins = origins  # auth.py asks it whether the WebSocket auth cookie counts
+    return app

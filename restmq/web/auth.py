@@ -132,10 +132,20 @@ def _basic(conn: HTTPConnection) -> tuple[str, str] | None:
             raise BadRequest("malformed Basic credentials", code="AUTH_INVALID") from None
         return (user, password) if sep else None
     cookie = conn.cookies.get("auth")
-    if cookie and conn.scope["type"] == "websocket":
+    if cookie and conn.scope["type"] == "websocket" and _cookie_counts(conn):
         user, sep, password = cookie.partition(":")
         return (user, password) if sep else None
     return None
+
+
+def _cookie_counts(conn: HTTPConnection) -> bool:
+    """A browser sends the cookie with every WebSocket any page opens to this host: it counts only from
+    no page at all (no Origin), this server's own pages or listed origins. (browser.BrowserGuard refused
+    other origins already, but --cors-origin '*' lets any page connect, without credentials.)"""
+    if "origin" not in conn.headers:
+        return True
+    trusted: bool = conn.app.state.origins.trusts_credentials_of(conn.scope)
+    return trusted
 
 
 def _carries_credentials(conn: HTTPConnection) -> bool:

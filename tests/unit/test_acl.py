@@ -11,10 +11,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
 from restmq.errors import BadRequest, Forbidden, Unauthorized
 from restmq.web.auth import CATEGORIES, COMET, CONSUMER, PRODUCER, WEBSOCKET, Access, AclRule, load_acl
+from restmq.web.browser import OriginPolicy
 
 
 def rule(allow: str = "", deny: str = "", **credentials: str) -> AclRule:
@@ -259,6 +261,24 @@ async def test_the_websocket_cookie_counts_only_on_websockets() -> None:
         await access.check(connection(kind="websocket", headers={"Cookie": "auth=wssecret"}), WEBSOCKET, "q", "read")
     with pytest.raises(Unauthorized):  # a plain HTTP request cannot use the cookie
         await access.check(connection(kind="http", headers=cookie), WEBSOCKET, "q", "read")
+
+
+async def test_the_websocket_cookie_counts_only_from_trusted_origins() -> None:
+    """Issue 13: a page on any origin that opens a WebSocket to this host carries the cookie."""
+    access = Access(None, {WEBSOCKET: rule(username="ws", password="secret")})  # type: ignore[arg-type]
+    app = Starlette()
+    app.state.origins = OriginPolicy(["*", "https://app.example"])
+
+    def socket(origin: str) -> HTTPConnection:
+        conn = connection(kind="websocket", headers={"Cookie": "auth=ws:secret", "Origin": origin, "Host": "mq:8888"})
+        conn.scope["app"] = app
+        return conn
+
+    for trusted in ("https://app.example", "http://mq:8888", "https://mq:8888"):
+        assert await access.check(socket(trusted), WEBSOCKET, "q", "read") is None, trusted
+    for foreign in ("https://evil.example", "null", "http://mq:8889", "http://app.example"):
+        with pytest.raises(Unauthorized):
+            await access.check(socket(foreign), WEBSOCKET, "q", "read")
 
 
 async def test_a_malformed_bearer_token_is_invalid_without_a_backend_lookup() -> None:
