@@ -25,6 +25,7 @@ from restmq.web.http import (
     read_form,
     render,
 )
+from restmq.web.limits import StreamSlots, client_of
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -96,11 +97,14 @@ def _dup(duplicate: bool) -> dict[str, str] | None:
 
 async def _get(request: Request, queue: str) -> PopResult:
     params = request.query_params
-    lease = number(params, "lease")
+    lease, wait = number(params, "lease"), number(params, "wait")
     mode = PopMode.LEASE if "lease" in params else PopMode.TAKE
-    return await service_of(request).get(
-        queue, mode=mode, count=integer(params, "count", 1), lease=lease, wait=number(params, "wait")
-    )
+    count, service = integer(params, "count", 1), service_of(request)
+    if wait <= 0:  # answers at once (a negative wait is refused by the service)
+        return await service.get(queue, mode=mode, count=count, lease=lease, wait=wait)
+    slots: StreamSlots = request.app.state.stream_slots
+    with slots.held(client_of(request)):  # a long-poll holds its connection like a stream: it takes a slot
+        return await service.get(queue, mode=mode, count=count, lease=lease, wait=wait)
 
 
 def _stopped_headers(result: PopResult) -> dict[str, str]:

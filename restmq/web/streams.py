@@ -22,7 +22,7 @@ from restmq.errors import BadRequest, Forbidden, RestMQError
 from restmq.web import sse
 from restmq.web.auth import PRODUCER, WEBSOCKET, authorize
 from restmq.web.http import number
-from restmq.web.limits import StreamSlots
+from restmq.web.limits import StreamSlots, client_of
 
 log = logging.getLogger("restmq.streams")
 
@@ -43,20 +43,16 @@ def _lease(source: object) -> float:
     return lease
 
 
-def _client(conn: HTTPConnection) -> str:
-    return conn.client.host if conn.client else "unknown"
-
-
 async def _open(conn: HTTPConnection, streams: Streams, queue: str, lease: float) -> Consumer:
     """A slot under the connection limits, then a registered consumer."""
     slots: StreamSlots = conn.app.state.stream_slots
-    slots.acquire(_client(conn))
+    slots.acquire(client_of(conn))
     try:
         consumer = await streams.connect(queue, lease)
     except BaseException:
-        slots.release(_client(conn))
+        slots.release(client_of(conn))
         raise
-    slots.bind(consumer.id, _client(conn))
+    slots.bind(consumer.id, client_of(conn))
     return consumer
 
 

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from restmq.core.model import Message, QueueStats
 from restmq.core.names import check_queue_name
@@ -32,6 +33,7 @@ from restmq.web import openapi
 from restmq.web.auth import CONSUMER, authorize
 from restmq.web.errors import error_response
 from restmq.web.http import integer, prefers_html, render
+from restmq.web.limits import StreamSlots, client_of
 
 DASHBOARD = Path(__file__).parent / "dashboard"
 static_files = StaticFiles(directory=DASHBOARD / "static")
@@ -192,10 +194,27 @@ async def stats_stream(request: Request) -> Response:
         response = error_response(exc)
         response.headers["WWW-Authenticate"] = _challenge(request)
         return response
-    return StreamingResponse(_stats_events(request), media_type="text/event-stream", headers=STREAM_HEADERS)
+    slots: StreamSlots = request.app.state.stream_slots
+    client = client_of(request)
+    slots.acquire(client)  # an open dashboard is a stream like any other: 503 TOO_MANY_STREAMS over the limits
+    return _SlotStream(_stats_events(request), lambda: slots.release(client))
 
 
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
+
+
+class _SlotStream(StreamingResponse):
+    """An event stream that gives its stream slot back when it ends, however it ends."""
+
+    def __init__(self, events: AsyncIterator[bytes], release: Callable[[], None]) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=STREAM_HEADERS)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 async def _stats_events(request: Request) -> AsyncIterator[bytes]:

@@ -3,6 +3,7 @@ batch limits hold while a body is parsed, and long-polls and /stats/stream count
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,12 +11,16 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import redis
 
 from restmq.config import Limits
+from restmq.storage import keys
 from restmq.storage.engine import EmbeddedEngine
 from tests.helpers.cluster import Cluster
-from tests.helpers.queues import drain, length
+from tests.helpers.queues import add, drain, length
 from tests.helpers.server import run_app
+from tests.helpers.streams import sse
+from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -123,3 +128,107 @@ async def test_a_batch_with_a_value_over_max_value_stores_nothing(
     response = await small.post("/q/jobs", content=body, headers={"Content-Type": content_type})
     assert "limit of 100 bytes" in assert_error(response, 413, "PAYLOAD_TOO_LARGE")
     assert await length(small, "jobs") == 0
+
+
+# -- long-polls and /stats/stream take stream slots ------------------------------------------------
+
+
+def subscribed(client: redis.Redis, queue: str) -> bool:
+    """Whether a server process listens to the queue's events (a long-poll on it is waiting)."""
+    reply = client.execute_command("PUBSUB", "SHARDNUMSUB", keys.queue_keys(queue).channel)
+    return int(reply[1]) > 0
+
+
+async def refused_stream(base: str, path: str, headers: dict[str, str] | None = None) -> str:
+    """The error of a stream (or long-poll) that must be refused; an accepted one is never read to its end."""
+    async with httpx.AsyncClient(base_url=base, timeout=10) as client:
+        async with client.stream("GET", path, headers=headers) as response:
+            assert response.status_code == 503, f"{path} was not refused: {response.status_code}"
+            await response.aread()
+    assert response.headers.get("retry-after") == "1", response.headers
+    return assert_error(response, 503, "TOO_MANY_STREAMS")
+
+
+LIMITS = [
+    (Limits(max_streams_per_client=2), "127.0.0.1 already has 2 streaming connections open"),
+    (Limits(max_streams=2), "the server has 2 streaming connections open"),
+]
+
+
+@pytest.mark.parametrize(("limits", "message"), LIMITS)
+async def test_long_polls_count_against_the_stream_limits(
+    redis_url: str, redis_client: redis.Redis, limits: Limits, message: str
+) -> None:
+    """Issue 13: with a limit of 2 streams, two waiting long-polls use it up: a third long-poll, and a
+    stream, get 503 TOO_MANY_STREAMS with Retry-After; once a long-poll has its answer, its slot is free."""
+    async with run_app(redis_url, limits=limits) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
+        polls = [asyncio.create_task(http.get(f"/q/lp{i}", params={"wait": "10"})) for i in range(2)]
+        try:
+            for i in range(2):
+
+                async def waiting(queue: str = f"lp{i}") -> bool:
+                    return subscribed(redis_client, queue)
+
+                await wait_for(waiting, timeout=10, what=f"long-poll {i} to wait")
+            assert message in await refused_stream(base, "/q/lp2?wait=5")
+            assert message in await refused_stream(base, "/sse/lp2", EVENTS)
+            assert not any(poll.done() for poll in polls)
+            await add(http, "lp0", "wake")
+            answered = await asyncio.wait_for(polls[0], 10)
+            assert answered.json()["value"] == "wake"
+
+            async def polls_again() -> bool:
+                response = await http.get("/q/lp3", params={"wait": "0.05"})
+                assert response.status_code in (204, 503), response.text
+                return response.status_code == 204
+
+            await wait_for(polls_again, timeout=10, interval=0.05, what="the answered long-poll's slot")
+            await add(http, "lp1", "wake")
+            assert (await asyncio.wait_for(polls[1], 10)).json()["value"] == "wake"
+        finally:  # a long-poll the client gave up on still runs to its end on the server
+            await asyncio.gather(*polls, return_exceptions=True)
+
+
+async def test_a_plain_get_takes_no_stream_slot(redis_url: str) -> None:
+    """A GET without ?wait= answers at once: it is not a stream and works when every slot is taken."""
+    async with run_app(redis_url, limits=Limits(max_streams_per_client=1)) as base:
+        async with sse(base, "jobs"), httpx.AsyncClient(base_url=base) as http:
+            assert (await http.get("/q/other")).status_code == 204
+            assert (await http.get("/q/other", params={"wait": "0"})).status_code == 204
+            assert (await http.get("/q/other", params={"count": "5"})).status_code == 204
+
+
+@contextlib.asynccontextmanager
+async def stats_stream(base: str) -> AsyncIterator[httpx.Response]:
+    """An open /stats/stream whose first bytes have arrived."""
+    async with httpx.AsyncClient(base_url=base, timeout=httpx.Timeout(10, read=None)) as client:
+        async with client.stream("GET", "/stats/stream", headers=EVENTS) as response:
+            assert response.status_code == 200
+            chunks = response.aiter_raw()  # kept: a dropped iterator closes the response
+            first = await anext(chunks)
+            assert first.startswith(b"retry:")
+            yield response
+
+
+@pytest.mark.parametrize(("limits", "message"), LIMITS)
+async def test_stats_streams_count_against_the_stream_limits(redis_url: str, limits: Limits, message: str) -> None:
+    """Issue 13: the dashboard's /stats/stream is a stream like any other: over the limit it is 503
+    TOO_MANY_STREAMS with Retry-After, and it fills the limit for other streams too."""
+    async with run_app(redis_url, limits=limits) as base:
+        async with stats_stream(base):
+            async with sse(base, "jobs") as reader:
+                assert reader.response is not None and reader.response.status_code == 200
+                assert message in await refused_stream(base, "/stats/stream", EVENTS)
+            async with stats_stream(base):
+                assert message in await refused_stream(base, "/stats/stream", EVENTS)
+                assert message in await refused_stream(base, "/sse/jobs", EVENTS)
+                assert message in await refused_stream(base, "/q/jobs?wait=5")
+
+        async def opens() -> bool:  # closed by the client: their slots come back
+            try:
+                async with stats_stream(base), stats_stream(base):
+                    return True
+            except AssertionError:
+                return False
+
+        await wait_for(opens, timeout=10, interval=0.05, what="the stats streams' slots to be freed")
