@@ -136,6 +136,9 @@ def _message_row(message: Message) -> str:
     )
 
 
+TRUNCATED = "Older messages are not shown: this view holds at most --max-peek-bytes of messages."
+
+
 def _limit(request: Request, default: int) -> int:
     limit = integer(request.query_params, "limit", default)
     if not 1 <= limit <= 500:
@@ -154,10 +157,12 @@ async def queue_page(request: Request) -> Response:
         return _shell(request, "queue.html", exc, queue=title, summary="", rows="")
     service = _service(request)
     (stats,) = await service.stats([queue])
-    messages = await service.recent(queue, limit)
-    rows = "".join(_message_row(m) for m in messages)
+    recent = await service.recent(queue, limit)
+    rows = "".join(_message_row(m) for m in recent.messages)
     if not rows:
         rows = '<tr class="empty"><td colspan="3">no waiting messages</td></tr>'
+    if recent.truncated:
+        rows += f'<tr class="empty"><td colspan="3">{TRUNCATED}</td></tr>'
     return HTMLResponse(_fill("queue.html", queue=title, summary=_summary(stats), rows=rows), headers=NO_STORE)
 
 
@@ -166,15 +171,17 @@ async def queue_page(request: Request) -> Response:
 
 async def peek(request: Request) -> Response:
     """GET /peek/<queue>?limit=N: the newest waiting messages and the queue's statistics. Nothing is
-    delivered: counts do not change and consumers are not disturbed."""
+    delivered: counts do not change and consumers are not disturbed. The messages hold at most
+    --max-peek-bytes of values; "truncated" says that older ones were left out for it."""
     queue = request.path_params["queue"]
     limit = _limit(request, 20)
     service = _service(request)
     (stats,) = await service.stats([queue])
-    messages = await service.recent(queue, limit)
+    recent = await service.recent(queue, limit)
     body = {
         "queue": queue,
-        "messages": [{"key": m.key, "value": m.value, "count": m.count} for m in messages],
+        "messages": [{"key": m.key, "value": m.value, "count": m.count} for m in recent.messages],
+        "truncated": recent.truncated,
         "stats": stats.to_dict(),
     }
     return render(request, body, headers=NO_STORE)
@@ -309,7 +316,9 @@ PATHS: dict[str, dict[str, Any]] = {
             "operationId": "peek",
             "summary": "Newest waiting messages, without delivering them",
             "description": "Up to `limit` (default 20) of the newest ready messages, in reverse delivery order "
-            "(newest first within a priority), and the queue's statistics. Nothing is consumed and no count changes.",
+            "(newest first within a priority), and the queue's statistics. Nothing is consumed and no count changes. "
+            "The messages hold at most `--max-peek-bytes` of values (8 MiB by default); `truncated` is true when "
+            "older messages were left out for that limit.",
             "tags": ["queues"],
             "responses": {
                 "200": {
@@ -318,10 +327,14 @@ PATHS: dict[str, dict[str, Any]] = {
                         "application/json": {
                             "schema": {
                                 "type": "object",
-                                "required": ["queue", "messages", "stats"],
+                                "required": ["queue", "messages", "truncated", "stats"],
                                 "properties": {
                                     "queue": {"type": "string"},
                                     "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+                                    "truncated": {
+                                        "type": "boolean",
+                                        "description": "Older messages were left out to stay within --max-peek-bytes.",
+                                    },
                                     "stats": {"$ref": "#/components/schemas/QueueStats"},
                                 },
                             }

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,7 +19,7 @@ from restmq.storage import keys
 from restmq.storage.engine import EmbeddedEngine
 from tests.helpers.cluster import Cluster
 from tests.helpers.queues import add, drain, length
-from tests.helpers.server import run_app
+from tests.helpers.server import run_app, serve
 from tests.helpers.streams import sse
 from tests.helpers.wait import wait_for
 
@@ -55,6 +56,96 @@ def assert_error(response: httpx.Response, status: int, code: str) -> str:
     assert set(body) == {"error", "code"} and body["code"] == code, body
     text: str = body["error"]
     return text
+
+
+# -- SSE replay ----------------------------------------------------------------------------------
+
+
+async def broadcast_history(base: str, queue: str, n: int) -> list[str]:
+    """`n` messages of 1,000 bytes streamed to an SSE consumer, so that they are in the replay history."""
+    async with sse(base, queue) as reader, httpx.AsyncClient(base_url=base) as http:
+        sent = [await add(http, queue, f"{i:03d}{VALUE}") for i in range(n)]
+        await reader.wait_count(n)
+        assert reader.keys == sent
+    return sent
+
+
+@pytest.mark.parametrize("topology", ["node", "ring", "cluster"])
+async def test_a_replay_sends_the_newest_history_that_fits_max_replay_bytes_after_a_gap(
+    request: pytest.FixtureRequest, topology: str
+) -> None:
+    """Issue 13: a Last-Event-ID replay of a large history is capped at --max-replay-bytes; the client is
+    told that older messages were left out (`event: gap`), then the newest history that fits follows."""
+    async with app_on(request, topology, Limits(max_replay_bytes=3500)) as base:
+        sent = await broadcast_history(base, "news", 12)
+        async with sse(base, "news", last_event_id=sent[0]) as reader, httpx.AsyncClient(base_url=base) as http:
+            live = await add(http, "news", "live")
+            await reader.wait_count(4)
+            assert reader.keys == [*sent[-3:], live]  # three 1,050-byte events fit in 3,500 bytes, four do not
+            named = [e for e in reader.events if e.event is not None]
+            assert [e.event for e in named] == ["gap"]
+            assert orjson.loads(named[0].data or "") == {"last_event_id": sent[0], "oldest": sent[-3]}
+            replayed = reader.raw[: reader.raw.index(b"id: %s\n" % live.encode())]
+            history = replayed[replayed.index(b"id: ") :]
+            assert len(history) <= 3500
+
+
+async def test_a_replay_within_max_replay_bytes_is_complete_and_has_no_gap(redis_url: str) -> None:
+    """Issue 13: the byte limit only cuts a replay that would pass it."""
+    async with run_app(redis_url, limits=Limits(max_replay_bytes=3500)) as base:
+        sent = await broadcast_history(base, "news", 12)
+        async with sse(base, "news", last_event_id=sent[-4]) as reader, httpx.AsyncClient(base_url=base) as http:
+            live = await add(http, "news", "live")
+            await reader.wait_count(4)
+            assert reader.keys == [*sent[-3:], live]
+            assert [e.event for e in reader.events if e.event is not None] == []
+
+
+async def test_max_replay_bytes_is_the_serve_option(redis_url: str, tmp_path: Path) -> None:
+    """Issue 13: `restmq serve --max-replay-bytes` sets the replay limit."""
+    with serve(["--redis", redis_url, "--max-replay-bytes", "2200"], tmp_path) as server:
+        sent = await broadcast_history(server.url, "news", 5)
+        async with sse(server.url, "news", last_event_id=sent[0]) as reader:
+            async with httpx.AsyncClient(base_url=server.url) as http:
+                live = await add(http, "news", "live")
+            await reader.wait_count(3)
+            assert reader.keys == [*sent[-2:], live]
+            assert [e.event for e in reader.events if e.event is not None] == ["gap"]
+
+
+# -- /peek ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("topology", ["node", "ring", "cluster"])
+async def test_peek_returns_the_newest_messages_that_fit_max_peek_bytes_and_says_it_was_truncated(
+    request: pytest.FixtureRequest, topology: str
+) -> None:
+    """Issue 13: /peek?limit=500 over big messages holds at most --max-peek-bytes of values, newest first,
+    with "truncated": true; an answer that fits says "truncated": false."""
+    async with app_on(request, topology, Limits(max_peek_bytes=3500)) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            sent = [await add(http, "big", f"{i:03d}{VALUE}") for i in range(10)]
+            body = (await http.get("/peek/big", params={"limit": "500"})).json()
+            assert [m["key"] for m in body["messages"]] == sent[::-1][:3]  # 3 values of 1,003 bytes fit in 3,500
+            assert body["truncated"] is True
+            assert body["stats"]["length"] == 10
+            body = (await http.get("/peek/big", params={"limit": "2"})).json()
+            assert [m["key"] for m in body["messages"]] == sent[::-1][:2]
+            assert body["truncated"] is False
+            assert len(await drain(http, "big")) == 10  # nothing was delivered by peeking
+
+
+async def test_the_queue_page_holds_at_most_max_peek_bytes_of_messages(redis_url: str, tmp_path: Path) -> None:
+    """Issue 13: the /j/<queue> page shows the same bounded view as /peek (`restmq serve --max-peek-bytes`)."""
+    with serve(["--redis", redis_url, "--max-peek-bytes", "3500"], tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            sent = [await add(http, "big", f"{i:03d}{VALUE}") for i in range(10)]
+            page = await http.get("/j/big", params={"limit": "500"}, headers={"Accept": "text/html"})
+            assert page.status_code == 200
+            assert [key for key in sent if f'data-key="{key}"' in page.text] == sent[-3:]
+            assert "--max-peek-bytes" in page.text
+            body = (await http.get("/peek/big", params={"limit": "500"})).json()
+            assert (len(body["messages"]), body["truncated"]) == (3, True)
 
 
 # -- batches -------------------------------------------------------------------------------------
