@@ -201,19 +201,18 @@ def _newest_events(replay: list[HistoryEntry], reached: bool, max_bytes: int) ->
 
 
 def _chunks(events: list[bytes]) -> list[bytes]:
-    """Events joined into writes of about REPLAY_CHUNK bytes, each dropped once joined."""
+    """Events (emptied from `events` as they go) joined into writes of about REPLAY_CHUNK bytes, so
+    that the history is held once, not twice, while it waits to be written."""
     chunks: list[bytes] = []
     group: list[bytes] = []
     size = 0
-    for event in events:
-        group.append(event)
-        size += len(event)
-        if size >= REPLAY_CHUNK:
+    events.reverse()
+    while events:
+        group.append(events.pop())
+        size += len(group[-1])
+        if size >= REPLAY_CHUNK or not events:
             chunks.append(b"".join(group))
             group, size = [], 0
-    events.clear()
-    if group:
-        chunks.append(b"".join(group))
     return chunks
 
 

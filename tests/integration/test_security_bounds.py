@@ -101,9 +101,11 @@ async def test_a_replay_within_max_replay_bytes_is_complete_and_has_no_gap(redis
             assert [e.event for e in reader.events if e.event is not None] == []
 
 
-async def test_max_replay_bytes_is_the_serve_option(redis_url: str, tmp_path: Path) -> None:
-    """Issue 13: `restmq serve --max-replay-bytes` sets the replay limit."""
-    with serve(["--redis", redis_url, "--max-replay-bytes", "2200"], tmp_path) as server:
+@pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
+async def test_max_replay_bytes_is_the_serve_option(redis_url: str, tmp_path: Path, http_server: str) -> None:
+    """Issue 13: `restmq serve --max-replay-bytes` sets the replay limit, on either HTTP server."""
+    args = ["--redis", redis_url, "--server", http_server, "--max-replay-bytes", "2200"]
+    with serve(args, tmp_path) as server:
         sent = await broadcast_history(server.url, "news", 5)
         async with sse(server.url, "news", last_event_id=sent[0]) as reader:
             async with httpx.AsyncClient(base_url=server.url) as http:
@@ -111,6 +113,23 @@ async def test_max_replay_bytes_is_the_serve_option(redis_url: str, tmp_path: Pa
             await reader.wait_count(3)
             assert reader.keys == [*sent[-2:], live]
             assert [e.event for e in reader.events if e.event is not None] == ["gap"]
+
+
+@pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
+async def test_a_replay_of_many_chunks_arrives_whole_and_in_order(
+    redis_url: str, tmp_path: Path, http_server: str
+) -> None:
+    """A replay is written in chunks of about 64 KiB: 60 events of 20 KB arrive complete, in order."""
+    with serve(["--redis", redis_url, "--server", http_server], tmp_path) as server:
+        async with sse(server.url, "news") as reader, httpx.AsyncClient(base_url=server.url) as http:
+            sent = [await add(http, "news", f"{i:03d}" + "y" * 20_000) for i in range(61)]
+            await reader.wait_count(61)
+        async with sse(server.url, "news", last_event_id=sent[0]) as reader:
+            await reader.wait_count(60)
+            assert reader.keys == sent[1:]
+            assert [m["value"][:3] for m in reader.messages] == [f"{i:03d}" for i in range(1, 61)]
+            assert all(len(m["value"]) == 20_003 for m in reader.messages)
+            assert [e.event for e in reader.events if e.event is not None] == []
 
 
 # -- /peek ---------------------------------------------------------------------------------------
