@@ -21,6 +21,7 @@ from tests.helpers.cluster import Cluster
 from tests.helpers.queues import add, drain, length
 from tests.helpers.server import run_app, serve
 from tests.helpers.streams import sse
+from tests.helpers.topology import flush_cluster, flush_engines
 from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -32,8 +33,6 @@ EVENTS = {"Accept": "text/event-stream"}
 @contextlib.asynccontextmanager
 async def app_on(request: pytest.FixtureRequest, topology: str, limits: Limits) -> AsyncIterator[str]:
     """RestMQ with `limits` on flushed backends of `topology` (as the `topology` fixture, with limits)."""
-    from tests.helpers.topology import flush_cluster, flush_engines
-
     if topology == "node":
         engine: EmbeddedEngine = request.getfixturevalue("engine")
         flush_engines([engine])
