@@ -22,6 +22,7 @@ from redis.backoff import NoBackoff
 from restmq.core.model import (
     AddResult,
     FlowStatus,
+    History,
     HistoryEntry,
     Message,
     Policy,
@@ -29,6 +30,7 @@ from restmq.core.model import (
     PopResult,
     QueueSettings,
     QueueStats,
+    Recent,
     SettleAction,
     SettleOutcome,
     SettleResult,
@@ -228,9 +230,11 @@ class RedisStore:
             await self._index(listed=[target])
         return int(moved)
 
-    async def recent(self, queue: str, limit: int) -> list[Message]:
-        reply = await self._run("peek_recent", keys.queue_keys(queue).message_keys, [limit])
-        return [Message(queue, int(reply[i]), reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)]
+    async def recent(self, queue: str, limit: int, max_bytes: int | None = None) -> Recent:
+        args = [limit, -1 if max_bytes is None else max_bytes]
+        truncated, *rest = await self._run("peek_recent", keys.queue_keys(queue).message_keys, args)
+        messages = [Message(queue, int(rest[i]), rest[i + 1], int(rest[i + 2])) for i in range(0, len(rest), 3)]
+        return Recent(messages, bool(truncated))
 
     # -- settings and statistics --------------------------------------------------------------
 
@@ -349,14 +353,17 @@ class RedisStore:
     async def drop_consumers(self, queue: str, ids: Sequence[str]) -> None:
         await self._run("presence", [keys.queue_keys(queue).consumers], [0, "remove", *ids])
 
-    async def history(self, queue: str, limit: int) -> list[HistoryEntry]:
-        with backend_errors(self.name):
-            raw = cast(list[str], await self.client.lrange(keys.queue_keys(queue).history, 0, limit - 1))
+    async def history(
+        self, queue: str, limit: int, *, max_bytes: int | None = None, since: str | None = None, oldest_ms: int = 0
+    ) -> History:
+        args = [limit, -1 if max_bytes is None else max_bytes, since or "", oldest_ms]
+        since_ms, *items = await self._run("history", [keys.queue_keys(queue).history], args)
         entries = []
-        for item in raw:
+        for item in items:
             data = orjson.loads(item)
-            entries.append(HistoryEntry(data["key"], data["value"], int(data["count"]), int(data["t"])))
-        return entries
+            size = len(item.encode())
+            entries.append(HistoryEntry(data["key"], data["value"], int(data["count"]), int(data["t"]), size))
+        return History(entries, None if since_ms < 0 else int(since_ms))
 
     # -- events -------------------------------------------------------------------------------
 

@@ -22,12 +22,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from restmq.core.model import (
     AddResult,
+    History,
     HistoryEntry,
     Message,
     PopMode,
     PopResult,
     QueueSettings,
     QueueStats,
+    Recent,
     SettleAction,
     SettleOutcome,
     SettleResult,
@@ -48,6 +50,10 @@ T = TypeVar("T")
 
 def _call_with(call: Callable[[RedisStore, int], Awaitable[T]], want: int, store: RedisStore) -> Awaitable[T]:
     return call(store, want)
+
+
+def _recent(queue: str, limit: int, max_bytes: int | None) -> Callable[[RedisStore], Awaitable[Recent]]:
+    return lambda store: store.recent(queue, limit, max_bytes)
 
 
 def split_weight(url: str) -> tuple[str, int]:
@@ -259,12 +265,20 @@ class ShardedStore:
     async def redrive(self, dead_queue: str, limit: int = 10_000) -> int:
         return sum(await self._each(lambda s: s.redrive(dead_queue, limit)))
 
-    async def recent(self, queue: str, limit: int) -> list[Message]:
+    async def recent(self, queue: str, limit: int, max_bytes: int | None = None) -> Recent:
         found: list[Message] = []
+        used = 0
         for node in self._readers(queue):
+            if len(found) >= limit:
+                break
+            want, budget = limit - len(found), None if max_bytes is None else max_bytes - used
             with contextlib.suppress(BackendUnavailable):
-                found.extend(await self._on(node, lambda s: s.recent(queue, limit)))
-        return found[:limit]
+                part = await self._on(node, _recent(queue, want, budget))
+                found.extend(part.messages)
+                used += sum(len(m.value.encode()) for m in part.messages)
+                if part.truncated:  # the byte limit is used up: the next nodes' messages would not fit either
+                    return Recent(found, True)
+        return Recent(found[:limit])
 
     # -- settings and statistics --------------------------------------------------------------
 
@@ -375,12 +389,28 @@ class ShardedStore:
     async def drop_consumers(self, queue: str, ids: Sequence[str]) -> None:
         await self._each(lambda s: s.drop_consumers(queue, ids), require_one=False)
 
-    async def history(self, queue: str, limit: int) -> list[HistoryEntry]:
+    async def history(
+        self, queue: str, limit: int, *, max_bytes: int | None = None, since: str | None = None, oldest_ms: int = 0
+    ) -> History:
+        """Every node's history within the limits, merged by broadcast time and cut to the limits again."""
         entries: list[HistoryEntry] = []
-        for found in await self._each(lambda s: s.history(queue, limit)):
-            entries.extend(found)
-        entries.sort(key=lambda e: e.at_ms, reverse=True)
-        return entries[:limit]
+        since_at: int | None = None
+        for part in await self._each(
+            lambda s: s.history(queue, limit, max_bytes=max_bytes, since=since, oldest_ms=oldest_ms)
+        ):
+            entries.extend(part.entries)
+            if part.since_at_ms is not None:
+                since_at = part.since_at_ms
+        if since_at is not None:  # the other nodes' entries from before the resume point were sent before it
+            entries = [e for e in entries if e.at_ms >= since_at]
+        entries.sort(key=lambda e: e.at_ms, reverse=True)  # stable: each node's own order is kept
+        kept, used = [], 0
+        for entry in entries[:limit]:
+            used += entry.size
+            if max_bytes is not None and used > max_bytes:
+                break
+            kept.append(entry)
+        return History(kept, since_at if len(kept) == len(entries) else None)
 
     # -- events ---------------------------------------------------------------------------------
 
