@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from websockets.exceptions import ConnectionClosed
 
+from restmq.core.tokens import new_token
 from restmq.storage import keys
+from restmq.storage.base import Store
 from restmq.storage.engine import EmbeddedEngine
+from restmq.storage.factory import open_store
 from tests.helpers.auth import bearer, create_token_async, restmq_cli, token_id
+from tests.helpers.cluster import Cluster
 from tests.helpers.server import serve
 from tests.helpers.streams import Reader, WSReader, comet, serve_nodes, sse, ws
-from tests.helpers.topology import engine_client, engines, restart
+from tests.helpers.topology import TOPOLOGIES, engine_client, engines, flush_cluster, flush_engines, restart
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -271,6 +275,47 @@ async def test_a_ring_create_with_a_node_down_fails_and_leaves_no_token(ring: li
             assert client.hlen(keys.TOKENS) == 0, engine.url  # rolled back where it was written
         finally:
             client.close()
+
+
+@pytest.fixture(params=TOPOLOGIES)
+async def token_store(request: pytest.FixtureRequest) -> AsyncIterator[Store]:
+    """The Store on flushed backends: one node, a ring of 3 nodes, a Redis Cluster."""
+    if request.param == "node":
+        engine: EmbeddedEngine = request.getfixturevalue("engine")
+        flush_engines([engine])
+        store = open_store([engine.url])
+    elif request.param == "ring":
+        nodes: list[EmbeddedEngine] = request.getfixturevalue("ring_engines")
+        flush_engines(nodes)
+        store = open_store([e.url for e in nodes])
+    else:
+        cluster: Cluster = request.getfixturevalue("shared_cluster")
+        flush_cluster(cluster)
+        store = open_store([], cluster.url)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_a_revoked_token_stays_revoked_on_every_backend_mode(token_store: Store) -> None:
+    """Issue 13, item 5: the revocation mark outlives the record, so a record written again (as a ring node
+    that missed the revoke still holds it) never makes the token valid or listed again."""
+    _, record = new_token(("jobs",), ("read",))
+    raw = record.to_json()
+    await token_store.save_token(record.id, raw)
+    assert await token_store.load_token(record.id) == raw
+    assert await token_store.load_tokens([record.id, "0123456789ab"]) == {record.id: raw}
+    assert await token_store.list_tokens() == {record.id: raw}
+
+    assert await token_store.delete_token(record.id) is True
+    assert await token_store.load_token(record.id) is None
+    await token_store.save_token(record.id, raw)
+    assert await token_store.load_token(record.id) is None
+    assert await token_store.load_tokens([record.id]) == {}
+    assert await token_store.list_tokens() == {}
+    assert await token_store.delete_token(record.id) is True  # the stray record goes again
+    assert await token_store.delete_token(record.id) is False
 
 
 # -- rights match effects: redrive writes into the parent queue ----------------------------------------
