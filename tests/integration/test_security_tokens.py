@@ -24,7 +24,7 @@ from restmq.storage.factory import open_store
 from tests.helpers.auth import bearer, create_token_async, restmq_cli, token_id
 from tests.helpers.cluster import Cluster
 from tests.helpers.server import serve
-from tests.helpers.streams import Reader, WSReader, comet, serve_nodes, sse, ws
+from tests.helpers.streams import CometReader, Reader, WSReader, comet, serve_nodes, sse, ws
 from tests.helpers.topology import TOPOLOGIES, engine_client, engines, flush_cluster, flush_engines, restart
 from tests.helpers.wait import wait_for
 
@@ -66,6 +66,16 @@ async def wait_all_ended(readers: list[Reader], what: str) -> float:
         await reader.wait_ended(max(0.1, CLOSE_BOUND - (time.monotonic() - started)))
         assert reader.error is None, f"{reader.kind} stream failed instead of ending ({what}): {reader.error!r}"
     return time.monotonic() - started
+
+
+async def wait_consumers_as(base: str, token: str, queue: str, n: int) -> None:
+    async def counted() -> bool:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            reply = await client.get(f"/stats/{queue}", headers=bearer(token))
+            assert reply.status_code == 200, reply.text
+            return bool(reply.json()["consumers"] == n)
+
+    await wait_for(counted, CLOSE_BOUND, 0.05, f"{n} consumers of {queue}")
 
 
 def passed(deadline: float) -> Callable[[], Awaitable[bool]]:
@@ -116,22 +126,32 @@ async def test_revocation_closes_the_tokens_open_streams_on_every_process(redis_
             assert f"token {token_id(doomed)} revoked" in process.log(), process.log()
 
 
-async def test_expiry_closes_the_tokens_open_streams(redis_url: str, tmp_path: Path) -> None:
-    """Issue 13, item 4: streams opened with a token that expires end when it expires."""
-    with serve(["--redis", redis_url], tmp_path) as server:
+@pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
+async def test_expiry_closes_the_tokens_open_streams(redis_url: str, tmp_path: Path, http_server: str) -> None:
+    """Issue 13, item 4: streams opened with a token that expires end when it expires (on both HTTP servers)."""
+    with serve(["--redis", redis_url, "--server", http_server], tmp_path) as server:
         token = await create_token_async(redis_url, "jobs", "read,write", "--expires", "10s")
-        async with (
-            sse(server.url, "jobs", token=token) as by_sse,
-            comet(server.url, "jobs", token=token) as by_comet,
-            ws(server.url, "jobs", f"token={token}") as by_ws,
-        ):
-            readers: list[Reader] = [by_sse, by_comet, by_ws]
-            await add_as(server.url, token, "jobs", "while valid")
-            for reader in readers:
-                await reader.wait_count(1, timeout=CLOSE_BOUND)
-            await wait_all_ended(readers, "expired")
-            assert_policy_close(by_ws, "expired")
-            assert await status_with(server.url, token) == 401
+        # granian sends a COMET response's headers with its first line only: start that reader, see it
+        # registered, then add the message that gets every stream going.
+        by_comet = CometReader(f"{server.url}/c/jobs", {"token": token})
+        comet_started = asyncio.create_task(by_comet._start(CLOSE_BOUND))
+        try:
+            async with (
+                sse(server.url, "jobs", token=token) as by_sse,
+                ws(server.url, "jobs", f"token={token}") as by_ws,
+            ):
+                await wait_consumers_as(server.url, token, "jobs", 3)
+                await add_as(server.url, token, "jobs", "while valid")
+                await comet_started
+                readers: list[Reader] = [by_sse, by_comet, by_ws]
+                for reader in readers:
+                    await reader.wait_count(1, timeout=CLOSE_BOUND)
+                await wait_all_ended(readers, "expired")
+                assert_policy_close(by_ws, "expired")
+                assert await status_with(server.url, token) == 401
+        finally:
+            comet_started.cancel()
+            await by_comet.close()
         assert f"token {token_id(token)} expired" in server.log(), server.log()
 
 
