@@ -8,12 +8,14 @@ a revoked token never comes back with a node, and redrive needs write rights on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+import redis
 from websockets.exceptions import ConnectionClosed
 
 from restmq.core.tokens import new_token
@@ -21,9 +23,10 @@ from restmq.storage import keys
 from restmq.storage.base import Store
 from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.factory import open_store
+from restmq.web import token_watch
 from tests.helpers.auth import bearer, create_token_async, restmq_cli, token_id
 from tests.helpers.cluster import Cluster
-from tests.helpers.server import serve
+from tests.helpers.server import run_app, serve
 from tests.helpers.streams import CometReader, Reader, WSReader, comet, serve_nodes, sse, ws
 from tests.helpers.topology import TOPOLOGIES, engine_client, engines, flush_cluster, flush_engines, restart
 from tests.helpers.wait import wait_for
@@ -194,6 +197,25 @@ async def test_a_websocket_command_after_expiry_is_refused_at_once(redis_url: st
                 assert_policy_close(reader, "expired")
             else:
                 assert reply["code"] == "TOKEN_INVALID", reply
+
+
+async def test_open_streams_cost_one_token_lookup_per_token_not_per_stream(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """Issue 13, item 4: the watch re-reads each distinct token of the open streams, in one batched read:
+    twenty streams over two tokens cost the backend a couple of commands every check, not twenty."""
+    first, second = await asyncio.gather(
+        create_token_async(redis_url, "jobs", "read"), create_token_async(redis_url, "jobs", "read")
+    )
+    async with run_app(redis_url) as base, contextlib.AsyncExitStack() as stack:
+        for i in range(20):
+            await stack.enter_async_context(sse(base, "jobs", token=first if i % 2 else second))
+        redis_client.config_resetstat()
+        window = 3 * token_watch.INTERVAL
+        await asyncio.sleep(window)  # a rate over a window, not a wait for a condition
+        calls = redis_client.info("commandstats").get("cmdstat_hmget", {}).get("calls", 0)
+        checks = window / token_watch.INTERVAL
+        assert 2 * (checks - 1) <= calls <= 2 * (checks + 1), calls  # two HMGETs (marks, records) per check
 
 
 # -- item 5: ring create and revoke reach every node, and a revocation sticks -------------------------
