@@ -97,11 +97,13 @@ class Consumer:
         self._wake()
         return True
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: str, *, discard: bool = False) -> None:
+        """End the stream once what is queued has been written; with `discard` (the reader may no
+        longer see messages: its token was revoked), nothing more is written."""
         if self.closed is not None:
             return
         self.closed = reason
-        if len(self._mailbox) >= self._buffer:
+        if discard or len(self._mailbox) >= self._buffer:
             # Too slow: drop everything unwritten, so the stream ends at a prefix of what it was
             # sent (an SSE client resumes from its last id without a hole); the transport's close
             # releases unwritten roundrobin messages.

@@ -148,13 +148,30 @@ class Store(Protocol):
         """Set the one handler that receives subscribed queues' events."""
         ...
 
-    async def save_token(self, token_id: str, record: str) -> None: ...
+    # Tokens. A revocation leaves a mark that outlives the record: a token is valid only while no
+    # reachable node marks it revoked, so a ring node that missed the revoke cannot bring it back.
 
-    async def load_token(self, token_id: str) -> str | None: ...
+    async def save_token(self, token_id: str, record: str) -> None:
+        """Store a token record. On a ring: on every node, or on none (RingIncomplete, after undoing the
+        writes that were made)."""
+        ...
 
-    async def list_tokens(self) -> dict[str, str]: ...
+    async def load_token(self, token_id: str) -> str | None:
+        """The record of a token that exists and is not revoked, else None."""
+        ...
 
-    async def delete_token(self, token_id: str) -> bool: ...
+    async def load_tokens(self, token_ids: Sequence[str]) -> dict[str, str]:
+        """`load_token` for several tokens in one go: the records of those that exist, not revoked."""
+        ...
+
+    async def list_tokens(self) -> dict[str, str]:
+        """Every token record that is not revoked, by id."""
+        ...
+
+    async def delete_token(self, token_id: str) -> bool:
+        """Revoke a token: mark it revoked, then drop its record; True if a record existed. On a ring every
+        reachable node is marked; RingIncomplete when some node could not be reached."""
+        ...
 
     async def ping(self) -> None:
         """Raise BackendUnavailable unless the store can serve (on a ring: at least one node answers)."""

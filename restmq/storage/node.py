@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -115,6 +117,21 @@ def _settings(values: Sequence[str | None]) -> QueueSettings:
         status=FlowStatus(status) if status in ("start", "stop") else FlowStatus.START,
         max_deliveries=int(max_deliveries or 0),
     )
+
+
+@dataclass
+class TokenStates:
+    """Token records and revocation marks (id -> revocation time), as read from one or more nodes."""
+
+    records: dict[str, str]
+    revoked: dict[str, str]
+
+    def valid(self) -> dict[str, str]:
+        return {token_id: record for token_id, record in self.records.items() if token_id not in self.revoked}
+
+
+def revocation_time() -> str:
+    return f"{time.time():.3f}"
 
 
 class RedisStore:
@@ -380,23 +397,51 @@ class RedisStore:
     def on_event(self, handler: EventHandler) -> None:
         self.events.on_event(handler)
 
-    # -- tokens (stored hashed by restmq.core.tokens) ----------------------------------------------
+    # -- tokens (stored hashed by restmq.core.tokens; revocation marks outlive records: see Store) ----
 
     async def save_token(self, token_id: str, record: str) -> None:
         with backend_errors(self.name):
             await self.client.hset(keys.TOKENS, token_id, record)
 
-    async def load_token(self, token_id: str) -> str | None:
+    async def forget_token(self, token_id: str) -> None:
+        """Drop a record without marking it revoked: a ring create undone (its token was never shown)."""
         with backend_errors(self.name):
-            return cast(str | None, await self.client.hget(keys.TOKENS, token_id))
+            await self.client.hdel(keys.TOKENS, token_id)
+
+    async def token_states(self, token_ids: Sequence[str] | None = None) -> TokenStates:
+        """Records and revocation marks of `token_ids`, or of every token. The mark is read first: a revoke
+        landing between the two reads has already dropped the record."""
+        with backend_errors(self.name):
+            if token_ids is None:
+                revoked = cast(dict[str, str], await self.client.hgetall(keys.REVOKED_TOKENS))
+                records = cast(dict[str, str], await self.client.hgetall(keys.TOKENS))
+                return TokenStates(records, revoked)
+            ids = list(token_ids)
+            marks = cast(list[str | None], await self.client.hmget(keys.REVOKED_TOKENS, ids))
+            found = cast(list[str | None], await self.client.hmget(keys.TOKENS, ids))
+        return TokenStates(
+            {i: r for i, r in zip(ids, found, strict=True) if r is not None},
+            {i: m for i, m in zip(ids, marks, strict=True) if m is not None},
+        )
+
+    async def mark_revoked(self, revoked: dict[str, str]) -> int:
+        """Mark tokens revoked (id -> revocation time), then drop their records; how many records there were.
+        Two commands in this order, not a transaction: the two hashes may sit on different cluster slots."""
+        with backend_errors(self.name):
+            await self.client.hset(keys.REVOKED_TOKENS, items=[field for pair in revoked.items() for field in pair])
+            return int(await self.client.hdel(keys.TOKENS, *revoked))
+
+    async def load_token(self, token_id: str) -> str | None:
+        return (await self.load_tokens([token_id])).get(token_id)
+
+    async def load_tokens(self, token_ids: Sequence[str]) -> dict[str, str]:
+        return (await self.token_states(token_ids)).valid() if token_ids else {}
 
     async def list_tokens(self) -> dict[str, str]:
-        with backend_errors(self.name):
-            return cast(dict[str, str], await self.client.hgetall(keys.TOKENS))
+        return (await self.token_states()).valid()
 
     async def delete_token(self, token_id: str) -> bool:
-        with backend_errors(self.name):
-            return bool(await self.client.hdel(keys.TOKENS, token_id))
+        return await self.mark_revoked({token_id: revocation_time()}) > 0
 
     async def ping(self) -> None:
         try:

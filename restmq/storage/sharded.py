@@ -36,10 +36,10 @@ from restmq.core.model import (
     StreamResult,
     StreamStatus,
 )
-from restmq.errors import BackendUnavailable
+from restmq.errors import BackendUnavailable, RingIncomplete
 from restmq.storage import keys
 from restmq.storage.base import EventHandler
-from restmq.storage.node import COUNTERS, RedisStore
+from restmq.storage.node import COUNTERS, RedisStore, TokenStates, revocation_time
 from restmq.storage.ring import HashRing
 
 log = logging.getLogger("restmq.ring")
@@ -68,6 +68,10 @@ def split_weight(url: str) -> tuple[str, int]:
     if weight < 1:
         raise ValueError(f"weight must be 1 or more in {url}")
     return urlunsplit(parts._replace(query=urlencode(rest))), weight
+
+
+def _names(nodes: Sequence[Node]) -> str:
+    return ", ".join(node.name for node in nodes)
 
 
 @dataclass
@@ -119,6 +123,8 @@ class ShardedStore:
                         continue
                     node.healthy, node.backoff = True, 0.25
                     log.info("ring node %s is back", node.name)
+                    with contextlib.suppress(BackendUnavailable):
+                        await self._token_states()  # it learns the revocations it missed
             await self._refresh_holders()
             await asyncio.sleep(self._refresh_interval / 4)
 
@@ -429,27 +435,66 @@ class ShardedStore:
         for node in self.nodes:
             node.store.on_event(handler)
 
-    # -- tokens: written to every live node, read from the first that answers -----------------------
+    # -- tokens: on every node or on none; valid while no live node marks them revoked ------------
+
+    async def _every_node(self, call: Callable[[RedisStore], Awaitable[T]]) -> tuple[list[tuple[Node, T]], list[Node]]:
+        """Run on every node, those believed down too (they may be back): the results, and the nodes missed."""
+        done, missed = [], []
+        for node in self.nodes:
+            try:
+                done.append((node, await self._on(node, call)))
+            except BackendUnavailable:
+                missed.append(node)
+        return done, missed
 
     async def save_token(self, token_id: str, record: str) -> None:
-        await self._each(lambda s: s.save_token(token_id, record))
-
-    async def load_token(self, token_id: str) -> str | None:
-        for node in self._live():
-            with contextlib.suppress(BackendUnavailable):
-                found = await self._on(node, lambda s: s.load_token(token_id))
-                if found is not None:
-                    return found
-        return None
-
-    async def list_tokens(self) -> dict[str, str]:
-        merged: dict[str, str] = {}
-        for found in await self._each(lambda s: s.list_tokens()):
-            merged.update(found)
-        return merged
+        written, missed = await self._every_node(lambda s: s.save_token(token_id, record))
+        if missed:
+            for node, _ in written:  # a token missing on a node would fail there: undo it everywhere
+                with contextlib.suppress(BackendUnavailable):
+                    await self._on(node, lambda s: s.forget_token(token_id))
+            raise RingIncomplete(
+                f"token not created: ring node {_names(missed)} unreachable "
+                "(a token must be stored on every node; nothing was kept)"
+            )
 
     async def delete_token(self, token_id: str) -> bool:
-        return any(await self._each(lambda s: s.delete_token(token_id)))
+        marked, missed = await self._every_node(lambda s: s.mark_revoked({token_id: revocation_time()}))
+        if not marked:
+            raise BackendUnavailable("every ring node is down")
+        if missed:
+            raise RingIncomplete(
+                f"token {token_id} revoked on {len(marked)} of {len(self.nodes)} ring nodes; "
+                f"ring node {_names(missed)} unreachable. Servers refuse the token while any node that has the "
+                "revocation answers, and the missing node learns it when read together with one of them"
+            )
+        return any(count for _, count in marked)
+
+    async def load_token(self, token_id: str) -> str | None:
+        return (await self.load_tokens([token_id])).get(token_id)
+
+    async def load_tokens(self, token_ids: Sequence[str]) -> dict[str, str]:
+        return (await self._token_states(token_ids)).valid() if token_ids else {}
+
+    async def list_tokens(self) -> dict[str, str]:
+        return (await self._token_states()).valid()
+
+    async def _token_states(self, token_ids: Sequence[str] | None = None) -> TokenStates:
+        """Records and revocation marks merged over the live nodes. A node missing a mark that another
+        node has (it was down during the revoke) gets it now, so it cannot bring the token back alone."""
+        per_node = await self._each_node(lambda s: s.token_states(token_ids))
+        merged = TokenStates({}, {})
+        for _, states in per_node:
+            merged.revoked.update(states.revoked)
+            for token_id, record in states.records.items():
+                merged.records.setdefault(token_id, record)
+        for node, states in per_node:
+            missing = {token_id: at for token_id, at in merged.revoked.items() if token_id not in states.revoked}
+            if missing:
+                log.info("ring node %s missed %d token revocation(s): marking them there", node.name, len(missing))
+                with contextlib.suppress(BackendUnavailable):
+                    await self._on(node, functools.partial(RedisStore.mark_revoked, revoked=missing))
+        return merged
 
     async def ping(self) -> None:
         await self._each(lambda s: s.ping())

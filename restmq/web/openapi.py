@@ -563,7 +563,8 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": _op(
             "redrive",
             "Redrive dead letters",
-            "`queue` must be a dead-letter queue `<q>:dead`: its waiting messages move back to `<q>` as new messages.",
+            "`queue` must be a dead-letter queue `<q>:dead`: its waiting messages move back to `<q>` as new messages. "
+            "Needs admin on `<q>:dead` and write on `<q>`.",
             "queues",
             {"200": _json(_schema("Redriven"), "How many moved."), **_errors(*_AUTH, 503)},
             [_param("callback")],

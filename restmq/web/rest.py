@@ -10,7 +10,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from restmq.core import protocol
 from restmq.core.model import Message, PopMode, PopResult, SettleAction
 from restmq.core.names import check_queue_name
-from restmq.core.service import AddOptions, QueueService
+from restmq.core.service import DEAD_SUFFIX, AddOptions, QueueService
 from restmq.errors import InvalidParameter, MissingField, NotFound
 from restmq.web import pages, ui
 from restmq.web.auth import CONSUMER, PRODUCER, authorize
@@ -127,10 +127,14 @@ async def get_message(request: Request) -> Response:
 
 
 async def redrive(request: Request) -> Response:
-    """POST /q/<queue>:dead/redrive: move dead letters back to <queue>."""
+    """POST /q/<queue>:dead/redrive: move dead letters back to <queue>. The route's guard checked admin on
+    the dead-letter queue; the letters are written into <queue>, which takes write rights there too."""
     queue = request.path_params["queue"]
+    target = queue.removesuffix(DEAD_SUFFIX)
+    if target and target != queue:  # anything else is refused by the service: not a dead-letter queue
+        await authorize(request, PRODUCER, target, "write")
     moved = await service_of(request).redrive(queue)
-    return render(request, {"queue": queue, "target": queue.removesuffix(":dead"), "moved": moved})
+    return render(request, {"queue": queue, "target": target, "moved": moved})
 
 
 async def purge_queue(request: Request) -> Response:

@@ -20,11 +20,12 @@ from restmq.core.dispatch import SHUTDOWN, Consumer, Delivery, Streams
 from restmq.core.model import HistoryEntry
 from restmq.core.names import check_queue_name
 from restmq.core.tokens import TokenRecord
-from restmq.errors import BadRequest, Forbidden, RestMQError
+from restmq.errors import BadRequest, RestMQError
 from restmq.web import sse
-from restmq.web.auth import PRODUCER, WEBSOCKET, authorize
+from restmq.web.auth import COMET, PRODUCER, WEBSOCKET, authorize
 from restmq.web.http import jsonp_callback, number
 from restmq.web.limits import StreamSlots, client_of
+from restmq.web.token_watch import POLICY_CLOSES, TokenWatch
 
 log = logging.getLogger("restmq.streams")
 
@@ -46,8 +47,11 @@ def _lease(source: object) -> float:
     return lease
 
 
-async def _open(conn: HTTPConnection, streams: Streams, queue: str, lease: float) -> Consumer:
-    """A slot under the connection limits, then a registered consumer."""
+async def _open(
+    conn: HTTPConnection, streams: Streams, queue: str, lease: float, token: TokenRecord | None
+) -> Consumer:
+    """A slot under the connection limits, then a registered consumer, closed when `token` (the one
+    that authorized the connection, if any) is revoked or expires."""
     slots: StreamSlots = conn.app.state.stream_slots
     slots.acquire(client_of(conn))
     try:
@@ -56,6 +60,9 @@ async def _open(conn: HTTPConnection, streams: Streams, queue: str, lease: float
         slots.release(client_of(conn))
         raise
     slots.bind(consumer.id, client_of(conn))
+    if token is not None:
+        watch: TokenWatch = conn.app.state.token_watch
+        watch.watch(token, consumer)
     return consumer
 
 
@@ -143,7 +150,8 @@ async def comet(request: Request) -> Response:
     queue = check_queue_name(request.path_params["queue"])
     callback = jsonp_callback(request)
     streams = streams_of(request.app)
-    consumer = await _open(request, streams, queue, _lease(request.query_params))
+    token = await authorize(request, COMET, queue, "read")  # cached: the guard has just checked it
+    consumer = await _open(request, streams, queue, _lease(request.query_params), token)
 
     def encode(batch: list[Delivery]) -> bytes:
         return b"".join(sse.comet_line(delivery, callback) for delivery in batch)
@@ -158,7 +166,8 @@ async def server_sent_events(request: Request) -> ConsumerStream:
     streams = streams_of(request.app)
     last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     max_bytes: int = request.app.state.settings.limits.max_replay_bytes
-    consumer = await _open(request, streams, queue, _lease(request.query_params))
+    token = await authorize(request, COMET, queue, "read")  # cached: the guard has just checked it
+    consumer = await _open(request, streams, queue, _lease(request.query_params), token)
     try:
         replay, reached = await streams.replay(queue, last_id, max_bytes) if last_id else ([], True)
     except BaseException:
@@ -230,7 +239,7 @@ async def websocket(ws: WebSocket) -> None:
     streams = streams_of(ws.app)
     await ws.accept()
     try:
-        consumer = await _open(ws, streams, queue, lease)
+        consumer = await _open(ws, streams, queue, lease, token)
     except RestMQError as exc:  # too many streams (1013: try again later) or backend down (1011)
         await ws.close(
             code=1013 if exc.status == 503 and exc.code != "BACKEND_UNAVAILABLE" else 1011, reason=exc.message[:120]
@@ -255,7 +264,7 @@ async def websocket(ws: WebSocket) -> None:
             if message["type"] == "websocket.disconnect":
                 return
             raw = message.get("text") or message.get("bytes") or b""
-            reply = await _command(ws, service, streams, consumer, queue, raw, token)
+            reply = await _command(ws, service, streams, consumer, queue, raw)
             await send(orjson.dumps(reply).decode())
 
     stuck = _stuck(consumer)
@@ -271,29 +280,31 @@ async def websocket(ws: WebSocket) -> None:
         stuck.cancel()
         _close(ws, streams, consumer)
         with contextlib.suppress(Exception):
-            code = 1012 if consumer.closed == SHUTDOWN else 1000  # 1012: service restart, reconnect
+            code = _close_code(consumer.closed)
             # a client that stopped reading blocks the close frame too: then the connection just drops
             await asyncio.wait_for(ws.close(code=code, reason=(consumer.closed or "bye")[:120]), STUCK_GRACE)
 
 
+def _close_code(reason: str | None) -> int:
+    if reason == SHUTDOWN:
+        return 1012  # service restart: reconnect
+    if reason in POLICY_CLOSES:
+        return 1008  # policy violation: the token was revoked or expired
+    return 1000
+
+
 async def _command(
-    ws: WebSocket,
-    service: object,
-    streams: Streams,
-    consumer: Consumer,
-    queue: str,
-    raw: str | bytes,
-    token: TokenRecord | None,
+    ws: WebSocket, service: object, streams: Streams, consumer: Consumer, queue: str, raw: str | bytes
 ) -> object:
-    """Run one client frame; errors become error frames and the connection stays usable."""
+    """Run one client frame; errors become error frames and the connection stays usable. Each frame is
+    authorized when it runs (not by the rights the connection opened with): a token revoked or expired
+    since then is refused."""
     try:
         command = protocol.parse_command(raw)
         command.setdefault("queue", queue)
         target, right = protocol.target(command)
-        if right == "write":  # adding through a frame is producing: the producer rules apply
-            await authorize(ws, PRODUCER, target, right)
-        elif token is not None and not token.allows(target, right):
-            raise Forbidden(f"this token has no {right} right on {target}")
+        # adding through a frame is producing: the producer rules apply
+        await authorize(ws, PRODUCER if right == "write" else WEBSOCKET, target, right)
         reply = await protocol.execute(service, command)  # type: ignore[arg-type]
         if command.get("cmd") in ("ack", "release"):
             streams.acked(consumer, str(command.get("key")))
