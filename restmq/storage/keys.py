@@ -26,7 +26,9 @@ rmq:{T}N:history         LIST    recent broadcast deliveries, newest first (SSE 
 rmq:{T}N:consumers       ZSET    streaming consumer id -> presence deadline (ms)
 rmq:{T}N:idem:<sha256>   STRING  key of the first add with that Idempotency-Key (PX window)
 rmq:{T}N:ev              (pub/sub shard channel) queue events: add, purge, status, policy
-rmq:queues               SET     names of listed queues (one per node on a ring)
+rmq:names                ZSET    names of listed queues, all scored 0: ordered by name, so that a
+                                 listing page is one ZRANGEBYLEX (one per node on a ring)
+rmq:queues               SET     the registry of versions before rmq:names; folded into it, then deleted
 rmq:timers               ZSET    queue name -> next lease/delay/ttl deadline (reaper index)
 =======================  ======  ============================================================
 """
@@ -39,7 +41,8 @@ from dataclasses import dataclass
 
 PREFIX = "rmq"
 DEAD_SUFFIX = ":dead"
-QUEUES = f"{PREFIX}:queues"
+QUEUES = f"{PREFIX}:names"
+LEGACY_QUEUES = f"{PREFIX}:queues"
 TIMERS = f"{PREFIX}:timers"
 REAPER_LOCK = f"{PREFIX}:reaper"
 TOKENS = f"{PREFIX}:tokens"

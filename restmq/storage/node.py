@@ -124,6 +124,7 @@ class RedisStore:
         self._token = uuid.uuid4().hex
         self._sweeps = 0
         self._up = True
+        self._legacy_folded = False
         self.events = EventListener(self._make_pubsub, lambda q: keys.queue_keys(q).channel, name)
 
     @classmethod
@@ -143,9 +144,9 @@ class RedisStore:
         """Follow-up writes to the cross-slot indexes (registry, timers)."""
         with backend_errors(self.name):
             for queue in listed:
-                await self.client.sadd(keys.QUEUES, queue)
+                await self.client.zadd(keys.QUEUES, {queue: 0})
             for queue in unlisted:
-                await self.client.srem(keys.QUEUES, queue)
+                await self.client.zrem(keys.QUEUES, queue)
             if timer is not None:
                 await self.client.zadd(keys.TIMERS, {timer[0]: timer[1]}, lt=True)
 
@@ -255,17 +256,31 @@ class RedisStore:
 
     async def list_queues(self) -> list[str]:
         with backend_errors(self.name):
-            members = cast(set[str], await self.client.smembers(keys.QUEUES))
-            return sorted(members)
+            await self._fold_legacy_registry()
+            return cast(list[str], await self.client.zrange(keys.QUEUES, 0, -1))
+
+    async def list_page(self, after: str | None, limit: int) -> list[str]:
+        with backend_errors(self.name):
+            await self._fold_legacy_registry()
+            start = "-" if after is None else "(" + after
+            return cast(list[str], await self.client.zrangebylex(keys.QUEUES, start, "+", start=0, num=limit))
+
+    async def _fold_legacy_registry(self, *, again: bool = False) -> None:
+        """Move the names of the registry earlier versions kept (a SET, which cannot be read in name order) into
+        the ordered one: once per process before its first listing, and at each timer reconciliation, which
+        also catches names that processes of the earlier version add during a rolling upgrade."""
+        if self._legacy_folded and not again:
+            return
+        while names := cast(list[str], await self.client.srandmember(keys.LEGACY_QUEUES, 500)):
+            await self.client.zadd(keys.QUEUES, dict.fromkeys(names, 0))
+            await self.client.srem(keys.LEGACY_QUEUES, *names)  # after the ZADD: a crash in between loses none
+        self._legacy_folded = True
 
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         if not queues:
             return []
         with backend_errors(self.name):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for queue in queues:
-                    await self.scripts.run("stats", _stats_keys(queue), [], client=pipe)
-                replies = await pipe.execute()
+            replies = await self.scripts.run_pipelined("stats", [(_stats_keys(queue), ()) for queue in queues])
         return [_stats(queue, reply) for queue, reply in zip(queues, replies, strict=True)]
 
     # -- timers -------------------------------------------------------------------------------
@@ -294,7 +309,7 @@ class RedisStore:
                     )
                     moved += n
                     if dead_listed:
-                        await self.client.sadd(keys.QUEUES, dead_name)
+                        await self.client.zadd(keys.QUEUES, {dead_name: 0})
                     if n == 0 or not 0 <= next_due <= now:
                         break
                 await self.scripts.run("timer_cas", [keys.TIMERS], [queue, int(seen), next_due])
@@ -307,10 +322,11 @@ class RedisStore:
         """Put every listed queue with a timer back in the reaper's index. The index is written right
         after the script that sets a timer; a process dying in between would leave that lease unindexed,
         so now and then (and at start) the index is rebuilt from the queues themselves."""
+        await self._fold_legacy_registry(again=True)
         cursor = 0
         while True:
-            cursor, queues = await self.client.sscan(keys.QUEUES, cursor, count=500)
-            for queue in cast(list[str], queues):
+            cursor, scored = await self.client.zscan(keys.QUEUES, cursor, count=500)
+            for queue, _ in cast(list[tuple[str, float]], scored):
                 deadline = await self.scripts.run("deadline", keys.queue_keys(queue).message_keys, [])
                 if deadline >= 0:
                     await self.client.zadd(keys.TIMERS, {queue: deadline}, lt=True)
