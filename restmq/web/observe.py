@@ -2,6 +2,8 @@
 
 Queue metrics (depth, leased, counters) come from the backend at scrape time, so every server
 process reports the same cluster-wide numbers; HTTP latency and backend errors are per process.
+Per-queue series are kept for at most Limits.metrics_queues queues (the first by name), beside
+totals over every queue, so that the scrape stays bounded with many queues.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -25,7 +28,10 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from restmq.core.model import QueueStats
+from restmq.core.service import QueueService
+from restmq.web import listings
 from restmq.web.auth import CONSUMER, authorize
+from restmq.web.snapshots import Snapshots, shared
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -117,50 +123,104 @@ def configure_logging(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
 
 
-class QueueCollector(Collector):
-    """Per-queue families from one stats snapshot taken just before the scrape."""
+GAUGES = {
+    "length": "Messages ready to deliver",
+    "delayed": "Messages waiting for their delay",
+    "leased": "Messages leased and not yet acked",
+    "dead": "Messages waiting in the dead-letter queue",
+    "consumers": "Streaming consumers on all server processes",
+}
+COUNTERS = {
+    "added": "Messages added",
+    "delivered": "Deliveries (GET, lease, stream)",
+    "acked": "Leases acknowledged",
+    "redelivered": "Leases that expired (the message went back to its queue)",
+    "expired": "Messages dropped by their ttl",
+    "dead_lettered": "Messages moved to the dead-letter queue",
+}
+METRICS_MAX_AGE = 1.0  # seconds a computation of the queue families serves scrapes of this process
 
-    def __init__(self, stats: list[QueueStats], consumers_here: int) -> None:
-        self.stats = stats
-        self.consumers_here = consumers_here
+
+@dataclass
+class QueueTotals:
+    """Sums over every queue a scrape covers."""
+
+    queues: int = 0
+    gauges: dict[str, int] = field(default_factory=lambda: dict.fromkeys(GAUGES, 0))
+    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+
+    def add(self, stats: QueueStats) -> None:
+        self.queues += 1
+        for name in GAUGES:
+            self.gauges[name] += getattr(stats, name)
+        for name in COUNTERS:
+            self.counters[name] += stats.counters.get(name, 0)
+
+
+class QueueCollector(Collector):
+    """The queue families of one scrape: per-queue series (`queue` label) for the queues in `series`, and
+    restmq_queues plus restmq_queues_* sums, without labels, over all of them."""
+
+    def __init__(self, series: list[QueueStats], totals: QueueTotals) -> None:
+        self.series = series
+        self.totals = totals
 
     def collect(self) -> Iterator[Any]:
-        gauges = {
-            "length": "Messages ready to deliver",
-            "delayed": "Messages waiting for their delay",
-            "leased": "Messages leased and not yet acked",
-            "dead": "Messages waiting in the dead-letter queue",
-            "consumers": "Streaming consumers on all server processes",
-        }
-        for name, text in gauges.items():
+        for name, text in GAUGES.items():
             family = GaugeMetricFamily(f"restmq_queue_{name}", text, labels=["queue"])
-            for s in self.stats:
+            for s in self.series:
                 family.add_metric([s.queue], getattr(s, name))
             yield family
-        counters = {
-            "added": "Messages added",
-            "delivered": "Deliveries (GET, lease, stream)",
-            "acked": "Leases acknowledged",
-            "redelivered": "Leases that expired (the message went back to its queue)",
-            "expired": "Messages dropped by their ttl",
-            "dead_lettered": "Messages moved to the dead-letter queue",
-        }
-        for name, text in counters.items():
+        for name, text in COUNTERS.items():
             counter = CounterMetricFamily(f"restmq_queue_{name}", text, labels=["queue"])
-            for s in self.stats:
+            for s in self.series:
                 counter.add_metric([s.queue], s.counters.get(name, 0))
             yield counter
-        yield GaugeMetricFamily(
-            "restmq_process_streams", "Streaming connections open on this process", value=self.consumers_here
-        )
+        yield GaugeMetricFamily("restmq_queues", "Queues listed (those the scrape's token covers)", self.totals.queues)
+        for name, text in GAUGES.items():
+            yield GaugeMetricFamily(f"restmq_queues_{name}", f"{text}, all queues", self.totals.gauges[name])
+        for name, text in COUNTERS.items():
+            yield CounterMetricFamily(f"restmq_queues_{name}", f"{text}, all queues", self.totals.counters[name])
+
+
+async def queue_families(service: QueueService, patterns: tuple[str, ...] | None) -> bytes:
+    """The queue families in the text format. Every queue is read, a page at a time (one pipelined call per
+    node and page), for the totals; only the first Limits.metrics_queues by name keep their own series."""
+    covers = listings.covers_of(patterns)
+    series: list[QueueStats] = []
+    totals = QueueTotals()
+    async for names in service.every_page(covers):
+        stats = await service.stats(names)
+        for one in stats:
+            totals.add(one)
+        series += stats[: max(0, service.limits.metrics_queues - len(series))]
+    registry = CollectorRegistry()
+    registry.register(QueueCollector(series, totals))
+    return generate_latest(registry)
 
 
 async def metrics(request: Request) -> Response:
-    """GET /metrics: the Prometheus text format (with a token: only the queues it covers, like the listings)."""
+    """GET /metrics: the Prometheus text format (with a token: only the queues it covers, like the listings).
+    The queue families are computed at most once a second per process and token scope, however many scrape."""
     token = await authorize(request, CONSUMER, None, "read")  # cached: the guard has just checked it
-    service = request.app.state.service
-    stats = [s for s in await service.stats() if token is None or token.covers(s.queue)]
-    registry = CollectorRegistry()
-    registry.register(QueueCollector(stats, request.app.state.streams.consumer_count()))
-    body = generate_latest(REGISTRY) + generate_latest(registry)
+    service: QueueService = request.app.state.service
+    compute = functools.partial(queue_families, service)
+    families = shared(request.app.state, "metrics_snapshots", lambda: Snapshots(compute, METRICS_MAX_AGE))
+    queues = await families.get(token.queues if token else None)
+    process = CollectorRegistry()
+    streams = GaugeMetricFamily(
+        "restmq_process_streams",
+        "Streaming connections open on this process",
+        value=request.app.state.streams.consumer_count(),
+    )
+    process.register(_Fixed([streams]))
+    body = generate_latest(REGISTRY) + queues + generate_latest(process)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+class _Fixed(Collector):
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterator[Any]:
+        yield from self.families

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -26,12 +26,12 @@ from starlette.staticfiles import StaticFiles
 from restmq.core.model import Message, QueueStats
 from restmq.core.names import check_queue_name
 from restmq.core.service import QueueService
-from restmq.core.tokens import TokenRecord
 from restmq.errors import InvalidParameter, RestMQError, Unauthorized
-from restmq.web import openapi
+from restmq.web import listings, openapi
 from restmq.web.auth import CONSUMER, authorize
 from restmq.web.errors import error_response
 from restmq.web.http import integer, prefers_html, render
+from restmq.web.snapshots import Snapshots, shared
 
 DASHBOARD = Path(__file__).parent / "dashboard"
 static_files = StaticFiles(directory=DASHBOARD / "static")
@@ -99,19 +99,31 @@ EMPTY_ROW = (
 
 
 async def dashboard(request: Request) -> Response:
-    """Every queue the caller may see, with live rates once the page's script runs."""
+    """One page of the queues the caller may see (`limit`, `after`, as GET /q/), with live rates once the page's
+    script runs."""
     try:
-        token = await authorize(request, CONSUMER, None, "read")
+        page, _ = await listings.visible_page(request)
     except Unauthorized as exc:
-        return _shell(request, "index.html", exc, rows="")
-    service = _service(request)
-    stats = await service.stats(_visible(await service.list_queues(), token))
+        return _shell(request, "index.html", exc, rows="", **NO_PAGER)
+    stats = await _service(request).stats(page.queues)
     rows = "".join(_row(s) for s in stats) or EMPTY_ROW
-    return HTMLResponse(_fill("index.html", rows=rows), headers=NO_STORE)
+    html = _fill("index.html", rows=rows, **_pager(request, page.next))
+    return HTMLResponse(html, headers=NO_STORE)
 
 
-def _visible(queues: list[str], token: TokenRecord | None) -> list[str]:
-    return [q for q in queues if token.covers(q)] if token else queues
+NO_PAGER = {"pager": " hidden", "prev": " hidden", "next": " hidden"}
+
+
+def _pager(request: Request, following: str | None) -> dict[str, str]:
+    """The placeholders of the page links, for the first paint (and for browsers without JavaScript, whose
+    "previous" goes back to the first page)."""
+    after = request.query_params.get("after")
+    first = "/ui" + (f"?limit={quote(request.query_params['limit'])}" if request.query_params.get("limit") else "")
+    return {
+        "pager": "" if after or following else " hidden",
+        "prev": f' href="{escape(first)}"' if after else " hidden",
+        "next": f' href="{escape(listings.page_link("/ui", following, request))}"' if following else " hidden",
+    }
 
 
 # -- the queue page: GET /j/<queue> -------------------------------------------------------------
@@ -192,14 +204,19 @@ async def stats_stream(request: Request) -> Response:
         response = error_response(exc)
         response.headers["WWW-Authenticate"] = _challenge(request)
         return response
-    return StreamingResponse(_stats_events(request), media_type="text/event-stream", headers=STREAM_HEADERS)
+    after, size = listings.page_params(request)  # a bad limit= or after= is a 400, not a stream of failures
+    events = _stats_events(request, after, size)
+    return StreamingResponse(events, media_type="text/event-stream", headers=STREAM_HEADERS)
 
 
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
 
+# A page of statistics for dashboards: which page, and the queue patterns of the caller's token (None: all).
+PageKey = tuple[str | None, int, tuple[str, ...] | None]
 
-async def _stats_events(request: Request) -> AsyncIterator[bytes]:
-    service = _service(request)
+
+async def _stats_events(request: Request, after: str | None, size: int) -> AsyncIterator[bytes]:
+    snapshots = _snapshots(request)
     stop = asyncio.Event()
     with _until_shutdown(stop):
         yield b"retry: 3000\n\n"
@@ -207,7 +224,7 @@ async def _stats_events(request: Request) -> AsyncIterator[bytes]:
             try:
                 # Asked again each time: a revoked token stops the stream within the token cache time.
                 token = await authorize(request, CONSUMER, None, "read")
-                yield b"data: %s\n\n" % orjson.dumps(await _snapshot(service, token))
+                yield await snapshots.get((after, size, token.queues if token else None))
             except Unauthorized as exc:
                 yield b"event: failure\ndata: %s\n\n" % orjson.dumps(exc.to_dict())
                 return
@@ -218,14 +235,28 @@ async def _stats_events(request: Request) -> AsyncIterator[bytes]:
     yield b"retry: 250\n\n"  # the server is stopping: reconnect soon, maybe to another process
 
 
-async def _snapshot(service: QueueService, token: TokenRecord | None) -> dict[str, Any]:
-    stats = await service.stats(_visible(await service.list_queues(), token))
-    return {
-        "time": round(time.time() * 1000),
-        "queues": [s.to_dict() for s in stats],
-        "count": len(stats),
-        "nodes": service.store.node_states(),
-    }
+def _snapshots(request: Request) -> Snapshots[PageKey, bytes]:
+    """This process's statistics events, one per page and interval, shared by every open dashboard."""
+    service = _service(request)
+    return shared(request.app.state, "stats_snapshots", lambda: Snapshots(_event_maker(service), STATS_INTERVAL))
+
+
+def _event_maker(service: QueueService) -> Callable[[PageKey], Awaitable[bytes]]:
+    async def event(key: PageKey) -> bytes:
+        after, size, patterns = key
+        covers = listings.covers_of(patterns)
+        page = await service.page(after, size, covers)
+        stats = await service.stats(page.queues)
+        snapshot = {
+            "time": round(time.time() * 1000),
+            "queues": [s.to_dict() for s in stats],
+            "count": len(stats),
+            "next": page.next,
+            "nodes": service.store.node_states(),
+        }
+        return b"data: %s\n\n" % orjson.dumps(snapshot)
+
+    return event
 
 
 @contextlib.contextmanager
