@@ -278,6 +278,7 @@ def _until_shutdown(stop: asyncio.Event) -> Iterator[None]:
 _ERRORS = {str(s): {"$ref": f"#/components/responses/E{s}"} for s in (400, 401, 403, 503)}
 _DEFAULT = {"default": {"$ref": "#/components/responses/Default"}}
 _PAGE = {"description": "An HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}
+_PAGING = [{"$ref": "#/components/parameters/pageLimit"}, {"$ref": "#/components/parameters/pageAfter"}]
 _LIMIT = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
 
 PATHS: dict[str, dict[str, Any]] = {
@@ -285,10 +286,12 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": {
             "operationId": "dashboard",
             "summary": "Dashboard",
-            "description": "The live dashboard, as GET / without `queue`. A browser without credentials on a "
-            "server that needs them gets the page with status 401; its script asks for a token.",
+            "description": "The live dashboard, as GET / without `queue`: one page of queues (`limit`, `after`, "
+            "as GET /q/). A browser without credentials on a server that needs them gets the page with status 401; "
+            "its script asks for a token.",
             "tags": ["pages"],
-            "responses": {"200": _PAGE, "401": _PAGE, "403": _ERRORS["403"], **_DEFAULT},
+            "responses": {"200": _PAGE, "400": _ERRORS["400"], "401": _PAGE, "403": _ERRORS["403"], **_DEFAULT},
+            "parameters": _PAGING,
             "security": [],
         }
     },
@@ -297,7 +300,8 @@ PATHS: dict[str, dict[str, Any]] = {
             "operationId": "statsStream",
             "summary": "Statistics as Server-Sent Events",
             "description": "With `Accept: text/event-stream`: every second an event whose data is the GET /stats/ "
-            "JSON plus `time` (ms since the epoch), for the queues the caller's token covers; `event: failure` "
+            "JSON of one page (`limit`, `after`) plus `time` (ms since the epoch), for the queues the caller's token "
+            "covers; every open stream of a process showing the same page gets the same snapshot. `event: failure` "
             "carries an error. Without it: the statistics of a queue named `stream`.",
             "tags": ["queues"],
             "responses": {
@@ -312,7 +316,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 **_ERRORS,
                 **_DEFAULT,
             },
-            "parameters": [{"$ref": "#/components/parameters/callback"}],
+            "parameters": [*_PAGING, {"$ref": "#/components/parameters/callback"}],
         }
     },
     "/peek/{queue}": {
