@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 
 from restmq.errors import BackendUnavailable
 from restmq.storage import keys
 from restmq.storage.events import EventListener
-from restmq.storage.node import RedisStore
+from restmq.storage.node import STATS_BATCH, RedisStore
 
 
 class _WarmCluster(RedisCluster):
@@ -130,3 +131,11 @@ class ClusterStore(RedisStore):
             if not _raised_in_redis_py(exc):
                 raise
             raise BackendUnavailable(f"backend {self.name} unavailable: {exc}") from exc
+
+    def _stats_batches(self, queues: Sequence[str]) -> list[Sequence[str]]:
+        """A script runs in one hash slot: one call per slot (the cluster pipeline still sends one batch per
+        node)."""
+        by_slot: dict[int, list[str]] = {}
+        for queue in queues:
+            by_slot.setdefault(key_slot(keys.queue_keys(queue).meta.encode()), []).append(queue)
+        return [group[i : i + STATS_BATCH] for group in by_slot.values() for i in range(0, len(group), STATS_BATCH)]

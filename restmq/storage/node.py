@@ -45,6 +45,7 @@ from restmq.storage.scripts import Client, Scripts
 
 log = logging.getLogger("restmq.storage")
 
+STATS_BATCH = 500  # queues per stats script call: the engine is never blocked long, whatever the page size
 REAP_ROUNDS = 50  # reap scripts per due queue per sweep (each moves up to 200 messages)
 RECONCILE_EVERY = 120  # sweeps between rebuilds of the timer index (about 30 s), and one at the first sweep
 T = TypeVar("T")
@@ -89,12 +90,24 @@ def _not_cancelled(value: T) -> T:
 
 
 def _stats_keys(queue: str) -> list[str]:
-    """KEYS of the stats script: the queue's keys, then its dead-letter queue's ready set (none for a
-    dead-letter queue itself, whose `<queue>:dead:dead` would sit in another hash slot)."""
+    """One queue's KEYS of the stats script: the keys it counts, then its dead-letter queue's ready set (none for
+    a dead-letter queue itself, whose `<queue>:dead:dead` would sit in another hash slot)."""
     qk = keys.queue_keys(queue)
+    counted = [qk.meta, qk.ready, qk.delayed, qk.leased, qk.consumers]
     if keys.is_dead_letter_queue(queue):
-        return [*qk.message_keys, qk.consumers]
-    return [*qk.message_keys, qk.consumers, keys.queue_keys(keys.dead_letter_queue(queue)).ready]
+        return counted
+    return [*counted, keys.queue_keys(keys.dead_letter_queue(queue)).ready]
+
+
+def _stats_call(queues: Sequence[str]) -> tuple[list[str], list[int]]:
+    """KEYS and ARGV of one stats script call over `queues`."""
+    script_keys: list[str] = []
+    counts: list[int] = []
+    for queue in queues:
+        found = _stats_keys(queue)
+        script_keys += found
+        counts.append(len(found))
+    return script_keys, counts
 
 
 @functools.lru_cache(maxsize=8192)
@@ -279,9 +292,20 @@ class RedisStore:
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         if not queues:
             return []
+        batches = self._stats_batches(queues)
         with backend_errors(self.name):
-            replies = await self.scripts.run_pipelined("stats", [(_stats_keys(queue), ()) for queue in queues])
-        return [_stats(queue, reply) for queue, reply in zip(queues, replies, strict=True)]
+            replies = await self.scripts.run_pipelined("stats", [_stats_call(batch) for batch in batches])
+        found = {
+            queue: _stats(queue, reply)
+            for batch, batch_replies in zip(batches, replies, strict=True)
+            for queue, reply in zip(batch, batch_replies, strict=True)
+        }
+        return [found[queue] for queue in queues]
+
+    def _stats_batches(self, queues: Sequence[str]) -> list[Sequence[str]]:
+        """The stats script calls of a page, in one pipeline: STATS_BATCH queues each (one node holds them all;
+        a page of a thousand queues costs one round trip and two short scripts)."""
+        return [queues[i : i + STATS_BATCH] for i in range(0, len(queues), STATS_BATCH)]
 
     # -- timers -------------------------------------------------------------------------------
 
@@ -427,6 +451,12 @@ class RedisStore:
 def _stats(queue: str, reply: list[Any]) -> QueueStats:
     ready, delayed, leased, consumers, dead, meta_flat = reply
     meta = dict(zip(meta_flat[::2], meta_flat[1::2], strict=True))
-    settings = _settings([meta.get("policy"), meta.get("status"), meta.get("max_deliveries")])
+    settings = _known_settings(meta.get("policy"), meta.get("status"), meta.get("max_deliveries"))
     counters = {name: int(meta.get(field, 0)) for field, name in COUNTERS.items()}
     return QueueStats(queue, ready, delayed, leased, dead, consumers, settings, counters)
+
+
+@functools.lru_cache(maxsize=256)
+def _known_settings(policy: str | None, status: str | None, max_deliveries: str | None) -> QueueSettings:
+    """QueueSettings are frozen: the few combinations in use are parsed once (a page of statistics is a thousand)."""
+    return _settings([policy, status, max_deliveries])
