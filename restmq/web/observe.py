@@ -138,7 +138,7 @@ COUNTERS = {
     "expired": "Messages dropped by their ttl",
     "dead_lettered": "Messages moved to the dead-letter queue",
 }
-METRICS_MAX_AGE = 1.0  # seconds a computation of the queue families serves scrapes of this process
+METRICS_TICK = 1.0  # seconds: scrapes of one process within one tick share one computation of the queue families
 
 
 @dataclass
@@ -205,7 +205,7 @@ async def metrics(request: Request) -> Response:
     token = await authorize(request, CONSUMER, None, "read")  # cached: the guard has just checked it
     service: QueueService = request.app.state.service
     compute = functools.partial(queue_families, service)
-    families = shared(request.app.state, "metrics_snapshots", lambda: Snapshots(compute, METRICS_MAX_AGE))
+    families = shared(request.app.state, "metrics_snapshots", lambda: Snapshots(compute, METRICS_TICK))
     queues = await families.get(token.queues if token else None)
     process = CollectorRegistry()
     streams = GaugeMetricFamily(

@@ -220,19 +220,28 @@ async def _stats_events(request: Request, after: str | None, size: int) -> Async
     stop = asyncio.Event()
     with _until_shutdown(stop):
         yield b"retry: 3000\n\n"
+        tick = snapshots.tick()
         while not stop.is_set():
             try:
                 # Asked again each time: a revoked token stops the stream within the token cache time.
                 token = await authorize(request, CONSUMER, None, "read")
-                yield await snapshots.get((after, size, token.queues if token else None))
+                yield await snapshots.get((after, size, token.queues if token else None), tick)
             except Unauthorized as exc:
                 yield b"event: failure\ndata: %s\n\n" % orjson.dumps(exc.to_dict())
                 return
             except RestMQError as exc:  # the backend is away: say so, and keep trying
                 yield b"event: failure\ndata: %s\n\n" % orjson.dumps(exc.to_dict())
+            tick = max(tick + 1, _next_tick(snapshots))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), STATS_INTERVAL)
+                await asyncio.wait_for(stop.wait(), max(0.0, snapshots.until(tick)))
     yield b"retry: 250\n\n"  # the server is stopping: reconnect soon, maybe to another process
+
+
+def _next_tick(snapshots: Snapshots[PageKey, bytes]) -> int:
+    """The tick of a stream's next event: every stream of the process wakes at the same ticks (so that they share
+    the snapshots), at least half an interval after its previous event (the first comes at once, mid-tick)."""
+    following = snapshots.tick() + 1
+    return following if snapshots.until(following) >= STATS_INTERVAL / 2 else following + 1
 
 
 def _snapshots(request: Request) -> Snapshots[PageKey, bytes]:
