@@ -1,9 +1,8 @@
 """Observability: request ids, JSON logs, and Prometheus metrics.
 
 Queue metrics (depth, leased, counters) come from the backend at scrape time, so every server
-process reports the same cluster-wide numbers; HTTP latency and backend errors are per process.
-Per-queue series are kept for at most Limits.metrics_queues queues (the first by name), beside
-totals over every queue, so that the scrape stays bounded with many queues.
+process reports the same cluster-wide numbers (restmq/web/queue_metrics.py); HTTP latency and
+backend errors are per process.
 """
 
 from __future__ import annotations
@@ -16,20 +15,18 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from restmq.core.model import QueueStats
 from restmq.core.service import QueueService
-from restmq.web import listings
+from restmq.web import queue_metrics
 from restmq.web.auth import CONSUMER, authorize
 from restmq.web.snapshots import Snapshots, shared
 
@@ -123,89 +120,13 @@ def configure_logging(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
 
 
-GAUGES = {
-    "length": "Messages ready to deliver",
-    "delayed": "Messages waiting for their delay",
-    "leased": "Messages leased and not yet acked",
-    "dead": "Messages waiting in the dead-letter queue",
-    "consumers": "Streaming consumers on all server processes",
-}
-COUNTERS = {
-    "added": "Messages added",
-    "delivered": "Deliveries (GET, lease, stream)",
-    "acked": "Leases acknowledged",
-    "redelivered": "Leases that expired (the message went back to its queue)",
-    "expired": "Messages dropped by their ttl",
-    "dead_lettered": "Messages moved to the dead-letter queue",
-}
-METRICS_TICK = 1.0  # seconds: scrapes of one process within one tick share one computation of the queue families
-
-
-@dataclass
-class QueueTotals:
-    """Sums over every queue a scrape covers."""
-
-    queues: int = 0
-    gauges: dict[str, int] = field(default_factory=lambda: dict.fromkeys(GAUGES, 0))
-    counters: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
-
-    def add(self, stats: QueueStats) -> None:
-        self.queues += 1
-        for name in GAUGES:
-            self.gauges[name] += getattr(stats, name)
-        for name in COUNTERS:
-            self.counters[name] += stats.counters.get(name, 0)
-
-
-class QueueCollector(Collector):
-    """The queue families of one scrape: per-queue series (`queue` label) for the queues in `series`, and
-    restmq_queues plus restmq_queues_* sums, without labels, over all of them."""
-
-    def __init__(self, series: list[QueueStats], totals: QueueTotals) -> None:
-        self.series = series
-        self.totals = totals
-
-    def collect(self) -> Iterator[Any]:
-        for name, text in GAUGES.items():
-            family = GaugeMetricFamily(f"restmq_queue_{name}", text, labels=["queue"])
-            for s in self.series:
-                family.add_metric([s.queue], getattr(s, name))
-            yield family
-        for name, text in COUNTERS.items():
-            counter = CounterMetricFamily(f"restmq_queue_{name}", text, labels=["queue"])
-            for s in self.series:
-                counter.add_metric([s.queue], s.counters.get(name, 0))
-            yield counter
-        yield GaugeMetricFamily("restmq_queues", "Queues listed (those the scrape's token covers)", self.totals.queues)
-        for name, text in GAUGES.items():
-            yield GaugeMetricFamily(f"restmq_queues_{name}", f"{text}, all queues", self.totals.gauges[name])
-        for name, text in COUNTERS.items():
-            yield CounterMetricFamily(f"restmq_queues_{name}", f"{text}, all queues", self.totals.counters[name])
-
-
-async def queue_families(service: QueueService, patterns: tuple[str, ...] | None) -> bytes:
-    """The queue families in the text format. Every queue is read, a page at a time (one pipelined call per
-    node and page), for the totals; only the first Limits.metrics_queues by name keep their own series."""
-    covers = listings.covers_of(patterns)
-    series: list[QueueStats] = []
-    totals = QueueTotals()
-    async for names in service.every_page(covers):
-        stats = await service.stats(names)
-        for one in stats:
-            totals.add(one)
-        series += stats[: max(0, service.limits.metrics_queues - len(series))]
-    registry = CollectorRegistry()
-    registry.register(QueueCollector(series, totals))
-    return generate_latest(registry)
-
-
 async def metrics(request: Request) -> Response:
     """GET /metrics: the Prometheus text format (with a token: only the queues it covers, like the listings).
     The queue families are computed at most once a second per process and token scope, however many scrape."""
     token = await authorize(request, CONSUMER, None, "read")  # cached: the guard has just checked it
     service: QueueService = request.app.state.service
-    compute = functools.partial(queue_families, service)
-    families = shared(request.app.state, "metrics_snapshots", lambda: Snapshots(compute, METRICS_TICK))
+    compute = functools.partial(queue_metrics.families, service)
+    families = shared(request.app.state, "metrics_snapshots", lambda: Snapshots(compute, queue_metrics.TICK))
     queues = await families.get(token.queues if token else None)
     process = CollectorRegistry()
     streams = GaugeMetricFamily(
