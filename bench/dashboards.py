@@ -38,6 +38,7 @@ from streams import Target, close, cores, cpu_now, pct, read_response, restmq_ta
 from restmq.storage.engine import EmbeddedEngine
 
 TARGET_P99_MS = 100.0
+BUSY = 0.2  # cores used by other processes above which the section says the figures are noisy
 PROBES_PER_SECOND = 20
 FIRST_EVENT_WAIT = 60.0  # seconds the dashboards get for their first event before /health is probed anyway
 CREATORS = 16  # keep-alive connections creating the queues
@@ -221,6 +222,11 @@ def section(r: dict[str, Any] | None, command: str | None = None, info: dict[str
     met = "yes" if r["met"] else "**no**"
     idle, loaded = r["idle"], r["loaded"]
     cpu = " / ".join(str(r[f"{who}_cores"]) for who in ("server", "engine", "client", "others"))
+    busy = ""
+    if r["others_cores"] > BUSY:
+        busy = (
+            f"\n**Other processes used {r['others_cores']} of the machine's cores meanwhile: the figures are noisy.**\n"
+        )
     alone = ""
     if command and info:
         facts = "\n".join(f"- {k}: {v}" for k, v in info.items())
@@ -244,7 +250,7 @@ def section(r: dict[str, Any] | None, command: str | None = None, info: dict[str
 probed {PROBES_PER_SECOND} times a second on a new connection each time, with no dashboard and then with the
 dashboards open. Every dashboard showing the same page shares one statistics snapshot per second and process, so
 the server reads one page of statistics a second however many dashboards are open.
-{alone}{END}"""
+{busy}{alone}{END}"""
 
 
 def write_section(path: Path, text: str) -> None:

@@ -98,6 +98,9 @@ async def test_the_default_page_is_the_maximum_and_a_larger_limit_is_lowered_to_
         assert beyond == {"queues": [], "count": 0, "next": None}
         between = (await http.get("/q/", params={"after": "a.c", "limit": "2"})).json()  # need not be a queue
         assert between["queues"] == [n for n in NAMES if n > "a.c"][:2]
+        html = await http.get("/q/", params={"limit": "2"}, headers={"Accept": "text/html"})
+        assert f'rel="next" href="/q/?after={NAMES[1]}&amp;limit=2"' in html.text
+        assert html.text.count("<li>") == 2
 
 
 @pytest.mark.parametrize(
