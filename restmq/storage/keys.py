@@ -103,6 +103,17 @@ class QueueKeys:
         )
 
 
+def stats_keys(queue: str) -> list[str]:
+    """The keys the stats script counts (meta, ready, delayed, leased, consumers: as queue_keys names them), and,
+    for a queue that is not itself a dead-letter queue, the ready key of its dead-letter queue. Built directly:
+    a walk over every queue (the metrics' totals) would otherwise churn queue_keys' cache."""
+    base = _base(queue)
+    counted = [f"{base}:meta", f"{base}:ready", f"{base}:delayed", f"{base}:leased", f"{base}:consumers"]
+    if not is_dead_letter_queue(queue):
+        counted.append(f"{_base(dead_letter_queue(queue))}:ready")
+    return counted
+
+
 @functools.lru_cache(maxsize=8192)  # a hot path: every operation needs them
 def queue_keys(queue: str) -> QueueKeys:
     base = _base(queue)

@@ -89,22 +89,13 @@ def _not_cancelled(value: T) -> T:
     return value
 
 
-def _stats_keys(queue: str) -> list[str]:
-    """One queue's KEYS of the stats script: the keys it counts, then its dead-letter queue's ready set (none for
-    a dead-letter queue itself, whose `<queue>:dead:dead` would sit in another hash slot)."""
-    qk = keys.queue_keys(queue)
-    counted = [qk.meta, qk.ready, qk.delayed, qk.leased, qk.consumers]
-    if keys.is_dead_letter_queue(queue):
-        return counted
-    return [*counted, keys.queue_keys(keys.dead_letter_queue(queue)).ready]
-
-
 def _stats_call(queues: Sequence[str]) -> tuple[list[str], list[int]]:
     """KEYS and ARGV of one stats script call over `queues`."""
     script_keys: list[str] = []
     counts: list[int] = []
     for queue in queues:
-        found = _stats_keys(queue)
+        # a dead-letter queue's own has no dead-ready key: `<queue>:dead:dead` would sit in another hash slot
+        found = keys.stats_keys(queue)
         script_keys += found
         counts.append(len(found))
     return script_keys, counts

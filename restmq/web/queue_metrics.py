@@ -43,10 +43,15 @@ class QueueTotals:
 
     def add(self, stats: QueueStats) -> None:
         self.queues += 1
-        for name in GAUGES:
-            self.gauges[name] += getattr(stats, name)
-        for name in COUNTERS:
-            self.counters[name] += stats.counters.get(name, 0)
+        gauges, counters = self.gauges, self.counters
+        gauges["length"] += stats.length
+        gauges["delayed"] += stats.delayed
+        gauges["leased"] += stats.leased
+        gauges["dead"] += stats.dead
+        gauges["consumers"] += stats.consumers
+        for name, value in stats.counters.items():
+            if name in counters:
+                counters[name] += value
 
 
 async def families(service: QueueService, patterns: tuple[str, ...] | None) -> bytes:
