@@ -2,7 +2,7 @@
 (redis-benchmark) and nginx + nchan, every contender started here on loopback, in one run.
 
     .venv/bin/python bench/run.py           # full run (about 10 minutes): docs/benchmarks.md + docs/benchmarks/*.png
-    .venv/bin/python bench/run.py --quick   # ~30 s smoke (CI): bench/results/quick.md + bench/results/quick/*.png
+    .venv/bin/python bench/run.py --quick   # ~1 min smoke (CI): bench/results/quick.md + bench/results/quick/*.png
 
 Raw rounds go to bench/results/latest.json. Needs wrk and redis-benchmark (Debian: `apt-get install -y wrk
 redis-tools`); nginx + nchan (`apt-get install -y nginx-light libnginx-mod-nchan`) for the nchan figures, which
@@ -25,6 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import dashboards
 import longpoll
 import nchan as nchan_server
 import redis
@@ -46,6 +47,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--server", default="uvicorn", choices=("uvicorn", "granian"), help="RestMQ's HTTP server")
     parser.add_argument("--require-nchan", action="store_true", help="fail, rather than go on, without nginx + nchan")
     parser.add_argument("--skip-streams", action="store_true", help="only the request-rate tests")
+    parser.add_argument(
+        "--skip-dashboards",
+        action="store_true",
+        help="leave out many queues with open dashboards (bench/dashboards.py)",
+    )
     parser.add_argument(
         "--output", type=Path, help="markdown report (default docs/benchmarks.md, quick: bench/results)"
     )
@@ -90,6 +96,16 @@ def run(args: argparse.Namespace, tmp: Path, stack: contextlib.ExitStack) -> dic
             result["streams"] = runner.run(streams.run_all(targets, streams.suite_args(quick=args.quick)))
             seconds = 2 if args.quick else 10
             result["longpoll"] = runner.run(longpoll.long_poll(targets[0], 100, 1000, seconds))
+    if not args.skip_dashboards:  # its own engine: thousands of queues would weigh on nothing else
+        quiet = EmbeddedEngine(tmp / "dashboards-engine")
+        stack.callback(quiet.stop)
+        quiet_url = quiet.start()
+        assert quiet.pid is not None
+        watched = start_server(
+            stack, "restmq-dashboards", restmq_serve(quiet_url, args.server), tmp, "/ready", quiet.pid
+        )
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            result["dashboards"] = runner.run(dashboards.run(watched, **dashboards.settings(args.quick)))
     return result
 
 

@@ -200,14 +200,16 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     option(
         "--max-page",
         default=DEFAULT_LIMITS.max_page,
+        type=click.IntRange(min=1),
         show_default=True,
-        help="Queues per page of GET /q/, /stats/ and the dashboard.",
+        help="Queues per page of GET /q/, /stats/ and the dashboard (the default and largest limit=).",
     ),
     option(
         "--metrics-queues",
         default=DEFAULT_LIMITS.metrics_queues,
+        type=click.IntRange(min=0),
         show_default=True,
-        help="Queues with series of their own in /metrics (the rest are summed).",
+        help="Queues with series of their own in /metrics, the first by name (0: none); totals cover all.",
     ),
     option(
         "--idle-timeout",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 
 import click
 from rich.console import Console, Group, RenderableType
@@ -18,7 +19,7 @@ COLUMNS = ("length", "delayed", "leased", "dead", "consumers")
 COUNTERS = ("added", "delivered", "acked")  # the one-queue view shows every counter
 
 
-def _queues_table(queues: list[QueueStats], nodes: object) -> RenderableType:
+def _queues_table(queues: list[QueueStats], nodes: object, following: str | None = None) -> RenderableType:
     table = Table(title="RestMQ queues", title_justify="left", header_style="bold")
     table.add_column("queue", overflow="fold")
     for name in (*COLUMNS, "status", "policy", *COUNTERS):
@@ -34,6 +35,8 @@ def _queues_table(queues: list[QueueStats], nodes: object) -> RenderableType:
         )
     if not queues:
         table.caption = "no queues"
+    elif following is not None:
+        table.caption = f"more queues follow: --after {following}"
     parts: list[RenderableType] = [table]
     if isinstance(nodes, dict) and nodes:
         parts.append(Text("backend: " + ", ".join(f"{node} {state}" for node, state in nodes.items()), style="dim"))
@@ -54,14 +57,23 @@ def _queue_table(stats: QueueStats) -> RenderableType:
     return table
 
 
-def _snapshot(client: Client, queue: str | None, as_json: bool) -> RenderableType | str:
+def _snapshot(client: Client, queue: str | None, as_json: bool, page: Page) -> RenderableType | str:
     if queue is not None:
         stats = client.stats(queue)
         return json.dumps(stats.to_dict()) if as_json else _queue_table(stats)
-    overview = client.stats_all()
+    overview = client.stats_all(limit=page.limit, after=page.after)  # every page of GET /stats/, or a limit
     if as_json:
-        return json.dumps({"queues": [s.to_dict() for s in overview.queues], "nodes": overview.nodes})
-    return _queues_table(overview.queues, overview.nodes)
+        more = {"next": overview.next} if page.limit is not None else {}
+        return json.dumps({"queues": [s.to_dict() for s in overview.queues], "nodes": overview.nodes, **more})
+    return _queues_table(overview.queues, overview.nodes, overview.next)
+
+
+@dataclass(frozen=True)
+class Page:
+    """Which queues the table shows: the first `limit` (None: all) after `after`."""
+
+    limit: int | None = None
+    after: str | None = None
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -72,6 +84,10 @@ def _snapshot(client: Client, queue: str | None, as_json: bool) -> RenderableTyp
     "--interval", type=click.FloatRange(min=0.1), default=1.0, show_default=True, help="Seconds between refreshes."
 )
 @click.option("--times", type=click.IntRange(min=1), help="With --watch: stop after this many refreshes.")
+@click.option(
+    "--limit", type=click.IntRange(min=1), help="Show the first N queues in name order (default: every queue)."
+)
+@click.option("--after", metavar="QUEUE", help="Start after this queue name (with --limit: the next page).")
 @connection_options
 @client_errors
 def stats(
@@ -80,6 +96,8 @@ def stats(
     watch: bool,
     interval: float,
     times: int | None,
+    limit: int | None,
+    after: str | None,
     url: str,
     token: str | None,
     timeout: float,
@@ -90,28 +108,31 @@ def stats(
     restmq stats                        every queue, one row each
     restmq stats jobs                   one queue, with its counters
     restmq stats --watch                refresh every second until Ctrl-C
+    restmq stats --limit 50             the first 50 queues by name (the server pages: every page is read
+                                        otherwise, which takes long with many thousands of queues)
     """
+    page = Page(limit, after)
     console = Console(highlight=False)
     if not console.is_terminal:
         console = Console(highlight=False, width=160)
     with make_client(url, token, timeout) as client:
         if not watch:
-            _show(console, _snapshot(client, queue, as_json))
+            _show(console, _snapshot(client, queue, as_json, page))
             return
         try:
             if as_json or not console.is_terminal:
                 refreshes = 0
                 while True:
-                    _show(console, _snapshot(client, queue, as_json))
+                    _show(console, _snapshot(client, queue, as_json, page))
                     refreshes += 1
                     if times is not None and refreshes >= times:
                         return
                     time.sleep(interval)
-            with Live(_snapshot(client, queue, False), console=console, auto_refresh=False) as live:
+            with Live(_snapshot(client, queue, False, page), console=console, auto_refresh=False) as live:
                 refreshes = 1
                 while times is None or refreshes < times:
                     time.sleep(interval)
-                    live.update(_snapshot(client, queue, False), refresh=True)
+                    live.update(_snapshot(client, queue, False, page), refresh=True)
                     refreshes += 1
         except KeyboardInterrupt:
             pass

@@ -286,8 +286,23 @@ def purge(queue: str) -> Call[int]:
     return Call("DELETE", f"/q/{_q(queue)}", lambda r: int(_json_dict(r)["status"]))
 
 
-def queues() -> Call[list[str]]:
-    return Call("GET", "/q/", lambda r: [str(name) for name in _json_dict(r)["queues"]])
+def _page_params(after: str | None, limit: int | None) -> dict[str, str]:
+    params = {"after": after} if after else {}
+    if limit is not None:
+        params["limit"] = str(int(limit))
+    return params
+
+
+def queue_page(after: str | None = None, limit: int | None = None) -> Call[tuple[list[str], str | None]]:
+    """One page of GET /q/: the names and the `after` of the next page (None on the last, and from servers that
+    do not page)."""
+
+    def parse(response: httpx.Response) -> tuple[list[str], str | None]:
+        reply = _json_dict(response)
+        following = reply.get("next")
+        return [str(name) for name in reply["queues"]], str(following) if following else None
+
+    return Call("GET", "/q/", parse, params=_page_params(after, limit))
 
 
 def policy(queue: str, value: str | None = None) -> Call[str]:
@@ -316,12 +331,26 @@ def stats(queue: str) -> Call[QueueStats]:
     return Call("GET", f"/stats/{_q(queue)}", lambda r: QueueStats.from_dict(_json_dict(r)))
 
 
-def stats_all() -> Call[Overview]:
+def stats_page(after: str | None = None, limit: int | None = None) -> Call[Overview]:
+    """One page of GET /stats/; its ``next`` is the `after` of the following page."""
+
     def parse(response: httpx.Response) -> Overview:
         reply = _json_dict(response)
-        return Overview([QueueStats.from_dict(item) for item in reply.get("queues", [])], reply.get("nodes"))
+        stats = [QueueStats.from_dict(item) for item in reply.get("queues", [])]
+        following = reply.get("next")
+        return Overview(stats, reply.get("nodes"), str(following) if following else None)
 
-    return Call("GET", "/stats/", parse)
+    return Call("GET", "/stats/", parse, params=_page_params(after, limit))
+
+
+def check_limit(limit: int | None) -> None:
+    if limit is not None and limit < 1:
+        raise ValueError("limit must be 1 or more (or None: every queue)")
+
+
+def remaining(limit: int | None, found: int) -> int | None:
+    """How many more names a walk over pages may take (None: no limit)."""
+    return None if limit is None else limit - found
 
 
 def redrive(queue: str) -> Call[int]:

@@ -189,9 +189,17 @@ class AsyncClient:
         """Remove every message of the queue; returns how many."""
         return await self._run(_calls.purge(queue))
 
-    async def queues(self) -> list[str]:
-        """The names of the queues that hold messages."""
-        return await self._run(_calls.queues())
+    async def queues(self, *, limit: int | None = None, after: str | None = None) -> list[str]:
+        """The names of the queues that hold messages, in name order: every page of ``GET /q/`` in turn, or the
+        first ``limit`` names (after ``after``, when given)."""
+        _calls.check_limit(limit)
+        names: list[str] = []
+        while (want := _calls.remaining(limit, len(names))) is None or want > 0:
+            found, after = await self._run(_calls.queue_page(after, want))
+            names += found[:want]
+            if after is None:
+                break
+        return names
 
     async def policy(self, queue: str) -> str:
         """The streaming policy: ``broadcast`` or ``roundrobin``."""
@@ -215,9 +223,18 @@ class AsyncClient:
         """Statistics of one queue."""
         return await self._run(_calls.stats(queue))
 
-    async def stats_all(self) -> Overview:
-        """Statistics of every queue, and the backend nodes' states."""
-        return await self._run(_calls.stats_all())
+    async def stats_all(self, *, limit: int | None = None, after: str | None = None) -> Overview:
+        """Statistics of every queue (every page of ``GET /stats/`` in turn), or of the first ``limit`` queues
+        after ``after``; and the backend nodes' states. ``next`` is set when a limit left queues out."""
+        _calls.check_limit(limit)
+        stats: list[QueueStats] = []
+        while True:
+            want = _calls.remaining(limit, len(stats))
+            page = await self._run(_calls.stats_page(after, want))
+            stats += page.queues[:want]
+            after = page.next
+            if after is None or (want is not None and len(page.queues) >= want):
+                return Overview(stats, page.nodes, after)
 
     async def redrive(self, queue: str) -> int:
         """Move the dead letters of ``queue`` back to it; returns how many."""

@@ -95,10 +95,12 @@ class QueueStats:
 
 @dataclass(frozen=True, slots=True)
 class Overview:
-    """``GET /stats/``: every queue's statistics and the backend nodes' states."""
+    """``GET /stats/``: queues' statistics (every page, or one) and the backend nodes' states. ``next`` is the
+    ``after`` of the page that follows, None when there is none."""
 
     queues: list[QueueStats]
     nodes: Any = None
+    next: str | None = None
 
 
 @dataclass(slots=True)

@@ -102,6 +102,15 @@ class QueueStats:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class QueuePage:
+    """One page of a listing in name order. `next` is what to pass as `after` for the following page, or None
+    on the last one. A page may hold fewer names than asked for (even none) while `next` is set."""
+
+    queues: list[str]
+    next: str | None
+
+
 class StreamStatus(StrEnum):
     OK = "ok"
     STOPPED = "stop"

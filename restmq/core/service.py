@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from restmq.config import Limits
+from restmq.core import listing
 from restmq.core.model import (
     AddResult,
     FlowStatus,
     Policy,
     PopMode,
     PopResult,
+    QueuePage,
     QueueSettings,
     QueueStats,
     Recent,
@@ -171,7 +173,19 @@ class QueueService:
         return await self.store.update_settings(check_queue_name(queue), status=status, max_deliveries=max_deliveries)
 
     async def list_queues(self) -> list[str]:
+        """Every listed queue name: unbounded, so no request handler calls it; listings use page()."""
         return await self.store.list_queues()
+
+    async def page(self, after: str | None, limit: int | None, covers: listing.Covers | None = None) -> QueuePage:
+        """One page of the queue names in name order (see restmq.core.listing): `limit` is lowered to
+        Limits.max_page (which is also the default); `covers` keeps only the names a token covers."""
+        size = listing.page_size(limit, self.limits.max_page)
+        return await listing.page(self.store, listing.check_after(after), size, covers)
+
+    def every_page(self, covers: listing.Covers | None = None) -> AsyncIterator[list[str]]:
+        """Every page of queue names in turn (Limits.max_page each), for walks over all queues that hold one
+        page at a time (the metrics' totals)."""
+        return listing.pages(self.store, self.limits.max_page, covers)
 
     async def stats(self, queues: Sequence[str] | None = None) -> list[QueueStats]:
         names = list(queues) if queues is not None else await self.store.list_queues()

@@ -93,7 +93,13 @@ class Store(Protocol):
         ...
 
     async def list_queues(self) -> list[str]:
-        """Names of queues that hold or held messages since their last purge, sorted."""
+        """Names of queues that hold or held messages since their last purge, sorted. All of them: listings
+        that answer requests read pages (list_page) instead."""
+        ...
+
+    async def list_page(self, after: str | None, limit: int) -> list[str]:
+        """Up to `limit` names of listed queues that sort after `after` (from the first when None), in name
+        order, read as one range of the ordered index on each node."""
         ...
 
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:

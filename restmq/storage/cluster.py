@@ -1,8 +1,8 @@
 """ClusterStore: RedisStore over Redis Cluster.
 
 Every queue operation already touches one hash slot, so the scripts run unchanged; what differs
-is the client, reading shard channels from every primary, and batching per slot instead of one
-pipeline. Long-polls and streams wait on pub/sub events, not blocking commands, so waiting
+is the client, reading shard channels from every primary, and pipelines that the client splits
+into one batch per node. Long-polls and streams wait on pub/sub events, not blocking commands, so waiting
 consumers hold no pooled connections.
 """
 
@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
 
-from restmq.core.model import QueueStats
 from restmq.errors import BackendUnavailable
 from restmq.storage import keys
-from restmq.storage.errors import backend_errors
 from restmq.storage.events import EventListener
-from restmq.storage.node import RedisStore, _stats, _stats_keys
+from restmq.storage.node import STATS_BATCH, RedisStore
 
 
 class _WarmCluster(RedisCluster):
@@ -133,14 +132,10 @@ class ClusterStore(RedisStore):
                 raise
             raise BackendUnavailable(f"backend {self.name} unavailable: {exc}") from exc
 
-    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
-        # At most 64 at a time: 500 at once (the pool holds 200 per node) ran into MaxConnectionsError
-        # with 10,000 queues, and a chunk waits for its slowest call.
-        gate = asyncio.Semaphore(64)
-
-        async def one(queue: str) -> QueueStats:
-            async with gate:
-                return _stats(queue, await self.scripts.run("stats", _stats_keys(queue), []))
-
-        with backend_errors(self.name):
-            return list(await asyncio.gather(*(one(q) for q in queues)))
+    def _stats_batches(self, queues: Sequence[str]) -> list[Sequence[str]]:
+        """A script runs in one hash slot: one call per slot (the cluster pipeline still sends one batch per
+        node)."""
+        by_slot: dict[int, list[str]] = {}
+        for queue in queues:
+            by_slot.setdefault(key_slot(keys.queue_keys(queue).meta.encode()), []).append(queue)
+        return [group[i : i + STATS_BATCH] for group in by_slot.values() for i in range(0, len(group), STATS_BATCH)]

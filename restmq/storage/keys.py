@@ -26,7 +26,9 @@ rmq:{T}N:history         LIST    recent broadcast deliveries, newest first (SSE 
 rmq:{T}N:consumers       ZSET    streaming consumer id -> presence deadline (ms)
 rmq:{T}N:idem:<sha256>   STRING  key of the first add with that Idempotency-Key (PX window)
 rmq:{T}N:ev              (pub/sub shard channel) queue events: add, purge, status, policy
-rmq:queues               SET     names of listed queues (one per node on a ring)
+rmq:names                ZSET    names of listed queues, all scored 0: ordered by name, so that a
+                                 listing page is one ZRANGEBYLEX (one per node on a ring)
+rmq:queues               SET     the registry of versions before rmq:names; folded into it, then deleted
 rmq:timers               ZSET    queue name -> next lease/delay/ttl deadline (reaper index)
 rmq:tokens               HASH    token id -> JSON token record (secret stored as SHA-256)
 rmq:tokens:revoked       HASH    token id -> revocation time (unix s); a revoked id never
@@ -42,7 +44,8 @@ from dataclasses import dataclass
 
 PREFIX = "rmq"
 DEAD_SUFFIX = ":dead"
-QUEUES = f"{PREFIX}:queues"
+QUEUES = f"{PREFIX}:names"
+LEGACY_QUEUES = f"{PREFIX}:queues"
 TIMERS = f"{PREFIX}:timers"
 REAPER_LOCK = f"{PREFIX}:reaper"
 TOKENS = f"{PREFIX}:tokens"
@@ -102,6 +105,17 @@ class QueueKeys:
             self.expires,
             self.origin,
         )
+
+
+def stats_keys(queue: str) -> list[str]:
+    """The keys the stats script counts (meta, ready, delayed, leased, consumers: as queue_keys names them), and,
+    for a queue that is not itself a dead-letter queue, the ready key of its dead-letter queue. Built directly:
+    a walk over every queue (the metrics' totals) would otherwise churn queue_keys' cache."""
+    base = _base(queue)
+    counted = [f"{base}:meta", f"{base}:ready", f"{base}:delayed", f"{base}:leased", f"{base}:consumers"]
+    if not is_dead_letter_queue(queue):
+        counted.append(f"{_base(dead_letter_queue(queue))}:ready")
+    return counted
 
 
 @functools.lru_cache(maxsize=8192)  # a hot path: every operation needs them

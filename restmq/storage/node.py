@@ -49,6 +49,7 @@ from restmq.storage.scripts import Client, Scripts
 
 log = logging.getLogger("restmq.storage")
 
+STATS_BATCH = 500  # queues per stats script call: the engine is never blocked long, whatever the page size
 REAP_ROUNDS = 50  # reap scripts per due queue per sweep (each moves up to 200 messages)
 RECONCILE_EVERY = 120  # sweeps between rebuilds of the timer index (about 30 s), and one at the first sweep
 T = TypeVar("T")
@@ -92,13 +93,16 @@ def _not_cancelled(value: T) -> T:
     return value
 
 
-def _stats_keys(queue: str) -> list[str]:
-    """KEYS of the stats script: the queue's keys, then its dead-letter queue's ready set (none for a
-    dead-letter queue itself, whose `<queue>:dead:dead` would sit in another hash slot)."""
-    qk = keys.queue_keys(queue)
-    if keys.is_dead_letter_queue(queue):
-        return [*qk.message_keys, qk.consumers]
-    return [*qk.message_keys, qk.consumers, keys.queue_keys(keys.dead_letter_queue(queue)).ready]
+def _stats_call(queues: Sequence[str]) -> tuple[list[str], list[int]]:
+    """KEYS and ARGV of one stats script call over `queues`."""
+    script_keys: list[str] = []
+    counts: list[int] = []
+    for queue in queues:
+        # a dead-letter queue's own has no dead-ready key: `<queue>:dead:dead` would sit in another hash slot
+        found = keys.stats_keys(queue)
+        script_keys += found
+        counts.append(len(found))
+    return script_keys, counts
 
 
 @functools.lru_cache(maxsize=8192)
@@ -143,6 +147,7 @@ class RedisStore:
         self._token = uuid.uuid4().hex
         self._sweeps = 0
         self._up = True
+        self._legacy_folded = False
         self.events = EventListener(self._make_pubsub, lambda q: keys.queue_keys(q).channel, name)
 
     @classmethod
@@ -162,9 +167,9 @@ class RedisStore:
         """Follow-up writes to the cross-slot indexes (registry, timers)."""
         with backend_errors(self.name):
             for queue in listed:
-                await self.client.sadd(keys.QUEUES, queue)
+                await self.client.zadd(keys.QUEUES, {queue: 0})
             for queue in unlisted:
-                await self.client.srem(keys.QUEUES, queue)
+                await self.client.zrem(keys.QUEUES, queue)
             if timer is not None:
                 await self.client.zadd(keys.TIMERS, {timer[0]: timer[1]}, lt=True)
 
@@ -276,18 +281,43 @@ class RedisStore:
 
     async def list_queues(self) -> list[str]:
         with backend_errors(self.name):
-            members = cast(set[str], await self.client.smembers(keys.QUEUES))
-            return sorted(members)
+            await self._fold_legacy_registry()
+            return cast(list[str], await self.client.zrange(keys.QUEUES, 0, -1))
+
+    async def list_page(self, after: str | None, limit: int) -> list[str]:
+        with backend_errors(self.name):
+            await self._fold_legacy_registry()
+            start = "-" if after is None else "(" + after
+            return cast(list[str], await self.client.zrangebylex(keys.QUEUES, start, "+", start=0, num=limit))
+
+    async def _fold_legacy_registry(self, *, again: bool = False) -> None:
+        """Move the names of the registry earlier versions kept (a SET, which cannot be read in name order) into
+        the ordered one: once per process before its first listing, and at each timer reconciliation, which
+        also catches names that processes of the earlier version add during a rolling upgrade."""
+        if self._legacy_folded and not again:
+            return
+        while names := cast(list[str], await self.client.srandmember(keys.LEGACY_QUEUES, 500)):
+            await self.client.zadd(keys.QUEUES, dict.fromkeys(names, 0))
+            await self.client.srem(keys.LEGACY_QUEUES, *names)  # after the ZADD: a crash in between loses none
+        self._legacy_folded = True
 
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         if not queues:
             return []
+        batches = self._stats_batches(queues)
         with backend_errors(self.name):
-            async with self.client.pipeline(transaction=False) as pipe:
-                for queue in queues:
-                    await self.scripts.run("stats", _stats_keys(queue), [], client=pipe)
-                replies = await pipe.execute()
-        return [_stats(queue, reply) for queue, reply in zip(queues, replies, strict=True)]
+            replies = await self.scripts.run_pipelined("stats", [_stats_call(batch) for batch in batches])
+        found = {
+            queue: _stats(queue, reply)
+            for batch, batch_replies in zip(batches, replies, strict=True)
+            for queue, reply in zip(batch, batch_replies, strict=True)
+        }
+        return [found[queue] for queue in queues]
+
+    def _stats_batches(self, queues: Sequence[str]) -> list[Sequence[str]]:
+        """The stats script calls of a page, in one pipeline: STATS_BATCH queues each (one node holds them all;
+        a page of a thousand queues costs one round trip and two short scripts)."""
+        return [queues[i : i + STATS_BATCH] for i in range(0, len(queues), STATS_BATCH)]
 
     # -- timers -------------------------------------------------------------------------------
 
@@ -315,7 +345,7 @@ class RedisStore:
                     )
                     moved += n
                     if dead_listed:
-                        await self.client.sadd(keys.QUEUES, dead_name)
+                        await self.client.zadd(keys.QUEUES, {dead_name: 0})
                     if n == 0 or not 0 <= next_due <= now:
                         break
                 await self.scripts.run("timer_cas", [keys.TIMERS], [queue, int(seen), next_due])
@@ -328,10 +358,11 @@ class RedisStore:
         """Put every listed queue with a timer back in the reaper's index. The index is written right
         after the script that sets a timer; a process dying in between would leave that lease unindexed,
         so now and then (and at start) the index is rebuilt from the queues themselves."""
+        await self._fold_legacy_registry(again=True)
         cursor = 0
         while True:
-            cursor, queues = await self.client.sscan(keys.QUEUES, cursor, count=500)
-            for queue in cast(list[str], queues):
+            cursor, scored = await self.client.zscan(keys.QUEUES, cursor, count=500)
+            for queue, _ in cast(list[tuple[str, float]], scored):
                 deadline = await self.scripts.run("deadline", keys.queue_keys(queue).message_keys, [])
                 if deadline >= 0:
                     await self.client.zadd(keys.TIMERS, {queue: deadline}, lt=True)
@@ -463,6 +494,12 @@ class RedisStore:
 def _stats(queue: str, reply: list[Any]) -> QueueStats:
     ready, delayed, leased, consumers, dead, meta_flat = reply
     meta = dict(zip(meta_flat[::2], meta_flat[1::2], strict=True))
-    settings = _settings([meta.get("policy"), meta.get("status"), meta.get("max_deliveries")])
+    settings = _known_settings(meta.get("policy"), meta.get("status"), meta.get("max_deliveries"))
     counters = {name: int(meta.get(field, 0)) for field, name in COUNTERS.items()}
     return QueueStats(queue, ready, delayed, leased, dead, consumers, settings, counters)
+
+
+@functools.lru_cache(maxsize=256)
+def _known_settings(policy: str | None, status: str | None, max_deliveries: str | None) -> QueueSettings:
+    """QueueSettings are frozen: the few combinations in use are parsed once (a page of statistics is a thousand)."""
+    return _settings([policy, status, max_deliveries])

@@ -74,6 +74,24 @@ class Scripts:
         self._pending += [(name, keys, args, future) for (keys, args), future in zip(calls, futures, strict=True)]
         return list(await asyncio.gather(*futures, return_exceptions=True))
 
+    async def run_pipelined(self, name: str, calls: Sequence[tuple[Sequence[str], Sequence[Any]]]) -> list[Any]:
+        """Several calls of one script in one pipeline (on a cluster, one per node, sent together), whatever the
+        coalescing; their replies in order. The first call that failed raises; a server that lost its script
+        cache gets the script again."""
+        script = self._scripts[name]
+        async with self._client.pipeline(transaction=False) as pipe:
+            for keys, args in calls:
+                # not pipe.evalsha(): the cluster pipeline refuses that method (a script could span slots), but
+                # routes the command by its keys, which here always share one slot
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            replies = await pipe.execute(raise_on_error=False)
+        for i, ((keys, args), reply) in enumerate(zip(calls, replies, strict=True)):
+            if isinstance(reply, NoScriptError):
+                replies[i] = await script(keys=keys, args=args)
+            elif isinstance(reply, BaseException):
+                raise reply
+        return list(replies)
+
     def _flush(self) -> None:
         batch, self._pending = self._pending, []
         task = asyncio.get_running_loop().create_task(self._send(batch))
@@ -98,7 +116,7 @@ class Scripts:
                 raise
             return
         for (name, keys, args, future), reply in zip(batch, replies, strict=True):
-            if isinstance(reply, NoScriptError):  # the server lost its script cache: load and retry this one
+            if isinstance(reply, NoScriptError):
                 await self._settle(future, self._scripts[name](keys=keys, args=args))
             elif isinstance(reply, BaseException):
                 if not future.done():

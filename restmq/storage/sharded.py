@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import heapq
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -72,6 +73,18 @@ def split_weight(url: str) -> tuple[str, int]:
 
 def _names(nodes: Sequence[Node]) -> str:
     return ", ".join(node.name for node in nodes)
+
+
+def merge_pages(pages: Sequence[Sequence[str]], limit: int) -> list[str]:
+    """The first `limit` distinct names of several sorted lists, in order (a queue may be listed on several nodes:
+    its owner and a fallback)."""
+    merged: list[str] = []
+    for name in heapq.merge(*pages):
+        if not merged or merged[-1] != name:
+            merged.append(name)
+            if len(merged) == limit:
+                break
+    return merged
 
 
 @dataclass
@@ -306,6 +319,11 @@ class ShardedStore:
         for found in await self._each(lambda s: s.list_queues()):
             names.update(found)
         return sorted(names)
+
+    async def list_page(self, after: str | None, limit: int) -> list[str]:
+        """Each live node's first `limit` names after `after`, merged: a name among the first `limit` of the whole
+        ring is among the first `limit` of every node that lists it."""
+        return merge_pages(await self._each(lambda s: s.list_page(after, limit)), limit)
 
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         """Each live node is asked, all at once, about the queues it may hold (and those it is home for):

@@ -1,7 +1,8 @@
 """Observability: request ids, JSON logs, and Prometheus metrics.
 
 Queue metrics (depth, leased, counters) come from the backend at scrape time, so every server
-process reports the same cluster-wide numbers; HTTP latency and backend errors are per process.
+process reports the same cluster-wide numbers (restmq/web/queue_metrics.py); HTTP latency and
+backend errors are per process.
 """
 
 from __future__ import annotations
@@ -18,15 +19,17 @@ from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from restmq.core.model import QueueStats
+from restmq.core.service import QueueService
+from restmq.web import queue_metrics
 from restmq.web.auth import CONSUMER, authorize
 from restmq.web.browser import NOSNIFF, PAGE_HEADERS
+from restmq.web.snapshots import Snapshots, shared
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -130,50 +133,28 @@ def configure_logging(level: str, fmt: str) -> None:
     root.setLevel(level.upper())
 
 
-class QueueCollector(Collector):
-    """Per-queue families from one stats snapshot taken just before the scrape."""
+async def metrics(request: Request) -> Response:
+    """GET /metrics: the Prometheus text format (with a token: only the queues it covers, like the listings).
+    The queue families are computed at most once a second per process and token scope, however many scrape."""
+    token = await authorize(request, CONSUMER, None, "read")  # cached: the guard has just checked it
+    service: QueueService = request.app.state.service
+    compute = functools.partial(queue_metrics.families, service)
+    families = shared(request.app.state, "metrics_snapshots", lambda: Snapshots(compute, queue_metrics.TICK))
+    queues = await families.get(token.queues if token else None)
+    process = CollectorRegistry()
+    streams = GaugeMetricFamily(
+        "restmq_process_streams",
+        "Streaming connections open on this process",
+        value=request.app.state.streams.consumer_count(),
+    )
+    process.register(_Fixed([streams]))
+    body = generate_latest(REGISTRY) + queues + generate_latest(process)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
 
-    def __init__(self, stats: list[QueueStats], consumers_here: int) -> None:
-        self.stats = stats
-        self.consumers_here = consumers_here
+
+class _Fixed(Collector):
+    def __init__(self, families: list[Any]) -> None:
+        self.families = families
 
     def collect(self) -> Iterator[Any]:
-        gauges = {
-            "length": "Messages ready to deliver",
-            "delayed": "Messages waiting for their delay",
-            "leased": "Messages leased and not yet acked",
-            "dead": "Messages waiting in the dead-letter queue",
-            "consumers": "Streaming consumers on all server processes",
-        }
-        for name, text in gauges.items():
-            family = GaugeMetricFamily(f"restmq_queue_{name}", text, labels=["queue"])
-            for s in self.stats:
-                family.add_metric([s.queue], getattr(s, name))
-            yield family
-        counters = {
-            "added": "Messages added",
-            "delivered": "Deliveries (GET, lease, stream)",
-            "acked": "Leases acknowledged",
-            "redelivered": "Leases that expired (the message went back to its queue)",
-            "expired": "Messages dropped by their ttl",
-            "dead_lettered": "Messages moved to the dead-letter queue",
-        }
-        for name, text in counters.items():
-            counter = CounterMetricFamily(f"restmq_queue_{name}", text, labels=["queue"])
-            for s in self.stats:
-                counter.add_metric([s.queue], s.counters.get(name, 0))
-            yield counter
-        yield GaugeMetricFamily(
-            "restmq_process_streams", "Streaming connections open on this process", value=self.consumers_here
-        )
-
-
-async def metrics(request: Request) -> Response:
-    """GET /metrics: the Prometheus text format (with a token: only the queues it covers, like the listings)."""
-    token = await authorize(request, CONSUMER, None, "read")  # cached: the guard has just checked it
-    service = request.app.state.service
-    stats = [s for s in await service.stats() if token is None or token.covers(s.queue)]
-    registry = CollectorRegistry()
-    registry.register(QueueCollector(stats, request.app.state.streams.consumer_count()))
-    body = generate_latest(REGISTRY) + generate_latest(registry)
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+        yield from self.families

@@ -57,6 +57,12 @@ def _param(name: str) -> Schema:
 
 _SECONDS = {"type": "number", "minimum": 0}
 
+_NEXT = {
+    "type": ["string", "null"],
+    "description": "The `after` of the next page; null on the last page. A page may hold fewer queues than "
+    "`limit` (even none) while `next` is set: follow it until it is null.",
+}
+
 SCHEMAS: dict[str, Schema] = {
     "Error": {
         "type": "object",
@@ -87,8 +93,12 @@ SCHEMAS: dict[str, Schema] = {
     },
     "QueueList": {
         "type": "object",
-        "required": ["queues", "count"],
-        "properties": {"queues": {"type": "array", "items": {"type": "string"}}, "count": {"type": "integer"}},
+        "required": ["queues", "count", "next"],
+        "properties": {
+            "queues": {"type": "array", "items": {"type": "string"}, "description": "This page's names, in order."},
+            "count": {"type": "integer", "description": "How many names this page holds."},
+            "next": _NEXT,
+        },
     },
     "Purged": {
         "type": "object",
@@ -151,10 +161,11 @@ SCHEMAS: dict[str, Schema] = {
     },
     "Stats": {
         "type": "object",
-        "required": ["queues", "count"],
+        "required": ["queues", "count", "next"],
         "properties": {
-            "queues": {"type": "array", "items": _schema("QueueStats")},
-            "count": {"type": "integer"},
+            "queues": {"type": "array", "items": _schema("QueueStats"), "description": "This page's queues."},
+            "count": {"type": "integer", "description": "How many queues this page holds."},
+            "next": _NEXT,
             "nodes": {"description": 'Backend node states, e.g. {"redis://...": "up"}.'},
         },
     },
@@ -236,6 +247,19 @@ PARAMETERS: dict[str, Schema] = {
         "description": "JSONP, only on a server started with --jsonp: wrap the JSON answer as `callback(<json>);` "
         "(application/javascript). Without --jsonp any callback= is a 400 JSONP_DISABLED.",
         "schema": {"type": "string", "pattern": CALLBACK_PATTERN},
+    },
+    "pageLimit": {
+        "name": "limit",
+        "in": "query",
+        "description": "Queues per page; the default, and the most used when more is asked, is the server's "
+        "--max-page (1000 unless set).",
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "pageAfter": {
+        "name": "after",
+        "in": "query",
+        "description": "Start after this name (the `next` of the previous page); queues are listed in name order.",
+        "schema": {"type": "string", "pattern": QUEUE_PATTERN},
     },
     "wait": {
         "name": "wait",
@@ -383,7 +407,8 @@ def _list_queues(op_id: str) -> Schema:
     return _op(
         op_id,
         "List queues",
-        "The queues that hold messages (those the caller's token covers). HTML when the client prefers text/html.",
+        "One page of the queues that hold messages (those the caller's token covers), in name order. HTML when "
+        "the client prefers text/html.",
         "queues",
         {
             "200": {
@@ -396,18 +421,18 @@ def _list_queues(op_id: str) -> Schema:
             },
             **_errors(*_AUTH),
         },
-        [_param("callback")],
+        [_param("pageLimit"), _param("pageAfter"), _param("callback")],
     )
 
 
 def _stats_all(op_id: str) -> Schema:
     return _op(
         op_id,
-        "Statistics of every queue",
-        "Sizes, settings and counters of every queue, and the backend nodes' states.",
+        "Statistics of queues, a page at a time",
+        "Sizes, settings and counters of one page of queues (paged like GET /q/), and the backend nodes' states.",
         "queues",
         {"200": _json(_schema("Stats"), "Statistics."), **_errors(*_AUTH)},
-        [_param("callback")],
+        [_param("pageLimit"), _param("pageAfter"), _param("callback")],
     )
 
 
@@ -772,7 +797,9 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": _op(
             "metrics",
             "Prometheus metrics",
-            "Process, request and per-queue metrics in the Prometheus text format.",
+            "Process, request and queue metrics in the Prometheus text format: per-queue series (`queue` label) "
+            "for the first --metrics-queues queues by name (1000 unless set), and `restmq_queues` plus "
+            "`restmq_queues_*` totals over every queue the caller may see.",
             "operations",
             {
                 "200": {"description": "Metrics.", "content": {TEXT: {"schema": {"type": "string"}}}},

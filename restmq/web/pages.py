@@ -30,6 +30,8 @@ def _link(queue: str) -> str:
     return f'<a href="/j/{quote(queue, safe=":@")}">{escape(queue)}</a>'
 
 
-def queue_list(queues: list[str]) -> str:
+def queue_list(queues: list[str], following: str | None = None) -> str:
+    """One page of the queue list; `following` is the link to the next page, when there is one."""
     items = "".join(f"<li>{_link(q)}</li>" for q in queues) or '<li class="muted">no queues yet</li>'
-    return _page("queues", f"<ul>{items}</ul>")
+    more = f'<p><a rel="next" href="{escape(following)}">next page</a></p>' if following else ""
+    return _page("queues", f"<ul>{items}</ul>{more}")

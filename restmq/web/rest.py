@@ -12,7 +12,7 @@ from restmq.core.model import Message, PopMode, PopResult, SettleAction
 from restmq.core.names import check_queue_name
 from restmq.core.service import DEAD_SUFFIX, AddOptions, QueueService
 from restmq.errors import InvalidParameter, MissingField, NotFound
-from restmq.web import pages, ui
+from restmq.web import listings, pages, ui
 from restmq.web.auth import CONSUMER, PRODUCER, authorize
 from restmq.web.batch import batch_values
 from restmq.web.http import (
@@ -143,18 +143,15 @@ async def purge_queue(request: Request) -> Response:
     return render(request, {"queue": queue, "status": removed})
 
 
-async def _visible_queues(request: Request) -> list[str]:
-    """Every queue, or those the caller's token covers."""
-    token = await authorize(request, CONSUMER, None, "read")
-    queues = await service_of(request).list_queues()
-    return [q for q in queues if token.covers(q)] if token else queues
-
-
 async def list_queues(request: Request) -> Response:
-    queues = await _visible_queues(request)
+    """GET /q/: one page of the queue names the caller may see, in name order (`limit`, `after`); `count` is the
+    number on this page and `next` the `after` of the following page (null on the last)."""
+    service_of(request)  # a bad callback= is refused before any work
+    page, _ = await listings.visible_page(request)
     if prefers_html(request) and jsonp_callback(request) is None:
-        return HTMLResponse(pages.queue_list(queues))
-    return render(request, {"queues": queues, "count": len(queues)})
+        following = listings.page_link("/q/", page.next, request) if page.next else None
+        return HTMLResponse(pages.queue_list(page.queues, following))
+    return render(request, {"queues": page.queues, "count": len(page.queues), "next": page.next})
 
 
 async def ack_message(request: Request) -> Response:
@@ -270,10 +267,13 @@ async def control(request: Request) -> Response:
 
 
 async def stats_all(request: Request) -> Response:
+    """GET /stats/: the statistics of one page of queues, paged like GET /q/."""
     service = service_of(request)
-    stats = await service.stats(await _visible_queues(request))
+    page, _ = await listings.visible_page(request)
+    stats = await service.stats(page.queues)
     nodes = service.store.node_states()
-    return render(request, {"queues": [s.to_dict() for s in stats], "count": len(stats), "nodes": nodes})
+    body = {"queues": [s.to_dict() for s in stats], "count": len(stats), "next": page.next, "nodes": nodes}
+    return render(request, body)
 
 
 async def stats_queue(request: Request) -> Response:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -27,14 +27,14 @@ from starlette.types import Receive, Scope, Send
 from restmq.core.model import Message, QueueStats
 from restmq.core.names import check_queue_name
 from restmq.core.service import QueueService
-from restmq.core.tokens import TokenRecord
 from restmq.errors import InvalidParameter, RestMQError, Unauthorized
-from restmq.web import openapi
+from restmq.web import listings, openapi
 from restmq.web.auth import CONSUMER, authorize
 from restmq.web.browser import CROSS_SITE
 from restmq.web.errors import error_response
 from restmq.web.http import integer, prefers_html, render
 from restmq.web.limits import StreamSlots, client_of
+from restmq.web.snapshots import Snapshots, shared
 
 DASHBOARD = Path(__file__).parent / "dashboard"
 static_files = StaticFiles(directory=DASHBOARD / "static")
@@ -108,21 +108,33 @@ def _cross_site(request: Request) -> bool:
 
 
 async def dashboard(request: Request) -> Response:
-    """Every queue the caller may see, with live rates once the page's script runs."""
+    """One page of the queues the caller may see (`limit`, `after`, as GET /q/), with live rates once the page's
+    script runs."""
     if _cross_site(request):
-        return HTMLResponse(_fill("index.html"), headers=NO_STORE)
+        return HTMLResponse(_fill("index.html", rows="", **NO_PAGER), headers=NO_STORE)
     try:
-        token = await authorize(request, CONSUMER, None, "read")
+        page, _ = await listings.visible_page(request)
     except Unauthorized as exc:
-        return _shell(request, "index.html", exc, rows="")
-    service = _service(request)
-    stats = await service.stats(_visible(await service.list_queues(), token))
+        return _shell(request, "index.html", exc, rows="", **NO_PAGER)
+    stats = await _service(request).stats(page.queues)
     rows = "".join(_row(s) for s in stats) or EMPTY_ROW
-    return HTMLResponse(_fill("index.html", rows=rows), headers=NO_STORE)
+    html = _fill("index.html", rows=rows, **_pager(request, page.next))
+    return HTMLResponse(html, headers=NO_STORE)
 
 
-def _visible(queues: list[str], token: TokenRecord | None) -> list[str]:
-    return [q for q in queues if token.covers(q)] if token else queues
+NO_PAGER = {"pager": " hidden", "prev": " hidden", "next": " hidden"}
+
+
+def _pager(request: Request, following: str | None) -> dict[str, str]:
+    """The placeholders of the page links, for the first paint (and for browsers without JavaScript, whose
+    "previous" goes back to the first page)."""
+    after = request.query_params.get("after")
+    first = "/ui" + (f"?limit={quote(request.query_params['limit'])}" if request.query_params.get("limit") else "")
+    return {
+        "pager": "" if after or following else " hidden",
+        "prev": f' href="{escape(first)}"' if after else " hidden",
+        "next": f' href="{escape(listings.page_link("/ui", following, request))}"' if following else " hidden",
+    }
 
 
 # -- the queue page: GET /j/<queue> -------------------------------------------------------------
@@ -212,13 +224,17 @@ async def stats_stream(request: Request) -> Response:
         response = error_response(exc)
         response.headers["WWW-Authenticate"] = _challenge(request)
         return response
+    after, size = listings.page_params(request)  # a bad limit= or after= is a 400, not a stream of failures
     slots: StreamSlots = request.app.state.stream_slots
     client = client_of(request)
     slots.acquire(client)  # an open dashboard is a stream like any other: 503 TOO_MANY_STREAMS over the limits
-    return _SlotStream(_stats_events(request), lambda: slots.release(client))
+    return _SlotStream(_stats_events(request, after, size), lambda: slots.release(client))
 
 
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
+
+# A page of statistics for dashboards: which page, and the queue patterns of the caller's token (None: all).
+PageKey = tuple[str | None, int, tuple[str, ...] | None]
 
 
 class _SlotStream(StreamingResponse):
@@ -235,34 +251,57 @@ class _SlotStream(StreamingResponse):
             self._release()
 
 
-async def _stats_events(request: Request) -> AsyncIterator[bytes]:
-    service = _service(request)
+async def _stats_events(request: Request, after: str | None, size: int) -> AsyncIterator[bytes]:
+    snapshots = _snapshots(request)
     stop = asyncio.Event()
     with _until_shutdown(stop):
         yield b"retry: 3000\n\n"
+        tick = snapshots.tick()
         while not stop.is_set():
             try:
                 # Asked again each time: a revoked token stops the stream within the token cache time.
                 token = await authorize(request, CONSUMER, None, "read")
-                yield b"data: %s\n\n" % orjson.dumps(await _snapshot(service, token))
+                yield await snapshots.get((after, size, token.queues if token else None), tick)
             except Unauthorized as exc:
                 yield b"event: failure\ndata: %s\n\n" % orjson.dumps(exc.to_dict())
                 return
             except RestMQError as exc:  # the backend is away: say so, and keep trying
                 yield b"event: failure\ndata: %s\n\n" % orjson.dumps(exc.to_dict())
+            tick = max(tick + 1, _next_tick(snapshots))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), STATS_INTERVAL)
+                await asyncio.wait_for(stop.wait(), max(0.0, snapshots.until(tick)))
     yield b"retry: 250\n\n"  # the server is stopping: reconnect soon, maybe to another process
 
 
-async def _snapshot(service: QueueService, token: TokenRecord | None) -> dict[str, Any]:
-    stats = await service.stats(_visible(await service.list_queues(), token))
-    return {
-        "time": round(time.time() * 1000),
-        "queues": [s.to_dict() for s in stats],
-        "count": len(stats),
-        "nodes": service.store.node_states(),
-    }
+def _next_tick(snapshots: Snapshots[PageKey, bytes]) -> int:
+    """The tick of a stream's next event: every stream of the process wakes at the same ticks (so that they share
+    the snapshots), at least half an interval after its previous event (the first comes at once, mid-tick)."""
+    following = snapshots.tick() + 1
+    return following if snapshots.until(following) >= STATS_INTERVAL / 2 else following + 1
+
+
+def _snapshots(request: Request) -> Snapshots[PageKey, bytes]:
+    """This process's statistics events, one per page and interval, shared by every open dashboard."""
+    service = _service(request)
+    return shared(request.app.state, "stats_snapshots", lambda: Snapshots(_event_maker(service), STATS_INTERVAL))
+
+
+def _event_maker(service: QueueService) -> Callable[[PageKey], Awaitable[bytes]]:
+    async def event(key: PageKey) -> bytes:
+        after, size, patterns = key
+        covers = listings.covers_of(patterns)
+        page = await service.page(after, size, covers)
+        stats = await service.stats(page.queues)
+        snapshot = {
+            "time": round(time.time() * 1000),
+            "queues": [s.to_dict() for s in stats],
+            "count": len(stats),
+            "next": page.next,
+            "nodes": service.store.node_states(),
+        }
+        return b"data: %s\n\n" % orjson.dumps(snapshot)
+
+    return event
 
 
 @contextlib.contextmanager
@@ -284,6 +323,7 @@ def _until_shutdown(stop: asyncio.Event) -> Iterator[None]:
 _ERRORS = {str(s): {"$ref": f"#/components/responses/E{s}"} for s in (400, 401, 403, 503)}
 _DEFAULT = {"default": {"$ref": "#/components/responses/Default"}}
 _PAGE = {"description": "An HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}
+_PAGING = [{"$ref": "#/components/parameters/pageLimit"}, {"$ref": "#/components/parameters/pageAfter"}]
 _LIMIT = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
 
 PATHS: dict[str, dict[str, Any]] = {
@@ -291,10 +331,12 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": {
             "operationId": "dashboard",
             "summary": "Dashboard",
-            "description": "The live dashboard, as GET / without `queue`. A browser without credentials on a "
-            "server that needs them gets the page with status 401; its script asks for a token.",
+            "description": "The live dashboard, as GET / without `queue`: one page of queues (`limit`, `after`, "
+            "as GET /q/). A browser without credentials on a server that needs them gets the page with status 401; "
+            "its script asks for a token.",
             "tags": ["pages"],
-            "responses": {"200": _PAGE, "401": _PAGE, "403": _ERRORS["403"], **_DEFAULT},
+            "responses": {"200": _PAGE, "400": _ERRORS["400"], "401": _PAGE, "403": _ERRORS["403"], **_DEFAULT},
+            "parameters": _PAGING,
             "security": [],
         }
     },
@@ -303,7 +345,8 @@ PATHS: dict[str, dict[str, Any]] = {
             "operationId": "statsStream",
             "summary": "Statistics as Server-Sent Events",
             "description": "With `Accept: text/event-stream`: every second an event whose data is the GET /stats/ "
-            "JSON plus `time` (ms since the epoch), for the queues the caller's token covers; `event: failure` "
+            "JSON of one page (`limit`, `after`) plus `time` (ms since the epoch), for the queues the caller's token "
+            "covers; every open stream of a process showing the same page gets the same snapshot. `event: failure` "
             "carries an error. Without it: the statistics of a queue named `stream`.",
             "tags": ["queues"],
             "responses": {
@@ -318,7 +361,7 @@ PATHS: dict[str, dict[str, Any]] = {
                 **_ERRORS,
                 **_DEFAULT,
             },
-            "parameters": [{"$ref": "#/components/parameters/callback"}],
+            "parameters": [*_PAGING, {"$ref": "#/components/parameters/callback"}],
         }
     },
     "/peek/{queue}": {

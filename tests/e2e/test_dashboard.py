@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -11,7 +12,7 @@ from playwright.sync_api import expect
 
 from tests.e2e.conftest import new_page, screenshot
 from tests.helpers.auth import create_token
-from tests.helpers.server import ServeProcess
+from tests.helpers.server import ServeProcess, serve
 
 RATE = re.compile(r"^[1-9][0-9.]*$|^0\.(0[1-9]|[1-9])")  # a rate above zero
 
@@ -185,3 +186,66 @@ def test_pages_at_phone_width(restmq: ServeProcess, browser: Any) -> None:
 def no_sideways_scroll(page: Any) -> None:
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= 360, f"the page is {width}px wide at 360px"
+
+
+@pytest.fixture
+def paged(redis_url: str, tmp_path: Any) -> Iterator[ServeProcess]:
+    """`restmq serve --max-page 10` with 30 queues, q00 to q29."""
+    with serve(["--redis", redis_url, "--max-page", "10"], tmp_path) as process:
+        with httpx.Client(base_url=process.url) as client:
+            for i in range(30):
+                client.post(f"/q/q{i:02}", data={"value": "x"}).raise_for_status()
+        yield process
+
+
+def shown(page: Any, first: int) -> None:
+    """The page shows q<first> to q<first + 9>, in order, and nothing else."""
+    names = [f"q{i:02}" for i in range(first, first + 10)]
+    same = "names => [...document.querySelectorAll('#rows tr')].map(r => r.dataset.queue).join() === names.join()"
+    page.wait_for_function(same, arg=names)
+
+
+def test_the_dashboard_shows_a_page_at_a_time_with_next_and_previous(paged: ServeProcess, page: Any) -> None:
+    """Issue 13: with more queues than --max-page, the dashboard shows one page, live, and moves between pages."""
+    page.goto(paged.url + "/")
+    expect(page.locator("#live")).to_have_text("live")
+    shown(page, 0)
+    expect(page.locator("#page-prev")).to_be_hidden()
+    expect(page.locator("#t-queues-label")).to_have_text("queues on this page")
+    expect(page.locator("#t-queues")).to_have_text("10")
+    page.get_by_role("link", name="Next page →").click()
+    shown(page, 10)
+    assert "after=q09" in page.url
+    page.get_by_role("link", name="Next page →").click()
+    shown(page, 20)
+    expect(page.locator("#page-next")).to_be_hidden()
+    httpx.post(paged.url + "/q/q25", data={"value": "y"}).raise_for_status()
+    expect(cell(page, "q25", "ready")).to_have_text("2")  # still live
+    page.get_by_role("link", name="← Previous page").click()
+    shown(page, 10)
+    page.go_back()  # the browser's own history works too
+    shown(page, 20)
+    page.get_by_role("link", name="← Previous page").click()
+    page.get_by_role("link", name="← Previous page").click()
+    shown(page, 0)
+    expect(page.locator("#page-prev")).to_be_hidden()
+    page.reload()  # the address holds the page
+    shown(page, 0)
+    page.goto(paged.url + "/ui?after=q19&limit=5")
+    expect(page.locator("#rows tr")).to_have_count(5)
+    expect(row(page, "q20")).to_be_visible()
+    screenshot(page, "dashboard-paged")
+
+
+def test_without_javascript_the_dashboard_links_the_next_page(paged: ServeProcess, browser: Any) -> None:
+    """Issue 13: the first paint is one page, with a plain link to the next."""
+    context = browser.new_context(java_script_enabled=False)
+    try:
+        plain = context.new_page()
+        plain.goto(paged.url + "/")
+        expect(plain.locator("#rows tr")).to_have_count(10)
+        plain.get_by_role("link", name="Next page →").click()
+        expect(row(plain, "q10")).to_be_visible()
+        expect(plain.locator("#rows tr")).to_have_count(10)
+    finally:
+        context.close()

@@ -44,10 +44,10 @@ def flush_cluster(cluster: Cluster) -> None:
 
 
 def registered_queues(engine: EmbeddedEngine) -> set[str]:
-    """The node's queue registry (`rmq:queues`): which queues have (had) messages there."""
+    """The node's queue registry (`rmq:names`): which queues have (had) messages there."""
     client = engine_client(engine)
     try:
-        return set(client.smembers(keys.QUEUES))  # type: ignore[arg-type]
+        return set(client.zrange(keys.QUEUES, 0, -1))  # type: ignore[arg-type]
     finally:
         client.close()
 

@@ -51,7 +51,7 @@ async def test_json_routes_are_wrapped(http: httpx.AsyncClient) -> None:
     await add(http, "jobs", "a")
     await add(http, "jobs", "b")
     cb = {"callback": "cb"}
-    assert unwrap(await http.get("/q/", params=cb), "cb") == {"queues": ["jobs"], "count": 1}
+    assert unwrap(await http.get("/q/", params=cb), "cb") == {"queues": ["jobs"], "count": 1, "next": None}
     assert unwrap(await http.get("/stats/jobs", params=cb), "cb")["length"] == 2
     assert unwrap(await http.get("/stats/", params=cb), "cb")["count"] == 1
     assert unwrap(await http.get("/p/jobs", params=cb), "cb") == {"queue": "jobs", "value": "broadcast"}
@@ -69,7 +69,7 @@ async def test_json_routes_are_wrapped(http: httpx.AsyncClient) -> None:
 
 async def test_the_queue_list_is_json_not_html_when_a_callback_is_given(http: httpx.AsyncClient) -> None:
     response = await http.get("/q/", params={"callback": "cb"}, headers={"Accept": "text/html"})
-    assert unwrap(response, "cb") == {"queues": [], "count": 0}
+    assert unwrap(response, "cb") == {"queues": [], "count": 0, "next": None}
 
 
 @pytest.mark.parametrize("name", HOSTILE)

@@ -6,6 +6,7 @@ import httpx
 import pytest
 import redis
 
+from restmq.storage import keys
 from tests.helpers.queues import add, drain, stored_keys
 
 pytestmark = pytest.mark.integration
@@ -63,7 +64,7 @@ async def test_list_queues_as_json(http: httpx.AsyncClient) -> None:
     response = await http.get("/q/")
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
-    assert response.json() == {"queues": ["a-queue", "b-queue"], "count": 2}
+    assert response.json() == {"queues": ["a-queue", "b-queue"], "count": 2, "next": None}  # one page: the last
     assert (await http.get("/q")).json() == response.json()
 
 
@@ -99,7 +100,7 @@ async def test_delete_leaves_only_the_meta_hash_in_redis(http: httpx.AsyncClient
     assert len(stored_keys(redis_client, "jobs")) > 5
     assert (await http.delete("/q/jobs")).json() == {"queue": "jobs", "status": 5}
     assert stored_keys(redis_client, "jobs") == {"rmq:{jobs}:meta"}
-    assert not redis_client.sismember("rmq:queues", "jobs")
+    assert redis_client.zscore(keys.QUEUES, "jobs") is None  # unlisted
 
 
 async def test_a_purged_queue_comes_back_with_new_keys(http: httpx.AsyncClient) -> None:

@@ -89,3 +89,14 @@ def test_distinct_queues_have_disjoint_keys(a: str, b: str) -> None:
     for x, y in ((a, b), (keys.dead_letter_queue(a), b), (a, keys.dead_letter_queue(b))):
         if x != y:
             assert not set(all_keys(x)) & set(all_keys(y))
+
+
+@given(queue_names)
+def test_the_stats_keys_are_the_queue_keys_of_the_same_names(queue: str) -> None:
+    """Issue 13: stats_keys builds its names directly (no cache churn over every queue); they stay queue_keys'."""
+    qk = keys.queue_keys(queue)
+    expected = [qk.meta, qk.ready, qk.delayed, qk.leased, qk.consumers]
+    if not keys.is_dead_letter_queue(queue):
+        expected.append(keys.queue_keys(keys.dead_letter_queue(queue)).ready)
+    assert keys.stats_keys(queue) == expected
+    assert {slot(key) for key in keys.stats_keys(queue)} == {slot(qk.meta)}

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from restmq.storage.ring import POINTS_PER_WEIGHT, HashRing
+from restmq.storage.sharded import merge_pages
 
 NODES = ["redis://a:6379/0", "redis://b:6379/0", "redis://c:6379/0"]
 KEYS = [f"queue-{i}" for i in range(20_000)]
@@ -71,3 +72,13 @@ def test_points_per_weight_unit() -> None:
 def test_bad_rings_are_refused(weights: dict[str, int]) -> None:
     with pytest.raises(ValueError):
         HashRing(weights)
+
+
+@given(
+    pages=st.lists(st.lists(queue_names, max_size=30, unique=True).map(sorted), min_size=1, max_size=4),
+    limit=st.integers(1, 40),
+)
+@settings(max_examples=300, deadline=None, database=None)
+def test_merged_listing_pages_are_the_first_distinct_names_in_order(pages: list[list[str]], limit: int) -> None:
+    """Issue 13: the ring's listing page is each node's page merged; a queue listed on two nodes shows once."""
+    assert merge_pages(pages, limit) == sorted({name for page in pages for name in page})[:limit]

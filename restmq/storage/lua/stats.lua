@@ -1,14 +1,21 @@
--- stats: one queue's numbers in one round trip.
--- KEYS[1..9] the queue's message keys, KEYS[10] its consumers key, KEYS[11] its dead-letter queue's ready key
--- (absent for a dead-letter queue: dead letters are not dead-lettered again, and a cluster refuses the
--- key of another slot)
--- Reply: {ready, delayed, leased, consumers, dead ready, meta field/value pairs...}
+-- stats: the numbers of one or more queues in one call (on a cluster, queues of one hash slot per call).
+-- KEYS, for each queue in turn: its meta, ready, delayed, leased and consumers keys, then (when ARGV[i] is 6) its
+-- dead-letter queue's ready key. A dead-letter queue has none: dead letters are not dead-lettered again, and a
+-- cluster refuses the key of another slot.
+-- ARGV[i]: how many KEYS queue i has, 5 or 6.
+-- Reply: for each queue, {ready, delayed, leased, consumers, dead ready, {meta field/value pairs...}}
 local now = now_ms()
-return {
-  redis.call('ZCARD', K_READY),
-  redis.call('ZCARD', K_DELAYED),
-  redis.call('ZCARD', K_LEASED),
-  redis.call('ZCOUNT', KEYS[10], now, '+inf'),
-  KEYS[11] and redis.call('ZCARD', KEYS[11]) or 0,
-  redis.call('HGETALL', K_META),
-}
+local out, k = {}, 1
+for i = 1, #ARGV do
+  local n = tonumber(ARGV[i])
+  out[i] = {
+    redis.call('ZCARD', KEYS[k + 1]),
+    redis.call('ZCARD', KEYS[k + 2]),
+    redis.call('ZCARD', KEYS[k + 3]),
+    redis.call('ZCOUNT', KEYS[k + 4], now, '+inf'),
+    n == 6 and redis.call('ZCARD', KEYS[k + 5]) or 0,
+    redis.call('HGETALL', KEYS[k]),
+  }
+  k = k + n
+end
+return out

@@ -1,5 +1,7 @@
-// The dashboard: one row per queue, updated by the /stats/stream event stream (one event a second).
-// Rates are computed here from the counters' deltas; each queue keeps 5 minutes of them for its sparkline.
+// The dashboard: one row per queue of the page shown, updated by the /stats/stream event stream (one event a
+// second). Rates are computed here from the counters' deltas; each queue keeps 5 minutes of them for its
+// sparkline. Pages follow the API's paging: `after` (the last queue of the previous page) and `limit`, kept in
+// the address so that reloads, links and the browser's back button show the same page.
 import {
   api, controls, el, newSpark, qpath, rate, say, setLive, setupToken, sparkline, waitingForToken, withToken,
 } from "./app.js";
@@ -10,6 +12,9 @@ const queues = new Map(); // name -> {row, cells, spark, ctl, last, adds, delive
 const totals = { last: null, adds: [], delivers: [] };
 let source = null;
 let connectionTrouble = false;
+const address = new URLSearchParams(location.search);
+// the page shown: `after` ("" for the first), the `after` of each earlier page (to go back), and the next one
+const page = { after: address.get("after") || "", limit: address.get("limit") || "", trail: [], next: null };
 
 const push = (list, value) => { list.push(value); if (list.length > POINTS) list.shift(); };
 const text = (node, value) => { if (node.textContent !== String(value)) node.textContent = value; };
@@ -50,6 +55,7 @@ function rates(state, added, delivered, time) {
 }
 
 function update(snapshot) {
+  page.next = snapshot.next ?? null;
   const seen = new Set();
   const sum = { ready: 0, consumers: 0, added: 0, delivered: 0 };
   snapshot.queues.forEach((stats, index) => {
@@ -79,10 +85,15 @@ function update(snapshot) {
   }
   const current = new Set([...queues.values()].map((entry) => entry.row));
   for (const row of [...rows.children]) if (!current.has(row)) row.remove(); // the server's first paint
-  if (!queues.size) {
+  if (!queues.size && (page.after || page.next)) {
+    rows.append(el("tr", { class: "empty" }, el("td", { colspan: "12" }, "No queues you may see on this page.")));
+  } else if (!queues.size) {
     rows.append(el("tr", { class: "empty" }, el("td", { colspan: "12" },
       "No queues yet. Add a message below, or with ", el("code", {}, `curl -d value=hello ${location.origin}/q/test`))));
   }
+  showPager();
+  const paged = Boolean(page.after || page.next);
+  text(document.getElementById("t-queues-label"), paged ? "queues on this page" : "queues");
   text(document.getElementById("t-queues"), snapshot.count);
   text(document.getElementById("t-ready"), sum.ready);
   text(document.getElementById("t-consumers"), sum.consumers);
@@ -94,10 +105,57 @@ function update(snapshot) {
   }
 }
 
+/** The query of the page shown: after= and limit=, when set. */
+function pageQuery(after = page.after) {
+  const query = new URLSearchParams();
+  if (after) query.set("after", after);
+  if (page.limit) query.set("limit", page.limit);
+  const text = query.toString();
+  return text ? `?${text}` : "";
+}
+
+function showPager() {
+  const prev = document.getElementById("page-prev");
+  const next = document.getElementById("page-next");
+  document.getElementById("pager").hidden = !page.after && !page.next;
+  prev.hidden = !page.after;
+  prev.href = location.pathname + pageQuery(page.trail.at(-1) ?? "");
+  next.hidden = !page.next;
+  if (page.next) next.href = location.pathname + pageQuery(page.next);
+  text(document.getElementById("page-where"), page.after ? `after ${page.after}` : "first page");
+}
+
+/** Show the page after `after`; `push` records it in the browser's history. */
+function turn(after, trail, push) {
+  page.after = after;
+  page.trail = trail;
+  page.next = null;
+  if (push) history.pushState({ after, trail }, "", location.pathname + pageQuery());
+  for (const entry of queues.values()) entry.row.remove();
+  queues.clear();
+  Object.assign(totals, { last: null, adds: [], delivers: [] }); // the totals of another set of queues
+  connect();
+}
+
+document.getElementById("page-next").addEventListener("click", (event) => {
+  if (!page.next) return;
+  event.preventDefault();
+  turn(page.next, [...page.trail, page.after], true);
+});
+document.getElementById("page-prev").addEventListener("click", (event) => {
+  event.preventDefault();
+  turn(page.trail.at(-1) ?? "", page.trail.slice(0, -1), true);
+});
+window.addEventListener("popstate", (event) => {
+  const state = event.state || { after: new URLSearchParams(location.search).get("after") || "", trail: [] };
+  turn(state.after, state.trail, false);
+});
+history.replaceState({ after: page.after, trail: page.trail }, "");
+
 function connect() {
   if (source) source.close();
   setLive("connecting…", "");
-  source = new EventSource(withToken("/stats/stream"));
+  source = new EventSource(withToken("/stats/stream" + pageQuery()));
   source.onopen = () => setLive("live", "on");
   source.onmessage = (event) => {
     if (connectionTrouble) { say(""); connectionTrouble = false; }
@@ -116,7 +174,7 @@ function connect() {
 
 async function probe() {
   try {
-    await api("/stats/");
+    await api("/stats/" + pageQuery());
     setTimeout(connect, 1000);
   } catch (error) {
     connectionTrouble = true;
