@@ -31,12 +31,19 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedEngine]
         yield running
 
 
-@pytest.fixture
-def redis_url(engine: EmbeddedEngine) -> str:
+def _flush(engine: EmbeddedEngine) -> None:
     client = redis.Redis(unix_socket_path=engine.socket_path)
     client.flushall()
     client.close()
-    return engine.url
+
+
+@pytest.fixture
+def redis_url(engine: EmbeddedEngine) -> Iterator[str]:
+    """The session engine, flushed before the test and after it: a token a test leaves behind would otherwise
+    lock the next module's long-lived server (a server that has seen a token keeps requiring one)."""
+    _flush(engine)
+    yield engine.url
+    _flush(engine)
 
 
 @pytest.fixture
