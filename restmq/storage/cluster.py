@@ -23,6 +23,7 @@ from restmq.storage import keys
 from restmq.storage.errors import backend_errors
 from restmq.storage.events import EventListener
 from restmq.storage.node import RedisStore, _stats, _stats_keys
+from restmq.storage.urls import redact
 
 
 class _WarmCluster(RedisCluster):
@@ -120,7 +121,7 @@ class ClusterStore(RedisStore):
 
     @classmethod
     def from_cluster_url(cls, url: str) -> ClusterStore:
-        return cls(connect_cluster(url), name=url)
+        return cls(connect_cluster(url), name=redact(url))
 
     async def _run(self, script: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
         try:

@@ -35,7 +35,7 @@ from starlette.responses import Response
 
 from restmq.core.names import check_queue_name
 from restmq.core.tokens import TokenRecord, split, verify
-from restmq.errors import BackendUnavailable, BadRequest, Forbidden, Unauthorized
+from restmq.errors import BackendUnavailable, BadRequest, Forbidden, RestMQError, Unauthorized
 from restmq.storage.base import Store
 
 CATEGORIES = ("rest:producer", "rest:consumer", "comet:consumer", "websocket:consumer")
@@ -103,6 +103,15 @@ def load_acl(path: str | Path) -> dict[str, AclRule]:
     return rules
 
 
+def _is_loopback(address: str | None) -> bool:
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1 from a dual-stack socket
+    return bool((mapped or ip).is_loopback)
+
+
 def _basic(conn: HTTPConnection) -> tuple[str, str] | None:
     header = conn.headers.get("authorization", "")
     if header[:6].lower() == "basic ":
@@ -167,6 +176,21 @@ class Access:
         if await self._tokens_required():
             raise Unauthorized("a bearer token is required")
         return None
+
+    async def is_admin(self, conn: HTTPConnection) -> bool:
+        """Whether the caller may see server-wide details such as backend addresses: it presents a token
+        with the admin right or acl.conf's [rest:producer] credentials; or the server asks it for none
+        (no tokens, no producer credentials) and it connects from this machine's loopback interface."""
+        try:
+            record = await self.check(conn, CATEGORIES[0], None, "admin")
+        except RestMQError:  # refused, or the token store cannot say: not an admin
+            return False
+        if record is not None:
+            return True
+        rule = self.acl.get(CATEGORIES[0])
+        if rule is not None and rule.username is not None:
+            return True  # check() passed on the section's credentials
+        return _is_loopback(conn.client.host if conn.client else None)
 
     async def _tokens_required(self) -> bool:
         checked_at, exist = self._tokens_exist

@@ -13,7 +13,7 @@ from restmq.core.model import Message, PopMode, PopResult, SettleAction
 from restmq.core.names import check_callback, check_queue_name
 from restmq.core.service import AddOptions, QueueService
 from restmq.errors import InvalidJSON, InvalidParameter, MissingField, NotFound
-from restmq.web import pages, ui
+from restmq.web import ops, pages, ui
 from restmq.web.auth import CONSUMER, PRODUCER, authorize
 from restmq.web.http import (
     decode_text,
@@ -279,7 +279,7 @@ async def control(request: Request) -> Response:
 async def stats_all(request: Request) -> Response:
     service = service_of(request)
     stats = await service.stats(await _visible_queues(request))
-    nodes = service.store.node_states()
+    nodes = await ops.node_view(request, service.store)
     return render(request, {"queues": [s.to_dict() for s in stats], "count": len(stats), "nodes": nodes})
 
 

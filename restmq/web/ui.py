@@ -28,7 +28,7 @@ from restmq.core.names import check_queue_name
 from restmq.core.service import QueueService
 from restmq.core.tokens import TokenRecord
 from restmq.errors import InvalidParameter, RestMQError, Unauthorized
-from restmq.web import openapi
+from restmq.web import openapi, ops
 from restmq.web.auth import CONSUMER, authorize
 from restmq.web.errors import error_response
 from restmq.web.http import integer, prefers_html, render
@@ -201,13 +201,14 @@ STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "n
 async def _stats_events(request: Request) -> AsyncIterator[bytes]:
     service = _service(request)
     stop = asyncio.Event()
+    addresses = await ops.sees_addresses(request)  # an admin's token, once revoked, ends the stream below
     with _until_shutdown(stop):
         yield b"retry: 3000\n\n"
         while not stop.is_set():
             try:
                 # Asked again each time: a revoked token stops the stream within the token cache time.
                 token = await authorize(request, CONSUMER, None, "read")
-                yield b"data: %s\n\n" % orjson.dumps(await _snapshot(service, token))
+                yield b"data: %s\n\n" % orjson.dumps(await _snapshot(service, token, addresses))
             except Unauthorized as exc:
                 yield b"event: failure\ndata: %s\n\n" % orjson.dumps(exc.to_dict())
                 return
@@ -218,13 +219,13 @@ async def _stats_events(request: Request) -> AsyncIterator[bytes]:
     yield b"retry: 250\n\n"  # the server is stopping: reconnect soon, maybe to another process
 
 
-async def _snapshot(service: QueueService, token: TokenRecord | None) -> dict[str, Any]:
+async def _snapshot(service: QueueService, token: TokenRecord | None, addresses: bool) -> dict[str, Any]:
     stats = await service.stats(_visible(await service.list_queues(), token))
     return {
         "time": round(time.time() * 1000),
         "queues": [s.to_dict() for s in stats],
         "count": len(stats),
-        "nodes": service.store.node_states(),
+        "nodes": ops.shown_nodes(service.store, addresses),
     }
 
 
