@@ -108,13 +108,19 @@ def _dup(duplicate: bool) -> dict[str, str] | None:
     return {"Idempotent-Replayed": "true"} if duplicate else None
 
 
-async def _get(request: Request, queue: str) -> PopResult:
+def read_arguments(request: Request) -> dict[str, Any]:
+    """mode, count, lease and wait of a GET that hands out messages, from its query string."""
     params = request.query_params
-    lease = number(params, "lease")
-    mode = PopMode.LEASE if "lease" in params else PopMode.TAKE
-    return await service_of(request).get(
-        queue, mode=mode, count=integer(params, "count", 1), lease=lease, wait=number(params, "wait")
-    )
+    return {
+        "mode": PopMode.LEASE if "lease" in params else PopMode.TAKE,
+        "count": integer(params, "count", 1),
+        "lease": number(params, "lease"),
+        "wait": number(params, "wait"),
+    }
+
+
+async def _get(request: Request, queue: str) -> PopResult:
+    return await service_of(request).get(queue, **read_arguments(request))
 
 
 def _stopped_headers(result: PopResult) -> dict[str, str]:
@@ -124,9 +130,6 @@ def _stopped_headers(result: PopResult) -> dict[str, str]:
 async def get_message(request: Request) -> Response:
     """GET /q/<queue>: the oldest message ({key,value,count}), or 204 when none is ready."""
     queue = request.path_params["queue"]
-    if request.method == "HEAD":  # routed here with GET, but must not consume: 200 when a message is ready
-        (stats,) = await service_of(request).stats([queue])
-        return Response(status_code=200 if stats.length else 204, headers=NO_STORE)
     result = await _get(request, queue)
     if "count" in request.query_params:
         if not result.messages:
