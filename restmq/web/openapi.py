@@ -155,12 +155,16 @@ SCHEMAS: dict[str, Schema] = {
         "properties": {
             "queues": {"type": "array", "items": _schema("QueueStats")},
             "count": {"type": "integer"},
-            "nodes": {"description": 'Backend node states, e.g. {"redis://...": "up"}.'},
+            "nodes": {
+                "description": 'Backend node states: {"redis://:***@host:6379/0": "up"} for admins (passwords '
+                'redacted), {"node1": "up"} for other callers.'
+            },
         },
     },
     "Command": {
         "type": "object",
-        "description": "A JSON-protocol command (POST /queue, or a WebSocket frame).",
+        "description": "A JSON-protocol command (POST /queue, or a WebSocket frame). A field of another type than "
+        "shown is a 400 PARAMETER_INVALID (on a WebSocket, an error frame); null means the field is absent.",
         "required": ["cmd", "queue"],
         "properties": {
             "cmd": {"type": "string", "enum": ["add", "get", "take", "del", "ack", "release", "extend"]},
@@ -209,7 +213,11 @@ SCHEMAS: dict[str, Schema] = {
     "Ready": {
         "type": "object",
         "required": ["status"],
-        "properties": {"status": {"type": "string", "enum": ["ready", "unavailable"]}, "error": {}, "nodes": {}},
+        "properties": {
+            "status": {"type": "string", "enum": ["ready", "unavailable"]},
+            "error": {},
+            "nodes": {"description": "As in /stats/: node addresses (passwords redacted) for admins only."},
+        },
     },
 }
 

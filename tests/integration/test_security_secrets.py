@@ -81,8 +81,20 @@ def assert_hidden(password: str, seen: dict[str, str]) -> None:
         assert password not in text and password not in text.replace("\n", ""), f"the password shows in {where}"
 
 
-@pytest.mark.parametrize("form", ["password", "user-and-password", "unix-socket-query"])
-def test_the_backend_password_shows_nowhere(tmp_path: Path, engines: list[PasswordEngine], form: str) -> None:
+@pytest.mark.parametrize(
+    ("form", "launch"),
+    [
+        ("password", []),
+        ("user-and-password", []),
+        ("unix-socket-query", []),
+        ("password", ["--server", "granian"]),
+        ("password", ["--workers", "2"]),
+    ],
+    ids=["password", "user-and-password", "unix-socket-query", "granian", "workers-2"],
+)
+def test_the_backend_password_shows_nowhere(
+    tmp_path: Path, engines: list[PasswordEngine], form: str, launch: list[str]
+) -> None:
     engine = engines[0]
     url, shown = {
         "password": (engine.url, f"redis://:***@127.0.0.1:{engine.port}/0"),
@@ -95,7 +107,7 @@ def test_the_backend_password_shows_nowhere(tmp_path: Path, engines: list[Passwo
             f"unix://{engine.socket_path}?db=0&password=***",
         ),
     }[form]
-    with serve(["--redis", url, "--log-level", "debug"], tmp_path) as server:
+    with serve(["--redis", url, "--log-level", "debug", *launch], tmp_path) as server:
         seen = replies_while_up(server)
         ready = orjson.loads(seen["/ready"])
         assert ready == {"status": "ready", "nodes": {shown: "up"}}  # loopback on an open server: admin
@@ -191,6 +203,16 @@ def test_with_tokens_only_an_admin_token_sees_node_addresses(tmp_path: Path, eng
         assert nodes_seen(server.url, "/stats/", bearer(admin)) == addresses
         assert "127.0.0.1" not in first_stats_event(server.url, bearer(reader))
         assert str(one.port) in first_stats_event(server.url, bearer(admin))
+        one.stop()
+        two.stop()
+
+        def unavailable() -> bool:
+            return httpx.get(server.url + "/ready", timeout=20).status_code == 503
+
+        wait_until(unavailable, 20, 0.05, "/ready to answer 503 with every node stopped")
+        down = httpx.get(server.url + "/ready", timeout=20).json()
+        assert down == {"status": "unavailable", "error": "the backend is unavailable", "nodes": down["nodes"]}
+        assert "127.0.0.1" not in str(down) and set(down["nodes"]) == {"node1", "node2"}
 
 
 def test_with_an_acl_the_producer_credentials_see_node_addresses(tmp_path: Path, engines: list[PasswordEngine]) -> None:
