@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from restmq.storage.engine import EmbeddedEngine
+from tests.helpers.auth import bearer, create_token
 from tests.helpers.server import ServeProcess, serve
 from tests.helpers.wait import wait_until
 
@@ -133,15 +135,12 @@ def test_head_on_the_stats_stream_opens_no_stream(http: httpx.Client) -> None:
     assert reply.status_code == 200 and reply.headers["content-type"].startswith("text/event-stream")
 
 
-def test_head_still_needs_the_right_to_read(
-    engine: EmbeddedEngine, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    from tests.helpers.auth import bearer, create_token
-
-    writer = create_token(redis_url, "*", "write")
-    reader = create_token(redis_url, "*", "read")
-    with serve(["--redis", redis_url], tmp_path_factory.mktemp("head-auth")) as server:
-        with httpx.Client(base_url=server.url, timeout=20, headers=bearer(writer)) as http:
+def test_head_still_needs_the_right_to_read(tmp_path: Path) -> None:
+    with EmbeddedEngine(tmp_path / "engine") as own:  # its own engine: the tokens stay out of the shared one
+        writer = create_token(own.url, "*", "write")
+        reader = create_token(own.url, "*", "read")
+        with serve(["--redis", own.url], tmp_path) as server, httpx.Client(base_url=server.url, timeout=20) as http:
+            http.headers.update(bearer(writer))
             fill(http, "jobs")
             for path, params in (("/q/jobs", {}), ("/", {"queue": "jobs"}), ("/c/jobs", {}), ("/sse/jobs", {})):
                 assert http.head(path, params=params, headers={"Authorization": ""}).status_code == 401

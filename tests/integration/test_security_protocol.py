@@ -119,10 +119,12 @@ def test_wrong_types_in_any_frame_field_are_error_frames(server: ServeProcess, r
     assert "Traceback" not in server.log()
 
 
-def test_a_malformed_command_is_refused_before_authentication(redis_url: str, tmp_path: Path) -> None:
-    create_token(redis_url, "*", "admin")
-    with serve(["--redis", redis_url], tmp_path) as server:
-        for command in ({"cmd": ["add"]}, {"cmd": "add", "queue": {"q": 1}}, {"cmd": "take", "queue": None}):
-            reply = httpx.post(server.url + "/queue", json=command, timeout=20)
-            assert reply.status_code == 400 and reply.json()["code"] in ("PARAMETER_INVALID", "FIELD_MISSING")
-        assert httpx.post(server.url + "/queue", json={"cmd": "take", "queue": "q"}, timeout=20).status_code == 401
+def test_a_malformed_command_is_refused_before_authentication(tmp_path: Path) -> None:
+    with EmbeddedEngine(tmp_path / "engine") as own:  # its own engine: the token stays out of the shared one
+        create_token(own.url, "*", "admin")
+        with serve(["--redis", own.url], tmp_path) as server:
+            for command in ({"cmd": ["add"]}, {"cmd": "add", "queue": {"q": 1}}, {"cmd": "take", "queue": None}):
+                reply = httpx.post(server.url + "/queue", json=command, timeout=20)
+                assert reply.status_code == 400 and reply.json()["code"] in ("PARAMETER_INVALID", "FIELD_MISSING")
+            well_formed = httpx.post(server.url + "/queue", json={"cmd": "take", "queue": "q"}, timeout=20)
+            assert well_formed.status_code == 401
