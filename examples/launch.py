@@ -8,19 +8,19 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
 
 
 @contextlib.contextmanager
-def embedded_restmq(name: str) -> Iterator[tuple[str, str]]:
-    """`restmq serve` on a free loopback port with a temporary data dir: (its URL, the data dir)."""
+def embedded_restmq(name: str, *args: str) -> Iterator[tuple[str, str]]:
+    """`restmq serve <args>` on a free loopback port with a temporary data dir: (its URL, the data dir)."""
     with tempfile.TemporaryDirectory(prefix=f"restmq-{name}-") as data_dir:
         port = free_port()
         log = open(Path(data_dir) / "restmq.log", "wb")
-        command = [sys.executable, "-m", "restmq", "serve", "--port", str(port), "--data-dir", data_dir]
+        command = [sys.executable, "-m", "restmq", "serve", "--port", str(port), "--data-dir", data_dir, *args]
         server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         url = f"http://127.0.0.1:{port}"
         try:
@@ -37,13 +37,20 @@ def embedded_restmq(name: str) -> Iterator[tuple[str, str]]:
 
 
 @contextlib.contextmanager
-def restmq_server(url: str | None, name: str) -> Iterator[str]:
-    """`url` if given, else a server of our own (see embedded_restmq)."""
+def restmq_server(url: str | None, name: str, page_origins: Sequence[str] = ()) -> Iterator[str]:
+    """`url` if given, else a server of our own (see embedded_restmq) that lets pages from `page_origins` in:
+    a demo page is another origin, which RestMQ refuses unless --cors-origin names it."""
     if url:
         yield url.rstrip("/")
         return
-    with embedded_restmq(name) as (own_url, _):
-        yield own_url
+    with embedded_restmq(name, *(arg for origin in page_origins for arg in ("--cors-origin", origin))) as (own, _):
+        yield own
+
+
+def page_origins(sock: socket.socket) -> list[str]:
+    """The origins of a page served from `sock` (bound on 127.0.0.1), by address and by name."""
+    port = sock.getsockname()[1]
+    return [f"http://127.0.0.1:{port}", f"http://localhost:{port}"]
 
 
 def ready(url: str) -> bool:

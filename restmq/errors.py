@@ -50,6 +50,12 @@ class InvalidParameter(BadRequest):
     code = "PARAMETER_INVALID"
 
 
+class InvalidForwarded(BadRequest):
+    """A trusted proxy's X-Forwarded-For or X-Forwarded-Proto that cannot be parsed."""
+
+    code = "FORWARDED_INVALID"
+
+
 class NotFound(RestMQError):
     code = "NOT_FOUND"
     status = 404
@@ -93,3 +99,16 @@ class TooManyStreams(RestMQError):
 class RequestTimeout(RestMQError):
     code = "REQUEST_TIMEOUT"
     status = 408
+
+
+class JsonpDisabled(BadRequest):
+    code = "JSONP_DISABLED"
+
+
+class CrossSiteRequest(Forbidden):
+    code = "CROSS_SITE_REQUEST"
+
+
+class HostNotAllowed(RestMQError):
+    code = "HOST_NOT_ALLOWED"
+    status = 421  # Misdirected Request: this server does not answer for that name

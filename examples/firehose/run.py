@@ -25,7 +25,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/launch.py
-from launch import listening, restmq_server
+from launch import listening, page_origins, restmq_server
 
 HERE = Path(__file__).resolve().parent
 
@@ -50,7 +50,7 @@ def main() -> None:
     # uvicorn stops gracefully on SIGTERM and then raises it again: exit through the `finally` blocks, which
     # stop the threads and the RestMQ server, instead of dying at once.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    with restmq_server(args.restmq, "firehose") as url:
+    with listening(args.port) as sock, restmq_server(args.restmq, "firehose", page_origins(sock)) as url:
         stop = threading.Event()
         threads = [
             threading.Thread(target=generator.run, args=(url, args.rate, stop), name="generator"),
@@ -60,11 +60,10 @@ def main() -> None:
             thread.start()
         app = page({"restmq": url, "queue": worker.FILTERED, "query": args.query})
         try:
-            with listening(args.port) as sock:
-                sock.listen(128)
-                print(f"RestMQ and its dashboard: {url}/", flush=True)
-                print(f"firehose page: http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
-                uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
+            sock.listen(128)
+            print(f"RestMQ and its dashboard: {url}/", flush=True)
+            print(f"firehose page: http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
+            uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[sock])
         finally:
             stop.set()
             for thread in threads:

@@ -32,7 +32,7 @@ from starlette.routing import Route
 from wordcount import JOBS, RESULTS, book, count
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for examples/launch.py
-from launch import listening, restmq_server
+from launch import listening, page_origins, restmq_server
 
 HERE = Path(__file__).resolve().parent
 
@@ -97,7 +97,7 @@ def main() -> None:
     # uvicorn stops gracefully on SIGTERM and then raises it again: exit through the `finally` blocks, which
     # stop the threads and the RestMQ server, instead of dying at once.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
-    with restmq_server(args.restmq, "mapreduce") as url:
+    with listening(args.port) as sock, restmq_server(args.restmq, "mapreduce", page_origins(sock)) as url:
         demo = Demo(url, book(), args.lines)
         stop = threading.Event()
         threads = [
@@ -118,12 +118,11 @@ def main() -> None:
 
             threading.Thread(target=stop_when_finished, daemon=True).start()
         try:
-            with listening(args.port) as sock:
-                sock.listen(128)
-                print(f"RestMQ and its dashboard: {url}/", flush=True)
-                print(f"{demo.jobs} jobs of {args.lines} lines published (run {demo.run_id})", flush=True)
-                print(f"word-count page: http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
-                server.run(sockets=[sock])
+            sock.listen(128)
+            print(f"RestMQ and its dashboard: {url}/", flush=True)
+            print(f"{demo.jobs} jobs of {args.lines} lines published (run {demo.run_id})", flush=True)
+            print(f"word-count page: http://127.0.0.1:{sock.getsockname()[1]}/", flush=True)
+            server.run(sockets=[sock])
         finally:
             stop.set()
         if args.exit_when_done:

@@ -14,7 +14,8 @@ from typing import Any
 import click
 
 from restmq.cli.serve import GRACEFUL_SHUTDOWN, SETTINGS_ENV, app_from_env
-from restmq.cli.workers import PARENT_ENV, hand_settings_to_workers, refuse_a_port_in_use
+from restmq.cli.sockets import refuse_a_port_in_use, refuse_ipv6_only_granian
+from restmq.cli.workers import PARENT_ENV, hand_settings_to_workers
 from restmq.config import Settings
 
 log = logging.getLogger("restmq")
@@ -40,6 +41,7 @@ def run_granian(settings: Settings) -> None:
 
     from restmq.web.observe import configure_logging
 
+    refuse_ipv6_only_granian(settings.host)
     refuse_a_port_in_use(settings.host, settings.port)  # granian listens with SO_REUSEPORT
     multiprocessing.set_start_method("spawn", force=True)
     hand_settings_to_workers(settings)

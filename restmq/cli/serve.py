@@ -7,11 +7,12 @@ variable, the `--config` TOML file (same names as the options), the default.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
+import functools
 import json
 import logging
 import os
 import signal
+import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import replace
@@ -22,6 +23,7 @@ import click
 from restmq.config import Limits, Settings
 from restmq.errors import EngineError, RestMQError
 from restmq.storage.urls import redact_list, split_urls  # pure string work: loads no backend client
+from restmq.web.addresses import parse_networks
 
 log = logging.getLogger("restmq")
 SETTINGS_ENV = "RESTMQ_INTERNAL_SETTINGS"  # hands the settings to worker processes
@@ -74,7 +76,12 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         callback=_load_config_file,
         help="TOML file with option defaults (keys named like the options: port = 9000).",
     ),
-    option("--host", default="127.0.0.1", show_default=True, help="Address to listen on."),
+    option(
+        "--host",
+        default="127.0.0.1",
+        show_default=True,
+        help="Address to listen on (:: takes IPv6 and IPv4 connections, 0.0.0.0 IPv4 only).",
+    ),
     option("--port", default=8888, show_default=True, type=click.IntRange(0, 65535)),
     option(
         "--data-dir",
@@ -99,7 +106,12 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         help="Embedded engine AOF fsync: everysec may lose the last second on an OS crash; always loses nothing.",
     ),
     option("--engine-binary", default=None, help="valkey-server/redis-server to embed."),
-    option("--acl", default=None, type=click.Path(dir_okay=False), help="acl.conf file."),
+    option(
+        "--acl",
+        default=None,
+        type=click.Path(dir_okay=False),
+        help="acl.conf file (the original format: host rules and Basic credentials per section).",
+    ),
     option("--workers", default=1, show_default=True, type=click.IntRange(1, 64)),
     option(
         "--server",
@@ -108,7 +120,12 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         show_default=True,
         help="HTTP server: uvicorn, or granian (Rust; always serves from worker processes, even with one worker).",
     ),
-    option("--insecure-open", is_flag=True, help="Allow a non-loopback address without an ACL or tokens."),
+    option(
+        "--insecure-open",
+        is_flag=True,
+        help="Allow a non-loopback --host without effective authentication (--auth none, an ACL file without "
+        "rules, no tokens): anyone who can reach the port may read and write every queue.",
+    ),
     option(
         "--coalesce/--no-coalesce",
         default=True,
@@ -121,14 +138,17 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         "--cors-origin",
         "cors_origins",
         multiple=True,
-        help="Allow browsers on this origin (repeatable; * allows any origin, without credentials).",
+        help="Let pages on this origin use the server from a browser (repeatable): CORS, cross-site requests, "
+        "WebSockets and their auth cookie. * allows any origin, without credentials. Others get 403.",
     ),
     option(
         "--auth",
         type=click.Choice(["tokens", "acl", "none"]),
         default=None,
-        help="Authentication: tokens (a bearer token on every request), acl (the --acl file's rules), none. "
-        "Unset: acl with --acl, else tokens once any token exists. A non-loopback --host needs tokens or acl.",
+        help="Authentication: tokens (a bearer token on every request, even before any exists), acl (the --acl "
+        "file's rules; tokens accepted as credentials), none. Unset: the --acl file, plus tokens once any "
+        "exists; without --acl, tokens once any exists (on loopback; elsewhere only if some exist at start). "
+        "Once tokens are required they stay required. A non-loopback --host needs tokens or acl.",
     ),
     option(
         "--forwarded-allow-ips",
@@ -139,8 +159,8 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     option(
         "--allowed-hosts",
         multiple=True,
-        help="Host header values served (comma list; *.example.com matches subdomains). Default: localhost, "
-        "the loopback addresses and --host. Others get 421 (DNS rebinding).",
+        help="Host header values served besides localhost, the loopback addresses, --host and this machine's "
+        "own addresses (comma list; *.example.com matches subdomains; * any). Others get 421 (DNS rebinding).",
     ),
     option("--jsonp", is_flag=True, help="Wrap JSON replies in callback=NAME(...) (lets any web page read them)."),
     option("--max-body", default=DEFAULT_LIMITS.max_body, show_default=True, help="Bytes per body."),
@@ -217,15 +237,6 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return command
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def _tokens_exist(settings: Settings) -> bool:
     """Whether the backend holds any bearer token (then every request needs credentials)."""
     from restmq.storage.factory import open_store
@@ -269,6 +280,11 @@ def build_settings(options: dict[str, Any]) -> Settings:
     )
     if bool(options["tls_cert"]) != bool(options["tls_key"]):
         raise click.UsageError("--tls-cert and --tls-key go together")
+    proxies = _comma_list(options["forwarded_allow_ips"])
+    try:
+        parse_networks(proxies)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--forwarded-allow-ips") from None
     return Settings(
         host=options["host"],
         port=options["port"],
@@ -282,7 +298,7 @@ def build_settings(options: dict[str, Any]) -> Settings:
         log_level=options["log_level"],
         log_format=options["log_format"],
         cors_origins=tuple(options["cors_origins"]),
-        forwarded_allow_ips=_comma_list(options["forwarded_allow_ips"]),
+        forwarded_allow_ips=proxies,
         allowed_hosts=_comma_list(options["allowed_hosts"]),
         jsonp=options["jsonp"],
         auth=options["auth"] or "auto",
@@ -304,18 +320,21 @@ def serve(**options: Any) -> None:
     (AOF persistence; data survives restarts). Every option also reads RESTMQ_<OPTION>, e.g.
     RESTMQ_PORT=9000 or RESTMQ_REDIS=redis://10.0.0.5:6379, and the --config TOML file.
     """
-    from restmq.web.observe import configure_logging  # the server's imports load only to serve
+    from restmq.cli.auth_mode import check_auth_options, resolve_auth  # the server's imports load only to serve
+    from restmq.web.observe import configure_logging
 
     settings = build_settings(options)
     configure_logging(settings.log_level, settings.log_format)
+    rules = None
     if settings.acl:  # a bad file stops start-up with its error, before anything starts
         from restmq.web.auth import load_acl
 
         try:
-            load_acl(settings.acl)
+            rules = load_acl(settings.acl)
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--acl") from None
-    open_to_all = not _is_loopback(settings.host) and not settings.acl and not settings.insecure_open
+    check_auth_options(settings, rules)
+    _check_allowed_hosts(settings)
     engine = None
     if settings.embedded:
         from restmq.storage.engine import EmbeddedEngine
@@ -326,13 +345,16 @@ def serve(**options: Any) -> None:
         except EngineError as exc:
             raise click.ClickException(str(exc)) from exc
         settings = replace(settings, redis=(url,))
-    if open_to_all and not _tokens_exist(settings):  # tokens in the backend are access control too
+    try:
+        plan = resolve_auth(settings, rules, functools.partial(_tokens_exist, settings))
+    except click.UsageError:
         if engine is not None:
             engine.stop()
-        raise click.UsageError(
-            f"refusing to listen on {settings.host} without access control: give --acl FILE, create tokens "
-            "with `restmq token create`, or say --insecure-open to accept anyone who can reach it"
-        )
+        raise
+    settings = replace(settings, auth=plan.mode)  # workers get the resolved mode with the settings
+    log.info("auth: %s", plan.described)
+    if plan.warning:
+        log.warning("%s", plan.warning)
     # uvicorn re-raises the stop signal once it has shut down; catch it here so that the engine is
     # stopped last, cleanly, before this process exits.
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -343,6 +365,21 @@ def serve(**options: Any) -> None:
         if engine is not None:
             engine.stop()
     log.info("RestMQ stopped")
+
+
+def _check_allowed_hosts(settings: Settings) -> None:
+    """A bad --allowed-hosts entry stops start-up; a wildcard bind without one is told what it serves."""
+    from restmq.web.hosts import WILDCARD_BINDS, HostAllowlist
+
+    try:
+        HostAllowlist(settings.allowed_hosts, settings.host)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allowed-hosts") from None
+    if settings.host in WILDCARD_BINDS and not settings.allowed_hosts:
+        log.info(
+            "serving requests for localhost and this machine's own addresses; requests naming it otherwise get "
+            "421 (DNS rebinding protection): list its names with --allowed-hosts"
+        )
 
 
 @click.command(name="config")
@@ -371,7 +408,7 @@ def run(settings: Settings) -> None:
     log.info(
         "RestMQ on %s://%s:%d, %d worker(s) on %s, backend %s",
         scheme,
-        settings.host,
+        f"[{settings.host}]" if ":" in settings.host else settings.host,
         settings.port,
         settings.workers,
         settings.server,
@@ -409,20 +446,26 @@ def run_uvicorn(settings: Settings) -> None:
         "log_config": None,
         "access_log": settings.log_level == "debug",
         "loop": "uvloop",
-        "http": "restmq.cli.uvicorn_http:HeaderDeadlineProtocol",  # httptools, and slowloris closed
+        "http": "restmq.cli.uvicorn_http:TimeBoundProtocol",  # httptools, with every connection bounded in time
+        "proxy_headers": False,  # restmq/web/peers.py reads them, only from --forwarded-allow-ips
         "ws": "websockets-sansio",
         "ws_max_size": settings.limits.max_frame,
         "lifespan": "on",
-        "timeout_keep_alive": int(settings.limits.idle_timeout),
+        "timeout_keep_alive": settings.limits.idle_timeout,  # a float: int() made 0.5 s close every connection
         "timeout_graceful_shutdown": GRACEFUL_SHUTDOWN,
         "ssl_certfile": settings.tls_cert,
         "ssl_keyfile": settings.tls_key,
         "server_header": False,
     }
     if settings.workers == 1:
+        from restmq.cli.sockets import listening_socket
         from restmq.web.app import create_app
 
-        uvicorn.run(create_app(settings), **options)
+        sock = listening_socket(settings.host, settings.port)  # dual-stack on ::, as on every path
+        server = uvicorn.Server(uvicorn.Config(create_app(settings), **options))
+        server.run(sockets=[sock])
+        if not server.started:  # the app could not start (its error is logged), as uvicorn.run says
+            sys.exit(3)
         return
     from restmq.cli.workers import run_workers
 

@@ -1,10 +1,18 @@
-"""uvicorn's httptools protocol with a deadline for request headers.
+"""uvicorn's httptools protocol with every connection bounded in time.
 
-uvicorn times out an idle keep-alive connection only after a first response, so a connection
-that opens and sends nothing, or trickles its request headers a byte at a time (slowloris), is
-held forever. Here every request's headers must be complete within the idle timeout
-(`--idle-timeout`) of the connection opening or of the request's first byte; granian's header
-read timeout does the same.
+uvicorn bounds only the wait for a next request after a response (its keep-alive timeout), and any
+byte that arrives cancels that wait until the next response. So a connection could be held forever
+by one that opens and sends nothing, trickles its headers a byte at a time (slowloris), or trickles
+a body that nobody reads. Here:
+
+- every request's headers must be complete within the idle timeout (`--idle-timeout`) of the
+  connection opening or of the request's first byte (granian's header read timeout does the same);
+- a body being read must arrive within `--body-timeout` (restmq/web/http.py read_body: 408);
+- after a response, the unread rest of its request's body (sent to a route that reads none, or
+  left after a 408 or a 413) is not waited for: the connection is half-closed at once, what still
+  arrives is dropped for LINGER seconds at most, so that the client can read the response before
+  the connection is reset, and then it is closed (granian closes at once);
+- an idle keep-alive connection is closed after `--idle-timeout` (uvicorn's own timer).
 """
 
 from __future__ import annotations
@@ -13,13 +21,21 @@ import asyncio
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+LINGER = 1.0  # seconds a half-closed connection keeps dropping the rest of a body before it closes
 
-class HeaderDeadlineProtocol(HttpToolsProtocol):
+
+class TimeBoundProtocol(HttpToolsProtocol):
     _header_deadline: asyncio.TimerHandle | None = None
+    _linger: asyncio.TimerHandle | None = None
+    _discarding = False  # the response is sent; what arrives now is the rest of a body nobody reads
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        if not self._discarding:
+            super().data_received(data)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -29,9 +45,31 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._disarm()
         super().on_headers_complete()
 
+    def on_response_complete(self) -> None:
+        cycle = self.cycle  # a later, pipelined request only exists once this one's body has ended
+        if cycle.response_complete and cycle.more_body and not self.transport.is_closing():
+            self.server_state.total_requests += 1
+            self._drop_the_rest_of_the_body()
+            return
+        super().on_response_complete()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
         super().connection_lost(exc)
+
+    def _drop_the_rest_of_the_body(self) -> None:
+        self._discarding = True
+        self._disarm()
+        self._unset_keepalive_if_required()
+        self.flow.resume_reading()  # read (and drop) rather than let the client's writes block
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self._linger = self.loop.call_later(LINGER, self.transport.close)
+        else:  # TLS has no half-close
+            self.transport.close()
 
     def _arm(self) -> None:
         self._disarm()

@@ -30,34 +30,12 @@ from typing import Any
 import click
 
 from restmq.cli.serve import GRACEFUL_SHUTDOWN, SETTINGS_ENV
+from restmq.cli.sockets import bind_socket, listening_socket, refuse_a_port_in_use
 from restmq.config import Settings
 
 log = logging.getLogger("restmq")
 
 PARENT_ENV = "RESTMQ_INTERNAL_PARENT"  # the pid of `restmq serve`, which its workers die with
-
-
-def refuse_a_port_in_use(host: str, port: int) -> None:
-    """Workers listen with SO_REUSEPORT, so a second server on a port in use would share it
-    silently: bind once without it first, to fail as a single process does."""
-    if port == 0:
-        return
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no obstacle
-            probe.bind(address)
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
-
-
-def reuseport_socket(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    sock = socket.socket(family, kind, proto)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind(address)
-    return sock
 
 
 def hand_settings_to_workers(settings: Settings) -> None:
@@ -70,7 +48,7 @@ def run_workers(settings: Settings, uvicorn_options: dict[str, Any]) -> None:
     refuse_a_port_in_use(settings.host, settings.port)
     # Bound but never listening: it takes no connections, holds the port while workers restart, and
     # picks the port for all of them when --port is 0.
-    reserved = reuseport_socket(settings.host, settings.port)
+    reserved = listening_socket(settings.host, settings.port, reuse_port=True)
     port = reserved.getsockname()[1]
     hand_settings_to_workers(settings)
     options = {**uvicorn_options, "host": settings.host, "port": port}
@@ -135,6 +113,6 @@ def worker_main(options: dict[str, Any], ready: Event) -> None:
             if self.started:
                 ready.set()
 
-    sock = reuseport_socket(options["host"], options["port"])
+    sock = bind_socket(options["host"], options["port"], reuse_port=True)
     server = Worker(uvicorn.Config("restmq.cli.serve:app_from_env", factory=True, **options))
     server.run(sockets=[sock])

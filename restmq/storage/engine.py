@@ -1,7 +1,9 @@
 """The embedded engine: a real ``valkey-server`` (or ``redis-server``) child process owned by one restmq server.
 
 The data dir holds ``restmq.lock`` (flock held for the engine's life), ``valkey.pid``, ``valkey.log``, the
-``appendonly/`` AOF directory and, when the path is short enough, ``valkey.sock``.
+``appendonly/`` AOF directory and, when the path is short enough, ``valkey.sock``. It holds every message and
+token digest, so it is private to its user: the dir is 0700 (an existing one is fixed at start), and the files
+are 0600 (the engine runs with umask 077).
 
 Call :meth:`EmbeddedEngine.start` from the main thread: the child is told to die with its parent through
 ``PR_SET_PDEATHSIG``, which Linux fires when the *thread* that forked exits, not the process.
@@ -18,6 +20,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import tempfile
 import time
@@ -30,6 +33,7 @@ from restmq.errors import EngineError
 FSYNC_MODES = ("everysec", "always")
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes including the trailing NUL
 _PR_SET_PDEATHSIG = 1
+_PRIVATE_UMASK = 0o077  # the engine's files: 0600, its directories 0700
 _POLL_INTERVAL = 0.01
 
 
@@ -104,8 +108,9 @@ class EmbeddedEngine:
             return self.url
         binary = find_engine_binary(self._binary)
         try:
-            self._dir.mkdir(parents=True, exist_ok=True)
+            self._make_private_dir()
             self._acquire_lock()
+            self._make_files_private()
         except OSError as exc:
             raise EngineError(f"cannot use data dir {self._shown_dir}: {exc}") from exc
         try:
@@ -151,10 +156,35 @@ class EmbeddedEngine:
     ) -> None:
         self.stop()
 
+    def _make_private_dir(self) -> None:
+        """Create the data dir 0700, or make an existing one private again."""
+        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        mode = stat.S_IMODE(self._dir.stat().st_mode)
+        if not mode & _PRIVATE_UMASK:
+            return
+        try:
+            self._dir.chmod(0o700)
+        except OSError as exc:  # another user's dir we may write to: serve, but say what it exposes
+            self._log.warning("data dir %s is mode %04o and cannot be made 0700 (%s)", self._shown_dir, mode, exc)
+        else:
+            self._log.warning("data dir %s was mode %04o; made it 0700", self._shown_dir, mode)
+
+    def _make_files_private(self) -> None:
+        """Clear group and other bits left on files by earlier versions (a 0644 AOF). Run under the lock."""
+        for root, dirs, files in os.walk(self._dir):
+            for name in dirs + files:
+                path = os.path.join(root, name)
+                try:
+                    info = os.lstat(path)
+                    if not stat.S_ISLNK(info.st_mode) and stat.S_IMODE(info.st_mode) & _PRIVATE_UMASK:
+                        os.chmod(path, stat.S_IMODE(info.st_mode) & ~_PRIVATE_UMASK)
+                except OSError as exc:  # gone, or not ours: the 0700 dir still keeps other users out
+                    self._log.warning("cannot make %s private: %s", path, exc)
+
     def _acquire_lock(self) -> None:
         # Valkey does not lock its data dir, and two servers appending to one AOF corrupt it.
         # O_CLOEXEC keeps the fd out of the child, so the lock dies with this process, never with an orphan.
-        fd = os.open(self._dir / "restmq.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self._dir / "restmq.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -185,7 +215,8 @@ class EmbeddedEngine:
         args += ["--appendonly", "yes", "--appendfsync", self._fsync, "--appenddirname", "appendonly", "--save", ""]
         args += ["--pidfile", str(self._pid_file), "--logfile", str(self._log_file)]
         # Config errors are printed to stderr before the log file is opened: append them to the same log.
-        with open(self._log_file, "ab") as log_out:
+        log_fd = os.open(self._log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        with open(log_fd, "ab") as log_out:
             return subprocess.Popen(
                 args,
                 stdin=subprocess.DEVNULL,
@@ -214,6 +245,7 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None]:
     libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: the preexec hook should not import or dlopen
 
     def preexec() -> None:
+        os.umask(_PRIVATE_UMASK)  # the AOF, its manifest and base, the pid file: 0600 whatever our umask
         if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
             os._exit(127)
         if os.getppid() != parent_pid:  # the parent died between fork and prctl: the signal will never come

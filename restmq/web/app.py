@@ -23,10 +23,13 @@ from restmq.errors import BackendUnavailable, RestMQError
 from restmq.storage.base import Store
 from restmq.storage.factory import open_store
 from restmq.web.auth import Access, load_acl
+from restmq.web.browser import BrowserGuard, OriginPolicy
 from restmq.web.errors import InputGuard, restmq_error, unexpected_error
+from restmq.web.hosts import HostAllowlist
 from restmq.web.hot import HotRoutes
 from restmq.web.limits import StreamSlots
 from restmq.web.observe import RequestContext
+from restmq.web.peers import PeerAddress
 from restmq.web.routes import routes
 
 log = logging.getLogger("restmq.web")
@@ -75,8 +78,14 @@ async def run_reaper(store: Store, interval: float) -> None:
         await asyncio.sleep(interval)
 
 
-def _middleware(settings: Settings) -> list[Middleware]:
-    stack = [Middleware(RequestContext)]
+def _middleware(settings: Settings, origins: OriginPolicy) -> list[Middleware]:
+    hosts = HostAllowlist(settings.allowed_hosts, settings.host)
+    # The client's address and scheme are settled first, for everything after (origin checks, ACL, stream limits).
+    stack = [
+        Middleware(RequestContext),
+        Middleware(PeerAddress, proxies=settings.forwarded_allow_ips),
+        Middleware(BrowserGuard, hosts=hosts, origins=origins),
+    ]
     if settings.cors_origins:
         wildcard = "*" in settings.cors_origins
         stack.append(
@@ -115,7 +124,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         SHUTDOWN_HOOKS.append(hook)
         _chain_exit_signals()
         app.state.settings = settings
-        app.state.access = Access(store, acl)
+        app.state.access = Access(store, acl, mode=settings.auth)
         app.state.stream_slots = StreamSlots(settings.limits.max_streams, settings.limits.max_streams_per_client)
         reaper = asyncio.create_task(run_reaper(store, settings.reaper_interval), name="restmq-reaper")
         try:
@@ -130,9 +139,12 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
             service.waiters.close()
             await store.close()
 
-    return Starlette(
+    origins = OriginPolicy(settings.cors_origins)
+    app = Starlette(
         routes=routes,
-        middleware=_middleware(settings),
+        middleware=_middleware(settings, origins),
         exception_handlers={RestMQError: restmq_error, Exception: unexpected_error},
         lifespan=lifespan,
     )
+    app.state.origins = origins  # auth.py asks it whether the WebSocket auth cookie counts
+    return app

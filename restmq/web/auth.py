@@ -13,9 +13,21 @@ acl.conf has one section per consumer kind, each optional:
     [websocket:consumer]     ; /ws (also accepts the cookie auth=user:pass; weak, kept for compatibility)
 
 Addresses match exactly, networks by CIDR; a deny rule wins over an allow rule; a non-empty
-allow list admits only what it lists. A request authenticates with the section's Basic
-credentials or with a bearer token (`Authorization: Bearer rmq_...`, or `?token=` where headers
-cannot be set, as with EventSource). Once any token exists, requests without credentials get 401.
+allow list admits only what it lists. An IPv4 client seen on a dual-stack socket as ::ffff:a.b.c.d
+is matched as a.b.c.d (and a rule written as an IPv4-mapped network as its IPv4 network). A
+connection without an address (or with one that cannot be parsed) is refused by any section with
+host rules, deny-only ones included: no rule can be shown to pass. The address is the one
+restmq/web/peers.py settled (the peer, or what a proxy named by --forwarded-allow-ips forwarded).
+
+A request authenticates with the section's Basic credentials or with a bearer token
+(`Authorization: Bearer rmq_...`, or `?token=` where headers cannot be set, as with EventSource).
+
+What a request needs depends on the mode (`--auth`, see docs/security-defaults.md):
+- tokens: a valid bearer token, always (and the ACL's host rules, when there is an ACL);
+- acl: what the ACL asks (host rules, Basic credentials or a bearer token in their place);
+- none: nothing; a bearer token that is presented is still checked;
+- auto: as acl, and a bearer token once any token exists; once required, for good (latched), so
+  that revoking the last token never opens a server that was closed.
 """
 
 from __future__ import annotations
@@ -37,9 +49,10 @@ from restmq.core.names import check_queue_name
 from restmq.core.tokens import TokenRecord, split, verify
 from restmq.errors import BackendUnavailable, BadRequest, Forbidden, RestMQError, Unauthorized
 from restmq.storage.base import Store
+from restmq.web.addresses import Network, canonical, parse_networks
 
 CATEGORIES = ("rest:producer", "rest:consumer", "comet:consumer", "websocket:consumer")
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+AUTH_MODES = ("tokens", "acl", "none", "auto")
 
 
 @dataclass(frozen=True)
@@ -51,12 +64,17 @@ class AclRule:
 
     def admits(self, address: str | None) -> bool:
         try:
-            ip = ipaddress.ip_address(address or "")
-        except ValueError:  # unix socket or unknown peer: only an empty allow list admits it
-            return not self.allow
+            ip = canonical(ipaddress.ip_address(address or ""))
+        except ValueError:  # no address (not a TCP peer), or not one: no host rule can be shown to pass
+            return not self.allow and not self.deny
         if any(ip in net for net in self.deny):
             return False
         return not self.allow or any(ip in net for net in self.allow)
+
+    @property
+    def effective(self) -> bool:
+        """Whether the rule keeps anyone out: an allow list or credentials (a deny list alone admits the world)."""
+        return bool(self.allow) or self.username is not None
 
     def credentials_match(self, username: str, password: str) -> bool:
         if self.username is None:
@@ -67,13 +85,10 @@ class AclRule:
 
 
 def _networks(raw: str, path: str, section: str) -> tuple[Network, ...]:
-    networks = []
-    for item in raw.replace(",", " ").split():
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ValueError(f"{path} [{section}]: {item!r} is not an address or CIDR network") from None
-    return tuple(networks)
+    try:
+        return parse_networks(raw.replace(",", " ").split())
+    except ValueError as exc:
+        raise ValueError(f"{path} [{section}]: {exc}") from None
 
 
 def load_acl(path: str | Path) -> dict[str, AclRule]:
@@ -103,13 +118,16 @@ def load_acl(path: str | Path) -> dict[str, AclRule]:
     return rules
 
 
+def open_categories(rules: dict[str, AclRule]) -> list[str]:
+    """The categories that an ACL lets anyone use (no section, or one without an allow list or credentials)."""
+    return [category for category in CATEGORIES if category not in rules or not rules[category].effective]
+
+
 def _is_loopback(address: str | None) -> bool:
     try:
-        ip = ipaddress.ip_address(address or "")
+        return canonical(ipaddress.ip_address(address or "")).is_loopback  # ::ffff:127.0.0.1 too
     except ValueError:
         return False
-    mapped = getattr(ip, "ipv4_mapped", None)  # ::ffff:127.0.0.1 from a dual-stack socket
-    return bool((mapped or ip).is_loopback)
 
 
 def _basic(conn: HTTPConnection) -> tuple[str, str] | None:
@@ -121,10 +139,20 @@ def _basic(conn: HTTPConnection) -> tuple[str, str] | None:
             raise BadRequest("malformed Basic credentials", code="AUTH_INVALID") from None
         return (user, password) if sep else None
     cookie = conn.cookies.get("auth")
-    if cookie and conn.scope["type"] == "websocket":
+    if cookie and conn.scope["type"] == "websocket" and _cookie_counts(conn):
         user, sep, password = cookie.partition(":")
         return (user, password) if sep else None
     return None
+
+
+def _cookie_counts(conn: HTTPConnection) -> bool:
+    """A browser sends the cookie with every WebSocket any page opens to this host: it counts only from
+    no page at all (no Origin), this server's own pages or listed origins. (browser.BrowserGuard refused
+    other origins already, but --cors-origin '*' lets any page connect, without credentials.)"""
+    if "origin" not in conn.headers:
+        return True
+    trusted: bool = conn.app.state.origins.trusts_credentials_of(conn.scope)
+    return trusted
 
 
 def _carries_credentials(conn: HTTPConnection) -> bool:
@@ -142,16 +170,24 @@ def _bearer(conn: HTTPConnection) -> str | None:
 
 
 class Access:
-    def __init__(self, store: Store, acl: dict[str, AclRule] | None = None, cache_seconds: float = 5.0) -> None:
+    """Decides each request by the mode (AUTH_MODES), the ACL rules and the token store."""
+
+    def __init__(
+        self, store: Store, acl: dict[str, AclRule] | None = None, cache_seconds: float = 5.0, mode: str = "auto"
+    ) -> None:
+        if mode not in AUTH_MODES:
+            raise ValueError(f"unknown auth mode {mode!r}; use {', '.join(AUTH_MODES)}")
         self.store = store
-        self.acl = acl or {}
+        self.acl = {} if mode == "none" else (acl or {})
+        self.mode = mode
         self._cache_seconds = cache_seconds
-        self._tokens_exist: tuple[float, bool] = (0.0, False)
+        self._tokens_checked_at = -cache_seconds - 1.0  # auto: look at the token list on the first request
+        self._latched = mode == "tokens"  # auto: set once tokens are seen, never cleared
         self._records: dict[str, tuple[float, TokenRecord | None]] = {}
 
     async def check(self, conn: HTTPConnection, category: str, queue: str | None, right: str) -> TokenRecord | None:
         """Raise 401/403 unless the connection may use `right` on `queue`; return its token, if any."""
-        if not self.acl and not _carries_credentials(conn) and not await self._tokens_required():
+        if not self.acl and not _carries_credentials(conn) and not await self.tokens_required():
             return None  # an open server: nothing to check (the hot path)
         rule = self.acl.get(category)
         client = conn.client.host if conn.client else None
@@ -162,10 +198,14 @@ class Access:
             record = await self._record(token)
             if record is None:
                 raise Unauthorized("invalid, expired or revoked token", code="TOKEN_INVALID")
-            self._tokens_exist = (time.monotonic(), True)  # a valid token proves that tokens exist
+            self._saw_tokens()  # a valid token proves that tokens exist
             if not record.allows(queue, right):
                 raise Forbidden(f"this token has no {right} right on {queue or 'these queues'}")
             return record
+        if self.mode == "tokens":
+            raise Unauthorized("a bearer token is required")
+        if self.mode == "none":
+            return None
         credentials = _basic(conn)
         if rule is not None and rule.username is not None:
             if credentials is None or not rule.credentials_match(*credentials):
@@ -173,14 +213,14 @@ class Access:
                 denied.challenge = 'Basic realm="restmq", Bearer realm="restmq"'
                 raise denied
             return None
-        if await self._tokens_required():
+        if await self.tokens_required():
             raise Unauthorized("a bearer token is required")
         return None
 
     async def is_admin(self, conn: HTTPConnection) -> bool:
         """Whether the caller may see server-wide details such as backend addresses: it presents a token
         with the admin right or acl.conf's [rest:producer] credentials; or the server asks it for none
-        (no tokens, no producer credentials) and it connects from this machine's loopback interface."""
+        (no token required, no producer credentials) and it connects from this machine's loopback interface."""
         try:
             record = await self.check(conn, CATEGORIES[0], None, "admin")
         except RestMQError:  # refused, or the token store cannot say: not an admin
@@ -192,15 +232,22 @@ class Access:
             return True  # check() passed on the section's credentials
         return _is_loopback(conn.client.host if conn.client else None)
 
-    async def _tokens_required(self) -> bool:
-        checked_at, exist = self._tokens_exist
-        if time.monotonic() - checked_at > self._cache_seconds:
+    async def tokens_required(self) -> bool:
+        """Whether a request that the ACL lets through still needs a bearer token."""
+        if self._latched or self.mode != "auto":
+            return self._latched
+        if time.monotonic() - self._tokens_checked_at > self._cache_seconds:
             try:
-                exist = bool(await self.store.list_tokens())
+                if await self.store.list_tokens():
+                    self._latched = True
             except BackendUnavailable:
-                pass  # keep the last answer; requests that reach the backend fail with 503 anyway
-            self._tokens_exist = (time.monotonic(), exist)
-        return exist
+                pass  # no answer is no evidence; requests that reach the backend fail with 503 anyway
+            self._tokens_checked_at = time.monotonic()
+        return self._latched
+
+    def _saw_tokens(self) -> None:
+        if self.mode == "auto":
+            self._latched = True
 
     async def _record(self, token: str) -> TokenRecord | None:
         parts = split(token)

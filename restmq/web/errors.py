@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from restmq.core.names import QUEUE_NAME_RULE, check_callback
+from restmq.core.names import QUEUE_NAME_RULE
 from restmq.errors import BackendUnavailable, InvalidQueueName, RestMQError, TooManyStreams, Unauthorized
+from restmq.web.http import jsonp_callback
 from restmq.web.observe import BACKEND_ERRORS
 
 log = logging.getLogger("restmq.web")
@@ -39,9 +40,9 @@ async def unexpected_error(request: Request, exc: Exception) -> Response:
 
 
 class InputGuard:
-    """Refuse, before any handler runs (so a rejected request never consumes a message):
-    a bad JSONP callback name, and an encoded slash in the path — queue names cannot contain
-    one, and decoded it would silently route the request elsewhere."""
+    """Refuse, before any handler runs (so a rejected request never consumes a message): a callback=
+    that http.jsonp_callback refuses (JSONP off, or a bad name), and an encoded slash in the path —
+    queue names cannot contain one, and decoded it would silently route the request elsewhere."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -53,9 +54,7 @@ class InputGuard:
                     raise InvalidQueueName(f"invalid queue name: {QUEUE_NAME_RULE}")
                 query = scope.get("query_string", b"")
                 if b"callback" in query.lower() or b"%" in query:
-                    callback = Request(scope).query_params.get("callback")
-                    if callback is not None:
-                        check_callback(callback)
+                    jsonp_callback(HTTPConnection(scope))
             except RestMQError as exc:
                 if scope["type"] == "http":
                     await error_response(exc)(scope, receive, send)

@@ -9,21 +9,32 @@ from urllib.parse import parse_qsl
 
 import orjson
 from starlette.formparsers import MultiPartException, MultiPartParser
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from restmq.core.names import check_callback
-from restmq.errors import InvalidParameter, InvalidValue, PayloadTooLarge, RequestTimeout
+from restmq.errors import InvalidParameter, InvalidValue, JsonpDisabled, PayloadTooLarge, RequestTimeout
 
 JSON = "application/json"
 
 
+def jsonp_callback(conn: HTTPConnection) -> str | None:
+    """The request's JSONP callback name, or None. The one place that decides JSONP: with --jsonp a
+    callback= must be a valid name (else 400 CALLBACK_INVALID); without it, any callback= is a 400
+    (JSONP lets any web page read, and consume, across origins)."""
+    callback = conn.query_params.get("callback")
+    if callback is None:
+        return None
+    if not conn.app.state.settings.jsonp:
+        raise JsonpDisabled("JSONP is off: callback= is refused unless the server runs with --jsonp")
+    return check_callback(callback)
+
+
 def render(request: Request, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """JSON, or JSONP `name(<json>);` when the request carries a valid callback= parameter."""
+    """JSON, or JSONP `name(<json>);` when the request carries a callback= parameter and JSONP is on."""
     body = orjson.dumps(data, option=orjson.OPT_APPEND_NEWLINE)
-    callback = request.query_params.get("callback")
+    callback = jsonp_callback(request)
     if callback is not None:
-        check_callback(callback)
         return Response(b"%s(%s);\n" % (callback.encode(), body[:-1]), status, headers, "application/javascript")
     return Response(body, status, headers, JSON)
 

@@ -13,7 +13,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import orjson
@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from restmq.core.model import QueueStats
 from restmq.web.auth import CONSUMER, authorize
+from restmq.web.browser import NOSNIFF, PAGE_HEADERS
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
@@ -53,6 +54,13 @@ def _latency(method: str, handler: str, status: int) -> Any:
     return REQUEST_SECONDS.labels(method, handler, str(status))
 
 
+def _is_html(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"content-type":
+            return value.startswith(b"text/html")
+    return False
+
+
 class RequestContext:
     """Give each request an id (X-Request-ID, kept when the client sends a sane one), echo it, and
     time the handler."""
@@ -71,7 +79,12 @@ class RequestContext:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                headers = message.get("headers", [])
+                # Every response: its request id and nosniff; HTML pages: no framing (browser.py says why).
+                if _is_html(headers):
+                    message["headers"] = [*headers, (b"x-request-id", rid.encode()), NOSNIFF, *PAGE_HEADERS]
+                else:
+                    message["headers"] = [*headers, (b"x-request-id", rid.encode()), NOSNIFF]
                 endpoint = scope.get("endpoint")
                 handler = getattr(endpoint, "__name__", "unmatched")
                 _latency(scope["method"], handler, message["status"]).observe(time.perf_counter() - started)

@@ -241,7 +241,8 @@ PARAMETERS: dict[str, Schema] = {
     "callback": {
         "name": "callback",
         "in": "query",
-        "description": "JSONP: wrap the JSON answer as `callback(<json>);` (application/javascript).",
+        "description": "JSONP, only on a server started with --jsonp: wrap the JSON answer as `callback(<json>);` "
+        "(application/javascript). Without --jsonp any callback= is a 400 JSONP_DISABLED.",
         "schema": {"type": "string", "pattern": CALLBACK_PATTERN},
     },
     "wait": {
@@ -309,9 +310,11 @@ PARAMETERS: dict[str, Schema] = {
 # -- responses -------------------------------------------------------------------------------
 
 _ERRORS = {
-    "400": "Bad input (QUEUE_NAME_INVALID, PARAMETER_INVALID, FIELD_MISSING, JSON_INVALID, VALUE_INVALID, ...).",
+    "400": "Bad input (QUEUE_NAME_INVALID, PARAMETER_INVALID, FIELD_MISSING, JSON_INVALID, VALUE_INVALID, "
+    "JSONP_DISABLED, ...).",
     "401": "Credentials are required (UNAUTHORIZED) or the token is not valid (TOKEN_INVALID).",
-    "403": "The credentials do not give this right on this queue (FORBIDDEN), or the host is not allowed.",
+    "403": "The credentials do not give this right on this queue (FORBIDDEN), or the host is not allowed; "
+    "or a page on another origin sent it (CROSS_SITE_REQUEST: allow the origin with --cors-origin).",
     "404": "MESSAGE_NOT_FOUND, or QUEUE_EMPTY on GET /?queue=.",
     "409": "LEASE_EXPIRED or LEASE_STALE.",
     "413": "PAYLOAD_TOO_LARGE: body, value or batch over its limit.",

@@ -10,7 +10,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from restmq.core import protocol
 from restmq.core.model import Message, PopMode, PopResult, SettleAction
-from restmq.core.names import check_callback, check_queue_name
+from restmq.core.names import check_queue_name
 from restmq.core.service import AddOptions, QueueService
 from restmq.errors import InvalidJSON, InvalidParameter, MissingField, NotFound
 from restmq.web import ops, pages, ui
@@ -18,6 +18,7 @@ from restmq.web.auth import CONSUMER, PRODUCER, authorize
 from restmq.web.http import (
     decode_text,
     integer,
+    jsonp_callback,
     media_type,
     number,
     prefers_html,
@@ -30,11 +31,9 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 def service_of(request: Request) -> QueueService:
-    # Every handler asks for the service before acting: refuse a bad JSONP callback here too, so that a rejected
-    # request never consumes or adds a message (CallbackGuard only sees a literal "callback=" in the query string).
-    callback = request.query_params.get("callback")
-    if callback is not None:
-        check_callback(callback)
+    # Every handler asks for the service before acting: apply the JSONP rule here too (InputGuard applies it
+    # first), so that a refused callback= never lets a request consume or add a message.
+    jsonp_callback(request)
     service: QueueService = request.app.state.service
     return service
 
@@ -162,7 +161,7 @@ async def _visible_queues(request: Request) -> list[str]:
 
 async def list_queues(request: Request) -> Response:
     queues = await _visible_queues(request)
-    if prefers_html(request) and "callback" not in request.query_params:
+    if prefers_html(request) and jsonp_callback(request) is None:
         return HTMLResponse(pages.queue_list(queues))
     return render(request, {"queues": queues, "count": len(queues)})
 

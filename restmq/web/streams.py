@@ -21,7 +21,7 @@ from restmq.core.tokens import TokenRecord
 from restmq.errors import BadRequest, Forbidden, RestMQError
 from restmq.web import sse
 from restmq.web.auth import PRODUCER, WEBSOCKET, authorize
-from restmq.web.http import number
+from restmq.web.http import jsonp_callback, number
 from restmq.web.limits import StreamSlots
 
 log = logging.getLogger("restmq.streams")
@@ -140,7 +140,7 @@ async def comet(request: Request) -> Response:
     if "text/event-stream" in request.headers.get("accept", ""):
         return await server_sent_events(request)
     queue = check_queue_name(request.path_params["queue"])
-    callback = request.query_params.get("callback")
+    callback = jsonp_callback(request)
     streams = streams_of(request.app)
     consumer = await _open(request, streams, queue, lease_of(request.query_params))
 

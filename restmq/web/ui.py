@@ -30,6 +30,7 @@ from restmq.core.tokens import TokenRecord
 from restmq.errors import InvalidParameter, RestMQError, Unauthorized
 from restmq.web import openapi, ops
 from restmq.web.auth import CONSUMER, authorize
+from restmq.web.browser import CROSS_SITE
 from restmq.web.errors import error_response
 from restmq.web.http import integer, prefers_html, render
 
@@ -98,8 +99,16 @@ EMPTY_ROW = (
 )
 
 
+def _cross_site(request: Request) -> bool:
+    """A page opened from another site (a link): served without data, which its script then loads from
+    this server itself (browser.py)."""
+    return bool(request.scope.get(CROSS_SITE))
+
+
 async def dashboard(request: Request) -> Response:
     """Every queue the caller may see, with live rates once the page's script runs."""
+    if _cross_site(request):
+        return HTMLResponse(_fill("index.html"), headers=NO_STORE)
     try:
         token = await authorize(request, CONSUMER, None, "read")
     except Unauthorized as exc:
@@ -146,6 +155,8 @@ async def queue_page(request: Request) -> Response:
     queue = check_queue_name(request.path_params["queue"])
     limit = _limit(request, 20)
     title = escape(queue)
+    if _cross_site(request):
+        return HTMLResponse(_fill("queue.html", queue=title), headers=NO_STORE)
     try:
         await authorize(request, CONSUMER, queue, "read")
     except Unauthorized as exc:

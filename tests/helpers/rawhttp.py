@@ -47,3 +47,15 @@ async def closed_by_server(reader: asyncio.StreamReader, timeout: float) -> bool
     except ConnectionError:
         return True
     return True
+
+
+async def trickle(writer: asyncio.StreamWriter, piece: bytes, interval: float) -> None:
+    """Send `piece` every `interval` seconds, as a slow-body attacker does, until the server drops
+    the connection (then the writes fail) or the task is cancelled."""
+    try:
+        while True:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(interval)
+    except (ConnectionError, OSError):
+        return

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import resource
 import signal
 import socket
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -48,7 +49,13 @@ async def run_app(
     base = Settings(redis=urls, redis_cluster=redis_cluster, limits=limits or Limits())
     settings = replace(base, **overrides)  # type: ignore[arg-type]
     config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on", ws="websockets-sansio"
+        create_app(settings),
+        host="127.0.0.1",
+        port=0,
+        log_level="warning",
+        lifespan="on",
+        ws="websockets-sansio",
+        proxy_headers=False,  # as `restmq serve`: the app reads them, from --forwarded-allow-ips only
     )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
@@ -68,31 +75,72 @@ async def run_app(
 
 
 class ServeProcess:
-    """`restmq serve` in a subprocess, ready once /health answers."""
+    """`restmq serve` in a subprocess, ready once /ready answers.
 
-    def __init__(self, args: Sequence[str], port: int, log_path: Path, env: dict[str, str] | None = None) -> None:
+    `prefix` runs it through another command (e.g. nsenter into a network namespace); `probe(url)`
+    then replaces the readiness check, which must run where the server can be reached. `url_host` is
+    the address the test reaches it on; `open_files` lowers its RLIMIT_NOFILE (and its workers') to
+    make descriptor exhaustion cheap to reach."""
+
+    def __init__(
+        self,
+        args: Sequence[str],
+        port: int,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        *,
+        prefix: Sequence[str] = (),
+        probe: Callable[[str], bool] | None = None,
+        url_host: str = "127.0.0.1",
+        open_files: int | None = None,
+    ) -> None:
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://{f'[{url_host}]' if ':' in url_host else url_host}:{port}"
         self.log_path = log_path
+        self._probe = probe
         self._log = open(log_path, "wb")
+
+        def limit_open_files() -> None:
+            if open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "restmq", "serve", "--port", str(port), *args],
+            [*prefix, sys.executable, "-m", "restmq", "serve", "--port", str(port), *args],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
+            preexec_fn=limit_open_files if open_files is not None else None,
         )
 
     def wait_ready(self, timeout: float = 20.0) -> ServeProcess:
         def up() -> bool:
             if self.proc.poll() is not None:
                 raise AssertionError(f"restmq serve exited {self.proc.returncode}:\n{self.log()}")
-            try:
-                return httpx.get(self.url + "/ready", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                return False
+            return self.answers()
 
         wait_until(up, timeout, 0.02, "restmq serve to answer /ready")
         return self
+
+    def answers(self) -> bool:
+        """Whether /ready answers 200 now."""
+        if self._probe is not None:
+            return self._probe(self.url)
+        try:
+            return httpx.get(self.url + "/ready", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def start_outcome(self, timeout: float = 30.0) -> int | None:
+        """Wait until the server either exits (its exit code) or answers /ready (None; it is stopped then)."""
+        wait_until(
+            lambda: self.proc.poll() is not None or self.answers(), timeout, 0.05, "restmq serve to exit or answer"
+        )
+        code = self.proc.poll()
+        if code is None:
+            self.stop()
+        else:
+            self._log.close()
+        return code
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -108,8 +156,10 @@ class ServeProcess:
 
 
 @contextlib.contextmanager
-def serve(args: Sequence[str], tmp_path: Path, name: str = "serve") -> Iterator[ServeProcess]:
-    process = ServeProcess(args, free_port(), tmp_path / f"{name}.log")
+def serve(
+    args: Sequence[str], tmp_path: Path, name: str = "serve", *, open_files: int | None = None
+) -> Iterator[ServeProcess]:
+    process = ServeProcess(args, free_port(), tmp_path / f"{name}.log", open_files=open_files)
     try:
         yield process.wait_ready()
     finally:

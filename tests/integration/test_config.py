@@ -8,11 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.helpers.auth import create_token, write_acl
-from tests.helpers.server import ServeProcess, free_port
+from tests.helpers.netns import network_namespace
+from tests.helpers.server import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -128,20 +128,23 @@ def test_serve_refuses_with_the_embedded_engine_and_leaves_nothing_running(tmp_p
     assert not (data / "valkey.pid").exists()
 
 
-@pytest.mark.parametrize("how", ["insecure-open", "acl", "tokens"])
+@pytest.mark.parametrize("how", ["insecure-open", "acl", "tokens", "auth-tokens"])
 def test_serve_listens_on_a_public_address_when_told(redis_url: str, tmp_path: Path, how: str) -> None:
+    """0.0.0.0 with effective authentication, or with --insecure-open; bound inside a private network namespace."""
     args = ["--redis", redis_url, "--host", "0.0.0.0"]
     if how == "insecure-open":
         args.append("--insecure-open")
     elif how == "acl":
-        args += ["--acl", write_acl(tmp_path, "[rest:producer]\nhosts_allow = 127.0.0.1\n")]
-    else:
+        args += ["--acl", write_acl(tmp_path, "[rest:consumer]\nhosts_allow = 127.0.0.1\n")]
+    elif how == "tokens":
         create_token(redis_url, "*", "admin")
-    server = ServeProcess(args, free_port(), tmp_path / "public.log")
-    try:
-        server.wait_ready()
-        response = httpx.get(server.url + "/q/", timeout=5)
-        assert response.status_code == (401 if how == "tokens" else 200), response.text
-    finally:
-        server.stop()
+    else:
+        args += ["--auth", "tokens"]  # no token yet: everything is 401 until one is created
+    with network_namespace() as netns:
+        server = netns.serve(args, tmp_path, "public")
+        try:
+            server.wait_ready()
+            assert netns.request(server.url + "/q/") == (200 if how in ("insecure-open", "acl") else 401)
+        finally:
+            server.stop()
     assert server.proc.returncode == 0, server.log()

@@ -20,9 +20,10 @@ PREFLIGHT = {
 
 async def test_off_by_default(http: httpx.AsyncClient) -> None:
     await add(http, "jobs", "x")
-    response = await http.get("/q/jobs", headers={"Origin": APP})
-    assert response.status_code == 200
+    response = await http.get("/q/jobs", headers={"Origin": APP})  # another origin: refused, the message stays
+    assert response.status_code == 403 and response.json()["code"] == "CROSS_SITE_REQUEST"
     assert not [h for h in response.headers if h.lower().startswith("access-control-")]
+    assert (await http.get("/q/jobs")).json()["value"] == "x"
     preflight = await http.options("/q/jobs", headers=PREFLIGHT)
     assert "access-control-allow-origin" not in preflight.headers
     assert preflight.status_code in (404, 405)

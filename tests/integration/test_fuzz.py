@@ -198,7 +198,7 @@ def fuzz(base: str, ledger: Ledger) -> None:
 
 
 async def test_generated_input_never_fails_the_server_or_loses_messages(redis_url: str) -> None:
-    async with run_app(redis_url) as base:
+    async with run_app(redis_url, jsonp=True) as base:  # callback= is among the parameters: wrap, never lose
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             for value in KEPT:
                 assert (await client.post(f"/q/{KEEP}", data={"value": value})).status_code == 200

@@ -119,7 +119,7 @@ async def test_idle_connections_and_oversized_frames(redis_url: str, tmp_path: P
     args = ["--redis", redis_url, *GRANIAN, "--idle-timeout", "1", "--max-frame", "1024"]
     with serve(args, tmp_path) as server:
         async with raw_connection(server.url) as (reader, writer):  # idle after a response
-            writer.write(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+            writer.write(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
             await writer.drain()
             assert (await read_response(reader, timeout=5))[0] == 200
             assert await closed_by_server(reader, timeout=5)

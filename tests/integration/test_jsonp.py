@@ -1,7 +1,9 @@
-"""callback=<name> wraps JSON replies as JSONP; a hostile name is refused before anything happens."""
+"""With --jsonp, callback=<name> wraps JSON replies as JSONP; a hostile name is refused before anything
+happens. (Without --jsonp, any callback= is a 400: tests/integration/test_security_browser.py.)"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -9,8 +11,17 @@ import orjson
 import pytest
 
 from tests.helpers.queues import add, drain, length
+from tests.helpers.server import run_app
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def http(redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a server started with --jsonp."""
+    async with run_app(redis_url, jsonp=True) as base, httpx.AsyncClient(base_url=base, timeout=30) as client:
+        yield client
+
 
 HOSTILE = ["alert(1)//", "a b", "<script>", "x" * 65, "1cb", "", "cb;alert(1)", "a-b", "cb\n"]
 
@@ -45,6 +56,8 @@ async def test_json_routes_are_wrapped(http: httpx.AsyncClient) -> None:
     assert unwrap(await http.get("/stats/", params=cb), "cb")["count"] == 1
     assert unwrap(await http.get("/p/jobs", params=cb), "cb") == {"queue": "jobs", "value": "broadcast"}
     assert unwrap(await http.get("/control/jobs", params=cb), "cb")["status"] == "start"
+    peek = unwrap(await http.get("/peek/jobs", params=cb), "cb")
+    assert [m["value"] for m in peek["messages"]] == ["b", "a"] and peek["stats"]["delivered"] == 0
     assert unwrap(await http.get("/", params={"queue": "jobs", **cb}), "cb")["value"] == "a"
     assert unwrap(await http.get("/q/jobs", params={"count": 5, **cb}), "cb") == [
         {"key": "jobs:2", "value": "b", "count": 1}
@@ -61,11 +74,12 @@ async def test_the_queue_list_is_json_not_html_when_a_callback_is_given(http: ht
 
 @pytest.mark.parametrize("name", HOSTILE)
 async def test_hostile_names_are_400(http: httpx.AsyncClient, name: str) -> None:
-    response = await http.get("/stats/", params={"callback": name})
-    assert response.status_code == 400
-    assert response.headers["content-type"] == "application/json"
-    assert response.json()["code"] == "CALLBACK_INVALID"
-    assert name not in response.text or name == ""  # never reflected
+    for path in ("/stats/", "/peek/jobs"):
+        response = await http.get(path, params={"callback": name})
+        assert response.status_code == 400
+        assert response.headers["content-type"] == "application/json"
+        assert response.json()["code"] == "CALLBACK_INVALID"
+        assert name not in response.text or name == ""  # never reflected
 
 
 # The parameter spelled plainly, and percent-encoded so that a naive byte search for "callback=" misses it.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
 import orjson
@@ -10,6 +11,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.helpers.server import run_app
 from tests.helpers.streams import CometReader, add, comet, sse, stats, wait_consumers, ws, ws_url
 from tests.helpers.wait import wait_for
 
@@ -21,6 +23,13 @@ def comet_line(key: str, value: str) -> bytes:
 
 
 # -- COMET ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def jsonp_server(redis_url: str) -> AsyncIterator[str]:
+    """A server started with --jsonp (JSONP is off by default)."""
+    async with run_app(redis_url, jsonp=True) as base:
+        yield base
 
 
 async def test_comet_delivers_backlog_on_connect_then_live_messages(server: str, http: httpx.AsyncClient) -> None:
@@ -53,11 +62,11 @@ async def test_comet_lines_are_json_objects_ending_in_crlf(server: str, http: ht
     assert b"\n" not in bytes(reader.raw).replace(b"\r\n", b"")
 
 
-async def test_comet_jsonp_wraps_each_line_in_the_callback(server: str, http: httpx.AsyncClient) -> None:
-    await add(http, server, "jp", "first")
-    async with comet(server, "jp", callback="on_msg") as reader:
+async def test_comet_jsonp_wraps_each_line_in_the_callback(jsonp_server: str, http: httpx.AsyncClient) -> None:
+    await add(http, jsonp_server, "jp", "first")
+    async with comet(jsonp_server, "jp", callback="on_msg") as reader:
         await wait_for_lines(reader, 1)
-        await add(http, server, "jp", "second")
+        await add(http, jsonp_server, "jp", "second")
         await wait_for_lines(reader, 2)
         assert reader.response is not None
         assert reader.response.headers["content-type"].startswith("application/javascript")
@@ -73,14 +82,14 @@ async def wait_for_lines(reader: CometReader, n: int) -> None:
     await wait_for(enough, 10, what=f"{n} JSONP lines")
 
 
-async def test_comet_refuses_a_bad_callback_and_a_bad_queue_name(server: str, http: httpx.AsyncClient) -> None:
-    await add(http, server, "keep", "x")
-    bad_callback = await http.get("/c/keep", params={"callback": "alert(1)"})
-    assert bad_callback.status_code == 400
-    bad_name = await http.get("/c/bad!name")
+async def test_comet_refuses_a_bad_callback_and_a_bad_queue_name(jsonp_server: str, http: httpx.AsyncClient) -> None:
+    await add(http, jsonp_server, "keep", "x")
+    bad_callback = await http.get(f"{jsonp_server}/c/keep", params={"callback": "alert(1)"})
+    assert bad_callback.status_code == 400 and bad_callback.json()["code"] == "CALLBACK_INVALID"
+    bad_name = await http.get(f"{jsonp_server}/c/bad!name")
     assert bad_name.status_code == 400
     assert "error" in bad_name.json()
-    assert (await stats(http, server, "keep"))["length"] == 1  # nothing was consumed
+    assert (await stats(http, jsonp_server, "keep"))["length"] == 1  # nothing was consumed
 
 
 # -- SSE --------------------------------------------------------------------------------------

@@ -11,10 +11,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
 from starlette.requests import HTTPConnection
 
 from restmq.errors import BadRequest, Forbidden, Unauthorized
 from restmq.web.auth import CATEGORIES, COMET, CONSUMER, PRODUCER, WEBSOCKET, Access, AclRule, load_acl
+from restmq.web.browser import OriginPolicy
 
 
 def rule(allow: str = "", deny: str = "", **credentials: str) -> AclRule:
@@ -92,6 +94,14 @@ def basic(user: str, password: str) -> dict[str, str]:
         ("fd00::/8", "", "fe80::1", False),
         ("", "::1", "::1", False),
         ("", "", "203.0.113.9", True),
+        # issue 13: an IPv4 client on a dual-stack socket is matched as IPv4
+        ("127.0.0.1", "", "::ffff:127.0.0.1", True),
+        ("", "127.0.0.0/8", "::ffff:127.0.0.5", False),
+        ("10.0.0.0/8", "", "::ffff:10.1.2.3", True),
+        ("10.0.0.0/8", "", "::ffff:11.1.2.3", False),
+        ("::ffff:10.0.0.0/104", "", "10.1.2.3", True),  # a rule written IPv4-mapped is its IPv4 network
+        ("", "::ffff:10.0.0.12", "10.0.0.12", False),
+        ("::1", "", "::ffff:0.0.0.1", False),
     ],
 )
 def test_admits(allow: str, deny: str, address: str, admitted: bool) -> None:
@@ -104,11 +114,15 @@ def test_a_host_network_written_loosely_is_its_network() -> None:
     assert loose.admits("10.0.0.200") and not loose.admits("10.0.1.5")
 
 
-def test_an_unknown_peer_is_admitted_only_by_an_empty_allow_list() -> None:
+def test_an_unknown_peer_is_admitted_only_by_a_rule_without_host_lists() -> None:
+    """Issue 13: a deny-only rule fails closed too; an address that cannot be parsed is never allowed."""
     assert not rule("127.0.0.1").admits(None)
     assert not rule("127.0.0.1").admits("not-an-address")
     assert rule().admits(None)
-    assert rule(deny="10.0.0.1").admits(None)
+    assert rule(username="u", password="p").admits(None)
+    assert not rule(deny="10.0.0.1").admits(None)
+    assert not rule(deny="10.0.0.1").admits("garbage")
+    assert not rule(deny="127.0.0.0/8").admits("")
 
 
 def test_credentials_are_compared_exactly() -> None:
@@ -247,6 +261,24 @@ async def test_the_websocket_cookie_counts_only_on_websockets() -> None:
         await access.check(connection(kind="websocket", headers={"Cookie": "auth=wssecret"}), WEBSOCKET, "q", "read")
     with pytest.raises(Unauthorized):  # a plain HTTP request cannot use the cookie
         await access.check(connection(kind="http", headers=cookie), WEBSOCKET, "q", "read")
+
+
+async def test_the_websocket_cookie_counts_only_from_trusted_origins() -> None:
+    """Issue 13: a page on any origin that opens a WebSocket to this host carries the cookie."""
+    access = Access(None, {WEBSOCKET: rule(username="ws", password="secret")})  # type: ignore[arg-type]
+    app = Starlette()
+    app.state.origins = OriginPolicy(["*", "https://app.example"])
+
+    def socket(origin: str) -> HTTPConnection:
+        conn = connection(kind="websocket", headers={"Cookie": "auth=ws:secret", "Origin": origin, "Host": "mq:8888"})
+        conn.scope["app"] = app
+        return conn
+
+    for trusted in ("https://app.example", "http://mq:8888", "https://mq:8888"):
+        assert await access.check(socket(trusted), WEBSOCKET, "q", "read") is None, trusted
+    for foreign in ("https://evil.example", "null", "http://mq:8889", "http://app.example"):
+        with pytest.raises(Unauthorized):
+            await access.check(socket(foreign), WEBSOCKET, "q", "read")
 
 
 async def test_a_malformed_bearer_token_is_invalid_without_a_backend_lookup() -> None:
