@@ -76,6 +76,13 @@ class BackendUnavailable(RestMQError):
     status = 503
 
 
+class RingIncomplete(RestMQError):
+    """A write that must reach every ring node (a token's creation or revocation) missed some."""
+
+    code = "RING_INCOMPLETE"
+    status = 503
+
+
 class EngineError(RuntimeError):
     """The embedded engine could not be started or stopped (not an HTTP error: a start-up failure)."""
 

@@ -186,15 +186,17 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     ),
     option(
         "--max-replay-bytes",
+        type=click.IntRange(min=0),
         default=DEFAULT_LIMITS.max_replay_bytes,
         show_default=True,
-        help="Bytes of history an SSE Last-Event-ID replay may send.",
+        help="Bytes of history an SSE Last-Event-ID replay may send (older history: a gap event).",
     ),
     option(
         "--max-peek-bytes",
+        type=click.IntRange(min=0),
         default=DEFAULT_LIMITS.max_peek_bytes,
         show_default=True,
-        help="Bytes of messages one /peek answer may hold.",
+        help="Bytes of message values one /peek answer or /j page may hold (then truncated).",
     ),
     option(
         "--max-page",

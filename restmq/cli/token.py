@@ -20,7 +20,7 @@ from rich.table import Table
 
 from restmq.cli.serve import option
 from restmq.core.tokens import RIGHTS, TokenRecord, new_token
-from restmq.errors import EngineError, RestMQError
+from restmq.errors import EngineError, RestMQError, RingIncomplete
 from restmq.storage.base import Store
 
 T = TypeVar("T")
@@ -65,13 +65,18 @@ async def _store(data_dir: str, redis_urls: tuple[str, ...], redis_cluster: str 
             engine.stop()
 
 
-def _run(options: dict[str, object], action: Callable[[Store], Awaitable[T]]) -> T:
+def _run(options: dict[str, object], action: Callable[[Store], Awaitable[T]], retry_hint: str = "") -> T:
+    """Run `action` on the backend; a backend error exits non-zero with its message (and, when a ring node
+    missed the write, `retry_hint`)."""
+
     async def main() -> T:
         async with _store(**options) as store:  # type: ignore[arg-type]
             return await action(store)
 
     try:
         return asyncio.run(main())
+    except RingIncomplete as exc:
+        raise click.ClickException(f"{exc.message}. {retry_hint}" if retry_hint else exc.message) from exc
     except RestMQError as exc:
         raise click.ClickException(exc.message) from exc
 
@@ -97,7 +102,7 @@ def token() -> None:
 @click.option("--note", default="", help="A note shown by `restmq token list`.")
 @_backend_options
 def create(queues: str, rights: str, expires: str | None, note: str, **backend: object) -> None:
-    """Create a token and print it once (only its hash is stored)."""
+    """Create a token and print it once (only its hash is stored). On a ring, every node must be reached."""
     patterns = tuple(p.strip() for p in queues.split(",") if p.strip())
     granted = tuple(r.strip() for r in rights.split(",") if r.strip())
     try:
@@ -127,10 +132,12 @@ def list_tokens(**backend: object) -> None:
 @click.argument("token_id")
 @_backend_options
 def revoke(token_id: str, **backend: object) -> None:
-    """Revoke a token by id (servers stop accepting it within 5 seconds)."""
+    """Revoke a token by id: servers refuse it within 5 seconds and close the streams opened with it.
+    On a ring, every node must be reached; otherwise this fails (the nodes reached still revoke it)."""
     if token_id.startswith("rmq_"):
         token_id = token_id[4:].partition("_")[0]
-    if not _run(backend, lambda store: store.delete_token(token_id)):
+    hint = f"Run `restmq token revoke {token_id}` again once every node is up"
+    if not _run(backend, lambda store: store.delete_token(token_id), hint):
         raise click.ClickException(f"no token {token_id}")
     click.echo(f"revoked {token_id}")
 

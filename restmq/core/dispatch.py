@@ -97,11 +97,13 @@ class Consumer:
         self._wake()
         return True
 
-    def close(self, reason: str) -> None:
+    def close(self, reason: str, *, discard: bool = False) -> None:
+        """End the stream once what is queued has been written; with `discard` (the reader may no
+        longer see messages: its token was revoked), nothing more is written."""
         if self.closed is not None:
             return
         self.closed = reason
-        if len(self._mailbox) >= self._buffer:
+        if discard or len(self._mailbox) >= self._buffer:
             # Too slow: drop everything unwritten, so the stream ends at a prefix of what it was
             # sent (an SSE client resumes from its last id without a hole); the transport's close
             # releases unwritten roundrobin messages.
@@ -382,16 +384,18 @@ class Streams:
         if result.outcome is not SettleOutcome.OK and action is SettleAction.ACK:
             log.info("ack of streamed %s:%d: %s", queue, n, result.outcome.value)
 
-    async def replay(self, queue: str, last_event_id: str) -> tuple[list[HistoryEntry], bool]:
-        """Broadcast history after `last_event_id`, oldest first, and whether the history still
-        reached back to it (False means messages may have been missed)."""
-        entries = await self.store.history(queue, self.config.history)
-        oldest = time.time() * 1000 - self.config.history_age * 1000
-        entries = [e for e in entries if e.at_ms >= oldest]
-        for index, entry in enumerate(entries):
-            if entry.key == last_event_id:
-                return list(reversed(entries[:index])), True
-        return list(reversed(entries)), False
+    async def replay(
+        self, queue: str, last_event_id: str, max_bytes: int | None = None
+    ) -> tuple[list[HistoryEntry], bool]:
+        """Broadcast history after `last_event_id`, oldest first, and whether it reaches back to it
+        (False: messages may have been missed). Within `max_bytes` (as stored), the newest history
+        is kept: the read stops before the entry that would pass it, and the replay is then incomplete."""
+        oldest = round(time.time() * 1000 - self.config.history_age * 1000)
+        since = last_event_id if parse_message_key(queue, last_event_id) is not None else None
+        history = await self.store.history(
+            queue, self.config.history, max_bytes=max_bytes, since=since, oldest_ms=oldest
+        )
+        return list(reversed(history.entries)), history.since_at_ms is not None
 
     async def _heartbeats(self) -> None:
         """Every consumer quiet for `heartbeat` seconds gets a keep-alive; ticks at most 1 s apart."""

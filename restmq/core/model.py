@@ -121,3 +121,22 @@ class HistoryEntry:
     value: str
     count: int
     at_ms: int  # when it was broadcast (server clock)
+    size: int = 0  # bytes it takes in the backend's history (what a replay's byte limit counts there)
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    """Broadcast history read for an SSE replay: the entries, newest first, and when the entry the
+    replay resumes after was broadcast, if the read reached it (None: messages may have been missed)."""
+
+    entries: list[HistoryEntry]
+    since_at_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recent:
+    """The newest waiting messages of a queue, newest first; `truncated` when older ones were left out
+    to stay within a byte limit."""
+
+    messages: list[Message]
+    truncated: bool = False

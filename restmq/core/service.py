@@ -11,12 +11,12 @@ from restmq.config import Limits
 from restmq.core.model import (
     AddResult,
     FlowStatus,
-    Message,
     Policy,
     PopMode,
     PopResult,
     QueueSettings,
     QueueStats,
+    Recent,
     SettleAction,
     SettleOutcome,
 )
@@ -183,8 +183,9 @@ class QueueService:
             check_queue_name(name)
         return await self.store.stats(names)
 
-    async def recent(self, queue: str, limit: int = 20) -> list[Message]:
-        return await self.store.recent(check_queue_name(queue), limit)
+    async def recent(self, queue: str, limit: int = 20) -> Recent:
+        """The newest waiting messages, within --max-peek-bytes of values."""
+        return await self.store.recent(check_queue_name(queue), limit, self.limits.max_peek_bytes)
 
     # -- helpers ------------------------------------------------------------------------------
 

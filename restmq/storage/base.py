@@ -13,12 +13,12 @@ from typing import Protocol
 
 from restmq.core.model import (
     AddResult,
-    HistoryEntry,
-    Message,
+    History,
     PopMode,
     PopResult,
     QueueSettings,
     QueueStats,
+    Recent,
     SettleAction,
     SettleResult,
     StreamResult,
@@ -100,8 +100,10 @@ class Store(Protocol):
         """Statistics of many queues, batched per backend node."""
         ...
 
-    async def recent(self, queue: str, limit: int) -> list[Message]:
-        """The newest waiting messages, newest first, without delivering them."""
+    async def recent(self, queue: str, limit: int, max_bytes: int | None = None) -> Recent:
+        """Up to `limit` of the newest waiting messages, newest first, without delivering them. With
+        `max_bytes`, it stops before the message whose value would pass that many bytes in total (and
+        says so with truncated=True); nothing beyond it is read."""
         ...
 
     async def reap(self, limit: int = 100) -> int:
@@ -125,8 +127,13 @@ class Store(Protocol):
 
     async def drop_consumers(self, queue: str, ids: Sequence[str]) -> None: ...
 
-    async def history(self, queue: str, limit: int) -> list[HistoryEntry]:
-        """The newest broadcast deliveries, newest first."""
+    async def history(
+        self, queue: str, limit: int, *, max_bytes: int | None = None, since: str | None = None, oldest_ms: int = 0
+    ) -> History:
+        """The newest broadcast deliveries, newest first: at most `limit` of them, of at most `max_bytes`
+        as stored, none broadcast before `oldest_ms`, and with `since` only those newer than the
+        delivery keyed `since` (History.since_at_ms says whether the read got back to it). Nothing
+        beyond those limits is read."""
         ...
 
     async def publish(self, queue: str, payload: str) -> None:
@@ -141,13 +148,30 @@ class Store(Protocol):
         """Set the one handler that receives subscribed queues' events."""
         ...
 
-    async def save_token(self, token_id: str, record: str) -> None: ...
+    # Tokens. A revocation leaves a mark that outlives the record: a token is valid only while no
+    # reachable node marks it revoked, so a ring node that missed the revoke cannot bring it back.
 
-    async def load_token(self, token_id: str) -> str | None: ...
+    async def save_token(self, token_id: str, record: str) -> None:
+        """Store a token record. On a ring: on every node, or on none (RingIncomplete, after undoing the
+        writes that were made)."""
+        ...
 
-    async def list_tokens(self) -> dict[str, str]: ...
+    async def load_token(self, token_id: str) -> str | None:
+        """The record of a token that exists and is not revoked, else None."""
+        ...
 
-    async def delete_token(self, token_id: str) -> bool: ...
+    async def load_tokens(self, token_ids: Sequence[str]) -> dict[str, str]:
+        """`load_token` for several tokens in one go: the records of those that exist, not revoked."""
+        ...
+
+    async def list_tokens(self) -> dict[str, str]:
+        """Every token record that is not revoked, by id."""
+        ...
+
+    async def delete_token(self, token_id: str) -> bool:
+        """Revoke a token: mark it revoked, then drop its record; True if a record existed. On a ring every
+        reachable node is marked; RingIncomplete when some node could not be reached."""
+        ...
 
     async def ping(self) -> None:
         """Raise BackendUnavailable unless the store can serve (on a ring: at least one node answers)."""

@@ -28,6 +28,9 @@ rmq:{T}N:idem:<sha256>   STRING  key of the first add with that Idempotency-Key 
 rmq:{T}N:ev              (pub/sub shard channel) queue events: add, purge, status, policy
 rmq:queues               SET     names of listed queues (one per node on a ring)
 rmq:timers               ZSET    queue name -> next lease/delay/ttl deadline (reaper index)
+rmq:tokens               HASH    token id -> JSON token record (secret stored as SHA-256)
+rmq:tokens:revoked       HASH    token id -> revocation time (unix s); a revoked id never
+                                 authorizes again, even if a ring node still holds its record
 =======================  ======  ============================================================
 """
 
@@ -43,6 +46,7 @@ QUEUES = f"{PREFIX}:queues"
 TIMERS = f"{PREFIX}:timers"
 REAPER_LOCK = f"{PREFIX}:reaper"
 TOKENS = f"{PREFIX}:tokens"
+REVOKED_TOKENS = f"{TOKENS}:revoked"
 
 
 def is_dead_letter_queue(queue: str) -> bool:

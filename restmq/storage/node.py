@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import orjson
@@ -22,6 +24,7 @@ from redis.backoff import NoBackoff
 from restmq.core.model import (
     AddResult,
     FlowStatus,
+    History,
     HistoryEntry,
     Message,
     Policy,
@@ -29,6 +32,7 @@ from restmq.core.model import (
     PopResult,
     QueueSettings,
     QueueStats,
+    Recent,
     SettleAction,
     SettleOutcome,
     SettleResult,
@@ -114,6 +118,21 @@ def _settings(values: Sequence[str | None]) -> QueueSettings:
         status=FlowStatus(status) if status in ("start", "stop") else FlowStatus.START,
         max_deliveries=int(max_deliveries or 0),
     )
+
+
+@dataclass
+class TokenStates:
+    """Token records and revocation marks (id -> revocation time), as read from one or more nodes."""
+
+    records: dict[str, str]
+    revoked: dict[str, str]
+
+    def valid(self) -> dict[str, str]:
+        return {token_id: record for token_id, record in self.records.items() if token_id not in self.revoked}
+
+
+def revocation_time() -> str:
+    return f"{time.time():.3f}"
 
 
 class RedisStore:
@@ -230,9 +249,11 @@ class RedisStore:
             await self._index(listed=[target])
         return int(moved)
 
-    async def recent(self, queue: str, limit: int) -> list[Message]:
-        reply = await self._run("peek_recent", keys.queue_keys(queue).message_keys, [limit])
-        return [Message(queue, int(reply[i]), reply[i + 1], int(reply[i + 2])) for i in range(0, len(reply), 3)]
+    async def recent(self, queue: str, limit: int, max_bytes: int | None = None) -> Recent:
+        args = [limit, -1 if max_bytes is None else max_bytes]
+        truncated, *rest = await self._run("peek_recent", keys.queue_keys(queue).message_keys, args)
+        messages = [Message(queue, int(rest[i]), rest[i + 1], int(rest[i + 2])) for i in range(0, len(rest), 3)]
+        return Recent(messages, bool(truncated))
 
     # -- settings and statistics --------------------------------------------------------------
 
@@ -351,14 +372,17 @@ class RedisStore:
     async def drop_consumers(self, queue: str, ids: Sequence[str]) -> None:
         await self._run("presence", [keys.queue_keys(queue).consumers], [0, "remove", *ids])
 
-    async def history(self, queue: str, limit: int) -> list[HistoryEntry]:
-        with backend_errors(self.name):
-            raw = cast(list[str], await self.client.lrange(keys.queue_keys(queue).history, 0, limit - 1))
+    async def history(
+        self, queue: str, limit: int, *, max_bytes: int | None = None, since: str | None = None, oldest_ms: int = 0
+    ) -> History:
+        args = [limit, -1 if max_bytes is None else max_bytes, since or "", oldest_ms]
+        since_ms, *items = await self._run("history", [keys.queue_keys(queue).history], args)
         entries = []
-        for item in raw:
+        for item in items:
             data = orjson.loads(item)
-            entries.append(HistoryEntry(data["key"], data["value"], int(data["count"]), int(data["t"])))
-        return entries
+            size = len(item.encode())
+            entries.append(HistoryEntry(data["key"], data["value"], int(data["count"]), int(data["t"]), size))
+        return History(entries, None if since_ms < 0 else int(since_ms))
 
     # -- events -------------------------------------------------------------------------------
 
@@ -375,23 +399,51 @@ class RedisStore:
     def on_event(self, handler: EventHandler) -> None:
         self.events.on_event(handler)
 
-    # -- tokens (stored hashed by restmq.core.tokens) ----------------------------------------------
+    # -- tokens (stored hashed by restmq.core.tokens; revocation marks outlive records: see Store) ----
 
     async def save_token(self, token_id: str, record: str) -> None:
         with backend_errors(self.name):
             await self.client.hset(keys.TOKENS, token_id, record)
 
-    async def load_token(self, token_id: str) -> str | None:
+    async def forget_token(self, token_id: str) -> None:
+        """Drop a record without marking it revoked: a ring create undone (its token was never shown)."""
         with backend_errors(self.name):
-            return cast(str | None, await self.client.hget(keys.TOKENS, token_id))
+            await self.client.hdel(keys.TOKENS, token_id)
+
+    async def token_states(self, token_ids: Sequence[str] | None = None) -> TokenStates:
+        """Records and revocation marks of `token_ids`, or of every token. The mark is read first: a revoke
+        landing between the two reads has already dropped the record."""
+        with backend_errors(self.name):
+            if token_ids is None:
+                revoked = cast(dict[str, str], await self.client.hgetall(keys.REVOKED_TOKENS))
+                records = cast(dict[str, str], await self.client.hgetall(keys.TOKENS))
+                return TokenStates(records, revoked)
+            ids = list(token_ids)
+            marks = cast(list[str | None], await self.client.hmget(keys.REVOKED_TOKENS, ids))
+            found = cast(list[str | None], await self.client.hmget(keys.TOKENS, ids))
+        return TokenStates(
+            {i: r for i, r in zip(ids, found, strict=True) if r is not None},
+            {i: m for i, m in zip(ids, marks, strict=True) if m is not None},
+        )
+
+    async def mark_revoked(self, revoked: dict[str, str]) -> int:
+        """Mark tokens revoked (id -> revocation time), then drop their records; how many records there were.
+        Two commands in this order, not a transaction: the two hashes may sit on different cluster slots."""
+        with backend_errors(self.name):
+            await self.client.hset(keys.REVOKED_TOKENS, items=[field for pair in revoked.items() for field in pair])
+            return int(await self.client.hdel(keys.TOKENS, *revoked))
+
+    async def load_token(self, token_id: str) -> str | None:
+        return (await self.load_tokens([token_id])).get(token_id)
+
+    async def load_tokens(self, token_ids: Sequence[str]) -> dict[str, str]:
+        return (await self.token_states(token_ids)).valid() if token_ids else {}
 
     async def list_tokens(self) -> dict[str, str]:
-        with backend_errors(self.name):
-            return cast(dict[str, str], await self.client.hgetall(keys.TOKENS))
+        return (await self.token_states()).valid()
 
     async def delete_token(self, token_id: str) -> bool:
-        with backend_errors(self.name):
-            return bool(await self.client.hdel(keys.TOKENS, token_id))
+        return await self.mark_revoked({token_id: revocation_time()}) > 0
 
     async def ping(self) -> None:
         try:

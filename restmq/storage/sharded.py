@@ -22,22 +22,24 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from restmq.core.model import (
     AddResult,
+    History,
     HistoryEntry,
     Message,
     PopMode,
     PopResult,
     QueueSettings,
     QueueStats,
+    Recent,
     SettleAction,
     SettleOutcome,
     SettleResult,
     StreamResult,
     StreamStatus,
 )
-from restmq.errors import BackendUnavailable
+from restmq.errors import BackendUnavailable, RingIncomplete
 from restmq.storage import keys
 from restmq.storage.base import EventHandler
-from restmq.storage.node import COUNTERS, RedisStore
+from restmq.storage.node import COUNTERS, RedisStore, TokenStates, revocation_time
 from restmq.storage.ring import HashRing
 from restmq.storage.urls import redact
 
@@ -49,6 +51,10 @@ T = TypeVar("T")
 
 def _call_with(call: Callable[[RedisStore, int], Awaitable[T]], want: int, store: RedisStore) -> Awaitable[T]:
     return call(store, want)
+
+
+def _recent(queue: str, limit: int, max_bytes: int | None) -> Callable[[RedisStore], Awaitable[Recent]]:
+    return lambda store: store.recent(queue, limit, max_bytes)
 
 
 def split_weight(url: str) -> tuple[str, int]:
@@ -63,6 +69,10 @@ def split_weight(url: str) -> tuple[str, int]:
     if weight < 1:
         raise ValueError(f"weight must be 1 or more in {redact(url)}")
     return urlunsplit(parts._replace(query=urlencode(rest))), weight
+
+
+def _names(nodes: Sequence[Node]) -> str:
+    return ", ".join(node.name for node in nodes)
 
 
 @dataclass
@@ -116,6 +126,8 @@ class ShardedStore:
                         continue
                     node.healthy, node.backoff = True, 0.25
                     log.info("ring node %s is back", node.name)
+                    with contextlib.suppress(BackendUnavailable):
+                        await self._token_states()  # it learns the revocations it missed
             await self._refresh_holders()
             await asyncio.sleep(self._refresh_interval / 4)
 
@@ -262,12 +274,20 @@ class ShardedStore:
     async def redrive(self, dead_queue: str, limit: int = 10_000) -> int:
         return sum(await self._each(lambda s: s.redrive(dead_queue, limit)))
 
-    async def recent(self, queue: str, limit: int) -> list[Message]:
+    async def recent(self, queue: str, limit: int, max_bytes: int | None = None) -> Recent:
         found: list[Message] = []
+        used = 0
         for node in self._readers(queue):
+            if len(found) >= limit:
+                break
+            want, budget = limit - len(found), None if max_bytes is None else max_bytes - used
             with contextlib.suppress(BackendUnavailable):
-                found.extend(await self._on(node, lambda s: s.recent(queue, limit)))
-        return found[:limit]
+                part = await self._on(node, _recent(queue, want, budget))
+                found.extend(part.messages)
+                used += sum(len(m.value.encode()) for m in part.messages)
+                if part.truncated:  # the byte limit is used up: the next nodes' messages would not fit either
+                    return Recent(found, True)
+        return Recent(found[:limit])
 
     # -- settings and statistics --------------------------------------------------------------
 
@@ -378,12 +398,28 @@ class ShardedStore:
     async def drop_consumers(self, queue: str, ids: Sequence[str]) -> None:
         await self._each(lambda s: s.drop_consumers(queue, ids), require_one=False)
 
-    async def history(self, queue: str, limit: int) -> list[HistoryEntry]:
+    async def history(
+        self, queue: str, limit: int, *, max_bytes: int | None = None, since: str | None = None, oldest_ms: int = 0
+    ) -> History:
+        """Every node's history within the limits, merged by broadcast time and cut to the limits again."""
         entries: list[HistoryEntry] = []
-        for found in await self._each(lambda s: s.history(queue, limit)):
-            entries.extend(found)
-        entries.sort(key=lambda e: e.at_ms, reverse=True)
-        return entries[:limit]
+        since_at: int | None = None
+        for part in await self._each(
+            lambda s: s.history(queue, limit, max_bytes=max_bytes, since=since, oldest_ms=oldest_ms)
+        ):
+            entries.extend(part.entries)
+            if part.since_at_ms is not None:
+                since_at = part.since_at_ms
+        if since_at is not None:  # the other nodes' entries from before the resume point were sent before it
+            entries = [e for e in entries if e.at_ms >= since_at]
+        entries.sort(key=lambda e: e.at_ms, reverse=True)  # stable: each node's own order is kept
+        kept, used = [], 0
+        for entry in entries[:limit]:
+            used += entry.size
+            if max_bytes is not None and used > max_bytes:
+                break
+            kept.append(entry)
+        return History(kept, since_at if len(kept) == len(entries) else None)
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -402,27 +438,66 @@ class ShardedStore:
         for node in self.nodes:
             node.store.on_event(handler)
 
-    # -- tokens: written to every live node, read from the first that answers -----------------------
+    # -- tokens: on every node or on none; valid while no live node marks them revoked ------------
+
+    async def _every_node(self, call: Callable[[RedisStore], Awaitable[T]]) -> tuple[list[tuple[Node, T]], list[Node]]:
+        """Run on every node, those believed down too (they may be back): the results, and the nodes missed."""
+        done, missed = [], []
+        for node in self.nodes:
+            try:
+                done.append((node, await self._on(node, call)))
+            except BackendUnavailable:
+                missed.append(node)
+        return done, missed
 
     async def save_token(self, token_id: str, record: str) -> None:
-        await self._each(lambda s: s.save_token(token_id, record))
-
-    async def load_token(self, token_id: str) -> str | None:
-        for node in self._live():
-            with contextlib.suppress(BackendUnavailable):
-                found = await self._on(node, lambda s: s.load_token(token_id))
-                if found is not None:
-                    return found
-        return None
-
-    async def list_tokens(self) -> dict[str, str]:
-        merged: dict[str, str] = {}
-        for found in await self._each(lambda s: s.list_tokens()):
-            merged.update(found)
-        return merged
+        written, missed = await self._every_node(lambda s: s.save_token(token_id, record))
+        if missed:
+            for node, _ in written:  # a token missing on a node would fail there: undo it everywhere
+                with contextlib.suppress(BackendUnavailable):
+                    await self._on(node, lambda s: s.forget_token(token_id))
+            raise RingIncomplete(
+                f"token not created: ring node {_names(missed)} unreachable "
+                "(a token must be stored on every node; nothing was kept)"
+            )
 
     async def delete_token(self, token_id: str) -> bool:
-        return any(await self._each(lambda s: s.delete_token(token_id)))
+        marked, missed = await self._every_node(lambda s: s.mark_revoked({token_id: revocation_time()}))
+        if not marked:
+            raise BackendUnavailable("every ring node is down")
+        if missed:
+            raise RingIncomplete(
+                f"token {token_id} revoked on {len(marked)} of {len(self.nodes)} ring nodes; "
+                f"ring node {_names(missed)} unreachable. Servers refuse the token while any node that has the "
+                "revocation answers, and the missing node learns it when read together with one of them"
+            )
+        return any(count for _, count in marked)
+
+    async def load_token(self, token_id: str) -> str | None:
+        return (await self.load_tokens([token_id])).get(token_id)
+
+    async def load_tokens(self, token_ids: Sequence[str]) -> dict[str, str]:
+        return (await self._token_states(token_ids)).valid() if token_ids else {}
+
+    async def list_tokens(self) -> dict[str, str]:
+        return (await self._token_states()).valid()
+
+    async def _token_states(self, token_ids: Sequence[str] | None = None) -> TokenStates:
+        """Records and revocation marks merged over the live nodes. A node missing a mark that another
+        node has (it was down during the revoke) gets it now, so it cannot bring the token back alone."""
+        per_node = await self._each_node(lambda s: s.token_states(token_ids))
+        merged = TokenStates({}, {})
+        for _, states in per_node:
+            merged.revoked.update(states.revoked)
+            for token_id, record in states.records.items():
+                merged.records.setdefault(token_id, record)
+        for node, states in per_node:
+            missing = {token_id: at for token_id, at in merged.revoked.items() if token_id not in states.revoked}
+            if missing:
+                log.info("ring node %s missed %d token revocation(s): marking them there", node.name, len(missing))
+                with contextlib.suppress(BackendUnavailable):
+                    await self._on(node, functools.partial(RedisStore.mark_revoked, revoked=missing))
+        return merged
 
     async def ping(self) -> None:
         await self._each(lambda s: s.ping())

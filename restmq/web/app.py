@@ -31,6 +31,7 @@ from restmq.web.limits import StreamSlots
 from restmq.web.observe import RequestContext
 from restmq.web.peers import PeerAddress
 from restmq.web.routes import routes
+from restmq.web.token_watch import TokenWatch
 
 log = logging.getLogger("restmq.web")
 
@@ -124,7 +125,9 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         SHUTDOWN_HOOKS.append(hook)
         _chain_exit_signals()
         app.state.settings = settings
-        app.state.access = Access(store, acl, mode=settings.auth)
+        app.state.access = access = Access(store, acl, mode=settings.auth)
+        app.state.token_watch = token_watch = TokenWatch(access)
+        token_watch.start()
         app.state.stream_slots = StreamSlots(settings.limits.max_streams, settings.limits.max_streams_per_client)
         reaper = asyncio.create_task(run_reaper(store, settings.reaper_interval), name="restmq-reaper")
         try:
@@ -133,6 +136,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
             with contextlib.suppress(ValueError):
                 SHUTDOWN_HOOKS.remove(hook)
             await streams.close()
+            await token_watch.close()
             reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper

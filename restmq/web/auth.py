@@ -38,7 +38,7 @@ import functools
 import hmac
 import ipaddress
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -248,6 +248,15 @@ class Access:
     def _saw_tokens(self) -> None:
         if self.mode == "auto":
             self._latched = True
+
+    async def refresh(self, token_ids: Sequence[str]) -> dict[str, TokenRecord]:
+        """Read these tokens afresh, bypassing and updating the cache: the records of those not revoked."""
+        raw = await self.store.load_tokens(token_ids)
+        found = {token_id: TokenRecord.from_json(record) for token_id, record in raw.items()}
+        now = time.monotonic()
+        for token_id in token_ids:
+            self._records[token_id] = (now, found.get(token_id))
+        return found
 
     async def _record(self, token: str) -> TokenRecord | None:
         parts = split(token)

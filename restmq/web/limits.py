@@ -1,10 +1,20 @@
-"""Connection limits for long-lived streams: per client address and in total."""
+"""Connection limits for long-lived requests: per client address and in total. Streams (COMET, SSE,
+WebSocket, the dashboard's /stats/stream) and long-polls (GET ?wait=) each hold a slot while open."""
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
+from collections.abc import Iterator
+
+from starlette.requests import HTTPConnection
 
 from restmq.errors import TooManyStreams
+
+
+def client_of(conn: HTTPConnection) -> str:
+    """The address the per-client limit counts against."""
+    return conn.client.host if conn.client else "unknown"
 
 
 class StreamSlots:
@@ -25,6 +35,15 @@ class StreamSlots:
         if self._by_client[client] >= self.per_client:
             raise TooManyStreams(f"{client} already has {self.per_client} streaming connections open")
         self._by_client[client] += 1
+
+    @contextlib.contextmanager
+    def held(self, client: str) -> Iterator[None]:
+        """A slot for the duration of the block (a long-poll, the dashboard's statistics stream)."""
+        self.acquire(client)
+        try:
+            yield
+        finally:
+            self.release(client)
 
     def bind(self, consumer_id: str, client: str) -> None:
         """Tie an acquired slot to the consumer that uses it."""

@@ -248,7 +248,8 @@ PARAMETERS: dict[str, Schema] = {
     "wait": {
         "name": "wait",
         "in": "query",
-        "description": "Long-poll: wait up to this many seconds for a message.",
+        "description": "Long-poll: wait up to this many seconds for a message. A waiting long-poll holds a "
+        "stream slot (503 TOO_MANY_STREAMS over --max-streams or --max-streams-per-client).",
         "schema": {"type": "number", "minimum": 0, "maximum": 60},
     },
     "count": {
@@ -570,7 +571,8 @@ PATHS: dict[str, dict[str, Any]] = {
         "post": _op(
             "redrive",
             "Redrive dead letters",
-            "`queue` must be a dead-letter queue `<q>:dead`: its waiting messages move back to `<q>` as new messages.",
+            "`queue` must be a dead-letter queue `<q>:dead`: its waiting messages move back to `<q>` as new messages. "
+            "Needs admin on `<q>:dead` and write on `<q>`.",
             "queues",
             {"200": _json(_schema("Redriven"), "How many moved."), **_errors(*_AUTH, 503)},
             [_param("callback")],
@@ -733,8 +735,9 @@ PATHS: dict[str, dict[str, Any]] = {
             "serverSentEvents",
             "Server-Sent Events stream",
             "Events `id: <key>` / `data: {key,value[,count]}`, heartbeats every 15 s, `retry: 3000`. Reconnecting "
-            "with `Last-Event-ID` (or `last_event_id=`) replays the broadcast history after that id; an "
-            "`event: gap` comes first when the history no longer reaches back. See /asyncapi.json.",
+            "with `Last-Event-ID` (or `last_event_id=`) replays the broadcast history after that id, at most "
+            "--max-replay-bytes of it (the newest); an `event: gap` comes first when the history no longer reaches "
+            "back or older history did not fit. See /asyncapi.json.",
             "streams",
             {
                 "200": {
@@ -941,7 +944,8 @@ def asyncapi() -> dict[str, Any]:
                 "description": "Server-Sent Events: each message is an event `id: <key>` / `data: <json>`; `retry: "
                 "3000` first, a `: heartbeat` comment every 15 s. Reconnect with `Last-Event-ID: <key>` (or "
                 "`?last_event_id=`) to replay the broadcast history after it (the newest 1,000 per queue, kept 5 "
-                "minutes); an `event: gap` comes first when the history no longer reaches back.",
+                "minutes, at most --max-replay-bytes of it: the newest); an `event: gap` comes first when the "
+                "history no longer reaches back or older history did not fit.",
                 "servers": ["http"],
                 "parameters": queue_param,
                 "subscribe": {
@@ -993,7 +997,8 @@ def asyncapi() -> dict[str, Any]:
                 "Gap": {
                     "name": "gap",
                     "title": "SSE `event: gap`",
-                    "summary": "The history no longer reached back to Last-Event-ID: messages may have been missed.",
+                    "summary": "The replay does not reach back to Last-Event-ID (the history is shorter, or older "
+                    "history did not fit in --max-replay-bytes): messages may have been missed.",
                     "contentType": JSON,
                     "payload": {
                         "type": "object",

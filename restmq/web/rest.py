@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from restmq.core import protocol
 from restmq.core.model import Message, PopMode, PopResult, SettleAction
 from restmq.core.names import check_queue_name
-from restmq.core.service import AddOptions, QueueService
-from restmq.errors import InvalidJSON, InvalidParameter, MissingField, NotFound
+from restmq.core.service import DEAD_SUFFIX, AddOptions, QueueService
+from restmq.errors import InvalidParameter, MissingField, NotFound
 from restmq.web import ops, pages, ui
 from restmq.web.auth import CONSUMER, PRODUCER, authorize
+from restmq.web.batch import batch_values
 from restmq.web.http import (
     decode_text,
     integer,
@@ -26,6 +26,7 @@ from restmq.web.http import (
     read_form,
     render,
 )
+from restmq.web.limits import StreamSlots, client_of
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -58,20 +59,6 @@ def _message(message: Message) -> dict[str, Any]:
     return {"key": message.key, "value": message.value, "count": message.count}
 
 
-def _batch_values(raw: bytes, ndjson: bool) -> list[str]:
-    """Messages of a JSON array or NDJSON body; each element that is not a string is stored as JSON text."""
-    try:
-        if ndjson:
-            items = [orjson.loads(line) for line in raw.splitlines() if line.strip()]
-        else:
-            items = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidJSON(f"malformed JSON: {exc}") from exc
-    if not isinstance(items, list):
-        raise InvalidJSON("a batch must be a JSON array")
-    return [item if isinstance(item, str) else orjson.dumps(item).decode() for item in items]
-
-
 async def add_message(request: Request) -> Response:
     """POST /q/<queue>: one message from a form (value= or msg=), or a batch from a JSON array / NDJSON."""
     queue = request.path_params["queue"]
@@ -83,7 +70,7 @@ async def add_message(request: Request) -> Response:
         ndjson = kind != "application/json"
         stripped = raw.lstrip()
         if ndjson or stripped.startswith(b"["):
-            values = _batch_values(raw, ndjson)
+            values = batch_values(raw, ndjson, service.limits.max_batch)
             result = await service.add(queue, values, add_options(request, {}))
             return render(request, {"keys": result.keys(queue)}, headers=_dup(result.duplicate))
         values = [raw.decode()]  # one JSON document, stored as its text
@@ -119,7 +106,12 @@ def read_arguments(request: Request) -> dict[str, Any]:
 
 
 async def _get(request: Request, queue: str) -> PopResult:
-    return await service_of(request).get(queue, **read_arguments(request))
+    arguments, service = read_arguments(request), service_of(request)
+    if arguments["wait"] <= 0:  # answers at once (a negative wait is refused by the service)
+        return await service.get(queue, **arguments)
+    slots: StreamSlots = request.app.state.stream_slots
+    with slots.held(client_of(request)):  # a long-poll holds its connection like a stream: it takes a slot
+        return await service.get(queue, **arguments)
 
 
 def _stopped_headers(result: PopResult) -> dict[str, str]:
@@ -140,10 +132,14 @@ async def get_message(request: Request) -> Response:
 
 
 async def redrive(request: Request) -> Response:
-    """POST /q/<queue>:dead/redrive: move dead letters back to <queue>."""
+    """POST /q/<queue>:dead/redrive: move dead letters back to <queue>. The route's guard checked admin on
+    the dead-letter queue; the letters are written into <queue>, which takes write rights there too."""
     queue = request.path_params["queue"]
+    target = queue.removesuffix(DEAD_SUFFIX)
+    if target and target != queue:  # anything else is refused by the service: not a dead-letter queue
+        await authorize(request, PRODUCER, target, "write")
     moved = await service_of(request).redrive(queue)
-    return render(request, {"queue": queue, "target": queue.removesuffix(":dead"), "moved": moved})
+    return render(request, {"queue": queue, "target": target, "moved": moved})
 
 
 async def purge_queue(request: Request) -> Response:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 
 import orjson
 from starlette.requests import HTTPConnection, Request
@@ -16,19 +17,22 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from restmq.core import protocol
 from restmq.core.dispatch import SHUTDOWN, Consumer, Delivery, Streams
+from restmq.core.model import HistoryEntry
 from restmq.core.names import check_queue_name
 from restmq.core.tokens import TokenRecord
-from restmq.errors import BadRequest, Forbidden, RestMQError
+from restmq.errors import BadRequest, RestMQError
 from restmq.web import sse
-from restmq.web.auth import PRODUCER, WEBSOCKET, authorize
+from restmq.web.auth import COMET, PRODUCER, WEBSOCKET, authorize
 from restmq.web.http import jsonp_callback, number
-from restmq.web.limits import StreamSlots
+from restmq.web.limits import StreamSlots, client_of
+from restmq.web.token_watch import POLICY_CLOSES, TokenWatch
 
 log = logging.getLogger("restmq.streams")
 
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
 SSE_RETRY_MS = 3000
 STUCK_GRACE = 2.0  # seconds a closed stream may take to end before its connection is dropped
+REPLAY_CHUNK = 64 * 1024  # bytes of replayed history per write
 
 
 def streams_of(app: object) -> Streams:
@@ -43,20 +47,22 @@ def lease_of(source: object) -> float:
     return lease
 
 
-def _client(conn: HTTPConnection) -> str:
-    return conn.client.host if conn.client else "unknown"
-
-
-async def _open(conn: HTTPConnection, streams: Streams, queue: str, lease: float) -> Consumer:
-    """A slot under the connection limits, then a registered consumer."""
+async def _open(
+    conn: HTTPConnection, streams: Streams, queue: str, lease: float, token: TokenRecord | None
+) -> Consumer:
+    """A slot under the connection limits, then a registered consumer, closed when `token` (the one
+    that authorized the connection, if any) is revoked or expires."""
     slots: StreamSlots = conn.app.state.stream_slots
-    slots.acquire(_client(conn))
+    slots.acquire(client_of(conn))
     try:
         consumer = await streams.connect(queue, lease)
     except BaseException:
-        slots.release(_client(conn))
+        slots.release(client_of(conn))
         raise
-    slots.bind(consumer.id, _client(conn))
+    slots.bind(consumer.id, client_of(conn))
+    if token is not None:
+        watch: TokenWatch = conn.app.state.token_watch
+        watch.watch(token, consumer)
     return consumer
 
 
@@ -87,9 +93,10 @@ async def _watch_disconnect(receive: Receive, consumer: Consumer) -> None:
 
 
 class ConsumerStream(Response):
-    """The ASGI response of one COMET/SSE consumer: everything due is written as one chunk. It costs
-    the server's own task plus one that notices the client leaving; it ends when the consumer is
-    closed (client gone, too slow, queue deleted, shutdown), even when the client stopped reading."""
+    """The ASGI response of one COMET/SSE consumer: the opening chunks (an SSE replay) one by one, then
+    everything due as one chunk. It costs the server's own task plus one that notices the client
+    leaving; it ends when the consumer is closed (client gone, too slow, queue deleted, shutdown), even
+    when the client stopped reading."""
 
     def __init__(
         self,
@@ -98,11 +105,11 @@ class ConsumerStream(Response):
         media_type: str,
         encode: Callable[[list[Delivery]], bytes],
         heartbeat: bytes = b"",
-        opening: bytes = b"",
+        opening: Sequence[bytes] = (),
         closing: Callable[[Consumer], bytes] = lambda consumer: b"",
     ) -> None:  # no Response.__init__: a stream has no body or Content-Length of its own
         self.request, self.consumer, self.encode = request, consumer, encode
-        self.heartbeat, self.opening, self.closing = heartbeat, opening, closing
+        self.heartbeat, self.opening, self.closing = heartbeat, deque(opening), closing
         headers = {**STREAM_HEADERS, "Content-Type": media_type}
         self.raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
 
@@ -115,8 +122,9 @@ class ConsumerStream(Response):
         stuck.add_done_callback(lambda done: done.cancelled() or task.cancel())
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            if self.opening:
-                await send({"type": "http.response.body", "body": self.opening, "more_body": True})
+            while self.opening:  # one write at a time: the server waits for a slow client between them
+                chunk = self.opening.popleft()  # and what was written is not kept
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
             while (batch := await consumer.take()) is not None:
                 chunk = self.encode(batch) if batch else self.heartbeat
                 if chunk:
@@ -142,7 +150,8 @@ async def comet(request: Request) -> Response:
     queue = check_queue_name(request.path_params["queue"])
     callback = jsonp_callback(request)
     streams = streams_of(request.app)
-    consumer = await _open(request, streams, queue, lease_of(request.query_params))
+    token = await authorize(request, COMET, queue, "read")  # cached: the guard has just checked it
+    consumer = await _open(request, streams, queue, lease_of(request.query_params), token)
 
     def encode(batch: list[Delivery]) -> bytes:
         return b"".join(sse.comet_line(delivery, callback) for delivery in batch)
@@ -156,18 +165,22 @@ async def server_sent_events(request: Request) -> ConsumerStream:
     queue = check_queue_name(request.path_params["queue"])
     streams = streams_of(request.app)
     last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-    consumer = await _open(request, streams, queue, lease_of(request.query_params))
+    max_bytes: int = request.app.state.settings.limits.max_replay_bytes
+    token = await authorize(request, COMET, queue, "read")  # cached: the guard has just checked it
+    consumer = await _open(request, streams, queue, lease_of(request.query_params), token)
     try:
-        replay, reached = await streams.replay(queue, last_id) if last_id else ([], True)
+        replay, reached = await streams.replay(queue, last_id, max_bytes) if last_id else ([], True)
     except BaseException:
         _close(request, streams, consumer)
         raise
+    events, reached = _newest_events(replay, reached, max_bytes)
+    replayed = {entry.key for entry in replay[len(replay) - len(events) :]}
     opening = [sse.sse_retry(SSE_RETRY_MS)]
     if not reached:
-        oldest = replay[0].key if replay else None
+        oldest = replay[-len(events)].key if events else None
         opening.append(sse.sse_named("gap", {"last_event_id": last_id, "oldest": oldest}))
-    opening += [sse.sse_history_event(entry) for entry in replay]
-    replayed = {entry.key for entry in replay}
+    del replay  # only the encoded events stay until written
+    opening += _chunks(events)
 
     def encode(batch: list[Delivery]) -> bytes:
         if len(batch) == 1 and not replayed:  # the common case while messages trickle in
@@ -177,7 +190,39 @@ async def server_sent_events(request: Request) -> ConsumerStream:
     def closing(consumer: Consumer) -> bytes:  # on shutdown: reconnect soon, to another process
         return sse.sse_retry(250) if consumer.closed == SHUTDOWN else b""
 
-    return ConsumerStream(request, consumer, "text/event-stream", encode, sse.SSE_HEARTBEAT, b"".join(opening), closing)
+    return ConsumerStream(request, consumer, "text/event-stream", encode, sse.SSE_HEARTBEAT, opening, closing)
+
+
+def _newest_events(replay: list[HistoryEntry], reached: bool, max_bytes: int) -> tuple[list[bytes], bool]:
+    """The SSE events of the newest history (oldest first) that fit in `max_bytes`, and whether the
+    replay is still complete: when older history does not fit, the client is told of a gap."""
+    events: list[bytes] = []
+    size = 0
+    for entry in reversed(replay):
+        event = sse.sse_history_event(entry)
+        size += len(event)
+        if size > max_bytes:
+            reached = False
+            break
+        events.append(event)
+    events.reverse()
+    return events, reached
+
+
+def _chunks(events: list[bytes]) -> list[bytes]:
+    """Events (emptied from `events` as they go) joined into writes of about REPLAY_CHUNK bytes, so
+    that the history is held once, not twice, while it waits to be written."""
+    chunks: list[bytes] = []
+    group: list[bytes] = []
+    size = 0
+    events.reverse()
+    while events:
+        group.append(events.pop())
+        size += len(group[-1])
+        if size >= REPLAY_CHUNK or not events:
+            chunks.append(b"".join(group))
+            group, size = [], 0
+    return chunks
 
 
 async def websocket(ws: WebSocket) -> None:
@@ -194,7 +239,7 @@ async def websocket(ws: WebSocket) -> None:
     streams = streams_of(ws.app)
     await ws.accept()
     try:
-        consumer = await _open(ws, streams, queue, lease)
+        consumer = await _open(ws, streams, queue, lease, token)
     except RestMQError as exc:  # too many streams (1013: try again later) or backend down (1011)
         await ws.close(
             code=1013 if exc.status == 503 and exc.code != "BACKEND_UNAVAILABLE" else 1011, reason=exc.message[:120]
@@ -219,7 +264,7 @@ async def websocket(ws: WebSocket) -> None:
             if message["type"] == "websocket.disconnect":
                 return
             raw = message.get("text") or message.get("bytes") or b""
-            reply = await _command(ws, service, streams, consumer, queue, raw, token)
+            reply = await _command(ws, service, streams, consumer, queue, raw)
             await send(orjson.dumps(reply).decode())
 
     stuck = _stuck(consumer)
@@ -235,29 +280,31 @@ async def websocket(ws: WebSocket) -> None:
         stuck.cancel()
         _close(ws, streams, consumer)
         with contextlib.suppress(Exception):
-            code = 1012 if consumer.closed == SHUTDOWN else 1000  # 1012: service restart, reconnect
+            code = _close_code(consumer.closed)
             # a client that stopped reading blocks the close frame too: then the connection just drops
             await asyncio.wait_for(ws.close(code=code, reason=(consumer.closed or "bye")[:120]), STUCK_GRACE)
 
 
+def _close_code(reason: str | None) -> int:
+    if reason == SHUTDOWN:
+        return 1012  # service restart: reconnect
+    if reason in POLICY_CLOSES:
+        return 1008  # policy violation: the token was revoked or expired
+    return 1000
+
+
 async def _command(
-    ws: WebSocket,
-    service: object,
-    streams: Streams,
-    consumer: Consumer,
-    queue: str,
-    raw: str | bytes,
-    token: TokenRecord | None,
+    ws: WebSocket, service: object, streams: Streams, consumer: Consumer, queue: str, raw: str | bytes
 ) -> object:
-    """Run one client frame; errors become error frames and the connection stays usable."""
+    """Run one client frame; errors become error frames and the connection stays usable. Each frame is
+    authorized when it runs (not by the rights the connection opened with): a token revoked or expired
+    since then is refused."""
     try:
         command = protocol.parse_command(raw)
         command.setdefault("queue", queue)
         target, right = protocol.target(command)
-        if right == "write":  # adding through a frame is producing: the producer rules apply
-            await authorize(ws, PRODUCER, target, right)
-        elif token is not None and not token.allows(target, right):
-            raise Forbidden(f"this token has no {right} right on {target}")
+        # adding through a frame is producing: the producer rules apply
+        await authorize(ws, PRODUCER if right == "write" else WEBSOCKET, target, right)
         reply = await protocol.execute(service, command)  # type: ignore[arg-type]
         if command.get("cmd") in ("ack", "release"):
             streams.acked(consumer, str(command.get("key")))

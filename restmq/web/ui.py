@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from restmq.core.model import Message, QueueStats
 from restmq.core.names import check_queue_name
@@ -33,6 +34,7 @@ from restmq.web.auth import CONSUMER, authorize
 from restmq.web.browser import CROSS_SITE
 from restmq.web.errors import error_response
 from restmq.web.http import integer, prefers_html, render
+from restmq.web.limits import StreamSlots, client_of
 
 DASHBOARD = Path(__file__).parent / "dashboard"
 static_files = StaticFiles(directory=DASHBOARD / "static")
@@ -143,6 +145,9 @@ def _message_row(message: Message) -> str:
     )
 
 
+TRUNCATED = "Older messages are not shown: this view holds at most --max-peek-bytes of messages."
+
+
 def _limit(request: Request, default: int) -> int:
     limit = integer(request.query_params, "limit", default)
     if not 1 <= limit <= 500:
@@ -163,10 +168,12 @@ async def queue_page(request: Request) -> Response:
         return _shell(request, "queue.html", exc, queue=title, summary="", rows="")
     service = _service(request)
     (stats,) = await service.stats([queue])
-    messages = await service.recent(queue, limit)
-    rows = "".join(_message_row(m) for m in messages)
+    recent = await service.recent(queue, limit)
+    rows = "".join(_message_row(m) for m in recent.messages)
     if not rows:
         rows = '<tr class="empty"><td colspan="3">no waiting messages</td></tr>'
+    if recent.truncated:
+        rows += f'<tr class="empty"><td colspan="3">{TRUNCATED}</td></tr>'
     return HTMLResponse(_fill("queue.html", queue=title, summary=_summary(stats), rows=rows), headers=NO_STORE)
 
 
@@ -175,15 +182,17 @@ async def queue_page(request: Request) -> Response:
 
 async def peek(request: Request) -> Response:
     """GET /peek/<queue>?limit=N: the newest waiting messages and the queue's statistics. Nothing is
-    delivered: counts do not change and consumers are not disturbed."""
+    delivered: counts do not change and consumers are not disturbed. The messages hold at most
+    --max-peek-bytes of values; "truncated" says that older ones were left out for it."""
     queue = request.path_params["queue"]
     limit = _limit(request, 20)
     service = _service(request)
     (stats,) = await service.stats([queue])
-    messages = await service.recent(queue, limit)
+    recent = await service.recent(queue, limit)
     body = {
         "queue": queue,
-        "messages": [{"key": m.key, "value": m.value, "count": m.count} for m in messages],
+        "messages": [{"key": m.key, "value": m.value, "count": m.count} for m in recent.messages],
+        "truncated": recent.truncated,
         "stats": stats.to_dict(),
     }
     return render(request, body, headers=NO_STORE)
@@ -203,10 +212,27 @@ async def stats_stream(request: Request) -> Response:
         response = error_response(exc)
         response.headers["WWW-Authenticate"] = _challenge(request)
         return response
-    return StreamingResponse(_stats_events(request), media_type="text/event-stream", headers=STREAM_HEADERS)
+    slots: StreamSlots = request.app.state.stream_slots
+    client = client_of(request)
+    slots.acquire(client)  # an open dashboard is a stream like any other: 503 TOO_MANY_STREAMS over the limits
+    return _SlotStream(_stats_events(request), lambda: slots.release(client))
 
 
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
+
+
+class _SlotStream(StreamingResponse):
+    """An event stream that gives its stream slot back when it ends, however it ends."""
+
+    def __init__(self, events: AsyncIterator[bytes], release: Callable[[], None]) -> None:
+        super().__init__(events, media_type="text/event-stream", headers=STREAM_HEADERS)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
 
 
 async def _stats_events(request: Request) -> AsyncIterator[bytes]:
@@ -302,7 +328,9 @@ PATHS: dict[str, dict[str, Any]] = {
             "operationId": "peek",
             "summary": "Newest waiting messages, without delivering them",
             "description": "Up to `limit` (default 20) of the newest ready messages, in reverse delivery order "
-            "(newest first within a priority), and the queue's statistics. Nothing is consumed and no count changes.",
+            "(newest first within a priority), and the queue's statistics. Nothing is consumed and no count changes. "
+            "The messages hold at most `--max-peek-bytes` of values (8 MiB by default); `truncated` is true when "
+            "older messages were left out for that limit.",
             "tags": ["queues"],
             "responses": {
                 "200": {
@@ -311,10 +339,14 @@ PATHS: dict[str, dict[str, Any]] = {
                         "application/json": {
                             "schema": {
                                 "type": "object",
-                                "required": ["queue", "messages", "stats"],
+                                "required": ["queue", "messages", "truncated", "stats"],
                                 "properties": {
                                     "queue": {"type": "string"},
                                     "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
+                                    "truncated": {
+                                        "type": "boolean",
+                                        "description": "Older messages were left out to stay within --max-peek-bytes.",
+                                    },
                                     "stats": {"$ref": "#/components/schemas/QueueStats"},
                                 },
                             }

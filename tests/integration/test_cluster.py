@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
+from restmq.config import Limits
 from restmq.storage import keys
 from tests.helpers.cluster import Cluster, running_cluster
 from tests.helpers.server import run_app
@@ -30,7 +31,8 @@ log = logging.getLogger("tests.cluster")
 @pytest.fixture
 async def cluster_app(shared_cluster: Cluster) -> AsyncIterator[str]:
     flush_cluster(shared_cluster)
-    async with run_app(redis_cluster=shared_cluster.url) as url:
+    # 150 long-polls from this one address: more than the default stream slots per client (100)
+    async with run_app(redis_cluster=shared_cluster.url, limits=Limits(max_streams_per_client=200)) as url:
         yield url
 
 

@@ -255,7 +255,7 @@ async def assert_dropped_while_trickling(server: ServeProcess, head: bytes, piec
 async def test_the_unread_rest_of_a_body_does_not_hold_the_connection(timed_server: ServeProcess) -> None:
     """Issue 13: a request whose body keeps trickling in after its response (here /health, which
     reads no body) kept its connection on uvicorn for as long as a byte came every few seconds."""
-    head = b"GET /health HTTP/1.1\r\nHost: test\r\nContent-Length: 100000\r\n\r\nx"
+    head = b"GET /health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\nx"
     await assert_dropped_while_trickling(timed_server, head, b"x", 200)
 
 
@@ -270,7 +270,7 @@ async def test_a_body_too_slow_gets_408_and_its_connection_closed(
     """Issue 13: after the 408 for a body that did not arrive within --body-timeout, the server
     closes the connection instead of waiting for the rest of the body."""
     head = (
-        b"POST /q/slow HTTP/1.1\r\nHost: test\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+        b"POST /q/slow HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n"
         + framing.encode()
         + b"\r\n\r\n"
     )
@@ -285,7 +285,7 @@ async def test_health_answers_while_hundreds_of_bodies_trickle(
     per second, a byte each per second) exhausted uvicorn's descriptors and /health stopped
     answering; each such connection must end right after its response."""
     args = ["--redis", redis_url, *TIMEOUTS, *server_args]
-    head = b"GET /health HTTP/1.1\r\nHost: test\r\nContent-Length: 100000\r\n\r\nx"
+    head = b"GET /health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\nx"
     with serve(args, tmp_path, open_files=256) as server:
         connections: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
         host, port = "127.0.0.1", server.port
@@ -332,6 +332,6 @@ async def test_a_fractional_idle_timeout_is_kept(redis_url: str, tmp_path: Path,
     """Issue 13: uvicorn rounded --idle-timeout down, so 0.5 closed every connection before its request."""
     with serve(["--redis", redis_url, "--idle-timeout", "0.5", *server_args], tmp_path) as server:
         async with raw_connection(server.url) as (reader, writer):
-            writer.write(b"GET /health HTTP/1.1\r\nHost: test\r\n\r\n")
+            writer.write(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
             assert (await read_response(reader, timeout=CLOSE_BOUND))[0] == 200
             assert await closed_by_server(reader, timeout=CLOSE_BOUND)

@@ -5,6 +5,7 @@ and the headers that keep pages out of frames and stop content sniffing."""
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,7 @@ from tests.helpers.queues import add, length
 from tests.helpers.rawhttp import raw_connection, read_response
 from tests.helpers.server import ServeProcess, run_app, serve
 from tests.helpers.streams import ws_url
+from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,8 +41,15 @@ def served(
 
 @pytest.fixture
 async def client(served: ServeProcess, redis_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A plain HTTP client (no browser headers) of `served`, on a flushed engine."""
+    """A plain HTTP client (no browser headers) of `served`, on a flushed engine, once no stream of an earlier
+    test is open there any more (a WebSocket accepted by a handshake test would take this test's messages)."""
     async with httpx.AsyncClient(base_url=served.url, timeout=10) as plain:
+
+        async def no_streams_open() -> bool:
+            metrics = (await plain.get("/metrics")).text
+            return re.search(r"^restmq_process_streams 0(\.0)?$", metrics, re.MULTILINE) is not None
+
+        await wait_for(no_streams_open, 20, 0.05, "the earlier tests' streams to close")
         yield plain
 
 

@@ -88,3 +88,31 @@ async def test_replay_ignores_entries_older_than_history_age(
     assert [e.key for e in entries] == ["aged:3", "aged:4"]
     entries, reached = await streams.replay("aged", "aged:3")
     assert reached and [e.key for e in entries] == ["aged:4"]
+
+
+async def test_replay_within_a_byte_limit_keeps_the_newest_and_is_incomplete(
+    store: RedisStore, streams: Streams
+) -> None:
+    """Issue 13: the backend read stops before the entry that would pass max_bytes (as stored)."""
+    await broadcast(store, "h", ["a" * 100, "b" * 100, "c" * 100, "d" * 100])
+    full = await store.history("h", 5)
+    size = full.entries[0].size
+    assert size > 100 and all(e.size == size for e in full.entries)
+    entries, reached = await streams.replay("h", "h:1", max_bytes=2 * size)
+    assert not reached
+    assert [e.key for e in entries] == ["h:3", "h:4"]
+    entries, reached = await streams.replay("h", "h:2", max_bytes=2 * size)
+    assert reached and [e.key for e in entries] == ["h:3", "h:4"]
+    assert await streams.replay("h", "h:4", max_bytes=0) == ([], True)  # nothing missed: nothing to send
+    assert await streams.replay("h", "h:3", max_bytes=0) == ([], False)
+
+
+async def test_recent_within_a_byte_limit_keeps_the_newest_and_says_so(store: RedisStore) -> None:
+    """Issue 13: /peek's backend read stops before the value that would pass max_bytes."""
+    await store.add("p", ["a" * 10, "b" * 10, "c" * 10])
+    recent = await store.recent("p", 500, 25)
+    assert [m.value for m in recent.messages] == ["c" * 10, "b" * 10] and recent.truncated
+    recent = await store.recent("p", 2, 25)
+    assert len(recent.messages) == 2 and not recent.truncated
+    recent = await store.recent("p", 500)
+    assert len(recent.messages) == 3 and not recent.truncated

@@ -32,7 +32,7 @@ function summarize(stats) {
   summary.replaceChildren(...parts);
 }
 
-function show(messages) {
+function show(messages, truncated) {
   const keep = new Set(messages.map((m) => m.key));
   for (const [key, row] of shown) if (!keep.has(key)) { row.remove(); shown.delete(key); }
   messages.forEach((message, index) => {
@@ -49,6 +49,10 @@ function show(messages) {
   });
   for (const row of [...rows.children]) if (shown.get(row.dataset.key) !== row) row.remove(); // the first paint
   if (!messages.length) rows.append(el("tr", { class: "empty" }, el("td", { colspan: "3" }, "no waiting messages")));
+  if (truncated) {
+    rows.append(el("tr", { class: "empty" }, el("td", { colspan: "3" },
+      "Older messages are not shown: this view holds at most --max-peek-bytes of messages.")));
+  }
   first = false;
 }
 
@@ -62,7 +66,7 @@ async function read() {
     setLive(liveView.checked ? "live" : "paused", liveView.checked ? "on" : "");
     summarize(data.stats);
     ctl.update(data.stats);
-    show(data.messages);
+    show(data.messages, data.truncated);
   } catch (error) {
     trouble = true;
     setLive("not connected", "off");
