@@ -145,6 +145,9 @@ def test_no_ring_password_shows_anywhere(tmp_path: Path, engines: list[PasswordE
             wait_until(one_down, 20, 0.05, "/ready to show the stopped ring node down")
             for i in range(10):  # the stopped node's queues are written to the other one
                 assert http.post(f"/q/spread{i}", data={"value": "x"}).status_code == 200
+        create = restmq_cli("token", "create", "--redis", ring, "--queues", "*", "--rights", "read")
+        assert create.returncode != 0 and f"redis://:***@127.0.0.1:{one.port}/0" in create.stderr, create.stderr
+        seen["restmq token create (one node down)"] = create.stdout + create.stderr
         two.stop()
         seen |= {f"{where} (ring down)": text for where, text in replies_while_down(server).items()}
         config = restmq_cli("config", "--redis", ring)
