@@ -22,6 +22,7 @@ import click
 
 from restmq.config import Limits, Settings
 from restmq.errors import EngineError, RestMQError
+from restmq.storage.urls import redact_list, split_urls  # pure string work: loads no backend client
 from restmq.web.addresses import parse_networks
 
 log = logging.getLogger("restmq")
@@ -263,7 +264,7 @@ def _comma_list(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def build_settings(options: dict[str, Any]) -> Settings:
-    urls = _comma_list(options["redis_urls"])
+    urls = split_urls(options["redis_urls"])
     limit_names = {
         "max_body",
         "max_value",
@@ -399,13 +400,15 @@ def show_config(**options: Any) -> None:
     for name, value in options.items():
         source = ctx.get_parameter_source(name)
         shown = ",".join(value) if isinstance(value, tuple) else ("" if value is None else str(value))
+        if name in ("redis_urls", "redis_cluster"):
+            shown = redact_list(shown)
         table.add_row(flags.get(name, name), shown, origins.get(source.name, "default") if source else "default")
     Console().print(table)
 
 
 def run(settings: Settings) -> None:
     scheme = "https" if settings.tls_cert else "http"
-    backend = settings.redis_cluster or ",".join(settings.redis)
+    backend = redact_list(settings.redis_cluster or ",".join(settings.redis))
     log.info(
         "RestMQ on %s://%s:%d, %d worker(s) on %s, backend %s",
         scheme,

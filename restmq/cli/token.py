@@ -43,9 +43,10 @@ def _backend_options(command: Callable[..., None]) -> Callable[..., None]:
 @contextlib.asynccontextmanager
 async def _store(data_dir: str, redis_urls: tuple[str, ...], redis_cluster: str | None) -> AsyncIterator[Store]:
     from restmq.storage.factory import open_store  # loads redis only when a token command runs
+    from restmq.storage.urls import split_urls
 
     engine = None
-    urls = tuple(u for value in redis_urls for u in value.split(",") if u)
+    urls = split_urls(redis_urls)
     if not urls and not redis_cluster:
         from restmq.storage.engine import EmbeddedEngine
 

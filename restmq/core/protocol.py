@@ -21,14 +21,76 @@ EMPTY = {"error": "empty queue", "code": "QUEUE_EMPTY"}
 STOPPED = {"error": "queue stopped", "code": "QUEUE_STOPPED"}
 
 
+RIGHTS = {
+    "add": "write",
+    "get": "read",
+    "take": "read",
+    "del": "read",
+    "ack": "read",
+    "release": "read",
+    "extend": "read",
+}
+TEXT_FIELDS = ("queue", "key", "id")  # strings (null: absent)
+SECONDS_FIELDS = ("delay", "ttl", "lease")  # numbers (null: absent)
+MAX_COUNT = 2**53  # a delivery count: any integer JSON numbers hold exactly
+
+
 def parse_command(raw: str | bytes) -> dict[str, Any]:
+    """The command of one request body or WebSocket frame, every field of it type-checked: a wrong type
+    anywhere is a 400 here, before authorization, never an error further on."""
     try:
         command = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidJSON(f"malformed JSON: {exc}") from exc
     if not isinstance(command, dict):
         raise InvalidJSON('a command must be a JSON object such as {"cmd": "take", "queue": "q"}')
+    check_fields(command)
     return command
+
+
+def check_fields(command: dict[str, Any]) -> None:
+    cmd = command.get("cmd")
+    if not isinstance(cmd, str) or cmd not in RIGHTS:
+        shown = repr(cmd[:40] if isinstance(cmd, str) else cmd) if _is_scalar(cmd) else _kind(cmd)
+        raise InvalidParameter(f"unknown cmd {shown}: use {', '.join(RIGHTS)}")
+    for name in TEXT_FIELDS:
+        if command.get(name) is not None and not isinstance(command[name], str):
+            raise InvalidParameter(f"field {name!r} must be a string, not {_kind(command[name])}")
+    for name in SECONDS_FIELDS:
+        value = command.get(name)
+        if value is not None and not _is_number(value):
+            raise InvalidParameter(f"field {name!r} must be a number of seconds, not {_kind(value)}")
+    _check_whole(command, "priority", 0, 9)
+    _check_whole(command, "count", 0, MAX_COUNT)
+
+
+def _is_scalar(value: object) -> bool:
+    return value is None or isinstance(value, str | int | float)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_whole(command: dict[str, Any], name: str, low: int, high: int) -> None:
+    value = command.get(name)
+    if value is None:
+        return
+    if not _is_number(value) or not float(value).is_integer() or not low <= value <= high:
+        raise InvalidParameter(f"field {name!r} must be an integer from {low} to {high}")
+
+
+def _kind(value: object) -> str:
+    """A JSON type name for error messages (never the value itself: it may be large)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
 
 
 def _field(command: dict[str, Any], name: str) -> Any:
@@ -44,30 +106,14 @@ def _text(command: dict[str, Any], name: str) -> str:
     return value
 
 
-def _number(command: dict[str, Any], name: str, default: float = 0.0) -> float:
-    value = command.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidParameter(f"field {name!r} must be a number")
-    return float(value)
-
-
-RIGHTS = {
-    "add": "write",
-    "get": "read",
-    "take": "read",
-    "del": "read",
-    "ack": "read",
-    "release": "read",
-    "extend": "read",
-}
+def _number(command: dict[str, Any], name: str) -> float:
+    value = command.get(name)
+    return 0.0 if value is None else float(value)  # checked by check_fields
 
 
 def target(command: dict[str, Any]) -> tuple[str, str]:
-    """The queue a command acts on (validated) and the right it needs."""
-    cmd = command.get("cmd")
-    if cmd not in RIGHTS:
-        raise InvalidParameter(f"unknown cmd {cmd!r}: use {', '.join(RIGHTS)}")
-    return check_queue_name(_text(command, "queue")), RIGHTS[cmd]
+    """The queue a command from parse_command acts on (validated) and the right it needs."""
+    return check_queue_name(_text(command, "queue")), RIGHTS[command["cmd"]]
 
 
 async def execute(service: QueueService, command: dict[str, Any]) -> dict[str, Any]:
@@ -76,8 +122,6 @@ async def execute(service: QueueService, command: dict[str, Any]) -> dict[str, A
     if cmd == "add":
         value = _field(command, "value")
         idempotency_key = command.get("id")
-        if idempotency_key is not None and not isinstance(idempotency_key, str):
-            raise InvalidParameter("field 'id' (idempotency key) must be a string")
         text = value if isinstance(value, str) else orjson.dumps(value).decode()
         options = AddOptions(
             priority=int(_number(command, "priority")),
@@ -104,8 +148,8 @@ async def execute(service: QueueService, command: dict[str, Any]) -> dict[str, A
         action = SettleAction(cmd)
         seconds = _number(command, "lease" if action is SettleAction.EXTEND else "delay")
         expected = command.get("count")
-        if expected is not None and (isinstance(expected, bool) or not isinstance(expected, int)):
-            raise InvalidParameter("field 'count' must be an integer")
-        count = await service.settle(queue, key, action, expected_count=expected, seconds=seconds)
+        count = await service.settle(
+            queue, key, action, expected_count=None if expected is None else int(expected), seconds=seconds
+        )
         return {"queue": queue, "key": key, "count": count, "status": action.value}
     raise InvalidParameter(f"unknown cmd {cmd!r}: use add, get, take, del, ack, release or extend")

@@ -89,14 +89,7 @@ class QueueService:
         wait: float = 0.0,
     ) -> PopResult:
         """Deliver up to `count` messages; with `wait`, long-poll until one arrives or time runs out."""
-        check_queue_name(queue)
-        if not 1 <= count <= self.limits.max_count:
-            raise InvalidParameter(f"count must be from 1 to {self.limits.max_count}")
-        self._check_seconds("wait", wait, self.limits.max_wait)
-        if mode is PopMode.LEASE:
-            self._check_seconds("lease", lease, self.limits.max_lease)
-            if lease <= 0:
-                raise InvalidParameter("lease must be more than 0 seconds")
+        self.check_get(queue, mode=mode, count=count, lease=lease, wait=wait)
         lease_ms = max(1, round(lease * 1000)) if mode is PopMode.LEASE else 0
         if wait <= 0:
             return await self.store.pop(queue, mode, count, lease_ms)
@@ -115,6 +108,17 @@ class QueueService:
                     line.done(ticket)
                     return result
                 await line.wait(ticket, min(remaining, SAFETY_RECHECK))
+
+    def check_get(self, queue: str, *, mode: PopMode, count: int, lease: float, wait: float) -> None:
+        """Raise the error get() would raise for these arguments, without reading anything (HEAD)."""
+        check_queue_name(queue)
+        if not 1 <= count <= self.limits.max_count:
+            raise InvalidParameter(f"count must be from 1 to {self.limits.max_count}")
+        self._check_seconds("wait", wait, self.limits.max_wait)
+        if mode is PopMode.LEASE:
+            self._check_seconds("lease", lease, self.limits.max_lease)
+            if lease <= 0:
+                raise InvalidParameter("lease must be more than 0 seconds")
 
     async def settle(
         self, queue: str, key: str, action: SettleAction, *, expected_count: int | None = None, seconds: float = 0.0

@@ -184,7 +184,8 @@ class Store(Protocol):
         ...
 
     def node_states(self) -> dict[str, str]:
-        """Each backend node's last known state, "up" or "down"."""
+        """Each backend node's last known state, "up" or "down", by its name: the URL with any password
+        redacted (urls.redact), in the order of the --redis list."""
         ...
 
     async def close(self) -> None: ...

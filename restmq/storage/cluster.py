@@ -22,6 +22,7 @@ from restmq.errors import BackendUnavailable
 from restmq.storage import keys
 from restmq.storage.events import EventListener
 from restmq.storage.node import STATS_BATCH, RedisStore
+from restmq.storage.urls import redact
 
 
 class _WarmCluster(RedisCluster):
@@ -119,7 +120,7 @@ class ClusterStore(RedisStore):
 
     @classmethod
     def from_cluster_url(cls, url: str) -> ClusterStore:
-        return cls(connect_cluster(url), name=url)
+        return cls(connect_cluster(url), name=redact(url))
 
     async def _run(self, script: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
         try:

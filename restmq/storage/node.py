@@ -46,6 +46,7 @@ from restmq.storage.errors import backend_errors
 from restmq.storage.events import EventListener
 from restmq.storage.packing import fast_connection_class
 from restmq.storage.scripts import Client, Scripts
+from restmq.storage.urls import redact
 
 log = logging.getLogger("restmq.storage")
 
@@ -140,6 +141,7 @@ def revocation_time() -> str:
 
 class RedisStore:
     def __init__(self, client: Client, *, name: str = "redis", key_base: int = 0, coalesce: bool = True) -> None:
+        """`name` is what errors, logs and node_states() show: never a URL with its password (see urls.redact)."""
         self.client = client
         self.key_base = key_base  # first message number of a queue on this node (ring mode)
         self.name = name
@@ -152,7 +154,7 @@ class RedisStore:
 
     @classmethod
     def from_url(cls, url: str, *, key_base: int = 0, coalesce: bool = True) -> RedisStore:
-        return cls(connect(url), name=url, key_base=key_base, coalesce=coalesce)
+        return cls(connect(url), name=redact(url), key_base=key_base, coalesce=coalesce)
 
     def _make_pubsub(self) -> Any:
         return self.client.pubsub()

@@ -42,6 +42,7 @@ from restmq.storage import keys
 from restmq.storage.base import EventHandler
 from restmq.storage.node import COUNTERS, RedisStore, TokenStates, revocation_time
 from restmq.storage.ring import HashRing
+from restmq.storage.urls import redact
 
 log = logging.getLogger("restmq.ring")
 
@@ -67,7 +68,7 @@ def split_weight(url: str) -> tuple[str, int]:
     rest = [(name, value) for name, value in query if name != "weight"]
     weight = int(weights[-1]) if weights else 1
     if weight < 1:
-        raise ValueError(f"weight must be 1 or more in {url}")
+        raise ValueError(f"weight must be 1 or more in {redact(url)}")
     return urlunsplit(parts._replace(query=urlencode(rest))), weight
 
 
@@ -92,12 +93,14 @@ class Node:
     index: int
     store: RedisStore
     weight: int
+    key: str  # the node's place on the ring: its URL without weight (hashed, never shown)
     healthy: bool = True
     retry_at: float = 0.0
     backoff: float = 0.25
 
     @property
     def name(self) -> str:
+        """What logs and /ready show: the URL with its password redacted."""
         return self.store.name
 
 
@@ -107,11 +110,11 @@ class ShardedStore:
         for index, url in enumerate(urls):
             clean, weight = split_weight(url)
             store = RedisStore.from_url(clean, key_base=index * KEY_STRIDE, coalesce=coalesce)
-            self.nodes.append(Node(index, store, weight))
-        self._by_name = {node.name: node for node in self.nodes}
-        if len(self._by_name) != len(self.nodes):
+            self.nodes.append(Node(index, store, weight, clean))
+        self._by_key = {node.key: node for node in self.nodes}
+        if len(self._by_key) != len(self.nodes) or len({node.name for node in self.nodes}) != len(self.nodes):
             raise ValueError("each ring node must have a different URL")
-        self.ring = HashRing({node.name: node.weight for node in self.nodes})
+        self.ring = HashRing({node.key: node.weight for node in self.nodes})
         self._holders: dict[str, set[str]] = {}  # queue -> nodes that may hold its messages
         self._holders_loaded = False  # until the first refresh, every live node may hold any queue
         self._refresh_interval = refresh_interval
@@ -146,7 +149,7 @@ class ShardedStore:
         for node in self._live():
             with contextlib.suppress(BackendUnavailable):
                 for queue in await node.store.list_queues():
-                    holders.setdefault(keys.hash_tag(queue), set()).add(node.name)
+                    holders.setdefault(keys.hash_tag(queue), set()).add(node.key)
         # Keep what was known: a fallback add of this process made while the registries were read, and nodes
         # down now, still hold messages (registries only shrink on purge, which forgets the queue here too).
         for tag, names in self._holders.items():
@@ -163,7 +166,7 @@ class ShardedStore:
         return [node for node in self.nodes if node.healthy]
 
     def _walk(self, queue: str) -> list[Node]:
-        return [self._by_name[name] for name in self.ring.walk(keys.hash_tag(queue))]
+        return [self._by_key[key] for key in self.ring.walk(keys.hash_tag(queue))]
 
     def _readers(self, queue: str) -> list[Node]:
         """Live nodes to read the queue from: its owner, then every other node holding its messages."""
@@ -172,7 +175,7 @@ class ShardedStore:
         if not self._holders_loaded:  # a fresh process: messages may sit on a previous owner or fallback
             self._start_monitor()
             return [node for node in walk if node.healthy]
-        return [node for i, node in enumerate(walk) if node.healthy and (i == 0 or node.name in held)]
+        return [node for i, node in enumerate(walk) if node.healthy and (i == 0 or node.key in held)]
 
     def _home(self, queue: str) -> Node:
         """Where the queue's new messages and settings go: the first live node on its ring walk."""
@@ -217,7 +220,7 @@ class ShardedStore:
         return results
 
     def _held_on(self, queue: str, node: Node) -> None:
-        self._holders.setdefault(keys.hash_tag(queue), set()).add(node.name)
+        self._holders.setdefault(keys.hash_tag(queue), set()).add(node.key)
 
     # -- messages -----------------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ from starlette.responses import Response
 
 from restmq.core.names import check_queue_name
 from restmq.core.tokens import TokenRecord, split, verify
-from restmq.errors import BackendUnavailable, BadRequest, Forbidden, Unauthorized
+from restmq.errors import BackendUnavailable, BadRequest, Forbidden, RestMQError, Unauthorized
 from restmq.storage.base import Store
 from restmq.web.addresses import Network, canonical, parse_networks
 
@@ -121,6 +121,13 @@ def load_acl(path: str | Path) -> dict[str, AclRule]:
 def open_categories(rules: dict[str, AclRule]) -> list[str]:
     """The categories that an ACL lets anyone use (no section, or one without an allow list or credentials)."""
     return [category for category in CATEGORIES if category not in rules or not rules[category].effective]
+
+
+def _is_loopback(address: str | None) -> bool:
+    try:
+        return canonical(ipaddress.ip_address(address or "")).is_loopback  # ::ffff:127.0.0.1 too
+    except ValueError:
+        return False
 
 
 def _basic(conn: HTTPConnection) -> tuple[str, str] | None:
@@ -209,6 +216,21 @@ class Access:
         if await self.tokens_required():
             raise Unauthorized("a bearer token is required")
         return None
+
+    async def is_admin(self, conn: HTTPConnection) -> bool:
+        """Whether the caller may see server-wide details such as backend addresses: it presents a token
+        with the admin right or acl.conf's [rest:producer] credentials; or the server asks it for none
+        (no token required, no producer credentials) and it connects from this machine's loopback interface."""
+        try:
+            record = await self.check(conn, CATEGORIES[0], None, "admin")
+        except RestMQError:  # refused, or the token store cannot say: not an admin
+            return False
+        if record is not None:
+            return True
+        rule = self.acl.get(CATEGORIES[0])
+        if rule is not None and rule.username is not None:
+            return True  # check() passed on the section's credentials
+        return _is_loopback(conn.client.host if conn.client else None)
 
     async def tokens_required(self) -> bool:
         """Whether a request that the ACL lets through still needs a bearer token."""

@@ -166,12 +166,16 @@ SCHEMAS: dict[str, Schema] = {
             "queues": {"type": "array", "items": _schema("QueueStats"), "description": "This page's queues."},
             "count": {"type": "integer", "description": "How many queues this page holds."},
             "next": _NEXT,
-            "nodes": {"description": 'Backend node states, e.g. {"redis://...": "up"}.'},
+            "nodes": {
+                "description": 'Backend node states: {"redis://:***@host:6379/0": "up"} for admins (passwords '
+                'redacted), {"node1": "up"} for other callers.'
+            },
         },
     },
     "Command": {
         "type": "object",
-        "description": "A JSON-protocol command (POST /queue, or a WebSocket frame).",
+        "description": "A JSON-protocol command (POST /queue, or a WebSocket frame). A field of another type than "
+        "shown is a 400 PARAMETER_INVALID (on a WebSocket, an error frame); null means the field is absent.",
         "required": ["cmd", "queue"],
         "properties": {
             "cmd": {"type": "string", "enum": ["add", "get", "take", "del", "ack", "release", "extend"]},
@@ -220,7 +224,11 @@ SCHEMAS: dict[str, Schema] = {
     "Ready": {
         "type": "object",
         "required": ["status"],
-        "properties": {"status": {"type": "string", "enum": ["ready", "unavailable"]}, "error": {}, "nodes": {}},
+        "properties": {
+            "status": {"type": "string", "enum": ["ready", "unavailable"]},
+            "error": {},
+            "nodes": {"description": "As in /stats/: node addresses (passwords redacted) for admins only."},
+        },
     },
 }
 

@@ -12,7 +12,7 @@ from restmq.core.model import Message, PopMode, PopResult, SettleAction
 from restmq.core.names import check_queue_name
 from restmq.core.service import DEAD_SUFFIX, AddOptions, QueueService
 from restmq.errors import InvalidParameter, MissingField, NotFound
-from restmq.web import listings, pages, ui
+from restmq.web import listings, ops, pages, ui
 from restmq.web.auth import CONSUMER, PRODUCER, authorize
 from restmq.web.batch import batch_values
 from restmq.web.http import (
@@ -94,16 +94,24 @@ def _dup(duplicate: bool) -> dict[str, str] | None:
     return {"Idempotent-Replayed": "true"} if duplicate else None
 
 
-async def _get(request: Request, queue: str) -> PopResult:
+def read_arguments(request: Request) -> dict[str, Any]:
+    """mode, count, lease and wait of a GET that hands out messages, from its query string."""
     params = request.query_params
-    lease, wait = number(params, "lease"), number(params, "wait")
-    mode = PopMode.LEASE if "lease" in params else PopMode.TAKE
-    count, service = integer(params, "count", 1), service_of(request)
-    if wait <= 0:  # answers at once (a negative wait is refused by the service)
-        return await service.get(queue, mode=mode, count=count, lease=lease, wait=wait)
+    return {
+        "mode": PopMode.LEASE if "lease" in params else PopMode.TAKE,
+        "count": integer(params, "count", 1),
+        "lease": number(params, "lease"),
+        "wait": number(params, "wait"),
+    }
+
+
+async def _get(request: Request, queue: str) -> PopResult:
+    arguments, service = read_arguments(request), service_of(request)
+    if arguments["wait"] <= 0:  # answers at once (a negative wait is refused by the service)
+        return await service.get(queue, **arguments)
     slots: StreamSlots = request.app.state.stream_slots
     with slots.held(client_of(request)):  # a long-poll holds its connection like a stream: it takes a slot
-        return await service.get(queue, mode=mode, count=count, lease=lease, wait=wait)
+        return await service.get(queue, **arguments)
 
 
 def _stopped_headers(result: PopResult) -> dict[str, str]:
@@ -113,9 +121,6 @@ def _stopped_headers(result: PopResult) -> dict[str, str]:
 async def get_message(request: Request) -> Response:
     """GET /q/<queue>: the oldest message ({key,value,count}), or 204 when none is ready."""
     queue = request.path_params["queue"]
-    if request.method == "HEAD":  # routed here with GET, but must not consume: 200 when a message is ready
-        (stats,) = await service_of(request).stats([queue])
-        return Response(status_code=200 if stats.length else 204, headers=NO_STORE)
     result = await _get(request, queue)
     if "count" in request.query_params:
         if not result.messages:
@@ -271,7 +276,7 @@ async def stats_all(request: Request) -> Response:
     service = service_of(request)
     page, _ = await listings.visible_page(request)
     stats = await service.stats(page.queues)
-    nodes = service.store.node_states()
+    nodes = await ops.node_view(request, service.store)
     body = {"queues": [s.to_dict() for s in stats], "count": len(stats), "next": page.next, "nodes": nodes}
     return render(request, body)
 

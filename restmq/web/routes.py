@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from restmq.web import observe, openapi, ops, rest, streams, ui
+from restmq.web import head, observe, openapi, ops, rest, streams, ui
 from restmq.web.auth import COMET, CONSUMER, PRODUCER, guard
 
 routes = [
+    # HEAD on the routes that hand out messages answers from the queue's statistics (restmq/web/head.py):
+    # Starlette would run their GET endpoints, which take. Listed first, so that they win for HEAD.
+    Route("/q/{queue}", guard(CONSUMER, "read", head.queue), methods=["HEAD"]),
+    Route("/", head.index, methods=["HEAD"]),
+    Route("/c/{queue}", guard(COMET, "read", head.stream), methods=["HEAD"]),
+    Route("/sse/{queue}", guard(COMET, "read", head.stream), methods=["HEAD"]),
+    Route("/stats/stream", head.stats_stream, methods=["HEAD"]),
     # The hot paths first: routes are matched in order.
     Route("/q/{queue}", guard(CONSUMER, "read", rest.get_message), methods=["GET"]),
     Route("/q/{queue}", guard(PRODUCER, "write", rest.add_message), methods=["POST"]),

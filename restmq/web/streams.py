@@ -40,7 +40,7 @@ def streams_of(app: object) -> Streams:
     return streams
 
 
-def _lease(source: object) -> float:
+def lease_of(source: object) -> float:
     lease = number(source, "lease")
     if lease < 0 or lease > 12 * 3600:
         raise BadRequest("lease must be from 0 to 43200 seconds", code="PARAMETER_INVALID")
@@ -151,7 +151,7 @@ async def comet(request: Request) -> Response:
     callback = jsonp_callback(request)
     streams = streams_of(request.app)
     token = await authorize(request, COMET, queue, "read")  # cached: the guard has just checked it
-    consumer = await _open(request, streams, queue, _lease(request.query_params), token)
+    consumer = await _open(request, streams, queue, lease_of(request.query_params), token)
 
     def encode(batch: list[Delivery]) -> bytes:
         return b"".join(sse.comet_line(delivery, callback) for delivery in batch)
@@ -167,7 +167,7 @@ async def server_sent_events(request: Request) -> ConsumerStream:
     last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     max_bytes: int = request.app.state.settings.limits.max_replay_bytes
     token = await authorize(request, COMET, queue, "read")  # cached: the guard has just checked it
-    consumer = await _open(request, streams, queue, _lease(request.query_params), token)
+    consumer = await _open(request, streams, queue, lease_of(request.query_params), token)
     try:
         replay, reached = await streams.replay(queue, last_id, max_bytes) if last_id else ([], True)
     except BaseException:
@@ -229,7 +229,7 @@ async def websocket(ws: WebSocket) -> None:
     """GET /ws/<queue>: messages as JSON text frames; client frames are JSON-protocol commands."""
     try:
         queue = check_queue_name(ws.path_params["queue"])
-        lease = _lease(ws.query_params)
+        lease = lease_of(ws.query_params)
         token = await authorize(ws, WEBSOCKET, queue, "read")
     except RestMQError as exc:
         # Accept first: a close before the handshake completes is an HTTP 403 and carries no close code.

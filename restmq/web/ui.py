@@ -28,7 +28,7 @@ from restmq.core.model import Message, QueueStats
 from restmq.core.names import check_queue_name
 from restmq.core.service import QueueService
 from restmq.errors import InvalidParameter, RestMQError, Unauthorized
-from restmq.web import listings, openapi
+from restmq.web import listings, openapi, ops
 from restmq.web.auth import CONSUMER, authorize
 from restmq.web.browser import CROSS_SITE
 from restmq.web.errors import error_response
@@ -233,8 +233,9 @@ async def stats_stream(request: Request) -> Response:
 
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
 
-# A page of statistics for dashboards: which page, and the queue patterns of the caller's token (None: all).
-PageKey = tuple[str | None, int, tuple[str, ...] | None]
+# A page of statistics for dashboards: which page, the queue patterns of the caller's token (None: all), and
+# whether the caller may see node addresses.
+PageKey = tuple[str | None, int, tuple[str, ...] | None, bool]
 
 
 class _SlotStream(StreamingResponse):
@@ -254,6 +255,7 @@ class _SlotStream(StreamingResponse):
 async def _stats_events(request: Request, after: str | None, size: int) -> AsyncIterator[bytes]:
     snapshots = _snapshots(request)
     stop = asyncio.Event()
+    addresses = await ops.sees_addresses(request)  # an admin's token, once revoked, ends the stream below
     with _until_shutdown(stop):
         yield b"retry: 3000\n\n"
         tick = snapshots.tick()
@@ -261,7 +263,7 @@ async def _stats_events(request: Request, after: str | None, size: int) -> Async
             try:
                 # Asked again each time: a revoked token stops the stream within the token cache time.
                 token = await authorize(request, CONSUMER, None, "read")
-                yield await snapshots.get((after, size, token.queues if token else None), tick)
+                yield await snapshots.get((after, size, token.queues if token else None, addresses), tick)
             except Unauthorized as exc:
                 yield b"event: failure\ndata: %s\n\n" % orjson.dumps(exc.to_dict())
                 return
@@ -288,7 +290,7 @@ def _snapshots(request: Request) -> Snapshots[PageKey, bytes]:
 
 def _event_maker(service: QueueService) -> Callable[[PageKey], Awaitable[bytes]]:
     async def event(key: PageKey) -> bytes:
-        after, size, patterns = key
+        after, size, patterns, addresses = key
         covers = listings.covers_of(patterns)
         page = await service.page(after, size, covers)
         stats = await service.stats(page.queues)
@@ -297,7 +299,7 @@ def _event_maker(service: QueueService) -> Callable[[PageKey], Awaitable[bytes]]
             "queues": [s.to_dict() for s in stats],
             "count": len(stats),
             "next": page.next,
-            "nodes": service.store.node_states(),
+            "nodes": ops.shown_nodes(service.store, addresses),
         }
         return b"data: %s\n\n" % orjson.dumps(snapshot)
 
