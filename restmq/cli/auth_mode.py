@@ -7,7 +7,7 @@
   behaviour, latched: see restmq/web/auth.py). Without it, tokens when any exist at start-up; on
   loopback otherwise open until the first token appears; elsewhere otherwise refused.
 
-docs/security-defaults.md is the user-facing account of these rules.
+docs/security.md#safe-defaults is the user-facing account of these rules.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ restmq/web/peers.py settled (the peer, or what a proxy named by --forwarded-allo
 A request authenticates with the section's Basic credentials or with a bearer token
 (`Authorization: Bearer rmq_...`, or `?token=` where headers cannot be set, as with EventSource).
 
-What a request needs depends on the mode (`--auth`, see docs/security-defaults.md):
+What a request needs depends on the mode (`--auth`, see docs/security.md#safe-defaults):
 - tokens: a valid bearer token, always (and the ACL's host rules, when there is an ACL);
 - acl: what the ACL asks (host rules, Basic credentials or a bearer token in their place);
 - none: nothing; a bearer token that is presented is still checked;

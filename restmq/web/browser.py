@@ -12,7 +12,7 @@ hot path):
    their data) and CORS preflights. Requests without these headers (curl, scripts, the client
    library) are not a browser's and pass.
 
-docs/security-browser.md gives the threat model and every rule with its reason.
+docs/security.md#browser-borne-requests gives the threat model and every rule with its reason.
 """
 
 from __future__ import annotations
