@@ -25,7 +25,7 @@ async def lease_until_expired(http: httpx.AsyncClient, queue: str, expected_coun
     got = await http.get(f"/q/{queue}", params={"lease": 0.2})
     assert got.status_code == 200, got.text
     assert got.json()["count"] == expected_count
-    await wait_stats(http, queue, lambda s: s["leased"] == 0, "the lease to expire")
+    await wait_stats(http, queue, lambda s: s["leased"] == 0, "the lease to expire", timeout=30)
 
 
 async def soft_get(http: httpx.AsyncClient, queue: str) -> dict[str, Any]:
