@@ -155,15 +155,20 @@ class QueueDispatcher:
         self.consumers: dict[str, Consumer] = {}
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"restmq-dispatch-{self.queue}")
 
     async def stop(self) -> None:
+        """End the dispatch loop and wait until it has ended. The flag ends it even when the cancel is lost
+        (a loop running on would hold up its caller, which holds up every connect); a cancel of the caller
+        itself is not swallowed."""
+        self._stopped = True
+        self._wake.set()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task})
 
     def wake(self) -> None:
         self._wake.set()
@@ -208,7 +213,7 @@ class QueueDispatcher:
     async def _run(self) -> None:
         store, config = self.streams.store, self.streams.config
         policy = Policy.BROADCAST
-        while not self.streams.closing:
+        while not self.streams.closing and not self._stopped:
             self._wake.clear()
             if not self.consumers:  # the last consumer just left: taking now would deliver to no one
                 await self._sleep(config.safety_poll)
@@ -235,8 +240,10 @@ class QueueDispatcher:
             await self._sleep(config.safety_poll)
 
     async def _sleep(self, timeout: float) -> None:
+        # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that comes as the wake ends its wait.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
 
 
 class Streams:
@@ -340,10 +347,13 @@ class Streams:
             await self._settle(consumer.queue, SettleAction.RELEASE, n, count)
         consumer.inflight.clear()
         async with self._lock:
-            if not dispatcher.consumers and self._dispatchers.get(consumer.queue) is dispatcher:
-                del self._dispatchers[consumer.queue]
-                self.waiters.remove(consumer.queue, dispatcher.on_event)
-                await dispatcher.stop()
+            if dispatcher.consumers or self._dispatchers.get(consumer.queue) is not dispatcher:
+                return
+            del self._dispatchers[consumer.queue]
+            self.waiters.remove(consumer.queue, dispatcher.on_event)
+        # Outside the lock: connects (to any queue) need not wait for a dispatcher to end. A new dispatcher of
+        # this queue may start meanwhile; this one, without consumers, takes nothing more.
+        await dispatcher.stop()
 
     def written(self, consumer: Consumer, delivery: Delivery) -> None:
         """A transport wrote `delivery`: a roundrobin message without a client lease is done. Acks
