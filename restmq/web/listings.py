@@ -1,5 +1,6 @@
 """Paged listings for the HTTP handlers: `limit` and `after` from the query string, and only the queues the
-caller's token covers. The paging contract itself is in restmq.core.listing and docs/security.md#listings-and-dashboards-with-many-queues."""
+caller's token covers. The paging contract itself is in restmq.core.listing and in docs/security.md
+(#listings-and-dashboards-with-many-queues)."""
 
 from __future__ import annotations
 
