@@ -46,6 +46,19 @@ def stays(predicate: Callable[[], bool], seconds: float, what: str) -> None:
         time.sleep(0.25)
 
 
+def revoke_and_stay_closed(redis_url: str, token: str, status: Callable[[dict[str, str]], int]) -> None:
+    """Revoke `token`, wait until a request with it is refused, then watch that a request without any token
+    stays refused across the token cache (`status(headers)`: the status of GET /q/x with these headers)."""
+    revoke(redis_url, token)
+    wait_until(
+        lambda: status(bearer(token)) == 401,
+        timeout=TOKEN_CACHE * 4,
+        interval=0.2,
+        what="the revoked token to be refused",
+    )
+    stays(lambda: status({}) == 401, TOKEN_CACHE + 1, "open after the revoke")
+
+
 def refused_at_start(process: ServeProcess) -> str:
     """The log of a `restmq serve` that must refuse to start (exit 2), never serve."""
     code = process.start_outcome()
@@ -111,14 +124,7 @@ def test_a_public_address_allowed_by_a_token_stays_closed_when_it_is_revoked(
         assert "auth: tokens" in server.log(), server.log()
         assert netns.request(server.url + "/q/x", headers=bearer(token)) == 204
         assert netns.request(server.url + "/q/x") == 401
-        revoke(redis_url, token)
-        wait_until(
-            lambda: netns.request(server.url + "/q/x", headers=bearer(token)) == 401,
-            timeout=TOKEN_CACHE * 4,
-            interval=0.2,
-            what="the revoked token to be refused",
-        )
-        stays(lambda: netns.request(server.url + "/q/x") == 401, TOKEN_CACHE + 1, "open after the revoke")
+        revoke_and_stay_closed(redis_url, token, lambda headers: netns.request(server.url + "/q/x", headers=headers))
     finally:
         server.stop()
 
@@ -149,14 +155,7 @@ def test_tokens_mode_stays_closed_after_the_last_token_is_revoked(redis_url: str
         token = create_token(redis_url, "*", "admin")
         with httpx.Client(base_url=server.url, timeout=10) as client:
             assert client.get("/q/x", headers=bearer(token)).status_code == 204
-            revoke(redis_url, token)
-            wait_until(
-                lambda: client.get("/q/x", headers=bearer(token)).status_code == 401,
-                timeout=TOKEN_CACHE * 4,
-                interval=0.2,
-                what="the revoked token to be refused",
-            )
-            stays(lambda: client.get("/q/x").status_code == 401, TOKEN_CACHE + 1, "open after the revoke")
+            revoke_and_stay_closed(redis_url, token, lambda headers: client.get("/q/x", headers=headers).status_code)
 
 
 def test_tokens_mode_applies_acl_host_rules_too(redis_url: str, tmp_path: Path) -> None:
@@ -186,14 +185,7 @@ def test_auto_on_loopback_keeps_requiring_tokens_once_it_has(redis_url: str, tmp
                 what="the first token to lock the server",
             )
             assert client.get("/q/x", headers=bearer(token)).status_code == 204
-            revoke(redis_url, token)
-            wait_until(
-                lambda: client.get("/q/x", headers=bearer(token)).status_code == 401,
-                timeout=TOKEN_CACHE * 4,
-                interval=0.2,
-                what="the revoked token to be refused",
-            )
-            stays(lambda: client.get("/q/x").status_code == 401, TOKEN_CACHE + 1, "open after the last revoke")
+            revoke_and_stay_closed(redis_url, token, lambda headers: client.get("/q/x", headers=headers).status_code)
 
 
 def test_auto_on_loopback_starts_locked_when_tokens_exist(redis_url: str, tmp_path: Path) -> None:
