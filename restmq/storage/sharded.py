@@ -185,6 +185,9 @@ class ShardedStore:
         raise BackendUnavailable("every ring node is down")
 
     async def _on(self, node: Node, call: Callable[[RedisStore], Awaitable[T]]) -> T:
+        """`call` on the node; a failure marks it down. RedisStore retries a broken call once on a fresh
+        connection, so a stale pooled connection (the node restarted) never marks a node down: only a
+        fresh connection failing, or the node refusing (loading, out of memory...), does."""
         self._start_monitor()
         try:
             return await call(node.store)

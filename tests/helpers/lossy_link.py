@@ -48,8 +48,8 @@ class LossyLink:
             upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 upstream.connect(self._target)
-            except OSError:
-                client.close()
+            except OSError:  # the engine is down: so is this connection
+                _close(client, upstream)
                 continue
             with self._lock:
                 self._sockets += [client, upstream]
