@@ -14,6 +14,7 @@ second lease, no lost take.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import logging
@@ -63,9 +64,10 @@ REAP_ROUNDS = 50  # reap scripts per due queue per sweep (each moves up to 200 m
 RECONCILE_EVERY = 120  # sweeps between rebuilds of the timer index (about 30 s), and one at the first sweep
 T = TypeVar("T")
 
-# A connection that broke: the call is sent once more on a fresh one. Not LOADING (a ConnectionError
-# subclass): the engine answered, and at once again would answer the same.
+# A connection that broke: the call is sent once more on a fresh one. Not the ConnectionError subclasses
+# that a fresh connection would meet again at once: LOADING (the engine answered), a full pool, a refused login.
 BROKEN = (rexc.ConnectionError, rexc.TimeoutError, OSError)
+NOT_BROKEN = (rexc.BusyLoadingError, rexc.MaxConnectionsError, rexc.AuthenticationError)
 # Scripts whose repeat is harmless: those carrying an operation id, reads, and idempotent writes. Not the
 # streaming dispatch (broadcast, assign): its loop calls again anyway.
 RETRIED = frozenset(
@@ -184,7 +186,7 @@ class RedisStore:
         with backend_errors(self.name):
             try:
                 return await self.scripts.run(script, keys_, args)
-            except rexc.BusyLoadingError:
+            except NOT_BROKEN:
                 raise
             except BROKEN:
                 if script not in RETRIED:
@@ -201,11 +203,11 @@ class RedisStore:
         return qk.operation(f"{self._op_prefix}{next(self._op_counter):x}")
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        """`call()` (a read, or a write that may apply twice), once more on a fresh connection if it broke."""
+        """`call()` (a read, or a write whose repeat is harmless), once more on a fresh connection if it broke."""
         with backend_errors(self.name):
             try:
                 return await call()
-            except rexc.BusyLoadingError:
+            except NOT_BROKEN:
                 raise
             except BROKEN:
                 await self._drop_idle_connections()
@@ -215,7 +217,8 @@ class RedisStore:
         """One pooled connection broke: the idle others most likely did too (the engine restarted), so the
         next calls, the retry among them, connect afresh. A cluster client reconnects by itself."""
         if isinstance(self.client, Redis):
-            await self.client.connection_pool.disconnect(inuse_connections=False)
+            with contextlib.suppress(*BROKEN):  # closing a dead socket may complain; it is closed all the same
+                await self.client.connection_pool.disconnect(inuse_connections=False)
 
     async def _index(
         self, *, listed: Sequence[str] = (), unlisted: Sequence[str] = (), timer: tuple[str, int] | None = None
@@ -290,7 +293,7 @@ class RedisStore:
         ]
         with backend_errors(self.name):
             replies = await self.scripts.run_many("settle", calls)
-            if any(isinstance(reply, BROKEN) and not isinstance(reply, rexc.BusyLoadingError) for reply in replies):
+            if any(isinstance(reply, BROKEN) and not isinstance(reply, NOT_BROKEN) for reply in replies):
                 # the same operation ids: the calls that had run replay their replies
                 await self._drop_idle_connections()
                 replies = await self.scripts.run_many("settle", calls)
