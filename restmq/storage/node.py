@@ -161,6 +161,9 @@ def revocation_time() -> str:
 
 
 class RedisStore:
+    # Whether this store sends a call whose connection broke once more itself (see the module docstring).
+    retries_broken_calls = True
+
     def __init__(self, client: Client, *, name: str = "redis", key_base: int = 0, coalesce: bool = True) -> None:
         """`name` is what errors, logs and node_states() show: never a URL with its password (see urls.redact)."""
         self.client = client
@@ -189,7 +192,7 @@ class RedisStore:
             except NOT_BROKEN:
                 raise
             except BROKEN:
-                if script not in RETRIED:
+                if script not in RETRIED or not self.retries_broken_calls:
                     raise
                 await self._drop_idle_connections()
                 return await self.scripts.run(script, keys_, args)
@@ -210,6 +213,8 @@ class RedisStore:
             except NOT_BROKEN:
                 raise
             except BROKEN:
+                if not self.retries_broken_calls:
+                    raise
                 await self._drop_idle_connections()
                 return await call()
 
@@ -293,7 +298,8 @@ class RedisStore:
         ]
         with backend_errors(self.name):
             replies = await self.scripts.run_many("settle", calls)
-            if any(isinstance(reply, BROKEN) and not isinstance(reply, NOT_BROKEN) for reply in replies):
+            broken = any(isinstance(reply, BROKEN) and not isinstance(reply, NOT_BROKEN) for reply in replies)
+            if broken and self.retries_broken_calls:
                 # the same operation ids: the calls that had run replay their replies
                 await self._drop_idle_connections()
                 replies = await self.scripts.run_many("settle", calls)
