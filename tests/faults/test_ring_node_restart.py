@@ -46,7 +46,7 @@ def ready_on(engine: EmbeddedEngine) -> dict[str, int]:
     """How many ready messages each queue has on that node (read from the node itself)."""
     client = engine_client(engine)
     try:
-        return {queue: int(client.zcard(keys.queue_keys(queue).ready)) for queue in QUEUES}  # type: ignore[arg-type]
+        return {queue: int(client.zcard(keys.queue_keys(queue).ready)) for queue in QUEUES}
     except redis.RedisError:
         return dict.fromkeys(QUEUES, 0)
     finally:

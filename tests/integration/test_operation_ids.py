@@ -111,5 +111,5 @@ async def test_changes_are_remembered_and_empty_polls_are_not(
     assert redis_client.keys(f"rmq:{{{queue}}}:op:*") == []
     await store.add(queue, ["x"])
     remembered = redis_client.keys(f"rmq:{{{queue}}}:op:*")
-    assert len(remembered) == 1  # type: ignore[arg-type]
-    assert 0 < int(redis_client.pttl(remembered[0])) <= 30_000  # type: ignore[index,arg-type]
+    assert len(remembered) == 1
+    assert 0 < int(redis_client.pttl(remembered[0])) <= 30_000
