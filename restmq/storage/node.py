@@ -71,8 +71,7 @@ NOT_BROKEN = (rexc.BusyLoadingError, rexc.MaxConnectionsError, rexc.Authenticati
 # Scripts whose repeat is harmless: those carrying an operation id, reads, and idempotent writes. Not the
 # streaming dispatch (broadcast, assign): its loop calls again anyway.
 RETRIED = frozenset(
-    {"add", "pop", "settle", "delete", "purge", "redrive", "peek_recent", "history", "stats", "deadline"}
-    | {"settings", "presence", "timer_cas"}
+    {"add", "pop", "settle", "delete", "purge", "redrive"} | {"peek_recent", "history"} | {"settings", "presence"}
 )
 
 # meta hash field -> statistics name
