@@ -413,7 +413,7 @@ class _Worker:
             except ClientError as exc:
                 self._count("errors")
                 failures += 1
-                delay = _calls.retry_delay(failures, 0.5, 10.0)
+                delay = _calls.jittered_delay(failures, 0.5, 10.0)
                 log.warning("consume %s: %s; retrying in %.1fs", self.queue, exc, delay)
                 self.stop.wait(delay)
                 continue
@@ -564,7 +564,7 @@ class Stream:
 
     def _open(self) -> None:
         if self._failures:
-            delay = _calls.retry_delay(self._failures, self.reconnect_delay, self.max_reconnect_delay)
+            delay = self._state.reconnect_delay(self._failures, self.reconnect_delay, self.max_reconnect_delay)
             self._wake.wait(delay)
             if self._closed:
                 return
