@@ -457,10 +457,15 @@ class Stream:
                 print(message.value)
 
     **Broadcast** queues (the default policy) give every stream each message once. When the
-    connection drops (server restart, network), the stream reconnects with backoff and sends
-    ``Last-Event-ID``: the server replays the messages broadcast meanwhile from its history (the
-    newest 1,000 per queue, for 5 minutes), and the stream drops any duplicate. When the history
-    no longer reached back, a :class:`Gap` is appended to :attr:`gaps` and a warning is logged.
+    connection drops (server restart, network), the stream reconnects and sends ``Last-Event-ID``:
+    the server replays the messages broadcast meanwhile from its history (the newest 1,000 per
+    queue, for 5 minutes), and the stream drops any duplicate. When the history no longer reached
+    back, a :class:`Gap` is appended to :attr:`gaps` and a warning is logged.
+
+    **Reconnect backoff**: full jitter, a random wait between 0 and ``base * 2**(failures-1)`` (at
+    most ``max_reconnect_delay``), where ``base`` is the server's SSE ``retry:`` once received
+    (``reconnect_delay`` before; the cap is never below ``retry:``), so streams dropped together
+    come back spread out.
 
     **Lease mode** (``lease=S``, on a ``roundrobin`` queue): each message goes to one consumer and
     stays leased until acked. With ``auto_ack`` (the default) a message is acked when the loop
