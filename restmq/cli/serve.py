@@ -215,7 +215,7 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     option(
         "--sse-retry",
         default=3.0,
-        type=click.FloatRange(0.0, 3600.0),
+        type=click.FloatRange(0.1, 3600.0),
         show_default=True,
         help="Seconds SSE clients wait before reconnecting (the retry: field; the Python client's backoff base).",
     ),

@@ -13,6 +13,7 @@ from restmq.client.models import Message
 log = logging.getLogger("restmq.client")
 
 DEDUPE_WINDOW = 10_000  # keys remembered per broadcast stream to drop a replayed duplicate
+MIN_RECONNECT_BASE = 0.01  # seconds: a server's `retry: 0` still lets failed reconnects back off
 
 
 @dataclass(slots=True)
@@ -86,7 +87,7 @@ class StreamState:
         exponential backoff. The server's SSE ``retry:`` (once received) replaces `base`, and `cap`
         is never below it: a server that asks for longer waits gets them."""
         if self.retry_ms is not None:
-            base = self.retry_ms / 1000
+            base = max(self.retry_ms / 1000, MIN_RECONNECT_BASE)
             cap = max(cap, base)
         return jittered_delay(failures, base, cap)
 

@@ -147,6 +147,8 @@ def test_the_servers_retry_replaces_the_reconnect_base_and_lifts_the_cap() -> No
     assert max(state.reconnect_delay(3, 0.25, 5) for _ in range(200)) > 5  # the cap is never below the retry
     state.handle(SSEEvent(retry=100))
     assert max(state.reconnect_delay(1, 5, 5) for _ in range(200)) <= 0.1
+    state.handle(SSEEvent(retry=0))  # still a backoff: failed reconnects do not spin
+    assert max(state.reconnect_delay(8, 5, 5) for _ in range(200)) > 0.3
 
 
 # -- HTTP, with a mock transport --------------------------------------------------------------
