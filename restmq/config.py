@@ -50,6 +50,7 @@ class Settings:
     reaper_interval: float = 0.25
     coalesce: bool = True  # pipeline the backend commands of concurrent requests
     server: str = "uvicorn"  # the HTTP server: "uvicorn" or "granian"
+    sse_retry: float = 3.0  # seconds an SSE client is told (retry:) to wait before it reconnects
     limits: Limits = field(default_factory=Limits)
 
     @property

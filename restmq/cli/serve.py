@@ -213,6 +213,13 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         help="Queues with series of their own in /metrics, the first by name (0: none); totals cover all.",
     ),
     option(
+        "--sse-retry",
+        default=3.0,
+        type=click.FloatRange(0.1, 3600.0),
+        show_default=True,
+        help="Seconds SSE clients wait before reconnecting (the retry: field; the Python client's backoff base).",
+    ),
+    option(
         "--idle-timeout",
         default=DEFAULT_LIMITS.idle_timeout,
         show_default=True,
@@ -311,6 +318,7 @@ def build_settings(options: dict[str, Any]) -> Settings:
         insecure_open=options["insecure_open"],
         coalesce=options["coalesce"],
         server=options["server"],
+        sse_retry=options["sse_retry"],
         limits=limits,
     )
 

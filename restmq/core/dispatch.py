@@ -399,13 +399,19 @@ class Streams:
     ) -> tuple[list[HistoryEntry], bool]:
         """Broadcast history after `last_event_id`, oldest first, and whether it reaches back to it
         (False: messages may have been missed). Within `max_bytes` (as stored), the newest history
-        is kept: the read stops before the entry that would pass it, and the replay is then incomplete."""
+        is kept: the read stops before the entry that would pass it, and the replay is then incomplete.
+        On a roundrobin queue an id the history does not hold names a roundrobin delivery: those are
+        never replayed (an unwritten one went back to the queue), so nothing is missing or sent."""
         oldest = round(time.time() * 1000 - self.config.history_age * 1000)
         since = last_event_id if parse_message_key(queue, last_event_id) is not None else None
         history = await self.store.history(
             queue, self.config.history, max_bytes=max_bytes, since=since, oldest_ms=oldest
         )
-        return list(reversed(history.entries)), history.since_at_ms is not None
+        if history.since_at_ms is not None:
+            return list(reversed(history.entries)), True
+        if (await self.store.settings(queue)).policy is Policy.ROUNDROBIN:  # only when not reached: rare
+            return [], True
+        return list(reversed(history.entries)), False
 
     async def _heartbeats(self) -> None:
         """Every consumer quiet for `heartbeat` seconds gets a keep-alive; ticks at most 1 s apart."""

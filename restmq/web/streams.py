@@ -30,7 +30,7 @@ from restmq.web.token_watch import POLICY_CLOSES, TokenWatch
 log = logging.getLogger("restmq.streams")
 
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
-SSE_RETRY_MS = 3000
+SHUTDOWN_RETRY_MS = 250  # on shutdown: reconnect soon, to another process
 STUCK_GRACE = 2.0  # seconds a closed stream may take to end before its connection is dropped
 REPLAY_CHUNK = 64 * 1024  # bytes of replayed history per write
 
@@ -175,7 +175,8 @@ async def server_sent_events(request: Request) -> ConsumerStream:
         raise
     events, reached = _newest_events(replay, reached, max_bytes)
     replayed = {entry.key for entry in replay[len(replay) - len(events) :]}
-    opening = [sse.sse_retry(SSE_RETRY_MS)]
+    retry_ms = round(request.app.state.settings.sse_retry * 1000)
+    opening = [sse.sse_retry(retry_ms)]
     if not reached:
         oldest = replay[-len(events)].key if events else None
         opening.append(sse.sse_named("gap", {"last_event_id": last_id, "oldest": oldest}))
@@ -187,8 +188,8 @@ async def server_sent_events(request: Request) -> ConsumerStream:
             return sse.sse_event(batch[0])
         return b"".join(sse.sse_event(delivery) for delivery in batch if delivery.key not in replayed)
 
-    def closing(consumer: Consumer) -> bytes:  # on shutdown: reconnect soon, to another process
-        return sse.sse_retry(250) if consumer.closed == SHUTDOWN else b""
+    def closing(consumer: Consumer) -> bytes:
+        return sse.sse_retry(min(SHUTDOWN_RETRY_MS, retry_ms)) if consumer.closed == SHUTDOWN else b""
 
     return ConsumerStream(request, consumer, "text/event-stream", encode, sse.SSE_HEARTBEAT, opening, closing)
 
