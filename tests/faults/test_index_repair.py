@@ -7,15 +7,22 @@ leaves missing, the reaper's background repair restores."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import redis
 
+from restmq.storage import keys, scripts
 from restmq.storage.engine import EmbeddedEngine
+from restmq.storage.sharded import KEY_STRIDE
+from tests.helpers.cluster import Cluster
 from tests.helpers.server import ServeProcess, serve
-from tests.helpers.wait import wait_until
+from tests.helpers.topology import cluster_slot_owner, engine_client, flush_cluster, flush_engines
+from tests.helpers.wait import wait_for, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -58,3 +65,115 @@ async def test_a_purge_racing_adds_never_unlists_a_queue_that_holds_messages(ser
                 unlisted_rounds.append(round_)
                 await http.delete(f"/q/{queue}")  # start the next round from a listed-or-empty queue
     assert unlisted_rounds == [], f"{len(unlisted_rounds)} of {ROUNDS} rounds left the queue holding messages unlisted"
+
+
+# -- a crash between a script and its index write ---------------------------------------------------------------
+
+
+class Backends:
+    """Direct access to the engines behind a server, to break its indexes as a crash would."""
+
+    def __init__(self, clients: list[Any], serve_args: list[str]) -> None:
+        self.clients = clients  # every registry (one per ring node; a cluster client routes by key)
+        self.serve_args = serve_args
+
+    def forget(self, queue: str) -> None:
+        """The registry and timer entries of `queue` gone: a process died before writing them."""
+        for client in self.clients:
+            client.zrem(keys.QUEUES, queue)
+            client.zrem(keys.TIMERS, queue)
+
+    def add_script_alone(self, i: int, queue: str, value: str, delay_ms: int) -> None:
+        """add.lua run without the index writes that follow it (on ring node i, for a ring)."""
+        client = self.clients[i % len(self.clients)]
+        key_base = (i % len(self.clients)) * KEY_STRIDE if len(self.clients) > 1 else 0
+        qk = keys.queue_keys(queue)
+        args = [queue, qk.channel, 0, delay_ms, 0, 0, key_base, value]
+        client.eval(scripts.source("add"), len(qk.message_keys) + 1, *qk.message_keys, qk.meta, *args)
+
+    def timer(self, queue: str) -> float | None:
+        scores = [score for client in self.clients if (score := client.zscore(keys.TIMERS, queue)) is not None]
+        return min(scores, default=None)
+
+    def time_ms(self) -> int:
+        seconds, micros = self.clients[0].time()
+        return int(seconds) * 1000 + int(micros) // 1000
+
+
+@pytest.fixture(params=["node", "ring", "cluster"])
+def backends(request: pytest.FixtureRequest) -> Iterator[Backends]:
+    if request.param == "node":
+        engine: EmbeddedEngine = request.getfixturevalue("engine")
+        flush_engines([engine])
+        client = engine_client(engine)
+        yield Backends([client], ["--redis", engine.url])
+        client.close()
+    elif request.param == "ring":
+        ring: list[EmbeddedEngine] = request.getfixturevalue("ring_engines")
+        flush_engines(ring)
+        clients = [engine_client(node) for node in ring]
+        yield Backends(clients, [arg for node in ring for arg in ("--redis", node.url)])
+        for client in clients:
+            client.close()
+    else:
+        cluster: Cluster = request.getfixturevalue("shared_cluster")
+        flush_cluster(cluster)
+        client = redis.RedisCluster(host="127.0.0.1", port=cluster.masters()[0], decode_responses=True)
+        yield Backends([client], ["--redis-cluster", cluster.url])
+        client.close()
+
+
+def spread_names(prefix: str, backends: Backends, cluster: Cluster | None) -> list[str]:
+    """Three queue names; on a cluster, one in a slot of each master (the repair must scan every primary)."""
+    if cluster is None:
+        return [f"{prefix}-{i}" for i in range(3)]
+    by_master: dict[int, str] = {}
+    for i in range(1000):
+        name = f"{prefix}-{i}"
+        by_master.setdefault(cluster_slot_owner(cluster, keys.queue_keys(name).meta), name)
+    assert len(by_master) == 3, by_master
+    return sorted(by_master.values())
+
+
+async def test_the_repair_restores_registry_and_timer_entries_lost_in_a_crash(
+    backends: Backends, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    cluster = request.getfixturevalue("shared_cluster") if "--redis-cluster" in backends.serve_args else None
+    kept, orphans = spread_names("kept", backends, cluster), spread_names("orphan", backends, cluster)
+    with serve(backends.serve_args, tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            for queue in kept:
+                for fields in ({"value": "now"}, {"value": "later", "delay": "60"}):
+                    reply = await http.post(f"/q/{queue}", data=fields)
+                    assert reply.status_code == 200, reply.text
+            for i, queue in enumerate(orphans):
+                backends.add_script_alone(i, queue, "orphaned", delay_ms=60_000)
+            latest_due = backends.time_ms() + 60_000
+            for queue in kept:
+                backends.forget(queue)
+            broken_at = time.monotonic()
+
+            async def all_listed() -> bool:
+                reply = await http.get("/q/", params={"limit": 1000})
+                return set(kept + orphans) <= set(reply.json()["queues"])
+
+            await wait_for(all_listed, 30, 0.05, "every queue listed again")
+            listed_after = time.monotonic() - broken_at
+            await wait_for(
+                lambda: asyncio.to_thread(lambda: all(backends.timer(q) is not None for q in kept + orphans)),
+                30,
+                0.05,
+                "every timer entry back",
+            )
+            timers_after = time.monotonic() - broken_at
+            for queue in kept + orphans:
+                assert (backends.timer(queue) or 0) <= latest_due  # never later than the delayed message is due
+
+            async def all_counted() -> bool:
+                # a ring server learns which nodes hold a queue from their registries, every 0.5 s
+                reply = await http.get("/stats/", params={"limit": 1000})
+                held = {s["queue"]: s["length"] + s["delayed"] for s in reply.json()["queues"]}
+                return held == {**dict.fromkeys(kept, 2), **dict.fromkeys(orphans, 1)}
+
+            await wait_for(all_counted, 10, 0.05, "/stats/ to count every message")
+    print(f"repair: listed again after {listed_after:.2f} s, timers after {timers_after:.2f} s")
