@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import httpx
 import pytest
@@ -18,6 +18,7 @@ import redis
 
 from restmq.storage import keys, scripts
 from restmq.storage.engine import EmbeddedEngine
+from restmq.storage.node import RedisStore
 from restmq.storage.sharded import KEY_STRIDE
 from tests.helpers.cluster import Cluster
 from tests.helpers.server import ServeProcess, serve
@@ -27,6 +28,7 @@ from tests.helpers.wait import wait_for, wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROUNDS = 1000
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -177,3 +179,42 @@ async def test_the_repair_restores_registry_and_timer_entries_lost_in_a_crash(
 
             await wait_for(all_counted, 10, 0.05, "/stats/ to count every message")
     print(f"repair: listed again after {listed_after:.2f} s, timers after {timers_after:.2f} s")
+
+
+# -- the reaper's timer write racing an add -----------------------------------------------------------------------
+
+
+async def test_a_timer_set_while_the_reaper_sweeps_the_queue_stays_indexed(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """The reaper sweeps a due queue and then raises or removes its timer entry; an add with a delay whose script
+    runs in between wrote its (later) deadline with ZADD LT, which cannot lower an entry still due. Two stores
+    stand for two server processes."""
+    queue, rounds = "timed", 300
+    reaper, producer = RedisStore.from_url(redis_url), RedisStore.from_url(redis_url)
+    qk = keys.queue_keys(queue)
+    lost = []
+    try:
+        for round_ in range(rounds):
+            first = (await producer.add(queue, ["due"], delay_ms=60_000)).first
+            redis_client.zadd(qk.delayed, {str(first): 1})  # its delay is over: the reaper has work
+            redis_client.zadd(keys.TIMERS, {queue: 1})
+            redis_client.delete(keys.REAPER_LOCK)
+            yields = round_ % 60  # where the add lands among the reaper's commands
+            await asyncio.gather(reaper.reap(), _after_yields(yields, producer.add(queue, ["later"], delay_ms=60_000)))
+            delayed = cast(list[tuple[str, float]], redis_client.zrange(qk.delayed, 0, 0, withscores=True))
+            entry = redis_client.zscore(keys.TIMERS, queue)
+            if entry is None or entry > delayed[0][1]:
+                lost.append(round_)
+            await producer.purge(queue)
+            redis_client.zrem(keys.TIMERS, queue)
+    finally:
+        await reaper.close()
+        await producer.close()
+    assert lost == [], f"{len(lost)} of {rounds} rounds left a delayed message's timer unindexed"
+
+
+async def _after_yields(yields: int, call: Awaitable[T]) -> T:
+    for _ in range(yields):
+        await asyncio.sleep(0)  # lets the other task's commands go first: no time passes
+    return await call
