@@ -123,6 +123,13 @@ class ClusterIndexRepair(IndexRepair):
         self.cluster = client
         self._cursors: dict[str, int] = {}
 
+    def _batches(self, queues: list[str]) -> list[list[str]]:
+        """A script runs in one hash slot: one call per slot (the pipeline still sends one batch per node)."""
+        by_slot: dict[int, list[str]] = {}
+        for queue in queues:
+            by_slot.setdefault(key_slot(keys.queue_keys(queue).meta.encode()), []).append(queue)
+        return list(by_slot.values())
+
     async def _scan(self) -> tuple[list[str], bool]:
         primaries = self.cluster.get_primaries()
         # a primary gone (failed over, removed) takes its cursor along; a new one starts its pass at 0

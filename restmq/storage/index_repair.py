@@ -61,11 +61,15 @@ class IndexRepair:
         repaired = Repaired(wrapped=wrapped)
         if not queues:
             return repaired
-        states = await self.scripts.run_pipelined(
-            "index_state", [(keys.uncached_queue_keys(queue).message_keys, []) for queue in queues]
-        )
-        listed = [queue for queue, (flag, _) in zip(queues, states, strict=True) if flag]
-        deadlines = {queue: int(due) for queue, (_, due) in zip(queues, states, strict=True) if due >= 0}
+        batches = self._batches(queues)
+        replies = await self.scripts.run_pipelined("index_state", [(_state_keys(batch), []) for batch in batches])
+        states = [
+            (queue, flag, int(due))
+            for batch, reply in zip(batches, replies, strict=True)
+            for queue, (flag, due) in zip(batch, reply, strict=True)
+        ]
+        listed = [queue for queue, flag, _ in states if flag]
+        deadlines = {queue: due for queue, _, due in states if due >= 0}
         repaired.listed = await self._relist(listed)
         if deadlines:
             repaired.timers = cast(int, await self.client.zadd(keys.TIMERS, deadlines, lt=True, ch=True))
@@ -92,6 +96,10 @@ class IndexRepair:
                 await unlist(self.client, queue)
         return missing
 
+    def _batches(self, queues: list[str]) -> list[list[str]]:
+        """The index_state calls of a step: one for all (a single server runs a script over any keys)."""
+        return [queues]
+
     async def _scan(self) -> tuple[list[str], bool]:
         """The queues of the next meta hashes of this node, and whether its pass ended."""
         self._cursor, found = await self.client.scan(self._cursor, match=keys.META_PATTERN, count=SCAN_COUNT)
@@ -100,3 +108,13 @@ class IndexRepair:
 
 def queues_of(found: Sequence[str]) -> list[str]:
     return [queue for key in found if (queue := keys.queue_of_meta(key)) is not None]
+
+
+def _state_keys(queues: Sequence[str]) -> list[str]:
+    """KEYS of one index_state call: meta, delayed, leased and expires of each queue (built here, not through
+    queue_keys: a walk over every queue would evict the hot queues from its cache)."""
+    found = []
+    for queue in queues:
+        qk = keys.uncached_queue_keys(queue)
+        found += [qk.meta, qk.delayed, qk.leased, qk.expires]
+    return found
