@@ -127,7 +127,7 @@ class ClusterIndexRepair(IndexRepair):
         """A script runs in one hash slot: one call per slot (the pipeline still sends one batch per node)."""
         by_slot: dict[int, list[str]] = {}
         for queue in queues:
-            by_slot.setdefault(key_slot(keys.queue_keys(queue).meta.encode()), []).append(queue)
+            by_slot.setdefault(key_slot(keys.uncached_queue_keys(queue).meta.encode()), []).append(queue)
         return list(by_slot.values())
 
     async def _scan(self) -> tuple[list[str], bool]:

@@ -4,8 +4,9 @@ Both are written right after the script that changes a queue (they live in other
 that dies in between leaves a queue holding messages out of the registry, or a timer the reaper never visits.
 The truth is in each queue's own keys: its meta hash's `listed` flag and its timer sets. A step SCANs a few
 hundred keys of every node (every primary of a Redis Cluster) for meta hashes, reads those queues' truth with
-one script each (pipelined) and writes what the indexes miss. The reaper runs a step now and then, so a full
-pass costs the engine a little at a time, whatever the number of queues.
+one script (one per hash slot on a cluster, pipelined) and writes what the indexes miss. The reaper runs a step
+every other sweep (about two a second), so a pass costs the engine a little at a time, whatever the number of
+queues: well under a millisecond of engine time per step of 300 keys.
 
 The repair only adds: a registry entry it writes for a queue purged meanwhile is taken out again the way purge
 does it (remove, then read the flag again), and a timer entry can only be lowered (ZADD LT), which at worst
