@@ -218,3 +218,24 @@ async def _after_yields(yields: int, call: Awaitable[T]) -> T:
     for _ in range(yields):
         await asyncio.sleep(0)  # lets the other task's commands go first: no time passes
     return await call
+
+
+async def test_the_repair_never_lists_again_a_queue_purged_while_it_looked(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    """A repair step reads that a queue belongs in the registry, a purge empties and unlists it, then the step
+    writes the entry it found missing: it must take it out again. Two stores stand for two server processes."""
+    queue, rounds = "purged", 300
+    repairer, admin = RedisStore.from_url(redis_url), RedisStore.from_url(redis_url)
+    stale = []
+    try:
+        for round_ in range(rounds):
+            await admin.add(queue, ["v"])
+            redis_client.zrem(keys.QUEUES, queue)  # lost in a crash: the repair has work
+            await asyncio.gather(repairer.index_repair.step(), _after_yields(round_ % 40, admin.purge(queue)))
+            if redis_client.zscore(keys.QUEUES, queue) is not None:
+                stale.append(round_)
+    finally:
+        await repairer.close()
+        await admin.close()
+    assert stale == [], f"{len(stale)} of {rounds} rounds left a purged, empty queue listed"
