@@ -295,7 +295,7 @@ class RedisStore:
 
     async def _fold_legacy_registry(self, *, again: bool = False) -> None:
         """Move the names of the registry earlier versions kept (a SET, which cannot be read in name order) into
-        the ordered one: once per process before its first listing, and at each timer reconciliation, which
+        the ordered one: once per process before its first listing, and after each pass of the index repair, which
         also catches names that processes of the earlier version add during a rolling upgrade."""
         if self._legacy_folded and not again:
             return
