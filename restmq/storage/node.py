@@ -2,7 +2,8 @@
 
 Every queue operation is one Lua script over that queue's keys (one hash slot). The only
 cross-slot writes are the queue registry and the reaper's timer index, which are indexes:
-the scripts report when they must change, and those writes follow the script.
+the scripts report when they must change, and those writes follow the script. Whatever a
+crash between the two leaves missing, the reaper's index repair restores (index_repair.py).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from restmq.storage import keys
 from restmq.storage.base import EventHandler
 from restmq.storage.errors import backend_errors
 from restmq.storage.events import EventListener
+from restmq.storage.index_repair import IndexRepair, unlist
 from restmq.storage.packing import fast_connection_class
 from restmq.storage.scripts import Client, Scripts
 from restmq.storage.urls import redact
@@ -52,7 +54,7 @@ log = logging.getLogger("restmq.storage")
 
 STATS_BATCH = 500  # queues per stats script call: the engine is never blocked long, whatever the page size
 REAP_ROUNDS = 50  # reap scripts per due queue per sweep (each moves up to 200 messages)
-RECONCILE_EVERY = 120  # sweeps between rebuilds of the timer index (about 30 s), and one at the first sweep
+REPAIR_EVERY = 2  # sweeps between steps of the index repair (a step at the first sweep)
 T = TypeVar("T")
 
 # meta hash field -> statistics name
@@ -151,6 +153,7 @@ class RedisStore:
         self._up = True
         self._legacy_folded = False
         self.events = EventListener(self._make_pubsub, lambda q: keys.queue_keys(q).channel, name)
+        self.index_repair = IndexRepair(client, self.scripts)
 
     @classmethod
     def from_url(cls, url: str, *, key_base: int = 0, coalesce: bool = True) -> RedisStore:
@@ -163,15 +166,12 @@ class RedisStore:
         with backend_errors(self.name):
             return await self.scripts.run(script, keys_, args)
 
-    async def _index(
-        self, *, listed: Sequence[str] = (), unlisted: Sequence[str] = (), timer: tuple[str, int] | None = None
-    ) -> None:
-        """Follow-up writes to the cross-slot indexes (registry, timers)."""
+    async def _index(self, *, listed: Sequence[str] = (), timer: tuple[str, int] | None = None) -> None:
+        """Follow-up writes to the cross-slot indexes (registry, timers). Only ever additions (and a lower
+        deadline): an entry written late or twice is harmless; removals go through unlist and the reaper."""
         with backend_errors(self.name):
             for queue in listed:
                 await self.client.zadd(keys.QUEUES, {queue: 0})
-            for queue in unlisted:
-                await self.client.zrem(keys.QUEUES, queue)
             if timer is not None:
                 await self.client.zadd(keys.TIMERS, {timer[0]: timer[1]}, lt=True)
 
@@ -243,7 +243,8 @@ class RedisStore:
     async def purge(self, queue: str) -> int:
         qk = keys.queue_keys(queue)
         removed = int(await self._run("purge", [*qk.message_keys, qk.history], [qk.channel]))
-        await self._index(unlisted=[queue])
+        with backend_errors(self.name):
+            await unlist(self.client, queue)  # not a plain ZREM: an add since the script may have listed it
         return removed
 
     async def redrive(self, dead_queue: str, limit: int = 10_000) -> int:
@@ -294,7 +295,7 @@ class RedisStore:
 
     async def _fold_legacy_registry(self, *, again: bool = False) -> None:
         """Move the names of the registry earlier versions kept (a SET, which cannot be read in name order) into
-        the ordered one: once per process before its first listing, and at each timer reconciliation, which
+        the ordered one: once per process before its first listing, and after each pass of the index repair, which
         also catches names that processes of the earlier version add during a rolling upgrade."""
         if self._legacy_folded and not again:
             return
@@ -350,26 +351,24 @@ class RedisStore:
                         await self.client.zadd(keys.QUEUES, {dead_name: 0})
                     if n == 0 or not 0 <= next_due <= now:
                         break
-                await self.scripts.run("timer_cas", [keys.TIMERS], [queue, int(seen), next_due])
+                if await self.scripts.run("timer_cas", [keys.TIMERS], [queue, int(seen), next_due]):
+                    await self._recheck_timer(queue, next_due)
             self._sweeps += 1
-            if self._sweeps % RECONCILE_EVERY == 1:
-                await self._reconcile_timers()
+            if self._sweeps % REPAIR_EVERY == 1:
+                if (await self.index_repair.step()).wrapped:
+                    await self._fold_legacy_registry(again=True)
         return _not_cancelled(moved)
 
-    async def _reconcile_timers(self) -> None:
-        """Put every listed queue with a timer back in the reaper's index. The index is written right
-        after the script that sets a timer; a process dying in between would leave that lease unindexed,
-        so now and then (and at start) the index is rebuilt from the queues themselves."""
-        await self._fold_legacy_registry(again=True)
-        cursor = 0
-        while True:
-            cursor, scored = await self.client.zscan(keys.QUEUES, cursor, count=500)
-            for queue, _ in cast(list[tuple[str, float]], scored):
-                deadline = await self.scripts.run("deadline", keys.queue_keys(queue).message_keys, [])
-                if deadline >= 0:
-                    await self.client.zadd(keys.TIMERS, {queue: deadline}, lt=True)
-            if cursor == 0:
-                return
+    async def _recheck_timer(self, queue: str, written: int) -> None:
+        """After the reaper raised or removed a queue's timer entry, lower it to the queue's deadline read now.
+
+        A script that set an earlier timer after the reap script and before that write wrote its entry first,
+        with ZADD LT, which could not lower an entry that was still due: the reaper's write then dropped it.
+        Reading the deadline after the write catches such a timer; one set after this read has its own
+        entry written after ours."""
+        deadline = int(await self.scripts.run("deadline", keys.queue_keys(queue).message_keys, []))
+        if deadline >= 0 and deadline != written:
+            await self.client.zadd(keys.TIMERS, {queue: deadline}, lt=True)
 
     # -- streaming ----------------------------------------------------------------------------
 
