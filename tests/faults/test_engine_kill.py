@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from restmq.storage.engine import find_engine_binary
+from restmq.storage.supervisor import ENGINE_FAILED_EXIT
 from tests.helpers.server import ServeProcess, free_port
 from tests.helpers.streams import sse, wait_consumers
 from tests.helpers.wait import wait_for, wait_until
@@ -219,7 +220,8 @@ async def test_engine_kill_9_under_load_loses_nothing_and_recovers(kind: str, tm
     assert twice == [], f"delivered twice with the same delivery count (no lease expired): {twice[:10]}"
 
 
-def test_an_engine_that_cannot_be_restarted_stops_the_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", list(SERVERS))
+def test_an_engine_that_cannot_be_restarted_stops_the_server(kind: str, tmp_path: Path) -> None:
     """The engine runs through a wrapper that refuses to start it again once `allowed` is gone."""
     allowed = tmp_path / "allowed"
     allowed.touch()
@@ -228,7 +230,9 @@ def test_an_engine_that_cannot_be_restarted_stops_the_server(tmp_path: Path) -> 
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR)
     data_dir = tmp_path / "data"
     server = ServeProcess(
-        ["--data-dir", str(data_dir), "--engine-binary", str(wrapper)], free_port(), tmp_path / "serve.log"
+        ["--data-dir", str(data_dir), "--engine-binary", str(wrapper), *SERVERS[kind]],
+        free_port(),
+        tmp_path / "serve.log",
     )
     try:
         server.wait_ready(30)
@@ -247,7 +251,7 @@ def test_an_engine_that_cannot_be_restarted_stops_the_server(tmp_path: Path) -> 
             return False
 
         wait_until(exited, 90, 0.05, "the server to give up on its engine and exit")
-        assert server.proc.returncode not in (0, None)
+        assert server.proc.returncode == ENGINE_FAILED_EXIT
         log = server.log()
         assert saw_503, "/ready never answered 503 while the engine was down"
         assert log.count(GIVE_UP_LINE) == 1, log
