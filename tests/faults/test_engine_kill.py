@@ -1,5 +1,6 @@
 """Faults of the embedded engine: `kill -9` of the valkey-server child of a real `restmq serve`, under producers
-and lease+ack workers, and an engine that cannot be restarted (issue 14, item 1: engine supervision)."""
+and lease+ack workers, with SSE, COMET and WebSocket consumers open; and an engine that cannot be restarted
+(issue 14, item 1: engine supervision)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,16 @@ import pytest
 from restmq.storage.engine import find_engine_binary
 from restmq.storage.supervisor import ENGINE_FAILED_EXIT
 from tests.helpers.server import ServeProcess, free_port
-from tests.helpers.streams import sse, wait_consumers
+from tests.helpers.streams import open_reader, wait_consumers
 from tests.helpers.wait import wait_for, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 QUEUE = "fault"
-SSE_QUEUE = "fault-sse"
+STREAM_QUEUE = "fault-streams"  # broadcast: every streaming consumer gets every message
+STREAMS = ("sse", "comet", "ws")
+# granian sends a COMET response's headers only with its first message: a COMET reader cannot be seen open before.
+GRANIAN_STREAMS = ("sse", "ws")
 LEASE = 20  # seconds: no lease held by a live worker runs out during the test
 READY_BOUND = 15.0  # /ready back after a kill (the benchmark's target is 3 s; the machine is shared)
 GIVE_UP_LINE = "embedded engine failed"
@@ -74,6 +78,7 @@ class Ledger:
 
     added: dict[str, str] = field(default_factory=dict)
     deliveries: list[tuple[str, str, int]] = field(default_factory=list)
+    retried: int = 0  # requests answered 503 or without a reply, and tried again
     stop_adding: asyncio.Event = field(default_factory=asyncio.Event)
 
     def consumed(self) -> set[str]:
@@ -96,6 +101,7 @@ async def produce(client: httpx.AsyncClient, ledger: Ledger, name: str) -> None:
             except httpx.HTTPError:
                 pass
             assert time.monotonic() < deadline, f"{value} could not be added in 60 s"
+            ledger.retried += 1
             await asyncio.sleep(0.05)
         n += 1
 
@@ -182,10 +188,14 @@ async def test_engine_kill_9_under_load_loses_nothing_and_recovers(kind: str, tm
     data_dir = tmp_path / "data"
     with serving(["--data-dir", str(data_dir), *SERVERS[kind]], tmp_path) as server:
         ledger = Ledger()
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as client, sse(server.url, SSE_QUEUE) as reader:
-            await wait_consumers(client, server.url, SSE_QUEUE, 1)
-            await add_until_answered(client, SSE_QUEUE, "before")
-            await reader.wait_count(1, timeout=15)
+        streams = GRANIAN_STREAMS if kind == "granian" else STREAMS
+        async with contextlib.AsyncExitStack() as stack:
+            client = await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=30))
+            readers = [await stack.enter_async_context(open_reader(k, server.url, STREAM_QUEUE)) for k in streams]
+            await wait_consumers(client, server.url, STREAM_QUEUE, len(readers))
+            await add_until_answered(client, STREAM_QUEUE, "before")
+            for reader in readers:
+                await reader.wait_count(1, timeout=15)
             async with traffic(server.url, ledger):
                 await eventually(lambda: len(ledger.deliveries) >= 100, 60, "100 deliveries before the kill")
                 victim = engine_pid(data_dir)
@@ -198,11 +208,12 @@ async def test_engine_kill_9_under_load_loses_nothing_and_recovers(kind: str, tm
                 assert recovered < READY_BOUND
                 delivered = len(ledger.deliveries)
                 await eventually(lambda: len(ledger.deliveries) >= delivered + 100, 60, "100 deliveries after it")
-                # The stream open through the kill gets a message added after it, without reconnecting.
-                await add_until_answered(client, SSE_QUEUE, "after")
-                await reader.wait_count(2, timeout=30)
-                assert [m["value"] for m in reader.messages] == ["before", "after"]
-                assert not reader.ended.is_set()
+                # The streams open through the kill get a message added after it, without reconnecting.
+                await add_until_answered(client, STREAM_QUEUE, "after")
+                for reader in readers:
+                    await reader.wait_count(2, timeout=30)
+                    assert [m["value"] for m in reader.messages] == ["before", "after"], reader.kind
+                    assert not reader.ended.is_set(), reader.kind
                 # The workers drain the rest; a message leased by a request whose reply was lost with the
                 # engine comes back when its lease runs out, with a higher delivery count.
                 ledger.stop_adding.set()
@@ -210,7 +221,7 @@ async def test_engine_kill_9_under_load_loses_nothing_and_recovers(kind: str, tm
         assert zombie_children(server.proc.pid) == []
         assert not Path(f"/proc/{victim}").exists(), "the killed engine was not reaped"
         log = server.log()
-    print(f"engine kill -9 ({kind}): /ready answered 200 again {recovered:.2f} s after the kill")
+    print(f"engine kill -9 ({kind}): /ready 200 again {recovered:.2f} s after the kill; {ledger.retried} adds retried")
     assert f"engine pid {victim} died" in log, log
     lost = set(ledger.added) - ledger.consumed()
     assert not lost, f"{len(lost)} acknowledged adds never delivered: {sorted(lost)[:10]}"
