@@ -51,9 +51,11 @@ class EngineSupervisor:
         self._thread: threading.Thread | None = None
         self._last_error = ""  # the first line of the last failed restart's error
         self.gave_up = False
+        self.restarts = 0  # engines started again, answering
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._watch, name="restmq-engine-supervisor", daemon=True)
+        pid = self._engine.pid  # read here: the engine may die before the thread runs
+        self._thread = threading.Thread(target=self._watch, args=(pid,), name="restmq-engine-supervisor", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -64,8 +66,7 @@ class EngineSupervisor:
         if self._thread is not None:
             self._thread.join()
 
-    def _watch(self) -> None:
-        pid = self._engine.pid
+    def _watch(self, pid: int | None) -> None:
         try:
             while not self._stopping.wait(POLL_INTERVAL):
                 with self._lock:
@@ -105,6 +106,7 @@ class EngineSupervisor:
                     log.debug("the engine log's last lines:\n%s", details)
                     continue
             took = time.monotonic() - started
+            self.restarts += 1
             log.warning(
                 "engine restarted: pid %d on unix socket %s, answering after %.2f s (%d failure(s) in the last %g s)",
                 pid,

@@ -22,7 +22,7 @@ from restmq.storage.engine import find_engine_binary
 from restmq.storage.supervisor import ENGINE_FAILED_EXIT
 from tests.helpers.server import ServeProcess, free_port
 from tests.helpers.streams import open_reader, wait_consumers
-from tests.helpers.wait import wait_for, wait_until
+from tests.helpers.wait import process_gone, wait_for, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -270,3 +270,23 @@ def test_an_engine_that_cannot_be_restarted_stops_the_server(kind: str, tmp_path
         assert zombie_children(server.proc.pid) == []
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["stopped", "killed"])
+def test_a_restarted_engine_ends_with_its_server(sig: signal.Signals, tmp_path: Path) -> None:
+    """The restarted engine was started by the supervisor thread: it still stops with the server, and dies with
+    it when the server is killed (PR_SET_PDEATHSIG follows the thread that started it)."""
+    data_dir = tmp_path / "data"
+    with serving(["--data-dir", str(data_dir)], tmp_path) as server:
+        first = engine_pid(data_dir)
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        wait_until(lambda: engine_pid(data_dir) not in (None, first), READY_BOUND, 0.02, "a new engine")
+        server.wait_ready(READY_BOUND)
+        second = engine_pid(data_dir)
+        assert second is not None
+        server.kill(sig)
+        wait_until(lambda: process_gone(second), 10, 0.02, f"engine pid {second} to end with its server")
+    if sig == signal.SIGTERM:
+        assert server.proc.returncode == 0
+        assert f"engine pid {second} stopped (exit code 0)" in server.log()
