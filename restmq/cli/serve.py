@@ -371,11 +371,21 @@ def serve(**options: Any) -> None:
     # stopped last, cleanly, before this process exits.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: None)
+    supervisor = None
+    if engine is not None:
+        from restmq.storage.supervisor import EngineSupervisor
+
+        supervisor = EngineSupervisor(engine)  # restarts a dead engine; stops the server if it cannot
+        supervisor.start()
     try:
         run(settings)
     finally:
-        if engine is not None:
-            engine.stop()
+        if supervisor is not None:
+            supervisor.stop()
+    if supervisor is not None and supervisor.gave_up:
+        from restmq.storage.supervisor import ENGINE_FAILED_EXIT
+
+        sys.exit(ENGINE_FAILED_EXIT)  # the reason is logged once, where the supervisor gave up
     log.info("RestMQ stopped")
 
 
