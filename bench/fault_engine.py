@@ -119,7 +119,8 @@ def _row(
     return Row(
         scenario=name,
         fault=fault,
-        answers=statuses(ledger.statuses(window.start, end)),
+        answers=statuses(ledger.statuses(window.start, end))
+        + f"; {ledger.reconnections(window.start, end)} connections closed by the server",
         worst=f"{ledger.max_latency(window.start, end):.2f} s",
         recovery=seconds(window.back, limit, after),
         lost=lost_text(acc, drained),

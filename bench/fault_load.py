@@ -32,6 +32,12 @@ class Call:
         return self.end - self.start
 
 
+def answered(reply: httpx.Response) -> str:
+    """The status, marked when the server closed the connection after it (uvicorn does after an unhandled error)."""
+    closed = reply.headers.get("connection", "").lower() == "close"
+    return f"{reply.status_code} closed" if closed else str(reply.status_code)
+
+
 def outcome_of(exc: BaseException) -> str:
     if isinstance(exc, httpx.TimeoutException):
         return "timeout"
@@ -48,8 +54,23 @@ class Ledger:
     acked: dict[str, str] = field(default_factory=dict)  # value -> key of adds answered 200
     deliveries: list[tuple[str, str, int]] = field(default_factory=list)  # (key, value, count)
 
+    reconnects: list[float] = field(default_factory=list)  # when a client had to open a new connection
+    _streams: dict[int, object] = field(default_factory=dict)  # id(client) -> its connection's network stream
+
     def record(self, kind: str, start: float, outcome: str) -> None:
         self.calls.append(Call(kind, start, time.monotonic(), outcome))
+
+    def answer(self, kind: str, start: float, http: httpx.AsyncClient, reply: httpx.Response) -> None:
+        """Record an answer, and notice when it came on a new connection: the server closed the previous one."""
+        self.record(kind, start, answered(reply))
+        stream = reply.extensions.get("network_stream")
+        previous = self._streams.get(id(http))
+        if previous is not None and stream is not previous:
+            self.reconnects.append(start)
+        self._streams[id(http)] = stream
+
+    def reconnections(self, since: float, until: float) -> int:
+        return sum(since <= t <= until for t in self.reconnects)
 
     def statuses(self, since: float, until: float) -> Counter[str]:
         """Answers to calls started in [since, until], by outcome."""
@@ -108,7 +129,7 @@ async def producer(
             start = time.monotonic()
             try:
                 reply = await http.post(f"{base}/q/{queue}", data={"value": value}, headers={"Idempotency-Key": value})
-                ledger.record("add", start, str(reply.status_code))
+                ledger.answer("add", start, http, reply)
                 if reply.status_code == 200:
                     ledger.acked[value] = reply.text.strip()
                     seq += 1
@@ -142,7 +163,7 @@ async def lease_one(ledger: Ledger, http: httpx.AsyncClient, base: str, queue: s
     except asyncio.CancelledError:
         ledger.record("get", start, "unanswered")
         raise
-    ledger.record("get", start, str(reply.status_code))
+    ledger.answer("get", start, http, reply)
     if reply.status_code != 200:
         return None
     message = reply.json()
@@ -154,7 +175,7 @@ async def ack(ledger: Ledger, http: httpx.AsyncClient, base: str, queue: str, ke
     start = time.monotonic()
     try:
         reply = await http.delete(f"{base}/q/{queue}/{key}")
-        ledger.record("ack", start, str(reply.status_code))
+        ledger.answer("ack", start, http, reply)
     except httpx.HTTPError as exc:  # the lease runs out and the message comes back: counted as redelivered
         ledger.record("ack", start, outcome_of(exc))
     except asyncio.CancelledError:

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 import httpx
 import redis
 from fault_common import Context, Row, start_engine, statuses, wait_for
-from fault_load import cancel_after, client, pace
+from fault_load import answered, cancel_after, client, outcome_of, pace
 from fault_procs import wait_dead
 
 from restmq.storage import keys
 from restmq.storage.engine import EmbeddedEngine
+
+DOWN = 1.0  # seconds between the kill and the restart
 
 
 @dataclass
@@ -49,9 +51,9 @@ async def reader(rnd: Round, base: str, queues: list[str], interval: float, stop
             try:
                 reply = await http.get(f"{base}/q/{queue}")
                 value = reply.json()["value"] if reply.status_code == 200 else None
-                rnd.gets.append(Get(start, queue, str(reply.status_code), value))
+                rnd.gets.append(Get(start, queue, answered(reply), value))
             except httpx.HTTPError as exc:
-                rnd.gets.append(Get(start, queue, type(exc).__name__, None))
+                rnd.gets.append(Get(start, queue, outcome_of(exc), None))
             await pace(stop, start + interval)
 
 
@@ -125,7 +127,8 @@ async def _round(ctx: Context, base: str, node: EmbeddedEngine, queues: list[str
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     wait_dead([pid])
-    node.stop()  # reaps it and frees its lock; then a restart on the same AOF
+    await asyncio.sleep(DOWN)  # down for a moment, as when a supervisor restarts it
+    node.stop()  # reaps it and frees its lock; then a restart on the same AOF (blocks the loop ~0.1 s)
     node.start()
     back = time.monotonic()
     seen = lambda: any(g.at >= back and g.queue in mine and g.value in rnd.filled for g in rnd.gets)  # noqa: E731

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 
 import httpx
 from fault_common import Context, Row, start_engine, statuses, wait_for
-from fault_load import cancel_after, client, outcome_of, pace
+from fault_load import answered, cancel_after, client, outcome_of, pace
 from fault_procs import kill_tree, wait_dead
 
 LATE = 1.0  # seconds: a delivery slower than this counts as late
+DELIVERY_WAIT = 30.0  # seconds to wait for every acknowledged message once the producer stopped
 
 
 # -- server kill ------------------------------------------------------------------------------------------
@@ -56,7 +57,7 @@ async def sse_producer(stream: Stream, base: str, queue: str, interval: float, s
             stream.sent[value] = start
             try:
                 reply = await http.post(f"{base}/q/{queue}", data={"value": value})
-                stream.answers.append((start, str(reply.status_code)))
+                stream.answers.append((start, answered(reply)))
                 if reply.status_code == 200:
                     stream.acked.add(value)
             except httpx.HTTPError as exc:
@@ -86,9 +87,9 @@ async def server_kill(ctx: Context) -> Row:
     await cancel_after([producer], 15)
     everything = lambda: all(v in stream.received for v in stream.acked)  # noqa: E731
     with contextlib.suppress(TimeoutError):
-        await wait_for(everything, ctx.limit, "")
+        await wait_for(everything, max(ctx.limit, DELIVERY_WAIT), "")
     await cancel_after(consumers, 0)
-    return _server_kill_row(stream, killed, per_server, ctx.limit)
+    return _server_kill_row(stream, killed, per_server, max(ctx.limit, DELIVERY_WAIT))
 
 
 def _server_kill_row(stream: Stream, killed: float, per_server: int, limit: float) -> Row:
