@@ -32,9 +32,10 @@ class Stream:
     received: dict[str, list[float]] = field(default_factory=dict)  # value -> when each delivery arrived
     answers: list[tuple[float, str]] = field(default_factory=list)  # (when sent, outcome) of every add
     connected: int = 0
+    victim_got: list[float] = field(default_factory=list)  # when consumers of the killed server received one
 
 
-async def sse_consumer(stream: Stream, base: str, queue: str) -> None:
+async def sse_consumer(stream: Stream, base: str, queue: str, on_victim: bool) -> None:
     """One roundrobin SSE consumer; it ends when its server goes away (it does not reconnect)."""
     with contextlib.suppress(httpx.HTTPError):
         async with (
@@ -46,6 +47,8 @@ async def sse_consumer(stream: Stream, base: str, queue: str) -> None:
                 if line.startswith("data:"):
                     value = json.loads(line[5:])["value"]
                     stream.received.setdefault(value, []).append(time.monotonic())
+                    if on_victim:
+                        stream.victim_got.append(time.monotonic())
 
 
 async def sse_producer(stream: Stream, base: str, queue: str, interval: float, stop: asyncio.Event) -> None:
@@ -73,13 +76,15 @@ async def server_kill(ctx: Context) -> Row:
     httpx.post(survivor.url(f"/p/{queue}"), data={"policy": "roundrobin"}, timeout=10).raise_for_status()
     stream, stop = Stream(), asyncio.Event()
     consumers = [
-        asyncio.create_task(sse_consumer(stream, server.url(""), queue))
+        asyncio.create_task(sse_consumer(stream, server.url(""), queue, server is victim))
         for server in (survivor, victim)
         for _ in range(per_server)
     ]
     await wait_for(lambda: stream.connected >= 2 * per_server, 20, "the SSE consumers to connect")
     producer = asyncio.create_task(sse_producer(stream, survivor.url(""), queue, 1 / ctx.rate, stop))
     await asyncio.sleep(ctx.warmup)  # steady load before the fault
+    with contextlib.suppress(TimeoutError):  # a kill before they got any would test nothing (the notes tell)
+        await wait_for(lambda: bool(stream.victim_got), 10, "the consumers of the server to kill to get messages")
     killed = time.monotonic()
     wait_dead(kill_tree(victim.proc.pid))
     await asyncio.sleep(max(ctx.warmup, 3.0))  # steady load after the fault
@@ -110,4 +115,6 @@ def _server_kill_row(stream: Stream, killed: float, per_server: int, limit: floa
         recovery="-",
         lost=f"{len(lost)} of {len(stream.acked)}" + (f" (not delivered within {limit:g} s)" if lost else ""),
         duplicated=str(twice),
+        notes=f"before the kill, the killed server's consumers received"
+        f" {sum(t < killed for t in stream.victim_got)} of {len(before)} messages",
     )
