@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -24,26 +25,39 @@ ROOT = Path(__file__).resolve().parent.parent
 class Serve:
     """Options every `restmq serve` of the run shares: the HTTP server, and --backend-timeout when it exists."""
 
-    def __init__(self, server: str, backend_timeout: float) -> None:
+    def __init__(self, server: str, backend_timeout: float | None) -> None:
         self.server = server
-        help_text = subprocess.run(
-            [sys.executable, "-m", "restmq", "serve", "--help"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=ROOT,
-            check=True,
-        ).stdout
-        self.backend_timeout = backend_timeout if "--backend-timeout" in help_text else None
+        self.backend_timeout, self.backend_timeout_given = None, backend_timeout is not None
+        option = backend_timeout_option()
+        if option is not None:  # None: this restmq has no such option; measure without
+            self.backend_timeout = backend_timeout if backend_timeout is not None else option
 
     def args(self, *backend: str) -> list[str]:
-        extra = ["--backend-timeout", f"{self.backend_timeout:g}"] if self.backend_timeout is not None else []
+        extra = ["--backend-timeout", f"{self.backend_timeout:g}"] if self.backend_timeout_given else []
         return ["-m", "restmq", "serve", *backend, "--log-level", "warning", "--server", self.server, *extra]
 
     def start(self, stack: contextlib.ExitStack, name: str, tmp: Path, *backend: str) -> Server:
         server = start_server(stack, name, self.args(*backend), tmp, "/ready", 0)
         wait_ready(server, 30)
         return server
+
+
+def backend_timeout_option() -> float | None:
+    """The default of `restmq serve --backend-timeout` (0.0 when it shows none), or None without that option."""
+    help_text = subprocess.run(
+        [sys.executable, "-m", "restmq", "serve", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=True,
+    ).stdout
+    start = help_text.find("--backend-timeout")
+    if start < 0:
+        return None
+    end = help_text.find("\n  -", start)  # the next option
+    default = re.search(r"default:\s*([0-9.]+)", help_text[start : end if end > 0 else None])
+    return float(default.group(1)) if default else 0.0
 
 
 def wait_ready(server: Server, timeout: float) -> None:

@@ -15,7 +15,6 @@ The section below is measured by `bench/faults.py` with real processes on loopba
 
 
 def measured(rows: list[Row], ctx: Context, command: str, info: dict[str, str]) -> str:
-    deadline = ctx.serve.backend_timeout
     lines = [
         HEADING,
         "",
@@ -26,11 +25,7 @@ def measured(rows: list[Row], ctx: Context, command: str, info: dict[str, str]) 
         f"Load during each fault: {ctx.producers} producers adding {ctx.rate:g} messages/s in all (a failed add is"
         f" retried with its Idempotency-Key), {ctx.consumers} consumers leasing and acknowledging; `restmq serve` on"
         f" {ctx.serve.server}, one worker"
-        + (
-            f", `--backend-timeout {deadline:g}`."
-            if deadline is not None
-            else ", without a `--backend-timeout` option."
-        )
+        + deadline_text(ctx)
         + f" A scenario waits {ctx.limit:g} s at most for service to come back.",
         "",
         "| scenario | fault | answers during the fault | worst latency | service back | lost | duplicated | notes |",
@@ -52,6 +47,13 @@ def measured(rows: list[Row], ctx: Context, command: str, info: dict[str, str]) 
         "",
     ]
     return "\n".join(lines)
+
+
+def deadline_text(ctx: Context) -> str:
+    deadline = ctx.serve.backend_timeout
+    if deadline is None:
+        return ", without a `--backend-timeout` option (this restmq has none)."
+    return f", `--backend-timeout {deadline:g}`" + ("." if ctx.serve.backend_timeout_given else " (its default).")
 
 
 def write(path: Path, section: str) -> None:

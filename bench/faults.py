@@ -59,7 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--only", action="append", choices=sorted(SCENARIOS), help="run only this scenario")
     parser.add_argument("--server", default="uvicorn", choices=("uvicorn", "granian"), help="RestMQ's HTTP server")
     parser.add_argument(
-        "--backend-timeout", type=float, default=2.0, help="passed to restmq serve when it has the option"
+        "--backend-timeout", type=float, help="passed to restmq serve when it has the option (default: its own)"
     )
     parser.add_argument("--limit", type=float, help="seconds to wait for service to come back (60, quick 10)")
     parser.add_argument("--output", type=Path, help="markdown report (default docs/faults.md, quick: bench/results)")
