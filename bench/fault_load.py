@@ -33,9 +33,14 @@ class Call:
 
 
 def answered(reply: httpx.Response) -> str:
-    """The status, marked when the server closed the connection after it (uvicorn does after an unhandled error)."""
-    closed = reply.headers.get("connection", "").lower() == "close"
-    return f"{reply.status_code} closed" if closed else str(reply.status_code)
+    """The status; marked when a 503 does not say when to retry, and when the server closed the connection after
+    the answer (uvicorn does after an unhandled error)."""
+    outcome = str(reply.status_code)
+    if reply.status_code == 503 and "retry-after" not in reply.headers:
+        outcome += " without Retry-After"
+    if reply.headers.get("connection", "").lower() == "close":
+        outcome += " closed"
+    return outcome
 
 
 def outcome_of(exc: BaseException) -> str:

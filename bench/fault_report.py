@@ -37,8 +37,9 @@ def measured(rows: list[Row], ctx: Context, command: str, info: dict[str, str]) 
     lines += [
         "",
         "- *answers during the fault*: statuses of the requests started from the fault until service was back"
-        " (`reset`: the connection broke; `timeout`: no answer within the client's timeout; `unanswered`: still"
-        " waiting when the load stopped).",
+        " (`closed`: the server closed the connection after answering; `503 without Retry-After`: a 503 that does"
+        " not say when to retry; `reset`: the connection broke; `timeout`: no answer within the client's timeout;"
+        " `unanswered`: still waiting when the load stopped).",
         "- *service back*: until `/ready` answers 200 and an add succeeds, from the kill, or from SIGCONT / freeing"
         " the disk.",
         "- *lost*: adds answered 200 whose message was never delivered, after draining the queue."

@@ -86,6 +86,9 @@ def context(args: argparse.Namespace, stack: contextlib.ExitStack, tmp: Path) ->
 
 
 async def run(ctx: Context, names: list[str]) -> list[Row]:
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, main_task.cancel)  # unwinds like Ctrl-C
     rows = []
     for name in names:
         started = time.monotonic()
@@ -110,7 +113,11 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="restmq-faults-")))
         ctx = context(args, stack, tmp)
-        rows = asyncio.run(run(ctx, names))
+        try:
+            rows = asyncio.run(run(ctx, names))
+        except asyncio.CancelledError:
+            print("stopped by SIGTERM (every process the benchmark started has been stopped)", file=sys.stderr)
+            return 143
     info, command = machine(), command_line("bench/faults.py")
     fault_report.write(output, fault_report.measured(rows, ctx, command, info))
     raw = BENCH / ("results/faults-quick.json" if args.quick else "results/faults.json")
