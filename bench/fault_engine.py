@@ -92,10 +92,11 @@ async def _engine_scenario(
     queue = f"faults-{tag}"
     load = ctx.load([server.url("")], queue, request_timeout)
     load.start()
+    began = time.monotonic()
     await asyncio.sleep(ctx.warmup)  # steady load before the fault
     dead_engine = engine_pid(data)
     window = await inject(server, data)
-    notes = []
+    notes = [f"{load.ledger.rate('add', began, window.start):.0f} adds/s answered 200 before the fault"]
     if window.back is not None:
         await asyncio.sleep(ctx.after)  # steady load after recovery
     await load.finish(grace=10)

@@ -81,6 +81,11 @@ class Ledger:
         """Answers to calls started in [since, until], by outcome."""
         return Counter(c.outcome for c in self.calls if since <= c.start <= until)
 
+    def rate(self, kind: str, since: float, until: float) -> float:
+        """Calls of `kind` answered 200 per second, of those started in [since, until]."""
+        ok = sum(c.kind == kind and c.outcome == "200" and since <= c.start <= until for c in self.calls)
+        return ok / max(until - since, 1e-9)
+
     def max_latency(self, since: float, until: float) -> float:
         """The longest call that was under way at some point in [since, until]."""
         return max((c.latency for c in self.calls if c.end >= since and c.start <= until), default=0.0)

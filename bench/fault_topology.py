@@ -82,6 +82,7 @@ async def server_kill(ctx: Context) -> Row:
     ]
     await wait_for(lambda: stream.connected >= 2 * per_server, 20, "the SSE consumers to connect")
     producer = asyncio.create_task(sse_producer(stream, survivor.url(""), queue, 1 / ctx.rate, stop))
+    began = time.monotonic()
     await asyncio.sleep(ctx.warmup)  # steady load before the fault
     with contextlib.suppress(TimeoutError):  # a kill before they got any would test nothing (the notes tell)
         await wait_for(lambda: bool(stream.victim_got), 10, "the consumers of the server to kill to get messages")
@@ -94,10 +95,10 @@ async def server_kill(ctx: Context) -> Row:
     with contextlib.suppress(TimeoutError):
         await wait_for(everything, max(ctx.limit, DELIVERY_WAIT), "")
     await cancel_after(consumers, 0)
-    return _server_kill_row(stream, killed, per_server, max(ctx.limit, DELIVERY_WAIT))
+    return _server_kill_row(stream, killed, killed - began, per_server, max(ctx.limit, DELIVERY_WAIT))
 
 
-def _server_kill_row(stream: Stream, killed: float, per_server: int, limit: float) -> Row:
+def _server_kill_row(stream: Stream, killed: float, warmup: float, per_server: int, limit: float) -> Row:
     delays = {v: min(times) - stream.sent[v] for v, times in stream.received.items() if v in stream.sent}
     before = sorted(d for v, d in delays.items() if stream.sent[v] < killed)
     after = [d for v, d in delays.items() if stream.sent[v] >= killed - 1]  # under way at the kill, or later
@@ -115,6 +116,6 @@ def _server_kill_row(stream: Stream, killed: float, per_server: int, limit: floa
         recovery="-",
         lost=f"{len(lost)} of {len(stream.acked)}" + (f" (not delivered within {limit:g} s)" if lost else ""),
         duplicated=str(twice),
-        notes=f"before the kill, the killed server's consumers received"
+        notes=f"before the kill, {len(before) / warmup:.0f} adds/s; the killed server's consumers received"
         f" {sum(t < killed for t in stream.victim_got)} of {len(before)} messages",
     )
