@@ -14,6 +14,7 @@ from typing import Protocol
 from restmq.core.model import (
     AddResult,
     History,
+    Hold,
     PopMode,
     PopResult,
     QueueSettings,
@@ -128,7 +129,14 @@ class Store(Protocol):
         ...
 
     async def touch_consumers(self, queue: str, ids: Sequence[str], ttl_ms: int) -> int:
-        """Register or refresh streaming consumers; returns the live count over all processes."""
+        """Register or refresh streaming consumers for `ttl_ms`; returns the live count over all processes."""
+        ...
+
+    async def heartbeat(self, queue: str, ids: Sequence[str], ttl_ms: int, held: Sequence[Hold]) -> list[int]:
+        """This process's heartbeat for a queue: refresh its consumers `ids` for `ttl_ms`, and extend the
+        leases of the roundrobin messages it holds to as long (each within its `allowed_ms`; never shortened).
+        Returns the numbers of the held messages that are no longer leased with their count (acked, released,
+        expired or delivered again): the process stops holding them."""
         ...
 
     async def drop_consumers(self, queue: str, ids: Sequence[str]) -> None: ...
