@@ -437,7 +437,7 @@ class Streams:
     async def _beats(self) -> None:
         """This process's heartbeats: every `beat` seconds, one presence call per queue that is due, all at
         once (the store sends calls of one tick in one round trip)."""
-        beats = 0
+        beats, warned = 0, 0.0
         while True:
             await asyncio.sleep(self.config.beat)
             beats += 1
@@ -445,7 +445,8 @@ class Streams:
             due = [d for d in self._dispatchers.values() if d.consumers and d.next_beat <= now]
             results = await asyncio.gather(*(self._beat(d, now) for d in due), return_exceptions=True)
             failed = [r for r in results if isinstance(r, BaseException)]
-            if failed:
+            if failed and now - warned >= 5.0:  # one line per 5 s while the backend is away, not one per beat
+                warned = now
                 log.warning("heartbeat of %d of %d queues failed: %s", len(failed), len(due), failed[0])
             if beats % 10 == 0:  # now and then, a dispatch attempt whatever the events said
                 for dispatcher in list(self._dispatchers.values()):
@@ -462,6 +463,9 @@ class Streams:
             if until > now
         ]
         gone = await self.store.heartbeat(dispatcher.queue, [c.id for c in consumers], round(ttl * 1000), held)
+        left = [c.id for c in consumers if dispatcher.consumers.get(c.id) is not c]
+        if left:  # gone while the beat was on its way: it may have registered them again after they left
+            await self.store.drop_consumers(dispatcher.queue, left)
         sent = {hold.n: hold.deliveries for hold in held}
         for n in gone:  # acked by the client elsewhere, or expired: no longer this process's to release
             for consumer in consumers:
