@@ -9,10 +9,11 @@ event channel; every process, this one included, delivers from that event to its
 - roundrobin: `Store.assign` leases each message to one registered consumer, rotating over the
   consumers of every process, and publishes the assignments; the owning process writes the message
   and then acks it (or, in lease mode, the client acks it). Each process beats every `beat` seconds
-  for each such queue (`Store.heartbeat`): its consumers stay registered, and the messages it holds
-  stay leased, for `presence_ttl` more. When a process dies, its consumers leave the rotation and
-  what it held returns to the queue within `presence_ttl`; while it lives, a slow consumer keeps what
-  it holds up to the in-flight bound (or its lease).
+  for each such queue (`Store.heartbeat`): its consumers stay registered for `presence_ttl` more, and
+  the messages it holds stay leased for `hold_grace` beyond that. When a process dies, its consumers
+  leave the rotation within `presence_ttl` and what it held returns to the queue within
+  `presence_ttl + hold_grace`; while it lives, a slow consumer keeps what it holds up to the
+  in-flight bound (or its lease).
 
 A consumer has a bounded mailbox; when it is full the consumer is disconnected, so one slow
 reader never stalls the others. See docs/ARCHITECTURE.md for the timelines.
@@ -47,7 +48,8 @@ SHUTDOWN = "server shutting down"  # the close reason that tells clients to reco
 @dataclass(frozen=True)
 class StreamConfig:
     buffer: int = 1000  # messages queued per connection before it counts as too slow
-    presence_ttl: float = 2.0  # seconds a roundrobin consumer, and what its process holds, outlive its last beat
+    presence_ttl: float = 2.0  # seconds a roundrobin consumer outlives its process's last heartbeat
+    hold_grace: float = 0.8  # seconds more for what the process holds: a late beat costs a pause, not a redelivery
     beat: float = 0.5  # seconds between a process's heartbeats for each of its roundrobin queues
     broadcast_presence_ttl: float = 15.0  # the same for broadcast queues (it only counts them): beats every ttl/3
     inflight: float = 10.0  # seconds a roundrobin message may be in flight before it returns
@@ -232,7 +234,9 @@ class QueueDispatcher:
                 if policy is Policy.BROADCAST:
                     result = await store.broadcast(self.queue, BATCH, config.history)
                 else:
-                    result = await store.assign(self.queue, BATCH, round(config.inflight * 1000))
+                    result = await store.assign(
+                        self.queue, BATCH, round(config.inflight * 1000), round(config.hold_grace * 1000)
+                    )
             except BackendUnavailable as exc:
                 log.warning("dispatch %s: %s", self.queue, exc.message)
                 await self._sleep(1.0)
@@ -456,8 +460,9 @@ class Streams:
         ttl = self._presence_ttl(dispatcher)
         dispatcher.next_beat = now + (self.config.beat if ttl <= self.config.presence_ttl else ttl / 3)
         consumers = list(dispatcher.consumers.values())
+        hold = self.config.presence_ttl + self.config.hold_grace
         held = [
-            Hold(n, count, round((until - now) * 1000))
+            Hold(n, count, round(min(hold, until - now) * 1000))
             for consumer in consumers
             for n, (count, until) in consumer.inflight.items()
             if until > now

@@ -130,7 +130,7 @@ class Hold(NamedTuple):
 
     n: int
     deliveries: int  # its delivery count when assigned: a later delivery is someone else's
-    allowed_ms: int  # how much longer it may be held (what is left of its in-flight bound or lease)
+    hold_ms: int  # how long from now to keep it (within what is left of its in-flight bound or lease)
 
 
 @dataclass(frozen=True, slots=True)

@@ -386,13 +386,15 @@ class RedisStore:
             await self._index(listed=[dead_name])
         return _not_cancelled(StreamResult(StreamStatus(status), int(count)))
 
-    async def assign(self, queue: str, limit: int, inflight_ms: int) -> StreamResult:
+    async def assign(self, queue: str, limit: int, inflight_ms: int, grace_ms: int = 0) -> StreamResult:
         if self.events.down:  # the assignments would reach no one here: they would wait out their lease
             return StreamResult(StreamStatus.NO_CONSUMERS, 0)
         qk = keys.queue_keys(queue)
         dead_keys, dead_name = _dead_args(queue)
         status, count, dead_listed, timer = await self._run(
-            "assign", [*qk.message_keys, *dead_keys, qk.consumers], [queue, dead_name, qk.channel, limit, inflight_ms]
+            "assign",
+            [*qk.message_keys, *dead_keys, qk.consumers],
+            [queue, dead_name, qk.channel, limit, inflight_ms, grace_ms],
         )
         if dead_listed or timer >= 0:
             await self._index(listed=[dead_name] if dead_listed else (), timer=(queue, timer) if timer >= 0 else None)

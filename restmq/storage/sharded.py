@@ -412,8 +412,8 @@ class ShardedStore:
     async def broadcast(self, queue: str, limit: int, history: int) -> StreamResult:
         return await self._stream(queue, lambda s, n: s.broadcast(queue, n, history), limit)
 
-    async def assign(self, queue: str, limit: int, inflight_ms: int) -> StreamResult:
-        return await self._stream(queue, lambda s, n: s.assign(queue, n, inflight_ms), limit)
+    async def assign(self, queue: str, limit: int, inflight_ms: int, grace_ms: int = 0) -> StreamResult:
+        return await self._stream(queue, lambda s, n: s.assign(queue, n, inflight_ms, grace_ms), limit)
 
     async def touch_consumers(self, queue: str, ids: Sequence[str], ttl_ms: int) -> int:
         """Consumers register on every live node, so any node holding messages can assign them."""

@@ -21,6 +21,7 @@ from tests.helpers.wait import wait_for
 pytestmark = pytest.mark.integration
 
 TTL_MS = 1000
+GRACE_MS = 500  # holds outlive the presence by this much
 INFLIGHT_MS = 30_000  # far beyond the test: only the heartbeat decides
 QUEUE = "beats"
 ALIVE, DEAD = "alive00000001/1/0", "dead000000001/1/0"
@@ -71,7 +72,7 @@ async def beating(store: Store, consumer: str, held: dict[int, int]) -> AsyncIte
 
     async def beat() -> None:
         while True:
-            holds = [Hold(n, count, INFLIGHT_MS) for n, count in held.items()]
+            holds = [Hold(n, count, TTL_MS + GRACE_MS) for n, count in held.items()]
             for n in await store.heartbeat(QUEUE, [consumer], TTL_MS, holds):
                 gone.append(n)
                 held.pop(n, None)
@@ -96,7 +97,7 @@ async def test_a_process_that_stops_beating_loses_its_consumers_and_what_it_held
         await store.add(QUEUE, [f"v{i}"])
 
     async def assigned() -> int:  # once the event subscription is up (a dispatcher waits for it the same way)
-        result = await store.assign(QUEUE, 100, INFLIGHT_MS)
+        result = await store.assign(QUEUE, 100, INFLIGHT_MS, GRACE_MS)
         assert result.status in (StreamStatus.OK, StreamStatus.NO_CONSUMERS), result
         return result.count
 
@@ -108,7 +109,7 @@ async def test_a_process_that_stops_beating_loses_its_consumers_and_what_it_held
     async with beating(store, ALIVE, dict(kept)) as gone:
         # DEAD never beats: within about its ttl it leaves the rotation and what it held comes back to ALIVE.
         async def returned() -> bool:
-            await store.assign(QUEUE, 100, INFLIGHT_MS)
+            await store.assign(QUEUE, 100, INFLIGHT_MS, GRACE_MS)
             return set(events.of(ALIVE)) == set(kept) | set(lost)
 
         await wait_for(returned, 10, 0.05, "the dead process's messages to reach the live consumer")

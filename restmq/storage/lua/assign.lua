@@ -4,14 +4,15 @@
 -- KEYS[19] its consumers zset (member "<node>/<conn>/<lease ms or 0>", score = presence deadline: the
 -- consumer's process heartbeat plus the presence ttl, see presence.lua)
 -- ARGV[1] queue name  ARGV[2] dead-letter queue name or ''  ARGV[3] event channel  ARGV[4] max
--- ARGV[5] in-flight ms for consumers without a lease
+-- ARGV[5] in-flight ms for consumers without a lease  ARGV[6] grace ms: how long past its consumer's
+-- presence a message may stay held
 -- Reply: {status ('ok' | 'stop' | 'policy' | 'none'), assigned, dead listed, timer deadline or -1}
 -- Each assigned message is leased until its consumer's process writes it (then acks it) or, in lease
 -- mode, until the client acks it, for at most its in-flight bound (ARGV[5], or the consumer's lease) and
--- no longer than its consumer's presence: the process's heartbeat extends what it holds (presence.lua),
--- so if that process dies, its messages return within the presence ttl.
+-- no longer than its consumer's presence + the grace: the process's heartbeat extends what it holds
+-- (presence.lua), so if that process dies, its messages return within the presence ttl + the grace.
 local queue, dead_name, channel = ARGV[1], ARGV[2], ARGV[3]
-local want, inflight = tonumber(ARGV[4]), tonumber(ARGV[5])
+local want, inflight, grace = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6] or '0')
 local now = now_ms()
 local kept = housekeep(queue, dead_name, now)
 if redis.call('HGET', K_META, 'status') == 'stop' then return {'stop', 0, kept[2], -1} end
@@ -55,7 +56,7 @@ while #out < want and budget > 0 do
     local lease = tonumber(string.match(to, '/(%d+)$') or '0')
     if lease <= 0 then lease = inflight end
     local count = redis.call('HINCRBY', K_COUNTS, n, 1)
-    redis.call('ZADD', K_LEASED, math.min(now + lease, presence[to]), n)
+    redis.call('ZADD', K_LEASED, math.min(now + lease, presence[to] + grace), n)
     out[#out + 1] = {to = to, key = queue .. ':' .. n, value = value, count = count}
     cursor = to
   end
