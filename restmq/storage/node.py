@@ -404,7 +404,7 @@ class RedisStore:
         return int((await self._presence(queue, ttl_ms, "add", ids))[0])
 
     async def heartbeat(self, queue: str, ids: Sequence[str], ttl_ms: int, held: Sequence[Hold]) -> list[int]:
-        return [int(n) for n in (await self._presence(queue, ttl_ms, "add", ids, held))[1:]]
+        return _not_cancelled([int(n) for n in (await self._presence(queue, ttl_ms, "add", ids, held))[1:]])
 
     async def drop_consumers(self, queue: str, ids: Sequence[str]) -> None:
         await self._presence(queue, 0, "remove", ids)
