@@ -23,7 +23,8 @@ rmq:{T}N:prio            HASH    n -> priority (only when > 0)
 rmq:{T}N:expires         ZSET    n -> ttl deadline (ms; only messages added with ttl)
 rmq:{T}N:origin          HASH    n -> JSON history of a dead letter (dead queues only)
 rmq:{T}N:history         LIST    recent broadcast deliveries, newest first (SSE resume)
-rmq:{T}N:consumers       ZSET    streaming consumer id -> presence deadline (ms)
+rmq:{T}N:consumers       ZSET    streaming consumer id ("<process>/<conn>/<lease ms>") -> presence
+                                 deadline (ms): its process's last heartbeat + the presence ttl
 rmq:{T}N:idem:<sha256>   STRING  key of the first add with that Idempotency-Key (PX window)
 rmq:{T}N:ev              (pub/sub shard channel) queue events: add, purge, status, policy
 rmq:names                ZSET    names of listed queues, all scored 0: ordered by name, so that a

@@ -27,6 +27,7 @@ from restmq.core.model import (
     FlowStatus,
     History,
     HistoryEntry,
+    Hold,
     Message,
     Policy,
     PopMode,
@@ -384,23 +385,37 @@ class RedisStore:
             await self._index(listed=[dead_name])
         return _not_cancelled(StreamResult(StreamStatus(status), int(count)))
 
-    async def assign(self, queue: str, limit: int, inflight_ms: int) -> StreamResult:
+    async def assign(self, queue: str, limit: int, inflight_ms: int, grace_ms: int = 0) -> StreamResult:
         if self.events.down:  # the assignments would reach no one here: they would wait out their lease
             return StreamResult(StreamStatus.NO_CONSUMERS, 0)
         qk = keys.queue_keys(queue)
         dead_keys, dead_name = _dead_args(queue)
         status, count, dead_listed, timer = await self._run(
-            "assign", [*qk.message_keys, *dead_keys, qk.consumers], [queue, dead_name, qk.channel, limit, inflight_ms]
+            "assign",
+            [*qk.message_keys, *dead_keys, qk.consumers],
+            [queue, dead_name, qk.channel, limit, inflight_ms, grace_ms],
         )
         if dead_listed or timer >= 0:
             await self._index(listed=[dead_name] if dead_listed else (), timer=(queue, timer) if timer >= 0 else None)
         return _not_cancelled(StreamResult(StreamStatus(status), int(count)))
 
     async def touch_consumers(self, queue: str, ids: Sequence[str], ttl_ms: int) -> int:
-        return int(await self._run("presence", [keys.queue_keys(queue).consumers], [ttl_ms, "add", *ids]))
+        return int((await self._presence(queue, ttl_ms, "add", ids))[0])
+
+    async def heartbeat(self, queue: str, ids: Sequence[str], ttl_ms: int, held: Sequence[Hold]) -> list[int]:
+        return _not_cancelled([int(n) for n in (await self._presence(queue, ttl_ms, "add", ids, held))[1:]])
 
     async def drop_consumers(self, queue: str, ids: Sequence[str]) -> None:
-        await self._run("presence", [keys.queue_keys(queue).consumers], [0, "remove", *ids])
+        await self._presence(queue, 0, "remove", ids)
+
+    async def _presence(
+        self, queue: str, ttl_ms: int, action: str, ids: Sequence[str], held: Sequence[Hold] = ()
+    ) -> list[Any]:
+        qk = keys.queue_keys(queue)
+        args: list[Any] = [ttl_ms, action, len(ids), *ids]
+        for hold in held:
+            args += hold
+        return cast(list[Any], await self._run("presence", [qk.consumers, qk.leased, qk.counts], args))
 
     async def history(
         self, queue: str, limit: int, *, max_bytes: int | None = None, since: str | None = None, oldest_ms: int = 0
