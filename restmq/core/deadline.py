@@ -9,17 +9,22 @@ stretch of backend work, not the wait.
 
 Tasks started while serving a request (stream dispatchers, pipelined senders) inherit the context but
 not the deadline: it binds only the task that started it.
+
+A timer per call would cost more than the rest of a lean request's own work, so one sweep per event loop
+looks at the calls in flight every TICK while there are any: a late call is cut at most TICK after its
+deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
+from types import TracebackType
 
-from restmq.errors import BackendUnavailable
+from restmq.errors import BackendUnavailable, DeadlinePassed
+
+TICK = 0.05  # seconds between looks at the calls in flight
 
 
 @dataclass(slots=True)
@@ -30,19 +35,54 @@ class Deadline:
 
 
 _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("restmq_deadline", default=None)
+Token = contextvars.Token[Deadline | None]
 
 
-@contextmanager
-def started(budget: float) -> Iterator[None]:
-    """Run the block (one request, or one WebSocket frame) under a deadline `budget` seconds away."""
+class _Sweep:
+    """The backend calls of one event loop that run under a deadline; those past it are cancelled."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.calls: dict[asyncio.Task[object], Deadline] = {}
+        self.armed = False
+
+    def add(self, task: asyncio.Task[object], deadline: Deadline) -> None:
+        self.calls[task] = deadline
+        if not self.armed:
+            self.armed = True
+            self.loop.call_later(TICK, self.sweep)
+
+    def sweep(self) -> None:
+        now = self.loop.time()
+        for task, deadline in list(self.calls.items()):
+            if deadline.at <= now:
+                del self.calls[task]  # gone from calls: the call's end knows its cancel came from here
+                task.cancel()
+        self.armed = bool(self.calls)
+        if self.armed:
+            self.loop.call_later(TICK, self.sweep)
+
+
+_sweep: _Sweep | None = None  # the serving loop's (a process serves from one loop)
+
+
+def _sweep_of(loop: asyncio.AbstractEventLoop) -> _Sweep:
+    global _sweep
+    if _sweep is None or _sweep.loop is not loop:
+        _sweep = _Sweep(loop)
+    return _sweep
+
+
+def start(budget: float) -> Token | None:
+    """Put the current task's backend work (one request, or one WebSocket frame) under a deadline `budget`
+    seconds away (none when `budget` is 0); finish() with the token when it is answered."""
     if budget <= 0:
-        yield
-        return
-    loop = asyncio.get_running_loop()
-    token = _current.set(Deadline(asyncio.current_task(), loop.time() + budget, budget))
-    try:
-        yield
-    finally:
+        return None
+    return _current.set(Deadline(asyncio.current_task(), asyncio.get_running_loop().time() + budget, budget))
+
+
+def finish(token: Token | None) -> None:
+    if token is not None:
         _current.reset(token)
 
 
@@ -53,43 +93,41 @@ def renew() -> None:
         deadline.at = asyncio.get_running_loop().time() + deadline.budget
 
 
-@contextmanager
-def bounded(node: str) -> Iterator[None]:
-    """Cancel the block at the current task's deadline, and raise BackendUnavailable instead (a synchronous
-    asyncio.timeout_at, so that the storage's `with backend_errors(...)` blocks need no change)."""
-    deadline = _current.get()
-    task = asyncio.current_task() if deadline is not None else None
-    if deadline is None or task is None or deadline.task is not task:
-        yield
-        return
-    loop = asyncio.get_running_loop()
-    if loop.time() >= deadline.at:
-        raise _late(node, deadline)
-    cancelling = task.cancelling()
-    fired = False
+class bounded:  # lower case: used like a function, `with bounded(node):`
+    """Cut the block at the current task's deadline and raise BackendUnavailable instead (an
+    asyncio.timeout_at that the storage's synchronous `with backend_errors(...)` blocks can use)."""
 
-    def expire() -> None:
-        nonlocal fired
-        fired = True
-        task.cancel()
+    __slots__ = ("cancelling", "deadline", "node", "sweep", "task")
 
-    timer = loop.call_at(deadline.at, expire)
-    try:
-        yield
-    except asyncio.CancelledError:
-        if fired and task.uncancel() <= cancelling:  # our cancel alone: the deadline passed
-            raise _late(node, deadline) from None
-        raise
-    except BaseException:
-        if fired:  # the block failed otherwise as it was cancelled: take the cancel back
-            task.uncancel()
-        raise
-    else:
-        if fired:  # the answer came as the deadline passed (a cancel swallowed on the way): keep it
-            task.uncancel()
-    finally:
-        timer.cancel()
+    def __init__(self, node: str) -> None:
+        self.node = node
+        self.task: asyncio.Task[object] | None = None
 
+    def __enter__(self) -> None:
+        deadline = _current.get()
+        if deadline is None:
+            return
+        task = asyncio.current_task()
+        if task is None or deadline.task is not task:
+            return  # a task the request started: not bound by its deadline
+        sweep = _sweep_of(task.get_loop())
+        if task in sweep.calls:
+            return  # nested: the outer block is bound already
+        if sweep.loop.time() >= deadline.at:
+            raise DeadlinePassed(
+                f"no time left for backend {self.node} within {deadline.budget:g}s (--backend-timeout)"
+            )
+        self.task, self.deadline, self.sweep, self.cancelling = task, deadline, sweep, task.cancelling()
+        sweep.add(task, deadline)
 
-def _late(node: str, deadline: Deadline) -> BackendUnavailable:
-    return BackendUnavailable(f"backend {node} did not answer within {deadline.budget:g}s (--backend-timeout)")
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        task = self.task
+        if task is None or self.sweep.calls.pop(task, None) is not None:
+            return  # not bound, or finished before the deadline
+        # The sweep cancelled the task: a CancelledError of ours alone means the deadline passed. Any other
+        # end (an answer that came as the deadline passed, another error) takes the cancel back.
+        if task.uncancel() <= self.cancelling and kind is asyncio.CancelledError:
+            budget = self.deadline.budget
+            raise BackendUnavailable(
+                f"backend {self.node} did not answer within {budget:g}s (--backend-timeout)"
+            ) from None

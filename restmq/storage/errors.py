@@ -7,8 +7,7 @@ error, a key of the wrong type) stays what it is: an unexpected error, a 500.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from types import TracebackType
 
 from redis import exceptions as rexc
 
@@ -19,6 +18,7 @@ from restmq.errors import BackendUnavailable
 _UNREACHABLE = (rexc.ConnectionError, rexc.TimeoutError, rexc.SlotNotCoveredError, OSError)
 # What redis-py raises for some refusals by itself, with no reply to read the code from
 _REFUSING = (rexc.ClusterDownError, rexc.TryAgainError, rexc.OutOfMemoryError, rexc.ReadOnlyError)
+_UNAVAILABLE = _UNREACHABLE + _REFUSING
 # Error replies of a server that refuses for now: a full disk (MISCONF), maxmemory (OOM), a script running
 # too long (BUSY), still loading its data (LOADING), a replica (READONLY), a replica without its master
 # (MASTERDOWN), a replica quorum missing (NOREPLICAS), a cluster without all its slots (CLUSTERDOWN) or
@@ -43,22 +43,22 @@ def error_code(exc: rexc.ResponseError) -> str:
 
 def unavailable(exc: BaseException) -> bool:
     """Whether `exc` says the backend cannot serve now (rather than that the request or our code is wrong)."""
-    if isinstance(exc, _UNREACHABLE + _REFUSING):
+    if isinstance(exc, _UNAVAILABLE):
         return True
     return isinstance(exc, rexc.ResponseError) and error_code(exc) in REFUSALS
 
 
-@contextmanager
-def backend_errors(node: str) -> Iterator[None]:
+class backend_errors(bounded):  # lower case: used like a function, `with backend_errors(node):`
     """Raise BackendUnavailable for a backend that cannot be reached, refuses for now, or has not answered
     by the deadline of the request being served (restmq.core.deadline)."""
-    with bounded(node):
-        try:
-            yield
-        except (rexc.RedisError, rexc.RedisClusterException, OSError) as exc:
-            if not unavailable(exc):
-                raise
-            code = error_code(exc) if isinstance(exc, rexc.ResponseError) else getattr(exc, "status_code", "") or ""
-            kind = "refused" if code else "unavailable"
-            text = f"{code} {exc}" if code and not str(exc).startswith(code) else str(exc)
-            raise BackendUnavailable(f"backend {node} {kind}: {text or type(exc).__name__}") from exc
+
+    __slots__ = ()
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        super().__exit__(kind, exc, tb)  # the deadline first: it may have caused the failure
+        if exc is None or not unavailable(exc):
+            return
+        code = error_code(exc) if isinstance(exc, rexc.ResponseError) else getattr(exc, "status_code", "") or ""
+        kind_of = "refused" if code else "unavailable"
+        text = f"{code} {exc}" if code and not str(exc).startswith(code) else str(exc)
+        raise BackendUnavailable(f"backend {self.node} {kind_of}: {text or type(exc).__name__}") from exc

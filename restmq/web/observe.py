@@ -82,14 +82,18 @@ class RequestContext:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             if scope["type"] == "websocket":  # the handshake's backend work; each frame gets its own
-                with deadline.started(self.backend_timeout):
+                bound = deadline.start(self.backend_timeout)
+                try:
                     await self.app(scope, receive, send)
+                finally:
+                    deadline.finish(bound)
                 return
             await self.app(scope, receive, send)
             return
         incoming = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"").decode("latin-1")
         rid = incoming if incoming and _VALID_ID.fullmatch(incoming) else f"{_ID_PREFIX}{next(_ids):x}"
         token = request_id.set(rid)
+        bound = deadline.start(self.backend_timeout)
         started = time.perf_counter()
         answering = False
 
@@ -109,14 +113,14 @@ class RequestContext:
             await send(message)
 
         try:
-            with deadline.started(self.backend_timeout):
-                await self.app(scope, receive, send_with_id)
+            await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception("%s %s failed", scope["method"], scope["path"])
             if not answering:
                 await _internal_error(rid, send_with_id)
             # else the response is cut short: returning without ending it makes the server close the connection
         finally:
+            deadline.finish(bound)
             request_id.reset(token)
 
 

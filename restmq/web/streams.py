@@ -299,14 +299,16 @@ async def _command(
     """Run one client frame; errors become error frames and the connection stays usable. Each frame is
     authorized when it runs (not by the rights the connection opened with): a token revoked or expired
     since then is refused."""
+    bound = deadline.start(ws.app.state.settings.backend_timeout)  # a frame is a request of its own
     try:
-        with deadline.started(ws.app.state.settings.backend_timeout):  # a frame is a request of its own
-            return await _run_command(ws, service, streams, consumer, queue, raw)
+        return await _run_command(ws, service, streams, consumer, queue, raw)
     except RestMQError as exc:
         return exc.to_dict()
     except Exception:
         log.exception("websocket command failed")
         return {"error": "internal error", "code": "INTERNAL"}
+    finally:
+        deadline.finish(bound)
 
 
 async def _run_command(
