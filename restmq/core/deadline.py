@@ -5,7 +5,8 @@ task makes runs under it (restmq.storage.errors.backend_errors): a call still wa
 when the deadline comes is cancelled and becomes BackendUnavailable, whatever the engine does (frozen,
 a network black hole) and whatever redis-py's socket timeout. A request that waits for something else
 than the backend (a long-poll waiting for a message) renews it after its wait: the deadline bounds each
-stretch of backend work, not the wait.
+stretch of backend work, not the wait. Once a request's answer has begun, what backend work its task
+still does (a dashboard's event stream) is bound call by call, each call getting the whole budget.
 
 Tasks started while serving a request (stream dispatchers, pipelined senders) inherit the context but
 not the deadline: it binds only the task that started it.
@@ -32,6 +33,7 @@ class Deadline:
     task: asyncio.Task[object] | None
     at: float  # event-loop time
     budget: float  # seconds: --backend-timeout
+    per_call: bool = False  # the answer has begun: each call gets the whole budget
 
 
 _current: contextvars.ContextVar[Deadline | None] = contextvars.ContextVar("restmq_deadline", default=None)
@@ -43,19 +45,19 @@ class _Sweep:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self.calls: dict[asyncio.Task[object], Deadline] = {}
+        self.calls: dict[asyncio.Task[object], float] = {}  # task -> when its call is cut (event-loop time)
         self.armed = False
 
-    def add(self, task: asyncio.Task[object], deadline: Deadline) -> None:
-        self.calls[task] = deadline
+    def add(self, task: asyncio.Task[object], at: float) -> None:
+        self.calls[task] = at
         if not self.armed:
             self.armed = True
             self.loop.call_later(TICK, self.sweep)
 
     def sweep(self) -> None:
         now = self.loop.time()
-        for task, deadline in list(self.calls.items()):
-            if deadline.at <= now:
+        for task, at in list(self.calls.items()):
+            if at <= now:
                 del self.calls[task]  # gone from calls: the call's end knows its cancel came from here
                 task.cancel()
         self.armed = bool(self.calls)
@@ -86,6 +88,13 @@ def finish(token: Token | None) -> None:
         _current.reset(token)
 
 
+def answering() -> None:
+    """The request's answer has begun: from now on each backend call of its task gets the whole budget."""
+    deadline = _current.get()
+    if deadline is not None:
+        deadline.per_call = True
+
+
 def renew() -> None:
     """A full budget again from now: after a wait that is not backend work (a long-poll's)."""
     deadline = _current.get()
@@ -113,12 +122,17 @@ class bounded:  # lower case: used like a function, `with bounded(node):`
         sweep = _sweep_of(task.get_loop())
         if task in sweep.calls:
             return  # nested: the outer block is bound already
-        if sweep.loop.time() >= deadline.at:
+        now = sweep.loop.time()
+        if deadline.per_call:
+            at = now + deadline.budget
+        elif now < deadline.at:
+            at = deadline.at
+        else:
             raise DeadlinePassed(
                 f"no time left for backend {self.node} within {deadline.budget:g}s (--backend-timeout)"
             )
         self.task, self.deadline, self.sweep, self.cancelling = task, deadline, sweep, task.cancelling()
-        sweep.add(task, deadline)
+        sweep.add(task, at)
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         task = self.task

@@ -101,6 +101,7 @@ class RequestContext:
             nonlocal answering
             if message["type"] == "http.response.start":
                 answering = True
+                deadline.answering()  # a streamed answer's later backend calls: bound one by one
                 headers = message.get("headers", [])
                 # Every response: its request id and nosniff; HTML pages: no framing (browser.py says why).
                 if _is_html(headers):

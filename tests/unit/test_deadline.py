@@ -107,3 +107,14 @@ async def test_an_answer_in_time_leaves_no_cancel_behind() -> None:
 async def test_no_budget_means_no_deadline() -> None:
     with request(0), deadline.bounded("node-a"):
         await asyncio.sleep(0.1)
+
+
+async def test_once_the_answer_has_begun_each_call_gets_the_whole_budget() -> None:
+    with request(0.2):
+        deadline.answering()  # e.g. a dashboard's event stream, still in the request's task
+        for _ in range(3):
+            await asyncio.sleep(0.15)  # between events
+            with deadline.bounded("node-a"):
+                await asyncio.sleep(0.1)
+        with pytest.raises(BackendUnavailable), deadline.bounded("node-a"):
+            await asyncio.sleep(1)
