@@ -10,6 +10,7 @@ timeout (bench/faults.py measures the 30 s case)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import time
@@ -20,7 +21,14 @@ from pathlib import Path
 import httpx
 import pytest
 
+from restmq.core import deadline
+from restmq.core.model import PopMode
+from restmq.errors import BackendUnavailable
+from restmq.storage.engine import EmbeddedEngine
+from restmq.storage.sharded import ShardedStore
+from restmq.storage.urls import redact
 from tests.helpers.server import ServeProcess, serve
+from tests.helpers.topology import engines
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(180)]
@@ -150,3 +158,34 @@ async def test_a_frozen_engine_delays_no_answer_past_the_deadline_and_duplicates
     twice = [value for value, n in Counter(values).items() if n > 1]
     assert not twice, f"{len(twice)} messages stored twice, e.g. {twice[:5]}"
     assert set(values) == set(load.acked), set(load.acked) ^ set(values)
+
+
+async def test_on_a_ring_a_request_out_of_time_blames_only_the_frozen_node(tmp_path: Path) -> None:
+    """A read that spent its whole deadline on the frozen node finds no time left for the next one: that
+    node was never asked, and stays up."""
+    with engines(tmp_path, 2) as (frozen, healthy):
+        store = ShardedStore([frozen.url, healthy.url])
+        try:
+            os.kill(frozen_pid(frozen), signal.SIGSTOP)
+            try:
+                for i in range(12):  # some queues start their ring walk on the frozen node, some on the other
+                    began = time.monotonic()
+                    token = deadline.start(DEADLINE)
+                    try:
+                        with contextlib.suppress(BackendUnavailable):
+                            await store.pop(f"q{i}", PopMode.TAKE)
+                    finally:
+                        deadline.finish(token)
+                    assert time.monotonic() - began < DEADLINE + MARGIN
+                    assert store.node_states()[redact(healthy.url)] == "up", i
+                assert store.node_states()[redact(frozen.url)] == "down"
+            finally:
+                os.kill(frozen_pid(frozen), signal.SIGCONT)
+        finally:
+            await store.close()
+
+
+def frozen_pid(engine: EmbeddedEngine) -> int:
+    pid = engine.pid
+    assert pid is not None
+    return pid
