@@ -29,6 +29,7 @@ log = logging.getLogger("restmq")
 SETTINGS_ENV = "RESTMQ_INTERNAL_SETTINGS"  # hands the settings to worker processes
 GRACEFUL_SHUTDOWN = 10  # seconds in-flight requests get to finish once the server is told to stop
 DEFAULT_LIMITS = Limits()
+DEFAULT_SETTINGS = Settings()
 
 
 def _load_config_file(ctx: click.Context, param: click.Parameter, path: str | None) -> str | None:
@@ -232,6 +233,13 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         help="Seconds to send a body.",
     ),
     option(
+        "--backend-timeout",
+        default=DEFAULT_SETTINGS.backend_timeout,
+        type=click.FloatRange(min=0),
+        show_default=True,
+        help="Seconds a request's backend work may take, whatever the backend does; then 503 (0: no limit).",
+    ),
+    option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"]),
         default="info",
@@ -317,6 +325,7 @@ def build_settings(options: dict[str, Any]) -> Settings:
         tls_key=options["tls_key"],
         insecure_open=options["insecure_open"],
         coalesce=options["coalesce"],
+        backend_timeout=options["backend_timeout"],
         server=options["server"],
         sse_retry=options["sse_retry"],
         limits=limits,

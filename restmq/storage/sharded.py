@@ -38,7 +38,7 @@ from restmq.core.model import (
     StreamResult,
     StreamStatus,
 )
-from restmq.errors import BackendUnavailable, RingIncomplete
+from restmq.errors import BackendUnavailable, DeadlinePassed, RingIncomplete
 from restmq.storage import keys
 from restmq.storage.base import EventHandler
 from restmq.storage.node import COUNTERS, RedisStore, TokenStates, revocation_time
@@ -194,6 +194,8 @@ class ShardedStore:
         self._start_monitor()
         try:
             return await call(node.store)
+        except DeadlinePassed:  # the request's time ran out before this node was asked: not the node's fault
+            raise
         except BackendUnavailable as exc:
             self._down(node, exc)
             raise

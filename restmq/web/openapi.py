@@ -343,7 +343,9 @@ _ERRORS = {
     "404": "MESSAGE_NOT_FOUND, or QUEUE_EMPTY on GET /?queue=.",
     "409": "LEASE_EXPIRED or LEASE_STALE.",
     "413": "PAYLOAD_TOO_LARGE: body, value or batch over its limit.",
-    "503": "BACKEND_UNAVAILABLE (with Retry-After: 1) or TOO_MANY_STREAMS.",
+    "503": "BACKEND_UNAVAILABLE (with Retry-After: 1): the backend cannot be reached, refuses for now or did not "
+    "answer within --backend-timeout (an add may still have been stored: retry it with its Idempotency-Key); "
+    "or TOO_MANY_STREAMS.",
 }
 
 RESPONSES: dict[str, Schema] = {

@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from restmq.core import protocol
+from restmq.core import deadline, protocol
 from restmq.core.dispatch import SHUTDOWN, Consumer, Delivery, Streams
 from restmq.core.model import HistoryEntry
 from restmq.core.names import check_queue_name
@@ -300,18 +300,27 @@ async def _command(
     """Run one client frame; errors become error frames and the connection stays usable. Each frame is
     authorized when it runs (not by the rights the connection opened with): a token revoked or expired
     since then is refused."""
+    bound = deadline.start(ws.app.state.settings.backend_timeout)  # a frame is a request of its own
     try:
-        command = protocol.parse_command(raw)
-        command.setdefault("queue", queue)
-        target, right = protocol.target(command)
-        # adding through a frame is producing: the producer rules apply
-        await authorize(ws, PRODUCER if right == "write" else WEBSOCKET, target, right)
-        reply = await protocol.execute(service, command)  # type: ignore[arg-type]
-        if command.get("cmd") in ("ack", "release"):
-            streams.acked(consumer, str(command.get("key")))
-        return reply
+        return await _run_command(ws, service, streams, consumer, queue, raw)
     except RestMQError as exc:
         return exc.to_dict()
     except Exception:
         log.exception("websocket command failed")
         return {"error": "internal error", "code": "INTERNAL"}
+    finally:
+        deadline.finish(bound)
+
+
+async def _run_command(
+    ws: WebSocket, service: object, streams: Streams, consumer: Consumer, queue: str, raw: str | bytes
+) -> object:
+    command = protocol.parse_command(raw)
+    command.setdefault("queue", queue)
+    target, right = protocol.target(command)
+    # adding through a frame is producing: the producer rules apply
+    await authorize(ws, PRODUCER if right == "write" else WEBSOCKET, target, right)
+    reply = await protocol.execute(service, command)  # type: ignore[arg-type]
+    if command.get("cmd") in ("ack", "release"):
+        streams.acked(consumer, str(command.get("key")))
+    return reply
