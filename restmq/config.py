@@ -48,8 +48,10 @@ class Settings:
     tls_key: str | None = None
     insecure_open: bool = False
     reaper_interval: float = 0.25
+    backend_timeout: float = 5.0  # seconds a request's backend work may take (0: no deadline), then 503
     coalesce: bool = True  # pipeline the backend commands of concurrent requests
     server: str = "uvicorn"  # the HTTP server: "uvicorn" or "granian"
+    sse_retry: float = 3.0  # seconds an SSE client is told (retry:) to wait before it reconnects
     limits: Limits = field(default_factory=Limits)
 
     @property

@@ -76,6 +76,10 @@ class BackendUnavailable(RestMQError):
     status = 503
 
 
+class DeadlinePassed(BackendUnavailable):
+    """The request's --backend-timeout ran out before a backend call could start: no backend is to blame."""
+
+
 class RingIncomplete(RestMQError):
     """A write that must reach every ring node (a token's creation or revocation) missed some."""
 

@@ -29,6 +29,7 @@ log = logging.getLogger("restmq")
 SETTINGS_ENV = "RESTMQ_INTERNAL_SETTINGS"  # hands the settings to worker processes
 GRACEFUL_SHUTDOWN = 10  # seconds in-flight requests get to finish once the server is told to stop
 DEFAULT_LIMITS = Limits()
+DEFAULT_SETTINGS = Settings()
 
 
 def _load_config_file(ctx: click.Context, param: click.Parameter, path: str | None) -> str | None:
@@ -213,6 +214,13 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         help="Queues with series of their own in /metrics, the first by name (0: none); totals cover all.",
     ),
     option(
+        "--sse-retry",
+        default=3.0,
+        type=click.FloatRange(0.1, 3600.0),
+        show_default=True,
+        help="Seconds SSE clients wait before reconnecting (the retry: field; the Python client's backoff base).",
+    ),
+    option(
         "--idle-timeout",
         default=DEFAULT_LIMITS.idle_timeout,
         show_default=True,
@@ -223,6 +231,13 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         default=DEFAULT_LIMITS.body_timeout,
         show_default=True,
         help="Seconds to send a body.",
+    ),
+    option(
+        "--backend-timeout",
+        default=DEFAULT_SETTINGS.backend_timeout,
+        type=click.FloatRange(min=0),
+        show_default=True,
+        help="Seconds a request's backend work may take, whatever the backend does; then 503 (0: no limit).",
     ),
     option(
         "--log-level",
@@ -310,7 +325,9 @@ def build_settings(options: dict[str, Any]) -> Settings:
         tls_key=options["tls_key"],
         insecure_open=options["insecure_open"],
         coalesce=options["coalesce"],
+        backend_timeout=options["backend_timeout"],
         server=options["server"],
+        sse_retry=options["sse_retry"],
         limits=limits,
     )
 
@@ -363,11 +380,21 @@ def serve(**options: Any) -> None:
     # stopped last, cleanly, before this process exits.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: None)
+    supervisor = None
+    if engine is not None:
+        from restmq.storage.supervisor import EngineSupervisor
+
+        supervisor = EngineSupervisor(engine)  # restarts a dead engine; stops the server if it cannot
+        supervisor.start()
     try:
         run(settings)
     finally:
-        if engine is not None:
-            engine.stop()
+        if supervisor is not None:
+            supervisor.stop()
+    if supervisor is not None and supervisor.gave_up:
+        from restmq.storage.supervisor import ENGINE_FAILED_EXIT
+
+        sys.exit(ENGINE_FAILED_EXIT)  # the reason is logged once, where the supervisor gave up
     log.info("RestMQ stopped")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -377,3 +378,9 @@ def stream_path(queue: str) -> str:
 def retry_delay(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff: base, 2*base, 4*base, ... up to cap (attempt counts from 1)."""
     return float(min(cap, base * (2 ** max(0, attempt - 1))))
+
+
+def jittered_delay(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with full jitter: a random time between 0 and ``retry_delay`` (attempt counts
+    from 1), so clients that failed together (a server restart) come back spread out, not all at once."""
+    return random.uniform(0.0, retry_delay(attempt, base, cap))

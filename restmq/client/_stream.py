@@ -7,11 +7,13 @@ import logging
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from restmq.client._calls import jittered_delay
 from restmq.client.models import Message
 
 log = logging.getLogger("restmq.client")
 
 DEDUPE_WINDOW = 10_000  # keys remembered per broadcast stream to drop a replayed duplicate
+MIN_RECONNECT_BASE = 0.01  # seconds: a server's `retry: 0` still lets failed reconnects back off
 
 
 @dataclass(slots=True)
@@ -79,6 +81,15 @@ class StreamState:
         self.gaps: list[Gap] = []
         self.connects = 0
         self._recent: OrderedDict[str, None] = OrderedDict()
+
+    def reconnect_delay(self, failures: int, base: float, cap: float) -> float:
+        """Seconds to wait before reconnect attempt `failures` (from 1): full jitter over the capped
+        exponential backoff. The server's SSE ``retry:`` (once received) replaces `base`, and `cap`
+        is never below it: a server that asks for longer waits gets them."""
+        if self.retry_ms is not None:
+            base = max(self.retry_ms / 1000, MIN_RECONNECT_BASE)
+            cap = max(cap, base)
+        return jittered_delay(failures, base, cap)
 
     def request_headers(self) -> dict[str, str]:
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-cache"}

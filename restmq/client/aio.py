@@ -355,7 +355,7 @@ class _AsyncWorker:
             except ClientError as exc:
                 self.stats.errors += 1
                 failures += 1
-                delay = _calls.retry_delay(failures, 0.5, 10.0)
+                delay = _calls.jittered_delay(failures, 0.5, 10.0)
                 log.warning("consume %s: %s; retrying in %.1fs", self.queue, exc, delay)
                 await self._pause(delay)
                 continue
@@ -482,7 +482,7 @@ class AsyncStream:
 
     async def _open(self) -> None:
         if self._failures:
-            delay = _calls.retry_delay(self._failures, self.reconnect_delay, self.max_reconnect_delay)
+            delay = self._state.reconnect_delay(self._failures, self.reconnect_delay, self.max_reconnect_delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
             if self._closed:

@@ -413,7 +413,7 @@ class _Worker:
             except ClientError as exc:
                 self._count("errors")
                 failures += 1
-                delay = _calls.retry_delay(failures, 0.5, 10.0)
+                delay = _calls.jittered_delay(failures, 0.5, 10.0)
                 log.warning("consume %s: %s; retrying in %.1fs", self.queue, exc, delay)
                 self.stop.wait(delay)
                 continue
@@ -457,10 +457,15 @@ class Stream:
                 print(message.value)
 
     **Broadcast** queues (the default policy) give every stream each message once. When the
-    connection drops (server restart, network), the stream reconnects with backoff and sends
-    ``Last-Event-ID``: the server replays the messages broadcast meanwhile from its history (the
-    newest 1,000 per queue, for 5 minutes), and the stream drops any duplicate. When the history
-    no longer reached back, a :class:`Gap` is appended to :attr:`gaps` and a warning is logged.
+    connection drops (server restart, network), the stream reconnects and sends ``Last-Event-ID``:
+    the server replays the messages broadcast meanwhile from its history (the newest 1,000 per
+    queue, for 5 minutes), and the stream drops any duplicate. When the history no longer reached
+    back, a :class:`Gap` is appended to :attr:`gaps` and a warning is logged.
+
+    **Reconnect backoff**: full jitter, a random wait between 0 and ``base * 2**(failures-1)`` (at
+    most ``max_reconnect_delay``), where ``base`` is the server's SSE ``retry:`` once received
+    (``reconnect_delay`` before; the cap is never below ``retry:``), so streams dropped together
+    come back spread out.
 
     **Lease mode** (``lease=S``, on a ``roundrobin`` queue): each message goes to one consumer and
     stays leased until acked. With ``auto_ack`` (the default) a message is acked when the loop
@@ -564,7 +569,7 @@ class Stream:
 
     def _open(self) -> None:
         if self._failures:
-            delay = _calls.retry_delay(self._failures, self.reconnect_delay, self.max_reconnect_delay)
+            delay = self._state.reconnect_delay(self._failures, self.reconnect_delay, self.max_reconnect_delay)
             self._wake.wait(delay)
             if self._closed:
                 return

@@ -8,8 +8,12 @@ event channel; every process, this one included, delivers from that event to its
   message to all of its consumers of the queue, in order.
 - roundrobin: `Store.assign` leases each message to one registered consumer, rotating over the
   consumers of every process, and publishes the assignments; the owning process writes the message
-  and then acks it (or, in lease mode, the client acks it). A message whose process dies before
-  the ack comes back when its lease runs out.
+  and then acks it (or, in lease mode, the client acks it). Each process beats every `beat` seconds
+  for each such queue (`Store.heartbeat`): its consumers stay registered for `presence_ttl` more, and
+  the messages it holds stay leased for `hold_grace` beyond that. When a process dies, its consumers
+  leave the rotation within `presence_ttl` and what it held returns to the queue within
+  `presence_ttl + hold_grace`; while it lives, a slow consumer keeps what it holds up to the
+  in-flight bound (or its lease).
 
 A consumer has a bounded mailbox; when it is full the consumer is disconnected, so one slow
 reader never stalls the others. See docs/ARCHITECTURE.md for the timelines.
@@ -29,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from restmq.core.model import HistoryEntry, Policy, SettleAction, SettleOutcome, StreamStatus
+from restmq.core.model import HistoryEntry, Hold, Policy, SettleAction, SettleOutcome, StreamStatus
 from restmq.core.names import parse_message_key
 from restmq.core.waiters import Waiters
 from restmq.errors import BackendUnavailable
@@ -44,7 +48,10 @@ SHUTDOWN = "server shutting down"  # the close reason that tells clients to reco
 @dataclass(frozen=True)
 class StreamConfig:
     buffer: int = 1000  # messages queued per connection before it counts as too slow
-    presence_ttl: float = 15.0  # seconds a consumer stays registered without a heartbeat
+    presence_ttl: float = 2.0  # seconds a roundrobin consumer outlives its process's last heartbeat
+    hold_grace: float = 0.8  # seconds more for what the process holds: a late beat costs a pause, not a redelivery
+    beat: float = 0.5  # seconds between a process's heartbeats for each of its roundrobin queues
+    broadcast_presence_ttl: float = 15.0  # the same for broadcast queues (it only counts them): beats every ttl/3
     inflight: float = 10.0  # seconds a roundrobin message may be in flight before it returns
     history: int = 1000  # broadcast deliveries kept per queue for SSE resume
     history_age: float = 300.0  # seconds they are kept
@@ -80,7 +87,8 @@ class Consumer:
         self.id = consumer_id
         self.lease_ms = lease_ms
         self.closed: str | None = None
-        self.inflight: dict[int, int] = {}  # roundrobin n -> delivery count, until written/acked
+        # roundrobin n -> (delivery count, monotonic time its in-flight bound or lease ends), until written/acked
+        self.inflight: dict[int, tuple[int, float]] = {}
         self._buffer = buffer
         self._mailbox: deque[Delivery] = deque()
         self._waiter: asyncio.Future[None] | None = None
@@ -156,6 +164,8 @@ class QueueDispatcher:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopped = False
+        self.policy: Policy | None = None  # as the last take found it; None until then
+        self.next_beat = 0.0  # monotonic time this process's next heartbeat for the queue is due
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"restmq-dispatch-{self.queue}")
@@ -198,6 +208,7 @@ class QueueDispatcher:
 
     def _on_assignments(self, assignments: list[dict[str, Any]]) -> None:
         mine = self.streams.node_id + "/"
+        now = time.monotonic()
         for item in assignments:
             to = item["to"]
             if not to.startswith(mine):
@@ -205,7 +216,8 @@ class QueueDispatcher:
             consumer = self.consumers.get(to)
             delivery = Delivery(item["key"], item["value"], item["count"], lease=not to.endswith("/0"))
             if consumer is not None and consumer.closed is None:
-                consumer.inflight[delivery.n] = delivery.count
+                bound = consumer.lease_ms / 1000 if consumer.lease_ms else self.streams.config.inflight
+                consumer.inflight[delivery.n] = (delivery.count, now + bound)
                 if consumer.offer(delivery):
                     continue
             self.streams.settle_later(self.queue, SettleAction.RELEASE, delivery.n, delivery.count)
@@ -222,7 +234,9 @@ class QueueDispatcher:
                 if policy is Policy.BROADCAST:
                     result = await store.broadcast(self.queue, BATCH, config.history)
                 else:
-                    result = await store.assign(self.queue, BATCH, round(config.inflight * 1000))
+                    result = await store.assign(
+                        self.queue, BATCH, round(config.inflight * 1000), round(config.hold_grace * 1000)
+                    )
             except BackendUnavailable as exc:
                 log.warning("dispatch %s: %s", self.queue, exc.message)
                 await self._sleep(1.0)
@@ -233,7 +247,10 @@ class QueueDispatcher:
                 continue
             if result.status is StreamStatus.POLICY:
                 policy = Policy.ROUNDROBIN if policy is Policy.BROADCAST else Policy.BROADCAST
+                if policy is Policy.ROUNDROBIN:
+                    self.next_beat = 0.0  # the presence of a broadcast queue lasts too long: beat now
                 continue
+            self.policy = policy
             if result.status is StreamStatus.OK and result.count >= BATCH:
                 await asyncio.sleep(0)  # more backlog: go on, but let the loop breathe
                 continue
@@ -258,14 +275,14 @@ class Streams:
         self._next_id = 0
         self._background: set[asyncio.Task[Any]] = set()
         self._acks: dict[str, list[tuple[int, int]]] = {}  # queue -> (n, count) written, not yet acked
-        self._heartbeat: asyncio.Task[None] | None = None
+        self._beating: asyncio.Task[None] | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.closing = False  # shutting down: no new takes, no new consumers
         self._closing_task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
-        self._heartbeat = asyncio.create_task(self._keep_alive(), name="restmq-presence")
+        self._beating = asyncio.create_task(self._beats(), name="restmq-presence")
         self._ticker = asyncio.create_task(self._heartbeats(), name="restmq-heartbeats")
 
     def close_consumers(self, reason: str = SHUTDOWN) -> None:
@@ -288,7 +305,7 @@ class Streams:
                 consumer.close(reason)  # what is already queued is written first
 
     async def close(self, reason: str = SHUTDOWN) -> None:
-        for task in (self._heartbeat, self._ticker):
+        for task in (self._beating, self._ticker):
             if task is not None:
                 task.cancel()
         self.close_consumers(reason)
@@ -320,7 +337,7 @@ class Streams:
                 dispatcher.start()
             dispatcher.consumers[consumer.id] = consumer
         try:
-            await self.store.touch_consumers(queue, [consumer.id], round(self.config.presence_ttl * 1000))
+            await self.store.touch_consumers(queue, [consumer.id], round(self._presence_ttl(dispatcher) * 1000))
         except BaseException:
             self.disconnect(consumer)
             raise
@@ -343,7 +360,7 @@ class Streams:
         # its count raised twice.
         with contextlib.suppress(BackendUnavailable):
             await self.store.drop_consumers(consumer.queue, [consumer.id])
-        for n, count in list(consumer.inflight.items()):
+        for n, (count, _) in list(consumer.inflight.items()):
             await self._settle(consumer.queue, SettleAction.RELEASE, n, count)
         consumer.inflight.clear()
         async with self._lock:
@@ -399,13 +416,19 @@ class Streams:
     ) -> tuple[list[HistoryEntry], bool]:
         """Broadcast history after `last_event_id`, oldest first, and whether it reaches back to it
         (False: messages may have been missed). Within `max_bytes` (as stored), the newest history
-        is kept: the read stops before the entry that would pass it, and the replay is then incomplete."""
+        is kept: the read stops before the entry that would pass it, and the replay is then incomplete.
+        On a roundrobin queue an id the history does not hold names a roundrobin delivery: those are
+        never replayed (an unwritten one went back to the queue), so nothing is missing or sent."""
         oldest = round(time.time() * 1000 - self.config.history_age * 1000)
         since = last_event_id if parse_message_key(queue, last_event_id) is not None else None
         history = await self.store.history(
             queue, self.config.history, max_bytes=max_bytes, since=since, oldest_ms=oldest
         )
-        return list(reversed(history.entries)), history.since_at_ms is not None
+        if history.since_at_ms is not None:
+            return list(reversed(history.entries)), True
+        if (await self.store.settings(queue)).policy is Policy.ROUNDROBIN:  # only when not reached: rare
+            return [], True
+        return list(reversed(history.entries)), False
 
     async def _heartbeats(self) -> None:
         """Every consumer quiet for `heartbeat` seconds gets a keep-alive; ticks at most 1 s apart."""
@@ -416,19 +439,49 @@ class Streams:
                 for consumer in dispatcher.consumers.values():
                     consumer.heartbeat(tick, self.config.heartbeat)
 
-    async def _keep_alive(self) -> None:
-        ttl_ms = round(self.config.presence_ttl * 1000)
+    def _presence_ttl(self, dispatcher: QueueDispatcher) -> float:
+        if dispatcher.policy is Policy.BROADCAST:
+            return self.config.broadcast_presence_ttl
+        return self.config.presence_ttl  # roundrobin, or not known yet
+
+    async def _beats(self) -> None:
+        """This process's heartbeats: every `beat` seconds, one presence call per queue that is due, all at
+        once (the store sends calls of one tick in one round trip)."""
+        beats, warned = 0, 0.0
         while True:
-            await asyncio.sleep(self.config.presence_ttl / 3)
-            for queue, dispatcher in list(self._dispatchers.items()):
-                ids = list(dispatcher.consumers)
-                if not ids:
-                    continue
-                try:
-                    await self.store.touch_consumers(queue, ids, ttl_ms)
-                except BackendUnavailable as exc:
-                    log.warning("presence of %s: %s", queue, exc.message)
-                dispatcher.wake()
+            await asyncio.sleep(self.config.beat)
+            beats += 1
+            now = time.monotonic()
+            due = [d for d in self._dispatchers.values() if d.consumers and d.next_beat <= now]
+            results = await asyncio.gather(*(self._beat(d, now) for d in due), return_exceptions=True)
+            failed = [r for r in results if isinstance(r, BaseException)]
+            if failed and now - warned >= 5.0:  # one line per 5 s while the backend is away, not one per beat
+                warned = now
+                log.warning("heartbeat of %d of %d queues failed: %s", len(failed), len(due), failed[0])
+            if beats % 10 == 0:  # now and then, a dispatch attempt whatever the events said
+                for dispatcher in list(self._dispatchers.values()):
+                    dispatcher.wake()
+
+    async def _beat(self, dispatcher: QueueDispatcher, now: float) -> None:
+        ttl = self._presence_ttl(dispatcher)
+        dispatcher.next_beat = now + (self.config.beat if ttl <= self.config.presence_ttl else ttl / 3)
+        consumers = list(dispatcher.consumers.values())
+        hold = self.config.presence_ttl + self.config.hold_grace
+        held = [
+            Hold(n, count, round(min(hold, until - now) * 1000))
+            for consumer in consumers
+            for n, (count, until) in consumer.inflight.items()
+            if until > now
+        ]
+        gone = await self.store.heartbeat(dispatcher.queue, [c.id for c in consumers], round(ttl * 1000), held)
+        left = [c.id for c in consumers if dispatcher.consumers.get(c.id) is not c]
+        if left:  # gone while the beat was on its way: it may have registered them again after they left
+            await self.store.drop_consumers(dispatcher.queue, left)
+        sent = {hold.n: hold.deliveries for hold in held}
+        for n in gone:  # acked by the client elsewhere, or expired: no longer this process's to release
+            for consumer in consumers:
+                if consumer.inflight.get(n, (None,))[0] == sent[n]:  # not a new delivery that came meanwhile
+                    del consumer.inflight[n]
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

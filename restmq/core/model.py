@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Policy(StrEnum):
@@ -122,6 +123,14 @@ class StreamStatus(StrEnum):
 class StreamResult:
     status: StreamStatus
     count: int  # messages taken or assigned (and published to every server process)
+
+
+class Hold(NamedTuple):
+    """A roundrobin message a process holds in flight, as its heartbeat renews it."""
+
+    n: int
+    deliveries: int  # its delivery count when assigned: a later delivery is someone else's
+    hold_ms: int  # how long from now to keep it (within what is left of its in-flight bound or lease)
 
 
 @dataclass(frozen=True, slots=True)

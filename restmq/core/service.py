@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from restmq.config import Limits
-from restmq.core import listing
+from restmq.core import deadline, listing
 from restmq.core.model import (
     AddResult,
     FlowStatus,
@@ -94,7 +94,7 @@ class QueueService:
         if wait <= 0:
             return await self.store.pop(queue, mode, count, lease_ms)
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + wait
+        ends = loop.time() + wait
         async with self.waiters.line(queue) as line:
             while True:
                 ticket = line.ticket()  # before looking: an add while we look wakes the ticket
@@ -103,11 +103,12 @@ class QueueService:
                 except BaseException:
                     line.done(ticket)
                     raise
-                remaining = deadline - loop.time()
+                remaining = ends - loop.time()
                 if result.messages or remaining <= 0:
                     line.done(ticket)
                     return result
                 await line.wait(ticket, min(remaining, SAFETY_RECHECK))
+                deadline.renew()  # the wait was not backend work: the next look gets the whole --backend-timeout
 
     def check_get(self, queue: str, *, mode: PopMode, count: int, lease: float, wait: float) -> None:
         """Raise the error get() would raise for these arguments, without reading anything (HEAD)."""

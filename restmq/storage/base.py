@@ -14,6 +14,7 @@ from typing import Protocol
 from restmq.core.model import (
     AddResult,
     History,
+    Hold,
     PopMode,
     PopResult,
     QueueSettings,
@@ -121,14 +122,22 @@ class Store(Protocol):
         process as one event "b<JSON list of {key,value,count}>"; keep the newest `history` of them."""
         ...
 
-    async def assign(self, queue: str, limit: int, inflight_ms: int) -> StreamResult:
+    async def assign(self, queue: str, limit: int, inflight_ms: int, grace_ms: int = 0) -> StreamResult:
         """Lease up to `limit` messages of a roundrobin queue to its registered consumers in rotation
         and publish one event "r<JSON list of {to,key,value,count}>". A consumer id ending in
-        "/<ms>" leases for that long; others for `inflight_ms`."""
+        "/<ms>" leases for that long; others for `inflight_ms`; none past its consumer's presence
+        deadline + `grace_ms` (its process's heartbeat extends them)."""
         ...
 
     async def touch_consumers(self, queue: str, ids: Sequence[str], ttl_ms: int) -> int:
-        """Register or refresh streaming consumers; returns the live count over all processes."""
+        """Register or refresh streaming consumers for `ttl_ms`; returns the live count over all processes."""
+        ...
+
+    async def heartbeat(self, queue: str, ids: Sequence[str], ttl_ms: int, held: Sequence[Hold]) -> list[int]:
+        """This process's heartbeat for a queue: refresh its consumers `ids` for `ttl_ms`, and extend the
+        lease of each roundrobin message it holds to `hold_ms` from now (never shortened).
+        Returns the numbers of the held messages that are no longer leased with their count (acked, released,
+        expired or delivered again): the process stops holding them."""
         ...
 
     async def drop_consumers(self, queue: str, ids: Sequence[str]) -> None: ...

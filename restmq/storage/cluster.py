@@ -13,7 +13,7 @@ import collections
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
@@ -21,7 +21,9 @@ from redis.crc import key_slot
 from restmq.errors import BackendUnavailable
 from restmq.storage import keys
 from restmq.storage.events import EventListener
+from restmq.storage.index_repair import SCAN_COUNT, IndexRepair, queues_of
 from restmq.storage.node import STATS_BATCH, RedisStore
+from restmq.storage.scripts import Scripts
 from restmq.storage.urls import redact
 
 
@@ -113,6 +115,41 @@ class _NodeName:
     name: str
 
 
+class ClusterIndexRepair(IndexRepair):
+    """The index repair over every primary: each has its own keyspace, and its own SCAN cursor."""
+
+    def __init__(self, client: RedisCluster, scripts: Scripts) -> None:
+        super().__init__(client, scripts)
+        self.cluster = client
+        self._cursors: dict[str, int] = {}
+
+    def _batches(self, queues: list[str]) -> list[list[str]]:
+        """A script runs in one hash slot: one call per slot (the pipeline still sends one batch per node)."""
+        by_slot: dict[int, list[str]] = {}
+        for queue in queues:
+            by_slot.setdefault(key_slot(keys.uncached_queue_keys(queue).meta.encode()), []).append(queue)
+        return list(by_slot.values())
+
+    async def _scan(self) -> tuple[list[str], bool]:
+        primaries = self.cluster.get_primaries()
+        # a primary gone (failed over, removed) takes its cursor along; a new one starts its pass at 0
+        self._cursors = {node.name: self._cursors.get(node.name, 0) for node in primaries}
+        found: list[str] = []
+        wrapped = False
+        for node in primaries:
+            # with target_nodes, redis-py's cluster client answers ({node name: cursor}, keys)
+            cursors, names = cast(
+                tuple[dict[str, int], list[str]],
+                await self.cluster.scan(
+                    self._cursors[node.name], match=keys.META_PATTERN, count=SCAN_COUNT, target_nodes=node
+                ),
+            )
+            self._cursors[node.name] = cursor = int(cursors[node.name])
+            wrapped = wrapped or cursor == 0
+            found += names
+        return queues_of(found), wrapped
+
+
 class ClusterStore(RedisStore):
     # The cluster client retries a broken command itself (3 times, re-reading the slot map in between);
     # the scripts' operation ids make those retries as safe as RedisStore's own.
@@ -121,6 +158,7 @@ class ClusterStore(RedisStore):
     def __init__(self, client: RedisCluster, *, name: str) -> None:
         super().__init__(client, name=name)
         self.events = EventListener(self._make_pubsub, lambda q: keys.queue_keys(q).channel, name, _read_sharded)
+        self.index_repair = ClusterIndexRepair(client, self.scripts)
 
     @classmethod
     def from_cluster_url(cls, url: str) -> ClusterStore:

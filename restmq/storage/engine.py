@@ -116,17 +116,46 @@ class EmbeddedEngine:
         try:
             if self._sock != str(self._dir / "valkey.sock"):
                 self._log.info("data dir path too long for a unix socket, using %s", self._sock)
-            self._recover_stale()
+            pid = self._launch(binary, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        info = (_binary_version(binary), binary, pid, self._sock, self._fsync)
+        self._log.info("engine %s (%s) pid %d on unix socket %s, appendfsync %s", *info)
+        return self.url
+
+    def restart(self, timeout: float = 30.0) -> int:
+        """Start the engine again after it died, on the same data dir and socket path; its new pid once it answers
+        PING. The data dir's lock stays held throughout, also when this fails (then no engine runs)."""
+        if self._lock_fd is None:
+            raise EngineError("the engine was stopped, not lost: start() it")
+        running = self.pid
+        if running is not None:
+            return running
+        return self._launch(find_engine_binary(self._binary), timeout)
+
+    def exit_code(self) -> int | None:
+        """The engine's exit code once it has exited (reaping it, so that no zombie is left), else None."""
+        proc = self._proc
+        return None if proc is None else proc.poll()
+
+    def _launch(self, binary: str, timeout: float) -> int:
+        self._recover_stale()
+        try:
             self._proc = self._spawn(binary)
             self._wait_ready(self._proc, timeout)
         except BaseException as exc:
-            self.stop()
+            self._kill_child()
             if isinstance(exc, OSError | subprocess.SubprocessError):
                 raise EngineError(f"cannot start engine {binary}: {exc}") from exc
             raise
-        info = (_binary_version(binary), binary, self._proc.pid, self._sock, self._fsync)
-        self._log.info("engine %s (%s) pid %d on unix socket %s, appendfsync %s", *info)
-        return self.url
+        return self._proc.pid
+
+    def _kill_child(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (valkey then fsyncs the AOF and exits), SIGKILL after ``timeout``. Idempotent."""
@@ -233,11 +262,11 @@ class EmbeddedEngine:
             if reply.startswith(b"+PONG"):
                 return
             if time.monotonic() >= deadline:  # -LOADING (a big AOF) keeps us polling until PONG or here
-                msg = f"engine did not answer PING within {timeout:g}s (last reply {reply!r}); end of its log:\n"
-                raise EngineError(msg + _tail(self._log_file))
+                msg = f"engine did not answer PING within {timeout:g}s (last reply {reply!r}, log {self._log_file})"
+                raise EngineError(f"{msg}; its last lines:\n{_tail(self._log_file)}")
             time.sleep(_POLL_INTERVAL)
-        msg = f"engine exited with code {proc.returncode} during start-up; end of {self._log_file}:\n"
-        raise EngineError(msg + _tail(self._log_file))
+        msg = f"engine exited with code {proc.returncode} during start-up (log {self._log_file})"
+        raise EngineError(f"{msg}; its last lines:\n{_tail(self._log_file)}")
 
 
 def _die_with_parent(parent_pid: int) -> Callable[[], None]:

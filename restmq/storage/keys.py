@@ -23,13 +23,15 @@ rmq:{T}N:prio            HASH    n -> priority (only when > 0)
 rmq:{T}N:expires         ZSET    n -> ttl deadline (ms; only messages added with ttl)
 rmq:{T}N:origin          HASH    n -> JSON history of a dead letter (dead queues only)
 rmq:{T}N:history         LIST    recent broadcast deliveries, newest first (SSE resume)
-rmq:{T}N:consumers       ZSET    streaming consumer id -> presence deadline (ms)
+rmq:{T}N:consumers       ZSET    streaming consumer id ("<process>/<conn>/<lease ms>") -> presence
+                                 deadline (ms): its process's last heartbeat + the presence ttl
 rmq:{T}N:idem:<sha256>   STRING  key of the first add with that Idempotency-Key (PX window)
 rmq:{T}N:op:<id>        STRING  reply of one state-changing script call, msgpack (PX 30 s): a
                                  retried call with the same operation id replays it, changing nothing
 rmq:{T}N:ev              (pub/sub shard channel) queue events: add, purge, status, policy
 rmq:names                ZSET    names of listed queues, all scored 0: ordered by name, so that a
-                                 listing page is one ZRANGEBYLEX (one per node on a ring)
+                                 listing page is one ZRANGEBYLEX (one per node on a ring); an index
+                                 of the meta hashes' `listed` flags (storage/index_repair.py)
 rmq:queues               SET     the registry of versions before rmq:names; folded into it, then deleted
 rmq:timers               ZSET    queue name -> next lease/delay/ttl deadline (reaper index)
 rmq:tokens               HASH    token id -> JSON token record (secret stored as SHA-256)
@@ -52,6 +54,8 @@ TIMERS = f"{PREFIX}:timers"
 REAPER_LOCK = f"{PREFIX}:reaper"
 TOKENS = f"{PREFIX}:tokens"
 REVOKED_TOKENS = f"{TOKENS}:revoked"
+META_PATTERN = f"{PREFIX}:{{*:meta"  # SCAN MATCH of every queue's meta hash, dead-letter queues' included
+_META_TAIL, _DEAD_META_TAIL = "}:meta", "}|dead:meta"
 
 
 def is_dead_letter_queue(queue: str) -> bool:
@@ -65,6 +69,23 @@ def dead_letter_queue(queue: str) -> str:
 def hash_tag(queue: str) -> str:
     """The hash tag (and ring key) of a queue: its own name, or its parent's for a dead-letter queue."""
     return queue[: -len(DEAD_SUFFIX)] if is_dead_letter_queue(queue) else queue
+
+
+def queue_of_meta(key: str) -> str | None:
+    """The queue whose meta hash `key` is, or None when `key` is not one (a name holds no `{`, `}` or `|`)."""
+    head = f"{PREFIX}:{{"
+    if not key.startswith(head):
+        return None
+    if key.endswith(_DEAD_META_TAIL):
+        parent = key[len(head) : -len(_DEAD_META_TAIL)]
+        queue = dead_letter_queue(parent)
+    elif key.endswith(_META_TAIL):
+        parent = queue = key[len(head) : -len(_META_TAIL)]
+    else:
+        return None
+    if not parent or any(c in parent for c in "{}|"):
+        return None
+    return queue
 
 
 def _base(queue: str) -> str:
@@ -142,3 +163,8 @@ def queue_keys(queue: str) -> QueueKeys:
         consumers=f"{base}:consumers",
         channel=f"{base}:ev",
     )
+
+
+def uncached_queue_keys(queue: str) -> QueueKeys:
+    """queue_keys without its cache: for walks over every queue, which would evict the hot queues' entries."""
+    return queue_keys.__wrapped__(queue)

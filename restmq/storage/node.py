@@ -2,7 +2,8 @@
 
 Every queue operation is one Lua script over that queue's keys (one hash slot). The only
 cross-slot writes are the queue registry and the reaper's timer index, which are indexes:
-the scripts report when they must change, and those writes follow the script.
+the scripts report when they must change, and those writes follow the script. Whatever a
+crash between the two leaves missing, the reaper's index repair restores (index_repair.py).
 
 Safe retries: a call whose connection broke (the engine restarted, the link dropped, a socket timed
 out) is sent once more on a fresh connection. Every state-changing script call carries an operation
@@ -35,6 +36,7 @@ from restmq.core.model import (
     FlowStatus,
     History,
     HistoryEntry,
+    Hold,
     Message,
     Policy,
     PopMode,
@@ -53,6 +55,7 @@ from restmq.storage import keys
 from restmq.storage.base import EventHandler
 from restmq.storage.errors import backend_errors
 from restmq.storage.events import EventListener
+from restmq.storage.index_repair import IndexRepair, unlist
 from restmq.storage.packing import fast_connection_class
 from restmq.storage.scripts import Client, Scripts
 from restmq.storage.urls import redact
@@ -61,7 +64,7 @@ log = logging.getLogger("restmq.storage")
 
 STATS_BATCH = 500  # queues per stats script call: the engine is never blocked long, whatever the page size
 REAP_ROUNDS = 50  # reap scripts per due queue per sweep (each moves up to 200 messages)
-RECONCILE_EVERY = 120  # sweeps between rebuilds of the timer index (about 30 s), and one at the first sweep
+REPAIR_EVERY = 2  # sweeps between steps of the index repair (a step at the first sweep)
 T = TypeVar("T")
 
 # A connection that broke: the call is sent once more on a fresh one. Not the ConnectionError subclasses
@@ -176,6 +179,7 @@ class RedisStore:
         self._up = True
         self._legacy_folded = False
         self.events = EventListener(self._make_pubsub, lambda q: keys.queue_keys(q).channel, name)
+        self.index_repair = IndexRepair(client, self.scripts)
 
     @classmethod
     def from_url(cls, url: str, *, key_base: int = 0, coalesce: bool = True) -> RedisStore:
@@ -224,16 +228,14 @@ class RedisStore:
             with contextlib.suppress(*BROKEN):  # closing a dead socket may complain; it is closed all the same
                 await self.client.connection_pool.disconnect(inuse_connections=False)
 
-    async def _index(
-        self, *, listed: Sequence[str] = (), unlisted: Sequence[str] = (), timer: tuple[str, int] | None = None
-    ) -> None:
-        """Follow-up writes to the cross-slot indexes (registry, timers); idempotent, so retried freely."""
+    async def _index(self, *, listed: Sequence[str] = (), timer: tuple[str, int] | None = None) -> None:
+        """Follow-up writes to the cross-slot indexes (registry, timers). Only ever additions (and a lower
+        deadline): an entry written late or twice is harmless, so they are retried freely; removals go
+        through unlist and the reaper."""
 
         async def write() -> None:
             for queue in listed:
                 await self.client.zadd(keys.QUEUES, {queue: 0})
-            for queue in unlisted:
-                await self.client.zrem(keys.QUEUES, queue)
             if timer is not None:
                 await self.client.zadd(keys.TIMERS, {timer[0]: timer[1]}, lt=True)
 
@@ -320,7 +322,8 @@ class RedisStore:
     async def purge(self, queue: str) -> int:
         qk = keys.queue_keys(queue)
         removed = int(await self._change("purge", qk, [*qk.message_keys, qk.history], [qk.channel]))
-        await self._index(unlisted=[queue])
+        # not a plain ZREM: an add since the script may have listed it; harmless to repeat
+        await self._retrying(lambda: unlist(self.client, queue))
         return removed
 
     async def redrive(self, dead_queue: str, limit: int = 10_000) -> int:
@@ -376,7 +379,7 @@ class RedisStore:
 
     async def _fold_legacy_registry(self, *, again: bool = False) -> None:
         """Move the names of the registry earlier versions kept (a SET, which cannot be read in name order) into
-        the ordered one: once per process before its first listing, and at each timer reconciliation, which
+        the ordered one: once per process before its first listing, and after each pass of the index repair, which
         also catches names that processes of the earlier version add during a rolling upgrade."""
         if self._legacy_folded and not again:
             return
@@ -432,26 +435,24 @@ class RedisStore:
                         await self.client.zadd(keys.QUEUES, {dead_name: 0})
                     if n == 0 or not 0 <= next_due <= now:
                         break
-                await self.scripts.run("timer_cas", [keys.TIMERS], [queue, int(seen), next_due])
+                if await self.scripts.run("timer_cas", [keys.TIMERS], [queue, int(seen), next_due]):
+                    await self._recheck_timer(queue, next_due)
             self._sweeps += 1
-            if self._sweeps % RECONCILE_EVERY == 1:
-                await self._reconcile_timers()
+            if self._sweeps % REPAIR_EVERY == 1:
+                if (await self.index_repair.step()).wrapped:
+                    await self._fold_legacy_registry(again=True)
         return _not_cancelled(moved)
 
-    async def _reconcile_timers(self) -> None:
-        """Put every listed queue with a timer back in the reaper's index. The index is written right
-        after the script that sets a timer; a process dying in between would leave that lease unindexed,
-        so now and then (and at start) the index is rebuilt from the queues themselves."""
-        await self._fold_legacy_registry(again=True)
-        cursor = 0
-        while True:
-            cursor, scored = await self.client.zscan(keys.QUEUES, cursor, count=500)
-            for queue, _ in cast(list[tuple[str, float]], scored):
-                deadline = await self.scripts.run("deadline", keys.queue_keys(queue).message_keys, [])
-                if deadline >= 0:
-                    await self.client.zadd(keys.TIMERS, {queue: deadline}, lt=True)
-            if cursor == 0:
-                return
+    async def _recheck_timer(self, queue: str, written: int) -> None:
+        """After the reaper raised or removed a queue's timer entry, lower it to the queue's deadline read now.
+
+        A script that set an earlier timer after the reap script and before that write wrote its entry first,
+        with ZADD LT, which could not lower an entry that was still due: the reaper's write then dropped it.
+        Reading the deadline after the write catches such a timer; one set after this read has its own
+        entry written after ours."""
+        deadline = int(await self.scripts.run("deadline", keys.queue_keys(queue).message_keys, []))
+        if deadline >= 0 and deadline != written:
+            await self.client.zadd(keys.TIMERS, {queue: deadline}, lt=True)
 
     # -- streaming ----------------------------------------------------------------------------
 
@@ -467,23 +468,37 @@ class RedisStore:
             await self._index(listed=[dead_name])
         return _not_cancelled(StreamResult(StreamStatus(status), int(count)))
 
-    async def assign(self, queue: str, limit: int, inflight_ms: int) -> StreamResult:
+    async def assign(self, queue: str, limit: int, inflight_ms: int, grace_ms: int = 0) -> StreamResult:
         if self.events.down:  # the assignments would reach no one here: they would wait out their lease
             return StreamResult(StreamStatus.NO_CONSUMERS, 0)
         qk = keys.queue_keys(queue)
         dead_keys, dead_name = _dead_args(queue)
         status, count, dead_listed, timer = await self._run(
-            "assign", [*qk.message_keys, *dead_keys, qk.consumers], [queue, dead_name, qk.channel, limit, inflight_ms]
+            "assign",
+            [*qk.message_keys, *dead_keys, qk.consumers],
+            [queue, dead_name, qk.channel, limit, inflight_ms, grace_ms],
         )
         if dead_listed or timer >= 0:
             await self._index(listed=[dead_name] if dead_listed else (), timer=(queue, timer) if timer >= 0 else None)
         return _not_cancelled(StreamResult(StreamStatus(status), int(count)))
 
     async def touch_consumers(self, queue: str, ids: Sequence[str], ttl_ms: int) -> int:
-        return int(await self._run("presence", [keys.queue_keys(queue).consumers], [ttl_ms, "add", *ids]))
+        return int((await self._presence(queue, ttl_ms, "add", ids))[0])
+
+    async def heartbeat(self, queue: str, ids: Sequence[str], ttl_ms: int, held: Sequence[Hold]) -> list[int]:
+        return _not_cancelled([int(n) for n in (await self._presence(queue, ttl_ms, "add", ids, held))[1:]])
 
     async def drop_consumers(self, queue: str, ids: Sequence[str]) -> None:
-        await self._run("presence", [keys.queue_keys(queue).consumers], [0, "remove", *ids])
+        await self._presence(queue, 0, "remove", ids)
+
+    async def _presence(
+        self, queue: str, ttl_ms: int, action: str, ids: Sequence[str], held: Sequence[Hold] = ()
+    ) -> list[Any]:
+        qk = keys.queue_keys(queue)
+        args: list[Any] = [ttl_ms, action, len(ids), *ids]
+        for hold in held:
+            args += hold
+        return cast(list[Any], await self._run("presence", [qk.consumers, qk.leased, qk.counts], args))
 
     async def history(
         self, queue: str, limit: int, *, max_bytes: int | None = None, since: str | None = None, oldest_ms: int = 0

@@ -25,6 +25,7 @@ from restmq.core.model import (
     AddResult,
     History,
     HistoryEntry,
+    Hold,
     Message,
     PopMode,
     PopResult,
@@ -37,7 +38,7 @@ from restmq.core.model import (
     StreamResult,
     StreamStatus,
 )
-from restmq.errors import BackendUnavailable, RingIncomplete
+from restmq.errors import BackendUnavailable, DeadlinePassed, RingIncomplete
 from restmq.storage import keys
 from restmq.storage.base import EventHandler
 from restmq.storage.node import COUNTERS, RedisStore, TokenStates, revocation_time
@@ -56,6 +57,11 @@ def _call_with(call: Callable[[RedisStore, int], Awaitable[T]], want: int, store
 
 def _recent(queue: str, limit: int, max_bytes: int | None) -> Callable[[RedisStore], Awaitable[Recent]]:
     return lambda store: store.recent(queue, limit, max_bytes)
+
+
+def _index(store: RedisStore) -> int:
+    """A ring node's place in the --redis list, from the key numbers it hands out."""
+    return store.key_base // KEY_STRIDE
 
 
 def split_weight(url: str) -> tuple[str, int]:
@@ -196,6 +202,8 @@ class ShardedStore:
         self._start_monitor()
         try:
             return await call(node.store)
+        except DeadlinePassed:  # the request's time ran out before this node was asked: not the node's fault
+            raise
         except BackendUnavailable as exc:
             self._down(node, exc)
             raise
@@ -414,12 +422,21 @@ class ShardedStore:
     async def broadcast(self, queue: str, limit: int, history: int) -> StreamResult:
         return await self._stream(queue, lambda s, n: s.broadcast(queue, n, history), limit)
 
-    async def assign(self, queue: str, limit: int, inflight_ms: int) -> StreamResult:
-        return await self._stream(queue, lambda s, n: s.assign(queue, n, inflight_ms), limit)
+    async def assign(self, queue: str, limit: int, inflight_ms: int, grace_ms: int = 0) -> StreamResult:
+        return await self._stream(queue, lambda s, n: s.assign(queue, n, inflight_ms, grace_ms), limit)
 
     async def touch_consumers(self, queue: str, ids: Sequence[str], ttl_ms: int) -> int:
         """Consumers register on every live node, so any node holding messages can assign them."""
         return max(await self._each(lambda s: s.touch_consumers(queue, ids, ttl_ms)))
+
+    async def heartbeat(self, queue: str, ids: Sequence[str], ttl_ms: int, held: Sequence[Hold]) -> list[int]:
+        """Consumers beat on every live node; each held message on the node that numbered it (a message
+        of a node that cannot be reached is not reported gone: its lease runs out there)."""
+        on_node: dict[int, list[Hold]] = {}
+        for hold in held:
+            on_node.setdefault(hold.n // KEY_STRIDE, []).append(hold)
+        replies = await self._each_node(lambda s: s.heartbeat(queue, ids, ttl_ms, on_node.get(_index(s), [])))
+        return [n for _, gone in replies for n in gone]
 
     async def drop_consumers(self, queue: str, ids: Sequence[str]) -> None:
         await self._each(lambda s: s.drop_consumers(queue, ids), require_one=False)

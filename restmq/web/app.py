@@ -24,7 +24,7 @@ from restmq.storage.base import Store
 from restmq.storage.factory import open_store
 from restmq.web.auth import Access, load_acl
 from restmq.web.browser import BrowserGuard, OriginPolicy
-from restmq.web.errors import InputGuard, restmq_error, unexpected_error
+from restmq.web.errors import InputGuard, restmq_error
 from restmq.web.hosts import HostAllowlist
 from restmq.web.hot import HotRoutes
 from restmq.web.limits import StreamSlots
@@ -83,7 +83,7 @@ def _middleware(settings: Settings, origins: OriginPolicy) -> list[Middleware]:
     hosts = HostAllowlist(settings.allowed_hosts, settings.host)
     # The client's address and scheme are settled first, for everything after (origin checks, ACL, stream limits).
     stack = [
-        Middleware(RequestContext),
+        Middleware(RequestContext, backend_timeout=settings.backend_timeout),
         Middleware(PeerAddress, proxies=settings.forwarded_allow_ips),
         Middleware(BrowserGuard, hosts=hosts, origins=origins),
     ]
@@ -147,7 +147,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
     app = Starlette(
         routes=routes,
         middleware=_middleware(settings, origins),
-        exception_handlers={RestMQError: restmq_error, Exception: unexpected_error},
+        exception_handlers={RestMQError: restmq_error},  # anything else: RequestContext
         lifespan=lifespan,
     )
     app.state.origins = origins  # auth.py asks it whether the WebSocket auth cookie counts

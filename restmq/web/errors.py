@@ -34,11 +34,6 @@ async def restmq_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
-async def unexpected_error(request: Request, exc: Exception) -> Response:
-    log.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return error_response(RestMQError("internal error; see the server log"))
-
-
 class InputGuard:
     """Refuse, before any handler runs (so a rejected request never consumes a message): a callback=
     that http.jsonp_callback refuses (JSONP off, or a bad name), and an encoded slash in the path —

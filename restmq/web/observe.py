@@ -25,12 +25,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from restmq.core import deadline
 from restmq.core.service import QueueService
+from restmq.errors import RestMQError
 from restmq.web import queue_metrics
 from restmq.web.auth import CONSUMER, authorize
 from restmq.web.browser import NOSNIFF, PAGE_HEADERS
 from restmq.web.snapshots import Snapshots, shared
 
+log = logging.getLogger("restmq.web")
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 _VALID_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -65,23 +68,40 @@ def _is_html(headers: Iterable[tuple[bytes, bytes]]) -> bool:
 
 
 class RequestContext:
-    """Give each request an id (X-Request-ID, kept when the client sends a sane one), echo it, and
-    time the handler."""
+    """Give each request an id (X-Request-ID, kept when the client sends a sane one), echo it, time the
+    handler, and run it under its backend deadline (`backend_timeout` seconds; 0: none).
 
-    def __init__(self, app: ASGIApp) -> None:
+    It is also the last resort: an exception no handler turned into an answer becomes a JSON 500 naming
+    the request id, logged here once with its traceback. Left to the HTTP server, it would be logged
+    again without the id and the keep-alive connection reset."""
+
+    def __init__(self, app: ASGIApp, backend_timeout: float = 0.0) -> None:
         self.app = app
+        self.backend_timeout = backend_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
+            if scope["type"] == "websocket":  # the handshake's backend work; each frame gets its own
+                bound = deadline.start(self.backend_timeout)
+                try:
+                    await self.app(scope, receive, send)
+                finally:
+                    deadline.finish(bound)
+                return
             await self.app(scope, receive, send)
             return
         incoming = next((value for name, value in scope["headers"] if name == b"x-request-id"), b"").decode("latin-1")
         rid = incoming if incoming and _VALID_ID.fullmatch(incoming) else f"{_ID_PREFIX}{next(_ids):x}"
         token = request_id.set(rid)
+        bound = deadline.start(self.backend_timeout)
         started = time.perf_counter()
+        answering = False
 
         async def send_with_id(message: Message) -> None:
+            nonlocal answering
             if message["type"] == "http.response.start":
+                answering = True
+                deadline.answering()  # a streamed answer's later backend calls: bound one by one
                 headers = message.get("headers", [])
                 # Every response: its request id and nosniff; HTML pages: no framing (browser.py says why).
                 if _is_html(headers):
@@ -95,8 +115,22 @@ class RequestContext:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            if not answering:
+                await _internal_error(rid, send_with_id)
+            # else the response is cut short: returning without ending it makes the server close the connection
         finally:
+            deadline.finish(bound)
             request_id.reset(token)
+
+
+async def _internal_error(rid: str, send: Send) -> None:
+    error = RestMQError(f"internal error (request {rid}); see the server log")
+    body = orjson.dumps(error.to_dict(), option=orjson.OPT_APPEND_NEWLINE)
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 class JSONFormatter(logging.Formatter):

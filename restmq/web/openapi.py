@@ -343,7 +343,9 @@ _ERRORS = {
     "404": "MESSAGE_NOT_FOUND, or QUEUE_EMPTY on GET /?queue=.",
     "409": "LEASE_EXPIRED or LEASE_STALE.",
     "413": "PAYLOAD_TOO_LARGE: body, value or batch over its limit.",
-    "503": "BACKEND_UNAVAILABLE (with Retry-After: 1) or TOO_MANY_STREAMS.",
+    "503": "BACKEND_UNAVAILABLE (with Retry-After: 1): the backend cannot be reached, refuses for now or did not "
+    "answer within --backend-timeout (an add may still have been stored: retry it with its Idempotency-Key); "
+    "or TOO_MANY_STREAMS.",
 }
 
 RESPONSES: dict[str, Schema] = {
@@ -759,10 +761,11 @@ PATHS: dict[str, dict[str, Any]] = {
         "get": _op(
             "serverSentEvents",
             "Server-Sent Events stream",
-            "Events `id: <key>` / `data: {key,value[,count]}`, heartbeats every 15 s, `retry: 3000`. Reconnecting "
-            "with `Last-Event-ID` (or `last_event_id=`) replays the broadcast history after that id, at most "
-            "--max-replay-bytes of it (the newest); an `event: gap` comes first when the history no longer reaches "
-            "back or older history did not fit. See /asyncapi.json.",
+            "Events `id: <key>` / `data: {key,value[,count]}`, heartbeats every 15 s, `retry:` (--sse-retry, 3000 ms "
+            "by default). Reconnecting with `Last-Event-ID` (or `last_event_id=`) replays the broadcast history after "
+            "that id, at most --max-replay-bytes of it (the newest); an `event: gap` comes first when history asked "
+            "for is really missing: the history no longer reaches back (broadcast queues) or older history did not "
+            "fit. See /asyncapi.json.",
             "streams",
             {
                 "200": {
@@ -968,11 +971,12 @@ def asyncapi() -> dict[str, Any]:
                 },
             },
             "/sse/{queue}": {
-                "description": "Server-Sent Events: each message is an event `id: <key>` / `data: <json>`; `retry: "
-                "3000` first, a `: heartbeat` comment every 15 s. Reconnect with `Last-Event-ID: <key>` (or "
-                "`?last_event_id=`) to replay the broadcast history after it (the newest 1,000 per queue, kept 5 "
-                "minutes, at most --max-replay-bytes of it: the newest); an `event: gap` comes first when the "
-                "history no longer reaches back or older history did not fit.",
+                "description": "Server-Sent Events: each message is an event `id: <key>` / `data: <json>`; `retry:` "
+                "first (--sse-retry, 3000 ms by default), a `: heartbeat` comment every 15 s. Reconnect with "
+                "`Last-Event-ID: <key>` (or `?last_event_id=`) to replay the broadcast history after it (the newest "
+                "1,000 per queue, kept 5 minutes, at most --max-replay-bytes of it: the newest); an `event: gap` "
+                "comes first when history asked for is really missing: the history no longer reaches back "
+                "(broadcast queues) or older history did not fit.",
                 "servers": ["http"],
                 "parameters": queue_param,
                 "subscribe": {

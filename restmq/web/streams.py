@@ -15,7 +15,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from restmq.core import protocol
+from restmq.core import deadline, protocol
 from restmq.core.dispatch import SHUTDOWN, Consumer, Delivery, Streams
 from restmq.core.model import HistoryEntry
 from restmq.core.names import check_queue_name
@@ -30,7 +30,7 @@ from restmq.web.token_watch import POLICY_CLOSES, TokenWatch
 log = logging.getLogger("restmq.streams")
 
 STREAM_HEADERS = {"Cache-Control": "no-cache, no-store", "X-Accel-Buffering": "no"}
-SSE_RETRY_MS = 3000
+SHUTDOWN_RETRY_MS = 250  # on shutdown: reconnect soon, to another process
 STUCK_GRACE = 2.0  # seconds a closed stream may take to end before its connection is dropped
 REPLAY_CHUNK = 64 * 1024  # bytes of replayed history per write
 
@@ -175,7 +175,8 @@ async def server_sent_events(request: Request) -> ConsumerStream:
         raise
     events, reached = _newest_events(replay, reached, max_bytes)
     replayed = {entry.key for entry in replay[len(replay) - len(events) :]}
-    opening = [sse.sse_retry(SSE_RETRY_MS)]
+    retry_ms = round(request.app.state.settings.sse_retry * 1000)
+    opening = [sse.sse_retry(retry_ms)]
     if not reached:
         oldest = replay[-len(events)].key if events else None
         opening.append(sse.sse_named("gap", {"last_event_id": last_id, "oldest": oldest}))
@@ -187,8 +188,8 @@ async def server_sent_events(request: Request) -> ConsumerStream:
             return sse.sse_event(batch[0])
         return b"".join(sse.sse_event(delivery) for delivery in batch if delivery.key not in replayed)
 
-    def closing(consumer: Consumer) -> bytes:  # on shutdown: reconnect soon, to another process
-        return sse.sse_retry(250) if consumer.closed == SHUTDOWN else b""
+    def closing(consumer: Consumer) -> bytes:
+        return sse.sse_retry(min(SHUTDOWN_RETRY_MS, retry_ms)) if consumer.closed == SHUTDOWN else b""
 
     return ConsumerStream(request, consumer, "text/event-stream", encode, sse.SSE_HEARTBEAT, opening, closing)
 
@@ -299,18 +300,27 @@ async def _command(
     """Run one client frame; errors become error frames and the connection stays usable. Each frame is
     authorized when it runs (not by the rights the connection opened with): a token revoked or expired
     since then is refused."""
+    bound = deadline.start(ws.app.state.settings.backend_timeout)  # a frame is a request of its own
     try:
-        command = protocol.parse_command(raw)
-        command.setdefault("queue", queue)
-        target, right = protocol.target(command)
-        # adding through a frame is producing: the producer rules apply
-        await authorize(ws, PRODUCER if right == "write" else WEBSOCKET, target, right)
-        reply = await protocol.execute(service, command)  # type: ignore[arg-type]
-        if command.get("cmd") in ("ack", "release"):
-            streams.acked(consumer, str(command.get("key")))
-        return reply
+        return await _run_command(ws, service, streams, consumer, queue, raw)
     except RestMQError as exc:
         return exc.to_dict()
     except Exception:
         log.exception("websocket command failed")
         return {"error": "internal error", "code": "INTERNAL"}
+    finally:
+        deadline.finish(bound)
+
+
+async def _run_command(
+    ws: WebSocket, service: object, streams: Streams, consumer: Consumer, queue: str, raw: str | bytes
+) -> object:
+    command = protocol.parse_command(raw)
+    command.setdefault("queue", queue)
+    target, right = protocol.target(command)
+    # adding through a frame is producing: the producer rules apply
+    await authorize(ws, PRODUCER if right == "write" else WEBSOCKET, target, right)
+    reply = await protocol.execute(service, command)  # type: ignore[arg-type]
+    if command.get("cmd") in ("ack", "release"):
+        streams.acked(consumer, str(command.get("key")))
+    return reply

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
 
 from restmq.client import AsyncClient, Client, Message
+from restmq.client.aio import AsyncStream
+from restmq.client.sync import Stream
 from tests.helpers.server import ServeProcess, free_port
 from tests.helpers.streams import sse, wait_consumers
 from tests.helpers.wait import wait_for
@@ -29,8 +33,8 @@ QUEUE = "news"
 class Restartable:
     """`restmq serve` on a fixed port that can be killed and started again on the same port."""
 
-    def __init__(self, redis_url: str, tmp_path: Path) -> None:
-        self.args = ["--redis", redis_url]
+    def __init__(self, redis_url: str, tmp_path: Path, *args: str) -> None:
+        self.args = ["--redis", redis_url, *args]
         self.port = free_port()
         self.tmp_path = tmp_path
         self.runs = 0
@@ -151,3 +155,128 @@ async def test_resume_from_a_given_last_event_id(server: str) -> None:
                 if len(received) == 3:
                     break
     assert received == [f"{QUEUE}:4", f"{QUEUE}:5", f"{QUEUE}:6"]
+
+
+# -- reconnect backoff: full jitter, and the server's retry: ----------------------------------------
+
+CLIENTS = 16
+
+
+class Fleet:
+    """CLIENTS streams of one queue (async ones in this loop, or sync ones in threads) and the moment
+    each one connected again."""
+
+    def __init__(self, url: str, kind: str, queue: str, **options: float) -> None:
+        self.kind, self.queue = kind, queue
+        self.async_client = AsyncClient(url, timeout=5, connect_timeout=1)
+        self.sync_client = Client(url, timeout=5, connect_timeout=1)
+        make = self.async_client.stream if kind == "async" else self.sync_client.stream
+        self.streams: list[AsyncStream | Stream] = [make(queue, **options) for _ in range(CLIENTS)]  # type: ignore[arg-type]
+        self.readers: list[asyncio.Future[None]] = []
+        self.threads = ThreadPoolExecutor(CLIENTS)  # one thread per sync stream (the default pool is smaller)
+
+    async def __aenter__(self) -> Fleet:
+        loop = asyncio.get_running_loop()
+        for stream in self.streams:
+            if isinstance(stream, AsyncStream):
+                self.readers.append(asyncio.ensure_future(self._read_async(stream)))
+            else:
+                self.readers.append(loop.run_in_executor(self.threads, self._read_sync, stream))
+        return self
+
+    @staticmethod
+    async def _read_async(stream: AsyncStream) -> None:
+        async for _ in stream:
+            pass
+
+    @staticmethod
+    def _read_sync(stream: Stream) -> None:
+        for _ in stream:
+            pass
+
+    async def connected(self, connects: int, timeout: float) -> list[float]:
+        """Wait until every stream has connected `connects` times; when each got there (monotonic)."""
+        seen: dict[int, float] = {}
+        deadline = time.monotonic() + timeout
+        while len(seen) < len(self.streams):
+            for i, stream in enumerate(self.streams):
+                if i not in seen and stream.connects >= connects:
+                    seen[i] = time.monotonic()
+            for reader in self.readers:
+                if reader.done():
+                    reader.result()
+                    raise AssertionError("a stream ended")
+            assert time.monotonic() < deadline, f"{len(seen)} of {len(self.streams)} streams connected {connects}x"
+            await asyncio.sleep(0.005)
+        return [seen[i] for i in range(len(self.streams))]
+
+    async def __aexit__(self, *exc: object) -> None:
+        for stream in self.streams:
+            if isinstance(stream, AsyncStream):
+                await stream.aclose()
+            else:
+                stream.close()
+        await asyncio.wait_for(asyncio.gather(*self.readers, return_exceptions=True), 10)
+        await self.async_client.aclose()
+        self.sync_client.close()
+        self.threads.shutdown()
+
+
+async def close_streams(url: str, queue: str) -> float:
+    """DELETE /q/<queue>: the server closes the queue's streams (and stays up); when it answered."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.delete(f"{url}/q/{queue}")
+    assert response.status_code == 200, response.text
+    return time.monotonic()
+
+
+@pytest.mark.parametrize("kind", ["async", "sync"])
+async def test_the_servers_retry_is_the_base_of_the_reconnect_backoff(
+    redis_url: str, tmp_path: Path, kind: str
+) -> None:
+    """Issue 14: streams closed together reconnect at random times up to the server's retry: (6 s
+    here), however short the client's own reconnect_delay; never all at once."""
+    server = Restartable(redis_url, tmp_path, "--sse-retry", "6")
+    server.start()
+    try:
+        async with Fleet(server.url, kind, "slow", reconnect_delay=0.05, max_reconnect_delay=0.1) as fleet:
+            await fleet.connected(1, 30)
+            closed = await close_streams(server.url, "slow")
+            waits = [at - closed for at in await fleet.connected(2, 60)]
+    finally:
+        server.stop()
+    assert max(waits) > 1.5, waits  # the client's own 0.05-0.1 s would have them all back at once
+    assert max(waits) < 3 * 6, waits
+    assert max(waits) - min(waits) > 1.0, waits  # spread out
+
+
+async def test_a_short_server_retry_shortens_the_clients_wait(redis_url: str, tmp_path: Path) -> None:
+    """The server's retry: replaces the client's reconnect_delay both ways: 0.2 s beats 5 s."""
+    server = Restartable(redis_url, tmp_path, "--sse-retry", "0.2")
+    server.start()
+    try:
+        async with Fleet(server.url, "async", "quick", reconnect_delay=5, max_reconnect_delay=5) as fleet:
+            await fleet.connected(1, 30)
+            closed = await close_streams(server.url, "quick")
+            waits = [at - closed for at in await fleet.connected(2, 60)]
+    finally:
+        server.stop()
+    assert max(waits) < 2.5, waits  # well under the client's own 5 s
+
+
+async def test_streams_come_back_spread_out_after_a_server_restart(redis_url: str, tmp_path: Path) -> None:
+    """Issue 14: after a crash and restart of the server, reconnects are spread (full jitter)
+    instead of all landing on the same backoff step."""
+    server = Restartable(redis_url, tmp_path)  # the default retry: 3 s
+    server.start()
+    try:
+        async with Fleet(server.url, "async", "herd") as fleet:
+            await fleet.connected(1, 30)
+            server.crash()
+            await asyncio.to_thread(server.start)
+            up = time.monotonic()
+            back = await fleet.connected(2, 60)
+    finally:
+        server.stop()
+    assert max(back) - min(back) > 1.0, [round(at - min(back), 3) for at in back]
+    assert max(back) - up < 3 * 5, max(back) - up  # no wait once the server is up beyond the 5 s cap (x3)

@@ -62,6 +62,15 @@ def test_precedence_flag_env_file_default(tmp_path: Path) -> None:
     assert rows["--config"] == (str(config), "command line")
 
 
+def test_backend_timeout_is_an_option_with_a_default_of_a_few_seconds(tmp_path: Path) -> None:
+    rows = table(run("config", cwd=tmp_path).stdout)
+    assert rows["--backend-timeout"] == ("5.0", "default")
+    rows = table(run("config", env={"RESTMQ_BACKEND_TIMEOUT": "2.5"}, cwd=tmp_path).stdout)
+    assert rows["--backend-timeout"] == ("2.5", "environment")
+    refused = run("config", "--backend-timeout", "-1", cwd=tmp_path)
+    assert refused.returncode != 0 and "--backend-timeout" in refused.stderr
+
+
 def test_the_config_file_from_the_environment(tmp_path: Path) -> None:
     config = tmp_path / "restmq.toml"
     config.write_text("port = 9200\n")

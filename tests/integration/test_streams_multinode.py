@@ -198,8 +198,8 @@ async def test_sigkill_of_a_streaming_node_loses_nothing(redis_url: str, tmp_pat
                 async def all_delivered() -> bool:
                     return delivered() >= set(added)
 
-                # A's in-flight messages come back when their lease (10 s) runs out, and its consumers
-                # leave the rotation when their presence (15 s) lapses: B's consumers get the rest.
+                # A's consumers leave the rotation, and its in-flight messages come back, once its heartbeat
+                # lapses (2 s; tests/faults/test_server_kill.py bounds the delay): B's consumers get the rest.
                 try:
                     await wait_for(all_delivered, 45, 0.1, "every message delivered")
                 except AssertionError:

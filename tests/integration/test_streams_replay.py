@@ -90,6 +90,29 @@ async def test_replay_ignores_entries_older_than_history_age(
     assert reached and [e.key for e in entries] == ["aged:4"]
 
 
+async def test_replay_from_the_newest_entry_reaches_it_however_old(
+    store: RedisStore, streams: Streams, redis_client: redis.Redis
+) -> None:
+    """Issue 14: a quiet queue's last broadcast is older than history_age, yet nothing came after it."""
+    old = int(time.time() * 1000) - int(streams.config.history_age * 1000) - 60_000
+    history = keys.queue_keys("quiet").history
+    for n in (1, 2):
+        redis_client.lpush(history, orjson.dumps({"key": f"quiet:{n}", "value": str(n), "count": 1, "t": old}))
+    assert await streams.replay("quiet", "quiet:2") == ([], True)
+    assert await streams.replay("quiet", "quiet:1") == ([], False)  # quiet:2 aged out after it
+
+
+async def test_replay_on_a_roundrobin_queue_of_an_id_not_in_the_history_is_empty_and_complete(
+    store: RedisStore, streams: Streams
+) -> None:
+    """Issue 14: roundrobin deliveries are never in the history, and never replayed."""
+    await broadcast(store, "rr", ["a", "b"])  # history from before the switch
+    await store.update_settings("rr", policy="roundrobin")
+    assert await streams.replay("rr", "rr:7") == ([], True)
+    entries, reached = await streams.replay("rr", "rr:1")  # a broadcast delivery: what came after it
+    assert reached and [e.key for e in entries] == ["rr:2"]
+
+
 async def test_replay_within_a_byte_limit_keeps_the_newest_and_is_incomplete(
     store: RedisStore, streams: Streams
 ) -> None:

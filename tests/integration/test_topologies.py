@@ -307,6 +307,32 @@ async def test_roundrobin_gives_each_message_to_one_consumer(topology: str, http
     await wait_stats(http, "jobs", lambda s: s["leased"] == 0 and s["length"] == 0, "every delivery acked", 10.0)
 
 
+async def test_sse_resume_gaps_only_when_broadcast_history_is_missing(topology: str, http: httpx.AsyncClient) -> None:
+    """Issue 14: a reconnect after a roundrobin delivery gets no gap; a broadcast one within the retained
+    history gets none either, and an unknown broadcast id exactly one."""
+    assert (await http.post("/p/rr", data={"policy": "roundrobin"})).status_code == 200
+    async with sse(topology, "rr") as first:
+        await wait_consumers(http, topology, "rr", 1)
+        await add(http, "rr", "one")
+        await first.wait_count(1)
+    async with sse(topology, "rr", last_event_id=first.keys[0]) as again:
+        await wait_consumers(http, topology, "rr", 1)
+        later = await add(http, "rr", "two")
+        await again.wait_count(1)
+    assert [e.event for e in again.events if e.event] == [] and again.keys == [later]
+
+    async with sse(topology, "bc") as first:
+        await wait_consumers(http, topology, "bc", 1)
+        sent = await add_batch(http, "bc", ["a", "b", "c"])
+        await first.wait_count(3)
+    async with sse(topology, "bc", last_event_id=sent[0]) as again:
+        await again.wait_count(2)
+    assert [e.event for e in again.events if e.event] == [] and again.keys == sent[1:]
+    async with sse(topology, "bc", last_event_id="bc:12345") as unknown:
+        await unknown.wait_count(3)
+    assert [e.event for e in unknown.events if e.event] == ["gap"] and unknown.keys == sent
+
+
 # -- concurrency ----------------------------------------------------------------------------------------
 
 

@@ -129,6 +129,28 @@ def test_backoff() -> None:
     assert [_calls.retry_delay(n, 0.5, 3) for n in (1, 2, 3, 4, 5)] == [0.5, 1, 2, 3, 3]
 
 
+def test_jittered_backoff_is_spread_between_zero_and_the_capped_exponential() -> None:
+    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (6, 3.0)]:
+        delays = [_calls.jittered_delay(attempt, 0.5, 3) for _ in range(400)]
+        assert all(0 <= d <= ceiling for d in delays)
+        assert min(delays) < ceiling / 4 and max(delays) > ceiling * 3 / 4  # full jitter, not a fixed step
+
+
+def test_the_servers_retry_replaces_the_reconnect_base_and_lifts_the_cap() -> None:
+    state = StreamState("q", None, None)
+    assert max(state.reconnect_delay(1, 0.25, 5) for _ in range(200)) <= 0.25
+    state.handle(SSEEvent(retry=4000))
+    delays = [state.reconnect_delay(1, 0.25, 5) for _ in range(200)]
+    assert max(delays) <= 4 and max(delays) > 1
+    assert max(state.reconnect_delay(5, 0.25, 5) for _ in range(200)) <= 5  # doubled, up to the client's cap
+    state.handle(SSEEvent(retry=10_000))
+    assert max(state.reconnect_delay(3, 0.25, 5) for _ in range(200)) > 5  # the cap is never below the retry
+    state.handle(SSEEvent(retry=100))
+    assert max(state.reconnect_delay(1, 5, 5) for _ in range(200)) <= 0.1
+    state.handle(SSEEvent(retry=0))  # still a backoff: failed reconnects do not spin
+    assert max(state.reconnect_delay(8, 5, 5) for _ in range(200)) > 0.3
+
+
 # -- HTTP, with a mock transport --------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 
 import pytest
 from hypothesis import given
@@ -100,3 +101,22 @@ def test_the_stats_keys_are_the_queue_keys_of_the_same_names(queue: str) -> None
         expected.append(keys.queue_keys(keys.dead_letter_queue(queue)).ready)
     assert keys.stats_keys(queue) == expected
     assert {slot(key) for key in keys.stats_keys(queue)} == {slot(qk.meta)}
+
+
+@given(queue_names)
+def test_the_index_repair_finds_each_queue_from_its_meta_key(queue: str) -> None:
+    meta = keys.queue_keys(queue).meta
+    assert keys.queue_of_meta(meta) == queue
+    assert fnmatch.fnmatchcase(meta, keys.META_PATTERN)
+    assert keys.uncached_queue_keys(queue) == keys.queue_keys(queue)
+
+
+@pytest.mark.parametrize("queue", ["q", "q:meta", "q:dead", "q:dead:dead", "a:dead:meta"])
+def test_every_other_key_of_a_queue_is_no_meta_key(queue: str) -> None:
+    others = [key for key in all_keys(queue) if key != keys.queue_keys(queue).meta]
+    assert [key for key in others if keys.queue_of_meta(key) is not None] == []
+
+
+@pytest.mark.parametrize("key", ["rmq:{}:meta", "rmq:{a{b}:meta", "rmq:{a|b}:meta", "rmq:names", "other:{q}:meta"])
+def test_keys_that_are_no_queues_meta_are_skipped(key: str) -> None:
+    assert keys.queue_of_meta(key) is None

@@ -1,22 +1,31 @@
 -- assign: hand up to MAX messages of a roundrobin queue to its live streaming consumers, rotating
 -- over all consumers of all server processes, and publish the assignments.
 -- KEYS[1..9] the queue's message keys, KEYS[10..18] its dead-letter queue's (or the same nine again),
--- KEYS[19] its consumers zset (member "<node>/<conn>/<lease ms or 0>", score = presence deadline)
+-- KEYS[19] its consumers zset (member "<node>/<conn>/<lease ms or 0>", score = presence deadline: the
+-- consumer's process heartbeat plus the presence ttl, see presence.lua)
 -- ARGV[1] queue name  ARGV[2] dead-letter queue name or ''  ARGV[3] event channel  ARGV[4] max
--- ARGV[5] in-flight ms for consumers without a lease
+-- ARGV[5] in-flight ms for consumers without a lease  ARGV[6] grace ms: how long past its consumer's
+-- presence a message may stay held
 -- Reply: {status ('ok' | 'stop' | 'policy' | 'none'), assigned, dead listed, timer deadline or -1}
 -- Each assigned message is leased until its consumer's process writes it (then acks it) or, in lease
--- mode, until the client acks it; if that process dies, the lease expires and the message returns.
+-- mode, until the client acks it, for at most its in-flight bound (ARGV[5], or the consumer's lease) and
+-- no longer than its consumer's presence + the grace: the process's heartbeat extends what it holds
+-- (presence.lua), so if that process dies, its messages return within the presence ttl + the grace.
 local queue, dead_name, channel = ARGV[1], ARGV[2], ARGV[3]
-local want, inflight = tonumber(ARGV[4]), tonumber(ARGV[5])
+local want, inflight, grace = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6] or '0')
 local now = now_ms()
 local kept = housekeep(queue, dead_name, now)
 if redis.call('HGET', K_META, 'status') == 'stop' then return {'stop', 0, kept[2], -1} end
 if redis.call('HGET', K_META, 'policy') ~= 'roundrobin' then return {'policy', 0, kept[2], -1} end
 
 redis.call('ZREMRANGEBYSCORE', KEYS[19], '-inf', now)
-local consumers = redis.call('ZRANGE', KEYS[19], 0, -1)
-if #consumers == 0 then return {'none', 0, kept[2], -1} end
+local present = redis.call('ZRANGE', KEYS[19], 0, -1, 'WITHSCORES')
+if #present == 0 then return {'none', 0, kept[2], -1} end
+local consumers, presence = {}, {}
+for i = 1, #present, 2 do
+  consumers[#consumers + 1] = present[i]
+  presence[present[i]] = tonumber(present[i + 1])
+end
 table.sort(consumers)
 
 -- Start after the consumer served last, wrapping around.
@@ -47,7 +56,7 @@ while #out < want and budget > 0 do
     local lease = tonumber(string.match(to, '/(%d+)$') or '0')
     if lease <= 0 then lease = inflight end
     local count = redis.call('HINCRBY', K_COUNTS, n, 1)
-    redis.call('ZADD', K_LEASED, now + lease, n)
+    redis.call('ZADD', K_LEASED, math.min(now + lease, presence[to] + grace), n)
     out[#out + 1] = {to = to, key = queue .. ':' .. n, value = value, count = count}
     cursor = to
   end

@@ -4,8 +4,9 @@
 -- ARGV[3] the key a replay resumes after ('' when none)  ARGV[4] oldest broadcast time to include (ms)
 -- Reply: {since_ms, entry1, entry2, ...}: entries as stored (JSON {key,value,count,t}), newest first, all
 -- newer than the ARGV[3] entry; since_ms is that entry's broadcast time when the walk reached it, else -1.
--- The walk stops at the ARGV[3] entry, at an entry older than ARGV[4], before the entry that would pass
--- either limit, or at the end of the list, so a replay never reads (or sends) more than it may keep.
+-- The walk stops at the ARGV[3] entry (however old), at another entry older than ARGV[4], before the entry
+-- that would pass either limit, or at the end of the list, so a replay never reads (or sends) more than it
+-- may keep.
 -- Only an entry's size and its "key" and "t" fields are read, by plain search: inside the stored JSON
 -- every quote of a value is escaped, so '"key":"' and '"t":' only match the fields themselves.
 local limit, max_bytes, since, oldest = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
@@ -18,11 +19,12 @@ while index < limit do
   for _, item in ipairs(items) do
     local at = string.find(item, '"t":', 1, true)
     local t = at and tonumber(string.match(item, '^%d+', at + 4)) or 0
-    if t < oldest then return out end
+    -- the resume point first: reached even when older than ARGV[4] (nothing newer aged out before it)
     if marker and string.find(item, marker, 1, true) then
       out[1] = t
       return out
     end
+    if t < oldest then return out end
     bytes = bytes + #item
     if max_bytes >= 0 and bytes > max_bytes then return out end
     out[#out + 1] = item
