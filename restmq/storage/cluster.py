@@ -151,6 +151,10 @@ class ClusterIndexRepair(IndexRepair):
 
 
 class ClusterStore(RedisStore):
+    # The cluster client retries a broken command itself (3 times, re-reading the slot map in between);
+    # the scripts' operation ids make those retries as safe as RedisStore's own.
+    retries_broken_calls = False
+
     def __init__(self, client: RedisCluster, *, name: str) -> None:
         super().__init__(client, name=name)
         self.events = EventListener(self._make_pubsub, lambda q: keys.queue_keys(q).channel, name, _read_sharded)

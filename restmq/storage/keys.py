@@ -26,6 +26,8 @@ rmq:{T}N:history         LIST    recent broadcast deliveries, newest first (SSE 
 rmq:{T}N:consumers       ZSET    streaming consumer id ("<process>/<conn>/<lease ms>") -> presence
                                  deadline (ms): its process's last heartbeat + the presence ttl
 rmq:{T}N:idem:<sha256>   STRING  key of the first add with that Idempotency-Key (PX window)
+rmq:{T}N:op:<id>        STRING  reply of one state-changing script call, msgpack (PX 30 s): a
+                                 retried call with the same operation id replays it, changing nothing
 rmq:{T}N:ev              (pub/sub shard channel) queue events: add, purge, status, policy
 rmq:names                ZSET    names of listed queues, all scored 0: ordered by name, so that a
                                  listing page is one ZRANGEBYLEX (one per node on a ring); an index
@@ -111,6 +113,10 @@ class QueueKeys:
     def idempotency(self, idem_key: str) -> str:
         digest = hashlib.sha256(idem_key.encode()).hexdigest()
         return f"{_base(self.queue)}:idem:{digest}"
+
+    def operation(self, op_id: str) -> str:
+        """Where a script call remembers its reply under its operation id (beside the meta key: same slot)."""
+        return self.meta[:-4] + "op:" + op_id
 
     @property
     def message_keys(self) -> tuple[str, ...]:

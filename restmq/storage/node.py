@@ -4,20 +4,29 @@ Every queue operation is one Lua script over that queue's keys (one hash slot). 
 cross-slot writes are the queue registry and the reaper's timer index, which are indexes:
 the scripts report when they must change, and those writes follow the script. Whatever a
 crash between the two leaves missing, the reaper's index repair restores (index_repair.py).
+
+Safe retries: a call whose connection broke (the engine restarted, the link dropped, a socket timed
+out) is sent once more on a fresh connection. Every state-changing script call carries an operation
+id, and its script remembers its reply under that id for a short while, so the repeat of a call that
+had already run (only its reply was lost) gets that reply and changes nothing: no double add, no
+second lease, no lost take.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import itertools
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 import orjson
+from redis import exceptions as rexc
 from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
@@ -58,6 +67,16 @@ REAP_ROUNDS = 50  # reap scripts per due queue per sweep (each moves up to 200 m
 REPAIR_EVERY = 2  # sweeps between steps of the index repair (a step at the first sweep)
 T = TypeVar("T")
 
+# A connection that broke: the call is sent once more on a fresh one. Not the ConnectionError subclasses
+# that a fresh connection would meet again at once: LOADING (the engine answered), a full pool, a refused login.
+BROKEN = (rexc.ConnectionError, rexc.TimeoutError, OSError)
+NOT_BROKEN = (rexc.BusyLoadingError, rexc.MaxConnectionsError, rexc.AuthenticationError)
+# Scripts whose repeat is harmless: those carrying an operation id, reads, and idempotent writes. Not the
+# streaming dispatch (broadcast, assign): its loop calls again anyway.
+RETRIED = frozenset(
+    {"add", "pop", "settle", "delete", "purge", "redrive"} | {"peek_recent", "history"} | {"settings", "presence"}
+)
+
 # meta hash field -> statistics name
 COUNTERS = {
     "added": "added",
@@ -70,7 +89,8 @@ COUNTERS = {
 
 
 def connect(url: str, *, max_connections: int = 200) -> Redis:
-    """A client for one server. No automatic retries: a retried script could apply twice."""
+    """A client for one server. redis-py retries nothing itself: RedisStore retries a broken call once, on a
+    fresh connection, where operation ids make that safe (redis-py would repeat any script on the same pool)."""
     client = Redis.from_url(
         url,
         decode_responses=True,
@@ -143,6 +163,9 @@ def revocation_time() -> str:
 
 
 class RedisStore:
+    # Whether this store sends a call whose connection broke once more itself (see the module docstring).
+    retries_broken_calls = True
+
     def __init__(self, client: Client, *, name: str = "redis", key_base: int = 0, coalesce: bool = True) -> None:
         """`name` is what errors, logs and node_states() show: never a URL with its password (see urls.redact)."""
         self.client = client
@@ -150,6 +173,8 @@ class RedisStore:
         self.name = name
         self.scripts = Scripts(client, coalesce=coalesce)
         self._token = uuid.uuid4().hex
+        self._op_prefix = uuid.uuid4().hex[:16]  # operation ids: this store's random prefix and a counter
+        self._op_counter = itertools.count()
         self._sweeps = 0
         self._up = True
         self._legacy_folded = False
@@ -165,16 +190,56 @@ class RedisStore:
 
     async def _run(self, script: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
         with backend_errors(self.name):
-            return await self.scripts.run(script, keys_, args)
+            try:
+                return await self.scripts.run(script, keys_, args)
+            except NOT_BROKEN:
+                raise
+            except BROKEN:
+                if script not in RETRIED or not self.retries_broken_calls:
+                    raise
+                await self._drop_idle_connections()
+                return await self.scripts.run(script, keys_, args)
+
+    async def _change(self, script: str, qk: keys.QueueKeys, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run a state-changing script with a new operation id (its last key): a retry of the call replays."""
+        return await self._run(script, [*keys_, self._op_key(qk)], args)
+
+    def _op_key(self, qk: keys.QueueKeys) -> str:
+        """The key of a new operation id: unique per call, in the queue's hash slot."""
+        return qk.operation(f"{self._op_prefix}{next(self._op_counter):x}")
+
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()` (a read, or a write whose repeat is harmless), once more on a fresh connection if it broke."""
+        with backend_errors(self.name):
+            try:
+                return await call()
+            except NOT_BROKEN:
+                raise
+            except BROKEN:
+                if not self.retries_broken_calls:
+                    raise
+                await self._drop_idle_connections()
+                return await call()
+
+    async def _drop_idle_connections(self) -> None:
+        """One pooled connection broke: the idle others most likely did too (the engine restarted), so the
+        next calls, the retry among them, connect afresh. A cluster client reconnects by itself."""
+        if isinstance(self.client, Redis):
+            with contextlib.suppress(*BROKEN):  # closing a dead socket may complain; it is closed all the same
+                await self.client.connection_pool.disconnect(inuse_connections=False)
 
     async def _index(self, *, listed: Sequence[str] = (), timer: tuple[str, int] | None = None) -> None:
         """Follow-up writes to the cross-slot indexes (registry, timers). Only ever additions (and a lower
-        deadline): an entry written late or twice is harmless; removals go through unlist and the reaper."""
-        with backend_errors(self.name):
+        deadline): an entry written late or twice is harmless, so they are retried freely; removals go
+        through unlist and the reaper."""
+
+        async def write() -> None:
             for queue in listed:
                 await self.client.zadd(keys.QUEUES, {queue: 0})
             if timer is not None:
                 await self.client.zadd(keys.TIMERS, {timer[0]: timer[1]}, lt=True)
+
+        await self._retrying(write)
 
     # -- messages ---------------------------------------------------------------------------
 
@@ -193,7 +258,7 @@ class RedisStore:
         idem_key = qk.idempotency(idempotency_key) if idempotency_key else qk.meta
         window = idempotency_window_ms if idempotency_key else 0
         args = [queue, qk.channel, priority, delay_ms, ttl_ms, window, self.key_base, *values]
-        first, last, listed, timer, duplicate = await self._run("add", [*qk.message_keys, idem_key], args)
+        first, last, listed, timer, duplicate = await self._change("add", qk, [*qk.message_keys, idem_key], args)
         if listed or timer >= 0:
             await self._index(listed=[queue] if listed else (), timer=(queue, timer) if timer >= 0 else None)
         return AddResult(first=first, last=last, duplicate=bool(duplicate))
@@ -201,7 +266,8 @@ class RedisStore:
     async def pop(self, queue: str, mode: PopMode, count: int = 1, lease_ms: int = 0) -> PopResult:
         qk = keys.queue_keys(queue)
         dead_keys, dead_name = _dead_args(queue)
-        reply = await self._run("pop", [*qk.message_keys, *dead_keys], [queue, dead_name, mode.value, count, lease_ms])
+        args = [queue, dead_name, mode.value, count, lease_ms]
+        reply = await self._change("pop", qk, [*qk.message_keys, *dead_keys], args)
         status, dead_listed, timer = reply[0], reply[1], reply[2]
         if dead_listed or timer >= 0:
             await self._index(listed=[dead_name] if dead_listed else (), timer=(queue, timer) if timer >= 0 else None)
@@ -216,17 +282,28 @@ class RedisStore:
         dead_keys, dead_name = _dead_args(queue)
         expected = "" if expected_count is None else expected_count
         args = [queue, dead_name, qk.channel, action.value, n, expected, ms]
-        return await self._settled(queue, dead_name, await self._run("settle", [*qk.message_keys, *dead_keys], args))
+        reply = await self._change("settle", qk, [*qk.message_keys, *dead_keys], args)
+        return await self._settled(queue, dead_name, reply)
 
     async def settle_many(
         self, queue: str, action: SettleAction, items: Sequence[tuple[int, int]]
     ) -> list[SettleResult]:
         qk = keys.queue_keys(queue)
         dead_keys, dead_name = _dead_args(queue)
-        script_keys = [*qk.message_keys, *dead_keys]
-        calls = [(script_keys, [queue, dead_name, qk.channel, action.value, n, count, 0]) for n, count in items]
+        calls = [
+            (
+                [*qk.message_keys, *dead_keys, self._op_key(qk)],
+                [queue, dead_name, qk.channel, action.value, n, count, 0],
+            )
+            for n, count in items
+        ]
         with backend_errors(self.name):
             replies = await self.scripts.run_many("settle", calls)
+            broken = any(isinstance(reply, BROKEN) and not isinstance(reply, NOT_BROKEN) for reply in replies)
+            if broken and self.retries_broken_calls:
+                # the same operation ids: the calls that had run replay their replies
+                await self._drop_idle_connections()
+                replies = await self.scripts.run_many("settle", calls)
             for reply in replies:
                 if isinstance(reply, Exception):
                     raise reply
@@ -239,19 +316,20 @@ class RedisStore:
         return SettleResult(SettleOutcome(outcome), int(count))
 
     async def delete(self, queue: str, n: int) -> bool:
-        return bool(await self._run("delete", keys.queue_keys(queue).message_keys, [n]))
+        qk = keys.queue_keys(queue)
+        return bool(await self._change("delete", qk, qk.message_keys, [n]))
 
     async def purge(self, queue: str) -> int:
         qk = keys.queue_keys(queue)
-        removed = int(await self._run("purge", [*qk.message_keys, qk.history], [qk.channel]))
-        with backend_errors(self.name):
-            await unlist(self.client, queue)  # not a plain ZREM: an add since the script may have listed it
+        removed = int(await self._change("purge", qk, [*qk.message_keys, qk.history], [qk.channel]))
+        # not a plain ZREM: an add since the script may have listed it; harmless to repeat
+        await self._retrying(lambda: unlist(self.client, queue))
         return removed
 
     async def redrive(self, dead_queue: str, limit: int = 10_000) -> int:
         target = keys.hash_tag(dead_queue)
         dk, tk = keys.queue_keys(dead_queue), keys.queue_keys(target)
-        moved, listed = await self._run("redrive", [*dk.message_keys, *tk.message_keys], [tk.channel, limit])
+        moved, listed = await self._change("redrive", dk, [*dk.message_keys, *tk.message_keys], [tk.channel, limit])
         if listed:
             await self._index(listed=[target])
         return int(moved)
@@ -265,8 +343,8 @@ class RedisStore:
     # -- settings and statistics --------------------------------------------------------------
 
     async def settings(self, queue: str) -> QueueSettings:
-        with backend_errors(self.name):
-            values = await self.client.hmget(keys.queue_keys(queue).meta, ["policy", "status", "max_deliveries"])
+        meta = keys.queue_keys(queue).meta
+        values = await self._retrying(lambda: self.client.hmget(meta, ["policy", "status", "max_deliveries"]))
         return _settings(cast(list[str | None], values))
 
     async def update_settings(
@@ -284,15 +362,20 @@ class RedisStore:
         return _settings(await self._run("settings", [qk.meta], args))
 
     async def list_queues(self) -> list[str]:
-        with backend_errors(self.name):
+        async def read() -> list[str]:
             await self._fold_legacy_registry()
             return cast(list[str], await self.client.zrange(keys.QUEUES, 0, -1))
 
+        return await self._retrying(read)
+
     async def list_page(self, after: str | None, limit: int) -> list[str]:
-        with backend_errors(self.name):
+        start = "-" if after is None else "(" + after
+
+        async def read() -> list[str]:
             await self._fold_legacy_registry()
-            start = "-" if after is None else "(" + after
             return cast(list[str], await self.client.zrangebylex(keys.QUEUES, start, "+", start=0, num=limit))
+
+        return await self._retrying(read)
 
     async def _fold_legacy_registry(self, *, again: bool = False) -> None:
         """Move the names of the registry earlier versions kept (a SET, which cannot be read in name order) into
@@ -309,8 +392,8 @@ class RedisStore:
         if not queues:
             return []
         batches = self._stats_batches(queues)
-        with backend_errors(self.name):
-            replies = await self.scripts.run_pipelined("stats", [_stats_call(batch) for batch in batches])
+        calls = [_stats_call(batch) for batch in batches]
+        replies = await self._retrying(lambda: self.scripts.run_pipelined("stats", calls))
         found = {
             queue: _stats(queue, reply)
             for batch, batch_replies in zip(batches, replies, strict=True)
@@ -458,14 +541,16 @@ class RedisStore:
     async def token_states(self, token_ids: Sequence[str] | None = None) -> TokenStates:
         """Records and revocation marks of `token_ids`, or of every token. The mark is read first: a revoke
         landing between the two reads has already dropped the record."""
-        with backend_errors(self.name):
-            if token_ids is None:
-                revoked = cast(dict[str, str], await self.client.hgetall(keys.REVOKED_TOKENS))
-                records = cast(dict[str, str], await self.client.hgetall(keys.TOKENS))
-                return TokenStates(records, revoked)
-            ids = list(token_ids)
-            marks = cast(list[str | None], await self.client.hmget(keys.REVOKED_TOKENS, ids))
-            found = cast(list[str | None], await self.client.hmget(keys.TOKENS, ids))
+        return await self._retrying(lambda: self._read_token_states(token_ids))
+
+    async def _read_token_states(self, token_ids: Sequence[str] | None) -> TokenStates:
+        if token_ids is None:
+            revoked = cast(dict[str, str], await self.client.hgetall(keys.REVOKED_TOKENS))
+            records = cast(dict[str, str], await self.client.hgetall(keys.TOKENS))
+            return TokenStates(records, revoked)
+        ids = list(token_ids)
+        marks = cast(list[str | None], await self.client.hmget(keys.REVOKED_TOKENS, ids))
+        found = cast(list[str | None], await self.client.hmget(keys.TOKENS, ids))
         return TokenStates(
             {i: r for i, r in zip(ids, found, strict=True) if r is not None},
             {i: m for i, m in zip(ids, marks, strict=True) if m is not None},
@@ -492,12 +577,14 @@ class RedisStore:
 
     async def ping(self) -> None:
         try:
-            with backend_errors(self.name):
-                await self.client.ping()
+            await self._retrying(self._ping_once)
         except BackendUnavailable:
             self._up = False
             raise
         self._up = True
+
+    async def _ping_once(self) -> None:
+        await self.client.ping()
 
     def node_states(self) -> dict[str, str]:
         return {self.name: "up" if self._up else "down"}

@@ -139,10 +139,15 @@ class ShardedStore:
                 if not node.healthy and time.monotonic() >= node.retry_at:
                     try:
                         await node.store.ping()
+                        # its registry before it is reported up: reads then find its queues at once, those it
+                        # holds as a fallback too (the registry refresh runs only after this sweep)
+                        held = await node.store.list_queues()
                     except BackendUnavailable:
                         node.backoff = min(node.backoff * 2, 5.0)
                         node.retry_at = time.monotonic() + node.backoff
                         continue
+                    for queue in held:
+                        self._held_on(queue, node)
                     node.healthy, node.backoff = True, 0.25
                     log.info("ring node %s is back", node.name)
                     with contextlib.suppress(BackendUnavailable):
@@ -191,6 +196,9 @@ class ShardedStore:
         raise BackendUnavailable("every ring node is down")
 
     async def _on(self, node: Node, call: Callable[[RedisStore], Awaitable[T]]) -> T:
+        """`call` on the node; a failure marks it down. RedisStore retries a broken call once on a fresh
+        connection, so a stale pooled connection (the node restarted) never marks a node down: only a
+        fresh connection failing, or the node refusing (loading, out of memory...), does."""
         self._start_monitor()
         try:
             return await call(node.store)

@@ -91,7 +91,8 @@ class Backends:
         key_base = (i % len(self.clients)) * KEY_STRIDE if len(self.clients) > 1 else 0
         qk = keys.queue_keys(queue)
         args = [queue, qk.channel, 0, delay_ms, 0, 0, key_base, value]
-        client.eval(scripts.source("add"), len(qk.message_keys) + 1, *qk.message_keys, qk.meta, *args)
+        script_keys = [*qk.message_keys, qk.meta, qk.operation(f"crash-{i}-{value}")]  # its own operation id
+        client.eval(scripts.source("add"), len(script_keys), *script_keys, *args)
 
     def timer(self, queue: str) -> float | None:
         scores = [score for client in self.clients if (score := client.zscore(keys.TIMERS, queue)) is not None]

@@ -9,6 +9,23 @@ local K_COUNTS, K_PRIO, K_EXPIRES, K_ORIGIN = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
 local BAND = 35184372088832 -- 2^45
 local MID = 17592186044416  -- 2^44
 
+-- Operation ids: a script that changes state takes the key of its call's operation id
+-- (keys.QueueKeys.operation) as its last KEYS entry. It remembers its reply there for OP_TTL_MS, and a
+-- call repeating that id (the storage layer's retry after a broken connection) gets the same reply and
+-- changes nothing. Longer than a socket timeout (10 s) plus a connect (2 s): a retry arrives within that.
+local OP_TTL_MS = 30000
+
+local function replayed(op_key)
+  local seen = redis.call('GET', op_key)
+  if seen then return cmsgpack.unpack(seen) end
+  return nil
+end
+
+local function remember(op_key, reply)
+  redis.call('SET', op_key, cmsgpack.pack(reply), 'PX', OP_TTL_MS)
+  return reply
+end
+
 local function fmt(x)
   return string.format('%.0f', x)
 end

@@ -2,11 +2,13 @@
 -- KEYS[1..9] the queue's message keys, KEYS[10..18] its dead-letter queue's (or the same nine again)
 -- ARGV[1] queue name  ARGV[2] dead-letter queue name or ''  ARGV[3] event channel
 -- ARGV[4] action: ack | release | extend  ARGV[5] n  ARGV[6] expected delivery count or '' (any)
--- ARGV[7] ms: release delay or new lease length
+-- ARGV[7] ms: release delay or new lease length  KEYS[19] the call's operation key (see _lib.lua)
 -- Reply: {status, count, dead listed, timer deadline to index or -1}; status is one of
 -- ok | missing (no such message) | not_leased (lease expired or never taken) | stale (re-delivered since)
 local queue, dead_name, channel, action, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local expected, ms = ARGV[6], tonumber(ARGV[7])
+local done = replayed(KEYS[19])
+if done then return done end
 local now = now_ms()
 
 if redis.call('HEXISTS', K_MSGS, n) == 0 then
@@ -24,7 +26,7 @@ end
 if action == 'ack' then
   forget(n)
   redis.call('HINCRBY', K_META, 'acked', 1)
-  return {'ok', count, 0, -1}
+  return remember(KEYS[19], {'ok', count, 0, -1})
 end
 
 local before = next_deadline()
@@ -46,4 +48,4 @@ end
 local timer = -1
 local after = next_deadline()
 if after >= 0 and (before < 0 or after < before) then timer = after end
-return {'ok', count, listed, timer}
+return remember(KEYS[19], {'ok', count, listed, timer})

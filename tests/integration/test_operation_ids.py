@@ -1,0 +1,115 @@
+"""Operation ids (issue 14, item 3): a state-changing call whose reply was lost after its script ran is
+retried once on a fresh connection, and the retry replays the first reply instead of applying twice.
+
+The store reaches the engine through a link that drops the connection carrying one chosen reply.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+import redis
+
+from restmq.core.model import PopMode, SettleAction, SettleOutcome
+from restmq.storage.engine import EmbeddedEngine
+from restmq.storage.node import RedisStore
+from tests.helpers.lossy_link import LossyLink, lossy_link
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def linked(redis_url: str, engine: EmbeddedEngine) -> AsyncIterator[tuple[RedisStore, LossyLink]]:
+    with lossy_link(engine.socket_path) as link:
+        store = RedisStore.from_url(link.url)
+        try:
+            yield store, link
+        finally:
+            await store.close()
+
+
+def fresh_queue() -> str:
+    return f"ops-{uuid.uuid4().hex[:10]}"
+
+
+async def ready_count(store: RedisStore, queue: str) -> int:
+    return (await store.stats([queue]))[0].length
+
+
+async def test_a_repeated_delete_reports_the_message_it_deleted(linked: tuple[RedisStore, LossyLink]) -> None:
+    store, link = linked
+    queue = fresh_queue()
+    added = await store.add(queue, ["gone"])
+    link.lose_next_reply_to(queue.encode())
+    assert await store.delete(queue, added.first) is True
+    assert link.lost == 1
+    assert await ready_count(store, queue) == 0
+
+
+async def test_a_repeated_purge_removes_once_and_reports_it(linked: tuple[RedisStore, LossyLink]) -> None:
+    store, link = linked
+    queue = fresh_queue()
+    await store.add(queue, ["a", "b", "c"])
+    link.lose_next_reply_to(queue.encode())
+    assert await store.purge(queue) == 3
+    assert link.lost == 1
+
+
+async def test_a_repeated_redrive_moves_its_limit_once(linked: tuple[RedisStore, LossyLink]) -> None:
+    store, link = linked
+    queue = fresh_queue()
+    await store.add(f"{queue}:dead", ["first", "second"])
+    link.lose_next_reply_to(queue.encode())
+    assert await store.redrive(f"{queue}:dead", limit=1) == 1
+    assert link.lost == 1
+    assert await ready_count(store, queue) == 1  # not two: the retry did not redrive again
+    assert await ready_count(store, f"{queue}:dead") == 1
+
+
+async def test_a_repeated_soft_get_counts_one_delivery(linked: tuple[RedisStore, LossyLink]) -> None:
+    store, link = linked
+    queue = fresh_queue()
+    await store.add(queue, ["head"])
+    link.lose_next_reply_to(queue.encode())
+    assert [m.count for m in (await store.pop(queue, PopMode.PEEK)).messages] == [1]
+    assert link.lost == 1
+    assert [m.count for m in (await store.pop(queue, PopMode.PEEK)).messages] == [2]
+
+
+async def test_repeated_releases_of_a_batch_all_report_ok(linked: tuple[RedisStore, LossyLink]) -> None:
+    store, link = linked
+    queue = fresh_queue()
+    await store.add(queue, ["one", "two"])
+    leased = (await store.pop(queue, PopMode.LEASE, count=2, lease_ms=300_000)).messages
+    link.lose_next_reply_to(queue.encode())
+    results = await store.settle_many(queue, SettleAction.RELEASE, [(m.n, m.count) for m in leased])
+    assert link.lost == 1
+    assert [r.outcome for r in results] == [SettleOutcome.OK, SettleOutcome.OK]
+    assert await ready_count(store, queue) == 2
+
+
+async def test_a_repeated_lease_of_several_returns_the_same_messages(linked: tuple[RedisStore, LossyLink]) -> None:
+    store, link = linked
+    queue = fresh_queue()
+    await store.add(queue, [f"m{i}" for i in range(5)])
+    link.lose_next_reply_to(queue.encode())
+    leased = (await store.pop(queue, PopMode.LEASE, count=3, lease_ms=300_000)).messages
+    assert link.lost == 1
+    assert [(m.value, m.count) for m in leased] == [("m0", 1), ("m1", 1), ("m2", 1)]
+    stats = (await store.stats([queue]))[0]
+    assert (stats.length, stats.leased) == (2, 3)
+
+
+async def test_changes_are_remembered_and_empty_polls_are_not(
+    linked: tuple[RedisStore, LossyLink], redis_client: redis.Redis
+) -> None:
+    store, _ = linked
+    queue = fresh_queue()
+    assert (await store.pop(queue, PopMode.TAKE)).messages == []  # polls of empty queues stay one script, no write
+    assert redis_client.keys(f"rmq:{{{queue}}}:op:*") == []
+    await store.add(queue, ["x"])
+    remembered = redis_client.keys(f"rmq:{{{queue}}}:op:*")
+    assert len(remembered) == 1
+    assert 0 < int(redis_client.pttl(remembered[0])) <= 30_000
