@@ -182,6 +182,20 @@ async def test_the_repair_restores_registry_and_timer_entries_lost_in_a_crash(
     print(f"repair: listed again after {listed_after:.2f} s, timers after {timers_after:.2f} s")
 
 
+async def test_a_damaged_queue_does_not_stop_the_repair_of_the_others(
+    engine: EmbeddedEngine, redis_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """A queue whose meta key holds the wrong type (written by another program) is skipped by the repair: the
+    queues scanned with it are still restored, and nothing is logged as a crash."""
+    redis_client.set(keys.queue_keys("damaged").meta, "not a hash")
+    with serve(["--redis", engine.url], tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            assert (await http.post("/q/orphan", data={"value": "x"})).status_code == 200
+            redis_client.zrem(keys.QUEUES, "orphan")  # as a crash between the add and its index write leaves it
+            await wait_for(lambda: listed(http, "orphan"), 30, 0.05, "the orphaned queue listed again")
+        assert "Traceback" not in server.log(), server.log()
+
+
 # -- the reaper's timer write racing an add -----------------------------------------------------------------------
 
 
