@@ -31,6 +31,15 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedEngine]
         yield running
 
 
+@pytest.fixture
+def own_engine(tmp_path: Path) -> Iterator[EmbeddedEngine]:
+    """An engine of the test's own (not the session's), so the test can kill, freeze or restart it."""
+    started = EmbeddedEngine(tmp_path / "engine")
+    started.start()
+    yield started
+    started.stop()
+
+
 def _flush(engine: EmbeddedEngine) -> None:
     client = redis.Redis(unix_socket_path=engine.socket_path)
     client.flushall()

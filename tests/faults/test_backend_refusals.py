@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 
 import httpx
 import orjson
@@ -37,14 +36,6 @@ WRITES: dict[str, Call] = {
 }
 READS: dict[str, Call] = {"stats": lambda http: http.get("/stats/jobs")}
 ADDS = {name: call for name, call in WRITES.items() if "add" in name or name == "JSON protocol"}
-
-
-@pytest.fixture
-def own_engine(tmp_path: Path) -> Iterator[EmbeddedEngine]:
-    engine = EmbeddedEngine(tmp_path / "engine")
-    engine.start()
-    yield engine
-    engine.stop()
 
 
 @pytest.fixture

@@ -28,14 +28,6 @@ QUEUES = [f"stale-{i}" for i in range(8)]
 
 
 @pytest.fixture
-def own_engine(tmp_path: Path) -> Iterator[EmbeddedEngine]:
-    engine = EmbeddedEngine(tmp_path / "engine")
-    engine.start()
-    yield engine
-    engine.stop()
-
-
-@pytest.fixture
 def server_behind_link(own_engine: EmbeddedEngine, tmp_path: Path) -> Iterator[tuple[ServeProcess, LossyLink]]:
     with lossy_link(own_engine.socket_path) as link, serve(["--redis", link.url], tmp_path) as server:
         yield server, link

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -17,15 +17,6 @@ from tests.helpers.server import run_app, serve
 from tests.helpers.wait import wait_for, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def own_engine(tmp_path: Path) -> Iterator[EmbeddedEngine]:
-    """An engine of this test's own (not the session's), so the test can stop and restart it."""
-    engine = EmbeddedEngine(tmp_path / "engine")
-    engine.start()
-    yield engine
-    engine.stop()
 
 
 @pytest.fixture

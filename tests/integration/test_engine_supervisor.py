@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,14 +17,6 @@ from tests.helpers.wait import wait_until
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Iterator[EmbeddedEngine]:
-    started = EmbeddedEngine(tmp_path / "data")
-    started.start()
-    yield started
-    started.stop()
-
-
 def kill_and_wait_for_the_next(engine: EmbeddedEngine, supervisor: EngineSupervisor) -> int | None:
     """kill -9 the running engine; the pid of the one that replaces it, or None once the supervisor gave up."""
     victim, restarts = engine.pid, supervisor.restarts
@@ -36,7 +27,8 @@ def kill_and_wait_for_the_next(engine: EmbeddedEngine, supervisor: EngineSupervi
     return None if supervisor.gave_up else engine.pid
 
 
-def test_a_killed_engine_is_restarted_on_its_socket_with_its_data(engine: EmbeddedEngine) -> None:
+def test_a_killed_engine_is_restarted_on_its_socket_with_its_data(own_engine: EmbeddedEngine) -> None:
+    engine = own_engine
     with redis.Redis(unix_socket_path=engine.socket_path) as client:
         client.rpush("q", *[f"item-{i}" for i in range(1000)])
     supervisor = EngineSupervisor(engine, give_up=lambda: pytest.fail("gave up after one death"))
@@ -52,8 +44,9 @@ def test_a_killed_engine_is_restarted_on_its_socket_with_its_data(engine: Embedd
 
 
 def test_an_engine_dying_again_and_again_gives_up_once(
-    engine: EmbeddedEngine, caplog: pytest.LogCaptureFixture
+    own_engine: EmbeddedEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
+    engine = own_engine
     calls: list[str] = []
     supervisor = EngineSupervisor(engine, give_up=lambda: calls.append("give up"))
     caplog.set_level(logging.INFO, "restmq.engine")
