@@ -36,6 +36,7 @@ class Line:
         self._tickets: deque[asyncio.Future[bool]] = deque()
         self._stale = 0  # tickets left in the line that nobody waits on any more
         self.members = 0  # long-polls in the line (see Waiters.line)
+        self.parked = 0  # long-polls waiting for a wake right now (read by /metrics)
 
     def __call__(self, event: str) -> None:
         if event.startswith(TAKEN):  # messages went to streams, or an echo: nothing new to take
@@ -58,12 +59,14 @@ class Line:
     async def wait(self, ticket: asyncio.Future[bool], timeout: float) -> bool:
         """True when `ticket` was woken by an event, False when `timeout` passed first."""
         timer = asyncio.get_running_loop().call_later(timeout, _expire, ticket)
+        self.parked += 1
         try:
             woken = await ticket
         except BaseException:  # cancelled: a wake it got goes on
             self.done(ticket)
             raise
         finally:
+            self.parked -= 1
             timer.cancel()
         if not woken:
             self._left_behind()
@@ -185,6 +188,10 @@ class Waiters:
             if not line.members:
                 del self._lines[queue]
                 self.remove(queue, line)
+
+    def parked(self) -> int:
+        """Long-polls of this process waiting for a wake right now (an add from now on reaches them)."""
+        return sum(line.parked for line in self._lines.values())
 
     def close(self) -> None:
         for timer in self._unsubscribe_timers.values():

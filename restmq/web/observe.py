@@ -181,7 +181,12 @@ async def metrics(request: Request) -> Response:
         "Streaming connections open on this process",
         value=request.app.state.streams.consumer_count(),
     )
-    process.register(_Fixed([streams]))
+    long_polls = GaugeMetricFamily(
+        "restmq_process_long_polls_waiting",
+        "Long-polls of this process waiting for a message right now",
+        value=service.waiters.parked(),
+    )
+    process.register(_Fixed([streams, long_polls]))
     body = generate_latest(REGISTRY) + queues + generate_latest(process)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -7,6 +7,8 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+import httpx
+
 
 def wait_until(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01, what: str = "") -> None:
     """Poll ``predicate`` until it is truthy; AssertionError after ``timeout`` seconds."""
@@ -38,3 +40,29 @@ async def wait_for(
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:g}s waiting for {what or predicate!r}")
         await asyncio.sleep(interval)
+
+
+async def long_polls_waiting(http: httpx.AsyncClient, headers: dict[str, str] | None = None) -> int:
+    """The server process's `restmq_process_long_polls_waiting` gauge, read from /metrics."""
+    reply = await http.get("/metrics", headers=headers)
+    reply.raise_for_status()
+    for line in reply.text.splitlines():
+        if line.startswith("restmq_process_long_polls_waiting "):
+            return int(float(line.split()[1]))
+    raise AssertionError("/metrics has no restmq_process_long_polls_waiting")
+
+
+async def wait_parked(
+    http: httpx.AsyncClient, n: int, timeout: float = 10.0, headers: dict[str, str] | None = None
+) -> None:
+    """Wait until exactly `n` long-polls wait in the server process of `http` (an add from now on wakes them)."""
+    seen: list[int] = []
+
+    async def parked() -> bool:
+        seen.append(await long_polls_waiting(http, headers))
+        return seen[-1] == n
+
+    try:
+        await wait_for(parked, timeout, 0.02, f"{n} parked long-polls")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc} (last saw {seen[-1:]})") from None

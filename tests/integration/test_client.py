@@ -30,6 +30,7 @@ from restmq.client import (
 )
 from restmq.errors import RestMQError
 from tests.helpers.server import free_port
+from tests.helpers.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -378,7 +379,8 @@ async def test_sync_stream_close_from_another_thread_ends_the_iteration(server: 
 
         reader = threading.Thread(target=read)
         reader.start()
-        time.sleep(0.5)  # the reader is blocked waiting for an event
+        # the server holds the stream: the reader is blocked waiting for an event
+        wait_until(lambda: client.stats("quiet").consumers == 1, 10, what="the stream to be open")
         started = time.monotonic()
         stream.close()
         reader.join(10)

@@ -16,12 +16,13 @@ import httpx
 import pytest
 
 from restmq.config import Limits
+from restmq.core import service
 from restmq.storage import keys
 from tests.helpers.cluster import Cluster, running_cluster
 from tests.helpers.server import run_app
 from tests.helpers.streams import sse, wait_consumers
 from tests.helpers.topology import cluster_slot_owner, flush_cluster, wait_replicas_synced
-from tests.helpers.wait import wait_for
+from tests.helpers.wait import wait_for, wait_parked
 
 pytestmark = pytest.mark.integration
 
@@ -63,7 +64,7 @@ async def test_150_long_polls_neither_exhaust_the_pool_nor_get_lost(cluster_app:
     async with httpx.AsyncClient(base_url=cluster_app, timeout=30, limits=limits) as http:
         started = time.monotonic()
         polls = [asyncio.create_task(http.get(f"/q/{queues[i % 15]}", params={"wait": 5})) for i in range(150)]
-        await asyncio.sleep(0.5)  # every long-poll parked
+        await wait_parked(http, 150, 20)  # every long-poll parked
         assert not any(poll.done() for poll in polls)
         # the server still serves everything else at once: no pooled connection is held by a waiting poll
         quick = time.monotonic()
@@ -81,19 +82,24 @@ async def test_150_long_polls_neither_exhaust_the_pool_nor_get_lost(cluster_app:
         assert sorted(reply.json()["key"] for reply in replies if reply.status_code == 200) == sorted(added)
 
 
-async def test_events_from_every_primary_wake_waiters_at_once(cluster_app: str, shared_cluster: Cluster) -> None:
+async def test_events_from_every_primary_wake_waiters_at_once(
+    cluster_app: str, shared_cluster: Cluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A long-poll on a queue of one primary must not wait while the process listens to the others."""
+    # Only the event can end a wait early: no safety recheck within the polls' 30 s.
+    monkeypatch.setattr(service, "SAFETY_RECHECK", 60.0)
     queues = [names[0] for names in queues_on(shared_cluster, "ev", 1).values()]
     async with httpx.AsyncClient(base_url=cluster_app, timeout=30) as http:
         for round_ in range(3):
             for target in queues:
-                polls = {q: asyncio.create_task(http.get(f"/q/{q}", params={"wait": 10})) for q in queues}
-                await asyncio.sleep(0.3)  # subscribed on every primary
+                polls = {q: asyncio.create_task(http.get(f"/q/{q}", params={"wait": 30})) for q in queues}
+                await wait_parked(http, len(queues))  # subscribed on every primary, every poll waiting
                 added_at = time.monotonic()
                 await http.post(f"/q/{target}", data={"value": f"{round_}"})
-                reply = await asyncio.wait_for(polls.pop(target), 10)
+                reply = await asyncio.wait_for(polls.pop(target), 30)
                 waited = time.monotonic() - added_at
-                assert reply.status_code == 200 and waited < 0.75, (target, waited)
+                # woken by the event (a lost one would leave it waiting its 30 s), with room for a loaded machine
+                assert reply.status_code == 200 and waited < 5, (target, waited)
                 for q, poll in polls.items():  # the others got nothing: end them with a message each
                     await http.post(f"/q/{q}", data={"value": "end"})
                     assert (await asyncio.wait_for(poll, 10)).status_code == 200

@@ -13,7 +13,7 @@ import redis
 
 from restmq.storage import keys
 from tests.helpers.queues import stats, wait_stats
-from tests.helpers.wait import wait_for
+from tests.helpers.wait import wait_for, wait_parked
 
 pytestmark = pytest.mark.integration
 
@@ -152,19 +152,20 @@ async def test_extend_keeps_it_hidden_past_the_original_lease(
     http: httpx.AsyncClient, redis_client: redis.Redis
 ) -> None:
     key = await add(http, "ext", "a")
-    await lease(http, "ext", 0.4)
-    reply = await http.post(f"/q/ext/{key}/extend", params={"lease": 3, "count": 1})
+    leased_at = time.monotonic()
+    await lease(http, "ext", 2)  # long enough that the extend arrives in time on a loaded machine
+    reply = await http.post(f"/q/ext/{key}/extend", params={"lease": 8, "count": 1})
     assert reply.status_code == 200, reply.text
     assert reply.json() == {"queue": "ext", "key": key, "count": 1, "status": "extend"}
     now_s, now_us = redis_client.time()
     deadline = redis_client.zscore(keys.queue_keys("ext").leased, "1")
-    assert deadline is not None and deadline - (now_s * 1000 + now_us // 1000) > 2500
+    assert deadline is not None and deadline - (now_s * 1000 + now_us // 1000) > 7000
 
     async def hidden() -> bool:
         current = await stats(http, "ext")
         return bool(current["leased"] == 1 and current["length"] == 0)
 
-    await stays(hidden, 1.2)  # three reaper intervals past the original 0.4 s lease
+    await stays(hidden, leased_at + 2.75 - time.monotonic())  # three reaper intervals past the original 2 s lease
     assert (await http.get("/q/ext")).status_code == 204
     assert (await http.delete(f"/q/ext/{key}", params={"count": 1})).status_code == 200
 
@@ -175,8 +176,8 @@ async def test_an_expired_lease_comes_back_at_the_head_through_the_reaper(http: 
     assert (await lease(http, "exp", 0.5))["key"] == first
     expires_at = time.monotonic() + 0.5
     # No consumer touches the queue meanwhile: only the reaper can bring it back.
-    await wait_stats(http, "exp", lambda s: s["leased"] == 0 and s["length"] == 2, "the reaper", 5.0)
-    assert time.monotonic() - expires_at < 1.25  # the reaper runs every 0.25 s
+    await wait_stats(http, "exp", lambda s: s["leased"] == 0 and s["length"] == 2, "the reaper", 10.0)
+    assert time.monotonic() - expires_at < 3.0  # the reaper runs every 0.25 s (room for a loaded machine)
     current = await stats(http, "exp")
     assert current["redelivered"] == 1
     assert (await http.get("/q/exp")).json() == {"key": first, "value": "a", "count": 2}
@@ -196,7 +197,7 @@ async def test_leases_of_a_batch_come_back_in_their_order(http: httpx.AsyncClien
 
 async def test_lease_with_wait_and_count(http: httpx.AsyncClient) -> None:
     waiting = asyncio.create_task(http.get("/q/lw", params={"lease": 30, "wait": 5, "count": 3}))
-    await asyncio.sleep(0.2)  # let the long-poll start waiting (it would also work if it had not)
+    await wait_parked(http, 1)  # the long-poll is waiting (it would also work if it had not)
     assert not waiting.done()
     added = await http.post("/q/lw", json=["a", "b", "c", "d"])
     assert added.json() == {"keys": ["lw:1", "lw:2", "lw:3", "lw:4"]}

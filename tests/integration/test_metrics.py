@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Iterator
@@ -14,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.helpers.auth import bearer, create_token_async
 from tests.helpers.queues import add
 from tests.helpers.server import serve
-from tests.helpers.wait import wait_for, wait_until
+from tests.helpers.wait import long_polls_waiting, wait_for, wait_parked, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -162,3 +163,16 @@ def test_json_logs_carry_the_request_id(redis_url: str, tmp_path: Path) -> None:
         assert {"time", "level", "logger", "message", "request_id"} <= set(record), record
     assert any(r["request_id"] == "trace-me-42" for r in records)
     assert any(r["request_id"] == "-" for r in records)  # start-up lines: no request
+
+
+async def test_long_polls_waiting_counts_the_parked_long_polls(http: httpx.AsyncClient) -> None:
+    assert await long_polls_waiting(http) == 0
+    polls = [asyncio.create_task(http.get(f"/q/parked{i % 2}", params={"wait": 20})) for i in range(3)]
+    await wait_parked(http, 3)
+    await add(http, "parked0", "x")
+    assert (await asyncio.wait_for(polls[0], 10)).status_code == 200
+    await wait_parked(http, 2)  # the woken one left, the other of its queue waits on
+    await add(http, "parked0", "y")
+    await add(http, "parked1", "z")
+    assert [(await asyncio.wait_for(p, 10)).status_code for p in polls[1:]] == [200, 200]
+    assert await long_polls_waiting(http) == 0

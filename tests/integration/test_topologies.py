@@ -16,9 +16,10 @@ from typing import Any
 import httpx
 import pytest
 
+from restmq.core import service
 from tests.helpers.queues import stats, wait_stats
 from tests.helpers.streams import sse, wait_consumers
-from tests.helpers.wait import wait_for
+from tests.helpers.wait import wait_for, wait_parked
 
 pytestmark = pytest.mark.integration
 
@@ -104,21 +105,25 @@ async def test_count_returns_up_to_n_in_order(http: httpx.AsyncClient) -> None:
     assert (await http.get("/q/counted", params={"count": 10})).status_code == 204
 
 
-async def test_long_poll_returns_as_soon_as_a_message_arrives(http: httpx.AsyncClient) -> None:
+async def test_long_poll_returns_as_soon_as_a_message_arrives(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(service, "SAFETY_RECHECK", 60.0)  # only the add can end the wait early
     started = time.monotonic()
     empty = await http.get("/q/poll", params={"wait": 0.5})
     assert empty.status_code == 204
     assert time.monotonic() - started >= 0.45
 
     waiting = asyncio.create_task(http.get("/q/poll", params={"wait": 20}))
-    await asyncio.sleep(0.3)  # the long-poll is parked (nothing to observe over HTTP)
+    await wait_parked(http, 1)  # the long-poll is parked: an add from now on wakes it
     assert not waiting.done()
     added_at = time.monotonic()
     key = await add(http, "poll", "late")
     reply = await asyncio.wait_for(waiting, 20)
     assert reply.status_code == 200
     assert reply.json() == {"key": key, "value": "late", "count": 1}
-    assert time.monotonic() - added_at < 1.5, "the long-poll waited long after the message arrived"
+    # a lost wake would leave it waiting its 20 s; room for a loaded machine
+    assert time.monotonic() - added_at < 5, "the long-poll waited long after the message arrived"
 
 
 async def test_json_protocol_add_get_take_del(http: httpx.AsyncClient) -> None:
