@@ -21,6 +21,7 @@ import httpx
 
 from restmq.client.errors import BadRequestError, from_response
 from restmq.client.models import Control, Message, Overview, QueueStats
+from restmq.core.names import QUEUE_NAME_PATTERN, QUEUE_NAME_RULE
 
 T = TypeVar("T")
 
@@ -32,8 +33,7 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 DEFAULT_STREAM_TIMEOUT = 60.0  # seconds a stream may stay silent (the server sends a heartbeat every 15 s)
 DEFAULT_MAX_CONNECTIONS = 100
 DEAD_SUFFIX = ":dead"
-QUEUE_NAME = re.compile(r"[A-Za-z0-9_\-.:@]{1,200}")
-QUEUE_NAME_RULE = "queue names are 1-200 characters of A-Z a-z 0-9 _ - . : @"
+QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
 EMPTY_CODES = ("QUEUE_EMPTY", "QUEUE_STOPPED")
 
 

@@ -6,10 +6,17 @@ import re
 
 from restmq.errors import InvalidCallback, InvalidQueueName
 
+# Each rule is defined here once, as a regular expression for a whole string; the server, the client and the
+# API description (restmq/web/openapi.py, which anchors them with ^...$) all use these.
 MAX_QUEUE_NAME = 200
+QUEUE_NAME_PATTERN = rf"[A-Za-z0-9_\-.:@]{{1,{MAX_QUEUE_NAME}}}"
 QUEUE_NAME_RULE = f"queue names are 1-{MAX_QUEUE_NAME} characters of A-Z a-z 0-9 _ - . : @"
-_QUEUE_NAME = re.compile(rf"[A-Za-z0-9_\-.:@]{{1,{MAX_QUEUE_NAME}}}")
-_CALLBACK = re.compile(r"[A-Za-z_$][A-Za-z0-9_$.]{0,63}")
+MAX_MESSAGE_NUMBER_DIGITS = 18
+MESSAGE_KEY_PATTERN = rf"{QUEUE_NAME_PATTERN}:[1-9][0-9]{{0,{MAX_MESSAGE_NUMBER_DIGITS - 1}}}"
+CALLBACK_PATTERN = r"[A-Za-z_$][A-Za-z0-9_$.]{0,63}"
+MAX_IDEMPOTENCY_KEY = 256  # characters of an Idempotency-Key (or its id= query form)
+_QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
+_CALLBACK = re.compile(CALLBACK_PATTERN)
 
 
 def check_queue_name(name: str) -> str:
@@ -20,7 +27,7 @@ def check_queue_name(name: str) -> str:
 
 def check_callback(name: str) -> str:
     if not _CALLBACK.fullmatch(name):
-        raise InvalidCallback("invalid callback: it must match ^[A-Za-z_$][A-Za-z0-9_$.]{0,63}$")
+        raise InvalidCallback(f"invalid callback: it must match ^{CALLBACK_PATTERN}$")
     return name
 
 
@@ -32,7 +39,7 @@ def parse_message_key(queue: str, key: str) -> int | None:
     tail = key[len(prefix) :]
     # ASCII digits only (str.isdigit also accepts "²" and other scripts' digits) and no leading zero:
     # exactly the keys this project issues.
-    if not (tail.isascii() and tail.isdigit()) or len(tail) > 18 or tail.startswith("0"):
+    if not (tail.isascii() and tail.isdigit()) or len(tail) > MAX_MESSAGE_NUMBER_DIGITS or tail.startswith("0"):
         return None
     n = int(tail)
     return n if n > 0 else None

@@ -22,7 +22,7 @@ from restmq.core.model import (
     SettleAction,
     SettleOutcome,
 )
-from restmq.core.names import check_queue_name, parse_message_key
+from restmq.core.names import MAX_IDEMPOTENCY_KEY, check_queue_name, parse_message_key
 from restmq.core.waiters import Waiters
 from restmq.errors import Conflict, InvalidParameter, InvalidValue, NotFound, PayloadTooLarge
 from restmq.storage.base import Store
@@ -65,8 +65,8 @@ class QueueService:
         self._check_seconds("delay", options.delay, self.limits.max_delay)
         self._check_seconds("ttl", options.ttl, 10 * 365 * 86400.0)
         idem = options.idempotency_key
-        if idem is not None and not 0 < len(idem) <= 256:
-            raise InvalidParameter("Idempotency-Key must be 1-256 characters")
+        if idem is not None and not 0 < len(idem) <= MAX_IDEMPOTENCY_KEY:
+            raise InvalidParameter(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
         return await self.store.add(
             queue,
             values,
