@@ -16,9 +16,9 @@ from restmq.web import listings, ops, pages, ui
 from restmq.web.auth import CONSUMER, PRODUCER, authorize
 from restmq.web.batch import batch_values
 from restmq.web.http import (
+    callback_of,
     decode_text,
     integer,
-    jsonp_callback,
     media_type,
     number,
     prefers_html,
@@ -32,9 +32,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 def service_of(request: Request) -> QueueService:
-    # Every handler asks for the service before acting: apply the JSONP rule here too (InputGuard applies it
-    # first), so that a refused callback= never lets a request consume or add a message.
-    jsonp_callback(request)
     service: QueueService = request.app.state.service
     return service
 
@@ -151,9 +148,8 @@ async def purge_queue(request: Request) -> Response:
 async def list_queues(request: Request) -> Response:
     """GET /q/: one page of the queue names the caller may see, in name order (`limit`, `after`); `count` is the
     number on this page and `next` the `after` of the following page (null on the last)."""
-    service_of(request)  # a bad callback= is refused before any work
     page, _ = await listings.visible_page(request)
-    if prefers_html(request) and jsonp_callback(request) is None:
+    if prefers_html(request) and callback_of(request) is None:
         following = listings.page_link("/q/", page.next, request) if page.next else None
         return HTMLResponse(pages.queue_list(page.queues, following))
     return render(request, {"queues": page.queues, "count": len(page.queues), "next": page.next})

@@ -23,7 +23,7 @@ from restmq.core.tokens import TokenRecord
 from restmq.errors import BadRequest, RestMQError
 from restmq.web import sse
 from restmq.web.auth import COMET, PRODUCER, WEBSOCKET, authorize
-from restmq.web.http import jsonp_callback, number
+from restmq.web.http import callback_of, number
 from restmq.web.limits import StreamSlots, client_of
 from restmq.web.token_watch import POLICY_CLOSES, TokenWatch
 
@@ -40,10 +40,12 @@ def streams_of(app: object) -> Streams:
     return streams
 
 
-def lease_of(source: object) -> float:
-    lease = number(source, "lease")
-    if lease < 0 or lease > 12 * 3600:
-        raise BadRequest("lease must be from 0 to 43200 seconds", code="PARAMETER_INVALID")
+def lease_of(conn: HTTPConnection) -> float:
+    """The stream's lease= (0: no lease), within the server's max_lease."""
+    lease = number(conn.query_params, "lease")
+    max_lease: float = conn.app.state.settings.limits.max_lease
+    if lease < 0 or lease > max_lease:
+        raise BadRequest(f"lease must be from 0 to {max_lease:g} seconds", code="PARAMETER_INVALID")
     return lease
 
 
@@ -148,10 +150,10 @@ async def comet(request: Request) -> Response:
     if "text/event-stream" in request.headers.get("accept", ""):
         return await server_sent_events(request)
     queue = check_queue_name(request.path_params["queue"])
-    callback = jsonp_callback(request)
+    callback = callback_of(request)
     streams = streams_of(request.app)
     token = await authorize(request, COMET, queue, "read")  # cached: the guard has just checked it
-    consumer = await _open(request, streams, queue, lease_of(request.query_params), token)
+    consumer = await _open(request, streams, queue, lease_of(request), token)
 
     def encode(batch: list[Delivery]) -> bytes:
         return b"".join(sse.comet_line(delivery, callback) for delivery in batch)
@@ -167,7 +169,7 @@ async def server_sent_events(request: Request) -> ConsumerStream:
     last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     max_bytes: int = request.app.state.settings.limits.max_replay_bytes
     token = await authorize(request, COMET, queue, "read")  # cached: the guard has just checked it
-    consumer = await _open(request, streams, queue, lease_of(request.query_params), token)
+    consumer = await _open(request, streams, queue, lease_of(request), token)
     try:
         replay, reached = await streams.replay(queue, last_id, max_bytes) if last_id else ([], True)
     except BaseException:
@@ -230,7 +232,7 @@ async def websocket(ws: WebSocket) -> None:
     """GET /ws/<queue>: messages as JSON text frames; client frames are JSON-protocol commands."""
     try:
         queue = check_queue_name(ws.path_params["queue"])
-        lease = lease_of(ws.query_params)
+        lease = lease_of(ws)
         token = await authorize(ws, WEBSOCKET, queue, "read")
     except RestMQError as exc:
         # Accept first: a close before the handshake completes is an HTTP 403 and carries no close code.
