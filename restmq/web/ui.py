@@ -15,7 +15,6 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from html import escape
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 import orjson
@@ -28,7 +27,7 @@ from restmq.core.model import Message, QueueStats
 from restmq.core.names import check_queue_name
 from restmq.core.service import QueueService
 from restmq.errors import InvalidParameter, RestMQError, Unauthorized
-from restmq.web import listings, openapi, ops
+from restmq.web import listings, ops
 from restmq.web.auth import CONSUMER, authorize
 from restmq.web.browser import CROSS_SITE
 from restmq.web.errors import error_response
@@ -318,91 +317,3 @@ def _until_shutdown(stop: asyncio.Event) -> Iterator[None]:
     finally:
         with contextlib.suppress(ValueError):
             SHUTDOWN_HOOKS.remove(hook)
-
-
-# -- API descriptions of the routes above (tests/integration/test_openapi.py checks them) ---------------
-
-_ERRORS = {str(s): {"$ref": f"#/components/responses/E{s}"} for s in (400, 401, 403, 503)}
-_DEFAULT = {"default": {"$ref": "#/components/responses/Default"}}
-_PAGE = {"description": "An HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}
-_PAGING = [{"$ref": "#/components/parameters/pageLimit"}, {"$ref": "#/components/parameters/pageAfter"}]
-_LIMIT = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
-
-PATHS: dict[str, dict[str, Any]] = {
-    "/ui": {
-        "get": {
-            "operationId": "dashboard",
-            "summary": "Dashboard",
-            "description": "The live dashboard, as GET / without `queue`: one page of queues (`limit`, `after`, "
-            "as GET /q/). A browser without credentials on a server that needs them gets the page with status 401; "
-            "its script asks for a token.",
-            "tags": ["pages"],
-            "responses": {"200": _PAGE, "400": _ERRORS["400"], "401": _PAGE, "403": _ERRORS["403"], **_DEFAULT},
-            "parameters": _PAGING,
-            "security": [],
-        }
-    },
-    "/stats/stream": {
-        "get": {
-            "operationId": "statsStream",
-            "summary": "Statistics as Server-Sent Events",
-            "description": "With `Accept: text/event-stream`: every second an event whose data is the GET /stats/ "
-            "JSON of one page (`limit`, `after`) plus `time` (ms since the epoch), for the queues the caller's token "
-            "covers; every open stream of a process showing the same page gets the same snapshot. `event: failure` "
-            "carries an error. Without it: the statistics of a queue named `stream`.",
-            "tags": ["queues"],
-            "responses": {
-                "200": {
-                    "description": "An event stream that stays open, or the queue's statistics.",
-                    "content": {
-                        "text/event-stream": {"schema": {"type": "string"}},
-                        "application/json": {"schema": {"$ref": "#/components/schemas/QueueStats"}},
-                        "application/javascript": {"schema": {"type": "string"}},
-                    },
-                },
-                **_ERRORS,
-                **_DEFAULT,
-            },
-            "parameters": [*_PAGING, {"$ref": "#/components/parameters/callback"}],
-        }
-    },
-    "/peek/{queue}": {
-        "parameters": [{"$ref": "#/components/parameters/queue"}],
-        "get": {
-            "operationId": "peek",
-            "summary": "Newest waiting messages, without delivering them",
-            "description": "Up to `limit` (default 20) of the newest ready messages, in reverse delivery order "
-            "(newest first within a priority), and the queue's statistics. Nothing is consumed and no count changes. "
-            "The messages hold at most `--max-peek-bytes` of values (8 MiB by default); `truncated` is true when "
-            "older messages were left out for that limit.",
-            "tags": ["queues"],
-            "responses": {
-                "200": {
-                    "description": "The messages and statistics.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["queue", "messages", "truncated", "stats"],
-                                "properties": {
-                                    "queue": {"type": "string"},
-                                    "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
-                                    "truncated": {
-                                        "type": "boolean",
-                                        "description": "Older messages were left out to stay within --max-peek-bytes.",
-                                    },
-                                    "stats": {"$ref": "#/components/schemas/QueueStats"},
-                                },
-                            }
-                        },
-                        "application/javascript": {"schema": {"type": "string"}},
-                    },
-                },
-                **_ERRORS,
-                **_DEFAULT,
-            },
-            "parameters": [_LIMIT, {"$ref": "#/components/parameters/callback"}],
-        },
-    },
-}
-openapi.PATHS.update(PATHS)  # described here, beside their handlers; openapi() reads PATHS when first called

@@ -13,8 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.routing import Route, WebSocketRoute
 
+from restmq.config import Settings
 from restmq.storage.engine import EmbeddedEngine
-from restmq.web.openapi import asyncapi, openapi, render_docs
+from restmq.web import openapi as documents
+from restmq.web.docs_page import render_docs
 from restmq.web.routes import routes
 from tests.helpers.server import ServeProcess, serve
 
@@ -22,6 +24,14 @@ pytestmark = pytest.mark.integration
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 STREAMING = {"/c/{queue}", "/sse/{queue}"}  # they never end: covered by the streaming tests instead
+
+
+def openapi() -> dict[str, Any]:
+    return documents.openapi(routes, Settings())
+
+
+def asyncapi() -> dict[str, Any]:
+    return documents.asyncapi(Settings())
 
 
 def route_table() -> set[tuple[str, str]]:
@@ -86,7 +96,7 @@ async def test_descriptions_are_served(http: httpx.AsyncClient) -> None:
         assert f"{path}<" in page.text.replace("&#x27;", "'"), path
     for channel in asyncapi()["channels"]:
         assert channel in page.text
-    assert page.text == render_docs()
+    assert page.text == render_docs(openapi(), asyncapi())
 
 
 # -- schemathesis -----------------------------------------------------------------------------
