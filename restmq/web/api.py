@@ -18,6 +18,7 @@ HTML = "text/html"
 TEXT = "text/plain"
 SSE = "text/event-stream"
 AUTH_ERRORS = (400, 401, 403)
+ERRORS = (*AUTH_ERRORS, 503)  # most routes: bad input, credentials, the backend
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,7 @@ class Api:
     form: type | None = None  # a TypedDict of form fields (urlencoded or multipart)
     body: Mapping[str, Any] = field(default_factory=dict)  # other body media types -> model (str: text)
     body_required: bool = False
-    errors: Sequence[int] = AUTH_ERRORS
+    errors: Sequence[int] = ERRORS
     public: bool = False  # no credentials asked
     op_id: str | None = None  # default: the handler's name in camelCase
     description: str | None = None

@@ -137,6 +137,7 @@ def _operation(models: _Models, route: ApiRoute, method: str) -> Schema:
     jsonp = any(p["name"] == "callback" for p in parameters)
     responses = {str(status): _answer(models, given, jsonp) for status, given in api.gives.items()}
     responses |= {str(status): {"$ref": f"#/components/responses/E{status}"} for status in api.errors}
+    responses = dict(sorted(responses.items()))
     operation: Schema = {
         "operationId": api.op_id or name[0] + "".join(part.title() for part in name[1:]),
         "summary": api.summary,

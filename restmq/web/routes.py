@@ -14,13 +14,13 @@ from restmq.web.api import AUTH_ERRORS as AUTH
 from restmq.web.api import HTML, JSONP, NDJSON, SSE, TEXT, Api, ApiRoute, Out
 from restmq.web.auth import COMET, CONSUMER, PRODUCER, guard
 
-KEY = Out("The new key, `<queue>:<n>\\r\\n`.", media=[TEXT], headers={"Idempotent-Replayed": "`true`: a retry"})
+REPLAYED = "`true` when an Idempotency-Key retry added nothing."
+KEY = Out("The new key, `<queue>:<n>\\r\\n`.", media=[TEXT], headers={"Idempotent-Replayed": REPLAYED})
 KEYS = Out("The key (text) of one message, or the keys (JSON) of a batch.", s.Keys, [TEXT], KEY.headers)
 NOTHING = Out("Nothing ready.", headers={"X-RestMQ-Status": "`stop` when the queue is stopped."})
 ONE_OR_MORE = Out("A message, or an array with `count`.", s.Message | list[s.Message])
 PAGE = Out("An HTML page.", media=[HTML])
 ADD_BODY: dict[str, Any] = {"application/json": s.JsonBody, NDJSON: str, TEXT: str}
-OPEN = (503,)
 SETTLE = (404, 409, 503)
 LIST = Api("List queues", "queues", {200: Out("The queue names.", s.QueueList, [HTML])}, s.PagingJsonp)
 STATS = Api("Statistics of queues, a page at a time", "queues", {200: s.Stats}, s.PagingJsonp)
@@ -41,7 +41,7 @@ routes = [
     Route("/stats/stream", head.stats_stream, methods=["HEAD"]),
     # The hot paths first: routes are matched in order.
     api("/q/{queue}", guard(CONSUMER, "read", rest.get_message), "GET", summary="Pop, long-poll or lease messages",
-        tag="messages", query=s.PopMany, gives={200: ONE_OR_MORE, 204: NOTHING}, errors=(*AUTH, 503)),
+        tag="messages", query=s.PopMany, gives={200: ONE_OR_MORE, 204: NOTHING}),
     api("/q/{queue}", guard(PRODUCER, "write", rest.add_message), "POST", summary="Add a message, or a batch",
         tag="messages", query=s.AddOptions, headers=s.AddHeaders, form=s.AddForm, body=ADD_BODY, body_required=True,
         gives={200: KEYS}, errors=(*AUTH, 413, 503)),
@@ -57,52 +57,48 @@ routes = [
     ApiRoute("/q", rest.list_queues, ["GET"], replace(LIST, op_id="listQueuesBare")),
     ApiRoute("/q/", rest.list_queues, ["GET"], LIST),
     api("/q/{queue}", guard(PRODUCER, "admin", rest.purge_queue), "DELETE", summary="Purge a queue", tag="queues",
-        query=s.Jsonp, gives={200: s.Purged}, errors=(*AUTH, 503)),
+        query=s.Jsonp, gives={200: s.Purged}),
     api("/q/{queue}/{key}", guard(CONSUMER, "read", rest.ack_message), "DELETE",
         summary="Acknowledge a leased message", tag="leases", query=s.Settle, gives={200: s.Settled},
         errors=(*AUTH, *SETTLE)),
     api("/q/{queue}/redrive", guard(PRODUCER, "admin", rest.redrive), "POST",  # + write on the parent
-        summary="Redrive dead letters", tag="queues", query=s.Jsonp, gives={200: s.Redriven}, errors=(*AUTH, 503)),
+        summary="Redrive dead letters", tag="queues", query=s.Jsonp, gives={200: s.Redriven}),
     api("/q/{queue}/{key}/release", guard(CONSUMER, "read", rest.release_message), "POST",
         summary="Release a leased message", tag="leases", query=s.ReleaseQuery, form=s.ReleaseForm,
         gives={200: s.Settled}, errors=(*AUTH, *SETTLE)),
     api("/q/{queue}/{key}/extend", guard(CONSUMER, "read", rest.extend_message), "POST", summary="Extend a lease",
         tag="leases", query=s.ExtendQuery, form=s.ExtendForm, gives={200: s.Settled}, errors=(*AUTH, *SETTLE)),
     api("/p/{queue}", guard(CONSUMER, "read", rest.policy), "GET", summary="Streaming policy", tag="settings",
-        op_id="getPolicy", query=s.Jsonp, gives={200: s.PolicyReply}, errors=(*AUTH, 503)),
+        op_id="getPolicy", query=s.Jsonp, gives={200: s.PolicyReply}),
     api("/p/{queue}", guard(PRODUCER, "admin", rest.policy), "POST", summary="Set the streaming policy",
-        tag="settings", op_id="setPolicy", query=s.PolicyQuery, form=s.PolicyForm, gives={200: s.PolicyReply},
-        errors=(*AUTH, 503)),
+        tag="settings", op_id="setPolicy", query=s.PolicyQuery, form=s.PolicyForm, gives={200: s.PolicyReply}),
     api("/control/{queue}", guard(CONSUMER, "read", rest.control), "GET", summary="Flow control", tag="settings",
-        op_id="getControl", query=s.Jsonp, gives={200: s.ControlReply}, errors=(*AUTH, 503)),
+        op_id="getControl", query=s.Jsonp, gives={200: s.ControlReply}),
     api("/control/{queue}", guard(PRODUCER, "admin", rest.control), "POST", summary="Set flow control",
-        tag="settings", op_id="setControl", query=s.ControlQuery, form=s.ControlForm, gives={200: s.ControlReply},
-        errors=(*AUTH, 503)),
+        tag="settings", op_id="setControl", query=s.ControlQuery, form=s.ControlForm, gives={200: s.ControlReply}),
     ApiRoute("/stats", rest.stats_all, ["GET"], replace(STATS, op_id="statsBare")),
     ApiRoute("/stats/", rest.stats_all, ["GET"], replace(STATS, op_id="stats")),
     # SSE for EventSource; else the queue "stream"
     api("/stats/stream", ui.stats_stream, "GET", summary="Statistics as Server-Sent Events", tag="queues",
         query=s.PagingJsonp, gives={200: Out("An event stream that stays open, or the queue's statistics.",
-        s.QueueStats, [SSE])}, errors=(*AUTH, 503)),
+        s.QueueStats, [SSE])}),
     api("/stats/{queue}", guard(CONSUMER, "read", rest.stats_queue), "GET", summary="Statistics of a queue",
-        tag="queues", op_id="queueStats", query=s.Jsonp, gives={200: s.QueueStats}, errors=(*AUTH, 503)),
+        tag="queues", op_id="queueStats", query=s.Jsonp, gives={200: s.QueueStats}),
     # The dashboard (restmq/web/ui.py). Its pages check access themselves: a browser without credentials
     # gets the page, which asks for a token.
     api("/j/{queue}", ui.queue_page, "GET", summary="Queue page", tag="pages", query=s.RecentQuery,
-        gives={200: PAGE}, errors=(*AUTH, 503)),
+        gives={200: PAGE}),
     api("/ui", ui.dashboard, "GET", summary="Dashboard", tag="pages", query=s.Paging, gives={200: PAGE, 401: PAGE},
         errors=(400, 403), public=True),
     api("/peek/{queue}", guard(CONSUMER, "read", ui.peek), "GET", tag="queues",
-        summary="Newest waiting messages, without delivering them", query=s.PeekQuery, gives={200: s.Peek},
-        errors=(*AUTH, 503)),
+        summary="Newest waiting messages, without delivering them", query=s.PeekQuery, gives={200: s.Peek}),
     Mount("/ui/static", app=ui.static_files, name="ui-static"),
     # Streams. The WebSocket handler checks access before accepting the connection.
     api("/c/{queue}", guard(COMET, "read", streams.comet), "GET", summary="COMET stream", tag="streams",
-        query=s.CometQuery, gives={200: Out("A stream that stays open.", media=[NDJSON, JSONP, SSE])},
-        errors=(*AUTH, 503)),
+        query=s.CometQuery, gives={200: Out("A stream that stays open.", media=[NDJSON, JSONP, SSE])}),
     api("/sse/{queue}", guard(COMET, "read", streams.server_sent_events), "GET", summary="Server-Sent Events stream",
         tag="streams", query=s.SseQuery, headers=s.SseHeaders,
-        gives={200: Out("An event stream that stays open.", media=[SSE])}, errors=(*AUTH, 503)),
+        gives={200: Out("An event stream that stays open.", media=[SSE])}),
     WebSocketRoute("/ws/{queue}", streams.websocket),
     # Operations: always open, they reveal nothing about queues.
     api("/health", ops.health, "GET", summary="Liveness", tag="operations", gives={200: s.Health}, errors=(),
@@ -114,9 +110,9 @@ routes = [
     # API descriptions (restmq/web/openapi.py; tests/integration/test_openapi.py keeps them true to this table).
     api("/openapi.json", openapi.openapi_json, "GET", summary="This description", tag="operations", op_id="openapi",
         gives={200: Out("OpenAPI document.", dict[str, Any])}, errors=(), public=True),
-    api("/asyncapi.json", openapi.asyncapi_json, "GET", summary="Streaming channels", tag="operations", op_id="asyncapi",
-        gives={200: Out("AsyncAPI document.", dict[str, Any])}, errors=(), public=True),
-    api("/docs", docs_page.docs_page, "GET", summary="API reference page", tag="operations", op_id="docs", gives={200: PAGE},
-        errors=(), public=True),
+    api("/asyncapi.json", openapi.asyncapi_json, "GET", summary="Streaming channels", tag="operations",
+        op_id="asyncapi", gives={200: Out("AsyncAPI document.", dict[str, Any])}, errors=(), public=True),
+    api("/docs", docs_page.docs_page, "GET", summary="API reference page", tag="operations", op_id="docs",
+        gives={200: PAGE}, errors=(), public=True),
 ]
 # fmt: on
