@@ -5,7 +5,6 @@ entries (restmq/web/routes.py) and the models of restmq/web/shapes.py; AsyncAPI 
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterable, Sequence
 from importlib import metadata
 from typing import Any
@@ -52,6 +51,13 @@ INFO = (
     "`Authorization: Bearer <token>`, HTTP Basic, or `?token=`. Streaming channels (COMET, SSE, WebSocket) are "
     "described in /asyncapi.json."
 )
+STREAMING = (
+    "Streaming delivery. On a `broadcast` queue (the default) each message taken for streaming goes to every "
+    "streaming consumer on every server process; on a `roundrobin` queue to exactly one, rotating. With `?lease=S` "
+    "(roundrobin) each message stays leased until the client acks it (DELETE /q/<queue>/<key>, or a WebSocket `ack` "
+    "frame); unacked messages go back to the queue when the connection closes. A slow consumer (1,000 messages "
+    "behind) is disconnected."
+)
 SECURITY = {
     "bearer": {"type": "http", "scheme": "bearer", "description": "A token from `restmq token create`."},
     "basic": {"type": "http", "scheme": "basic", "description": "acl.conf username and password."},
@@ -67,7 +73,8 @@ def _version() -> str:
 
 
 def _text(obj: Any) -> str:
-    return inspect.cleandoc(getattr(obj, "__doc__", None) or "")
+    """A docstring as one line of text: the description of an operation, a channel or a model."""
+    return " ".join((getattr(obj, "__doc__", None) or "").split())
 
 
 def _with_limits(node: Any, limits: Limits) -> Any:
@@ -241,7 +248,7 @@ def asyncapi(settings: Settings) -> Schema:
     host = {"host": {"default": f"{settings.host}:{settings.port}"}}
     document = {
         "asyncapi": "2.6.0",
-        "info": {"title": "RestMQ streams", "version": _version(), "description": _text(streams)},
+        "info": {"title": "RestMQ streams", "version": _version(), "description": STREAMING},
         "defaultContentType": JSON,
         "servers": {
             "http": {"url": "{host}", "protocol": "http", "description": "COMET and SSE.", "variables": host},

@@ -146,7 +146,8 @@ class ConsumerStream(Response):
 
 
 async def comet(request: Request) -> Response:
-    """GET /c/<queue>: one JSON object per line, kept open (SSE when the client asks for it)."""
+    """COMET: kept open; one JSON object `{key,value}` per line (`\r\n`). With `callback=` each line is a JSONP
+    call; with `Accept: text/event-stream` the channel speaks SSE as /sse/{queue}. See /asyncapi.json."""
     if "text/event-stream" in request.headers.get("accept", ""):
         return await server_sent_events(request)
     queue = check_queue_name(request.path_params["queue"])
@@ -163,7 +164,11 @@ async def comet(request: Request) -> Response:
 
 
 async def server_sent_events(request: Request) -> ConsumerStream:
-    """GET /sse/<queue>: SSE with ids, heartbeats and Last-Event-ID replay of broadcast history."""
+    """Server-Sent Events: each message is an event `id: <key>` / `data: {key,value[,count]}`; `retry:` first
+    (--sse-retry, 3000 ms by default), a `: heartbeat` comment every 15 s. Reconnect with `Last-Event-ID: <key>` (or
+    `?last_event_id=`) to replay the broadcast history after it (the newest 1,000 per queue, kept 5 minutes, at most
+    --max-replay-bytes of it: the newest); an `event: gap` comes first when history asked for is really missing:
+    the history no longer reaches back (broadcast queues) or older history did not fit. See /asyncapi.json."""
     queue = check_queue_name(request.path_params["queue"])
     streams = streams_of(request.app)
     last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
@@ -229,7 +234,10 @@ def _chunks(events: list[bytes]) -> list[bytes]:
 
 
 async def websocket(ws: WebSocket) -> None:
-    """GET /ws/<queue>: messages as JSON text frames; client frames are JSON-protocol commands."""
+    """WebSocket (RFC 6455): one JSON text frame per message. The client may send JSON-protocol commands as frames
+    (the queue defaults to the channel's) and gets a JSON reply frame each; a malformed frame gets an error frame.
+    An invalid queue name or lease closes with code 1008; purging the queue closes with 1000. acl.conf's cookie
+    `auth=user:pass` is accepted."""
     try:
         queue = check_queue_name(ws.path_params["queue"])
         lease = lease_of(ws)
