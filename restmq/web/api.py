@@ -17,8 +17,7 @@ NDJSON = "application/x-ndjson"
 HTML = "text/html"
 TEXT = "text/plain"
 SSE = "text/event-stream"
-AUTH_ERRORS = (400, 401, 403)
-ERRORS = (*AUTH_ERRORS, 503)  # most routes: bad input, credentials, the backend
+ERRORS = (400, 401, 403, 503)  # most routes: bad input, credentials, the backend
 
 
 @dataclass(frozen=True)
@@ -45,7 +44,7 @@ class Api:
     form: type | None = None  # a TypedDict of form fields (urlencoded or multipart)
     body: Mapping[str, Any] = field(default_factory=dict)  # other body media types -> model (str: text)
     body_required: bool = False
-    errors: Sequence[int] = ERRORS
+    errors: Sequence[int] | None = None  # default: ERRORS, none on a public route
     public: bool = False  # no credentials asked
     op_id: str | None = None  # default: the handler's name in camelCase
     description: str | None = None

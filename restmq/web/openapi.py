@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from importlib import metadata
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import orjson
@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute
 from restmq.config import Limits, Settings
 from restmq.core.names import QUEUE_NAME_RULE
 from restmq.web import shapes, streams
-from restmq.web.api import FORM, JSON, JSONP, MULTIPART, Api, ApiRoute, Out
+from restmq.web.api import ERRORS, FORM, JSON, JSONP, MULTIPART, Api, ApiRoute, Out
 
 Schema = dict[str, Any]
 REF = "#/components/schemas/{name}"
@@ -32,7 +32,7 @@ TAGS = [
     {"name": "pages", "description": "HTML pages."},
     {"name": "operations", "description": "Health, readiness, metrics and these descriptions."},
 ]
-ERRORS = {
+ERROR_TEXTS = {
     400: "Bad input (QUEUE_NAME_INVALID, PARAMETER_INVALID, FIELD_MISSING, JSON_INVALID, VALUE_INVALID, "
     "JSONP_DISABLED, ...).",
     401: "Credentials are required (UNAUTHORIZED) or the token is not valid (TOKEN_INVALID).",
@@ -134,7 +134,7 @@ def _answer(models: _Models, given: Any, jsonp: bool) -> Schema:
     return answer
 
 
-def _operation(models: _Models, route: ApiRoute, method: str) -> Schema:
+def _operation(models: _Models, route: ApiRoute) -> Schema:
     api = route.api
     handler = getattr(route.endpoint, "__wrapped__", route.endpoint)
     name = handler.__name__.split("_")
@@ -143,7 +143,8 @@ def _operation(models: _Models, route: ApiRoute, method: str) -> Schema:
     parameters += models.properties(api.headers, "header") if api.headers else []
     jsonp = any(p["name"] == "callback" for p in parameters)
     responses = {str(status): _answer(models, given, jsonp) for status, given in api.gives.items()}
-    responses |= {str(status): {"$ref": f"#/components/responses/E{status}"} for status in api.errors}
+    errors = api.errors if api.errors is not None else () if api.public else ERRORS
+    responses |= {str(status): {"$ref": f"#/components/responses/E{status}"} for status in errors}
     responses = dict(sorted(responses.items()))
     operation: Schema = {
         "operationId": api.op_id or name[0] + "".join(part.title() for part in name[1:]),
@@ -151,7 +152,7 @@ def _operation(models: _Models, route: ApiRoute, method: str) -> Schema:
         "description": api.description or _text(handler),
         "tags": [api.tag],
         "parameters": parameters,
-        "responses": responses | ({"default": {"$ref": "#/components/responses/Default"}} if api.errors else {}),
+        "responses": responses | ({"default": {"$ref": "#/components/responses/Default"}} if errors else {}),
     }
     body = {media: {"schema": models.refs[model]} for media, model in api.body.items()}
     if api.form is not None:
@@ -175,12 +176,12 @@ def openapi(routes: Sequence[BaseRoute], settings: Settings) -> Schema:
     paths: dict[str, Schema] = {}
     for route in described:
         for method in sorted((route.methods or set()) - {"HEAD"}):
-            paths.setdefault(route.path, {})[method.lower()] = _operation(models, route, method)
+            paths.setdefault(route.path, {})[method.lower()] = _operation(models, route)
     for route in described:  # parameters are inlined in the operations
         for model in (route.api.query, route.api.headers, shapes.PathParams):
             models.components.pop(getattr(model, "__name__", ""), None)
     error = {"content": {JSON: {"schema": models.refs[shapes.Error]}}}
-    responses = {f"E{status}": {"description": text, **error} for status, text in ERRORS.items()}
+    responses = {f"E{status}": {"description": text, **error} for status, text in ERROR_TEXTS.items()}
     document = {
         "openapi": "3.1.0",
         "info": {
@@ -202,6 +203,24 @@ def openapi(routes: Sequence[BaseRoute], settings: Settings) -> Schema:
     return dict(_with_limits(document, settings.limits))
 
 
+# channel: (handler, server, operationId, summary, messages received)
+CHANNELS = {
+    "/c/{queue}": (streams.comet, "http", "comet", "Receive the queue's messages as lines.", ["StreamMessage"]),
+    "/sse/{queue}": (streams.server_sent_events, "http", "serverSentEvents", "Receive the queue's messages as events.",
+                     ["StreamMessage", "Gap"]),
+    "/ws/{queue}": (streams.websocket, "ws", "websocketReceive", "Receive messages, and replies to the client's "
+                    "commands.", ["StreamMessage", "Reply"]),
+}  # fmt: skip
+# message: (name, title, payload, example)
+MESSAGES = {
+    "StreamMessage": ("message", "A queue message", shapes.StreamMessage, {"key": "news:1", "value": "hello"}),
+    "Gap": ("gap", "SSE `event: gap`", shapes.Gap, None),
+    "Command": ("command", "A JSON-protocol command", shapes.Command, {"cmd": "ack", "queue": "jobs", "key": "jobs:1",
+                                                                        "count": 1}),
+    "Reply": ("reply", "The reply to a command, or an error frame", shapes.Reply, None),
+}  # fmt: skip
+
+
 def _channel(handler: Any, server: str, operation: str, summary: str, messages: list[str]) -> Schema:
     refs = [{"$ref": f"#/components/messages/{name}"} for name in messages]
     binding: Schema = {"method": "GET", "query": {"$ref": REF.format(name="StreamQuery")}}
@@ -209,42 +228,31 @@ def _channel(handler: Any, server: str, operation: str, summary: str, messages: 
         "description": _text(handler),
         "servers": [server],
         "parameters": {"queue": {"description": QUEUE_NAME_RULE, "schema": {"$ref": REF.format(name="Queue")}}},
-        "subscribe": {
-            "operationId": operation,
-            "summary": summary,
-            "message": refs[0] if len(refs) == 1 else {"oneOf": refs},
-        },
+        "subscribe": {"operationId": operation, "summary": summary, "message": {"oneOf": refs}},
     }
     if server == "ws":  # WebSocket bindings belong to the channel, HTTP ones to the operation
         channel["bindings"] = {"ws": binding}
+        channel["publish"] = {
+            "operationId": "websocketSend",
+            "summary": "Send JSON-protocol commands: add, get, take, del, ack, release, extend.",
+            "message": {"$ref": "#/components/messages/Command"},
+        }
     else:
         channel["subscribe"]["bindings"] = {"http": {"type": "request", **binding}}
     return channel
 
 
-def _message(name: str, title: str, model: type, example: Schema | None = None) -> Schema:
-    payload = {"$ref": REF.format(name=model.__name__)}
-    found = {"name": name, "title": title, "summary": _text(model), "contentType": JSON, "payload": payload}
+def _message(name: str, title: str, payload: type, example: Schema | None) -> Schema:
+    found: Schema = {"name": name, "title": title, "summary": _text(payload), "contentType": JSON}
+    found["payload"] = {"$ref": REF.format(name=payload.__name__)}
     return found | ({"examples": [{"payload": example}]} if example else {})
 
 
 def asyncapi(settings: Settings) -> Schema:
     """The AsyncAPI 2.6 document of the streaming channels."""
-    models = [shapes.StreamMessage, shapes.Gap, shapes.Command, shapes.Reply, shapes.StreamQuery]
-    _, schemas = msgspec.json.schema_components([*models, shapes.QueueName], ref_template=REF)
-    schemas["Queue"] = msgspec.json.schema(shapes.QueueName)
-    websocket = _channel(
-        streams.websocket,
-        "ws",
-        "websocketReceive",
-        "Receive messages, and replies to the client's commands.",
-        ["StreamMessage", "Reply"],
-    )
-    websocket["publish"] = {
-        "operationId": "websocketSend",
-        "summary": "Send JSON-protocol commands: add, get, take, del, ack, release, extend.",
-        "message": {"$ref": "#/components/messages/Command"},
-    }
+    payloads = [payload for _, _, payload, _ in MESSAGES.values()]
+    _, schemas = msgspec.json.schema_components([*payloads, shapes.StreamQuery], ref_template=REF)
+    messages = {key: _message(*described) for key, described in MESSAGES.items()}
     host = {"host": {"default": f"{settings.host}:{settings.port}"}}
     document = {
         "asyncapi": "2.6.0",
@@ -254,46 +262,17 @@ def asyncapi(settings: Settings) -> Schema:
             "http": {"url": "{host}", "protocol": "http", "description": "COMET and SSE.", "variables": host},
             "ws": {"url": "{host}", "protocol": "ws", "description": "WebSocket.", "variables": host},
         },
-        "channels": {
-            "/c/{queue}": _channel(
-                streams.comet, "http", "comet", "Receive the queue's messages as lines.", ["StreamMessage"]
-            ),
-            "/sse/{queue}": _channel(
-                streams.server_sent_events,
-                "http",
-                "serverSentEvents",
-                "Receive the queue's messages as events.",
-                ["StreamMessage", "Gap"],
-            ),
-            "/ws/{queue}": websocket,
-        },
-        "components": {
-            "schemas": schemas,
-            "messages": {
-                "StreamMessage": _message(
-                    "message", "A queue message", shapes.StreamMessage, {"key": "news:1", "value": "hello"}
-                ),
-                "Gap": _message("gap", "SSE `event: gap`", shapes.Gap),
-                "Command": _message(
-                    "command",
-                    "A JSON-protocol command",
-                    shapes.Command,
-                    {"cmd": "ack", "queue": "jobs", "key": "jobs:1", "count": 1},
-                ),
-                "Reply": _message("reply", "The reply to a command, or an error frame", shapes.Reply),
-            },
-        },
+        "channels": {path: _channel(*described) for path, described in CHANNELS.items()},
+        "components": {"schemas": schemas | {"Queue": msgspec.json.schema(shapes.QueueName)}, "messages": messages},
     }
     return dict(_with_limits(document, settings.limits))
 
 
 def _cached(request: Request, name: str, build: Any) -> bytes:
-    """The document built once per application (from its routes and the settings it runs with)."""
     state = request.app.state
-    if not hasattr(state, name):
+    if not hasattr(state, name):  # built once per application, from its routes and the settings it runs with
         setattr(state, name, orjson.dumps(build(request)))
-    body: bytes = getattr(state, name)
-    return body
+    return cast(bytes, getattr(state, name))
 
 
 async def openapi_json(request: Request) -> Response:
