@@ -68,6 +68,8 @@ def _type_of(document: dict[str, Any], schema: Any) -> str:
     if "enum" in schema:
         return " | ".join(str(v) for v in schema["enum"])
     kind = schema.get("type", "any")
+    if kind == "array" and "items" in schema:
+        kind = f"array of {_type_of(document, schema['items'])}"
     bounds = [f"{k} {schema[k]}" for k in ("minimum", "exclusiveMinimum", "maximum") if k in schema]
     return f"{kind}" + (f" ({', '.join(bounds)})" if bounds else "")
 

@@ -115,7 +115,7 @@ class _Models:
             if where == "path" or name in component.get("required", ()):
                 param["required"] = True
             found.append(param)
-        return found
+        return sorted(found, key=lambda param: param["name"] == "callback")  # the JSONP wrapper last
 
 
 def _answer(models: _Models, given: Any, jsonp: bool) -> Schema:

@@ -57,7 +57,7 @@ def _message(message: Message) -> shapes.Message:
 
 
 async def add_message(request: Request) -> Response:
-    """A form (`value=` or `msg=`) adds one message and answers its key as text, `<queue>:<n>\r\n`. A JSON array
+    """A form (`value=` or `msg=`) adds one message and answers its key as text, `<queue>:<n>\\r\\n`. A JSON array
     (application/json) or NDJSON (application/x-ndjson) adds a batch, all or nothing, answering {"keys": [...]};
     a single JSON document is one message. Any other body is the message text."""
     queue = request.path_params["queue"]
@@ -223,7 +223,7 @@ async def index_get(request: Request) -> Response:
 
 
 async def index_post(request: Request) -> Response:
-    """Add one message to the queue named by the form field `queue`. Answers the key, `<queue>:<n>\r\n`."""
+    """Add one message to the queue named by the form field `queue`. Answers the key, `<queue>:<n>\\r\\n`."""
     fields = await read_form(request, _max_body(request))
     queue = fields.get("queue")
     value = fields.get("value", fields.get("msg"))

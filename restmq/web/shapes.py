@@ -33,7 +33,9 @@ def _upto(limit: str, **meta: Any) -> Meta:
 
 # -- fields ----------------------------------------------------------------------------------
 
-QueueName = Annotated[str, Meta(pattern=f"^{QUEUE_NAME_PATTERN}$", description=QUEUE_NAME_RULE.capitalize())]
+QueueName = Annotated[
+    str, Meta(pattern=f"^{QUEUE_NAME_PATTERN}$", description=QUEUE_NAME_RULE[0].upper() + QUEUE_NAME_RULE[1:])
+]
 MessageKey = Annotated[str, Meta(pattern=f"^{MESSAGE_KEY_PATTERN}$", description="Message key `<queue>:<n>`.")]
 Callback = Annotated[
     str,

@@ -146,7 +146,7 @@ class ConsumerStream(Response):
 
 
 async def comet(request: Request) -> Response:
-    """COMET: kept open; one JSON object `{key,value}` per line (`\r\n`). With `callback=` each line is a JSONP
+    """COMET: kept open; one JSON object `{key,value}` per line (`\\r\\n`). With `callback=` each line is a JSONP
     call; with `Accept: text/event-stream` the channel speaks SSE as /sse/{queue}. See /asyncapi.json."""
     if "text/event-stream" in request.headers.get("accept", ""):
         return await server_sent_events(request)
