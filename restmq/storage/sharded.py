@@ -38,9 +38,9 @@ from restmq.core.model import (
     StreamResult,
     StreamStatus,
 )
+from restmq.core.store import EventHandler
 from restmq.errors import BackendUnavailable, DeadlinePassed, RingIncomplete
 from restmq.storage import keys
-from restmq.storage.base import EventHandler
 from restmq.storage.node import COUNTERS, RedisStore, TokenStates, revocation_time
 from restmq.storage.ring import HashRing
 from restmq.storage.urls import redact

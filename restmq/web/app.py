@@ -19,8 +19,8 @@ from starlette.middleware.cors import CORSMiddleware
 from restmq.config import Settings
 from restmq.core.dispatch import Streams
 from restmq.core.service import QueueService
+from restmq.core.store import Store
 from restmq.errors import BackendUnavailable, RestMQError
-from restmq.storage.base import Store
 from restmq.storage.factory import open_store
 from restmq.web.auth import Access, load_acl
 from restmq.web.browser import BrowserGuard, OriginPolicy
