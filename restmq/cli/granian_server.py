@@ -93,9 +93,9 @@ def _first_line(exc: BaseException) -> str:
 def granian_app() -> Any:
     """granian worker-process entry point: the app, wrapped in DrainFirst, dying with the `restmq
     serve` process that spawned it (a kill -9 of that process must not leave workers serving)."""
-    from restmq.storage.engine import _die_with_parent
+    from restmq.children import die_with_parent
 
-    _die_with_parent(int(os.environ[PARENT_ENV]))()  # SIGTERM: the worker shuts down as when told to stop
+    die_with_parent(int(os.environ[PARENT_ENV]))()  # SIGTERM: the worker shuts down as when told to stop
     raw = json.loads(os.environ[SETTINGS_ENV])
     app = DrainFirst(app_from_env(), raw["limits"]["max_frame"])
     # granian makes the worker's event loop, loads the app, then adds its SIGTERM/SIGINT handlers to
