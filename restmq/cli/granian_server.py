@@ -140,12 +140,12 @@ class DrainFirst:
     def stop(self, stop_worker: Callable[[], object]) -> None:
         """The worker's SIGTERM/SIGINT handler: end the streams, then let granian stop the worker.
         A second signal while the streams end changes nothing (the main process sends one too)."""
-        from restmq.web.app import begin_shutdown
+        from restmq.web.shutdown import begin_shutdown
 
         if self.stopping:
             return
         self.stopping = True
-        begin_shutdown()
+        begin_shutdown(self.app)
 
         async def then_stop_worker() -> None:
             if not await self.websockets.wait_zero(GRACEFUL_SHUTDOWN):
@@ -187,9 +187,9 @@ class DrainFirst:
         async def receive_drained() -> dict[str, Any]:
             message: dict[str, Any] = await receive()
             if message["type"] == "lifespan.shutdown":
-                from restmq.web.app import begin_shutdown
+                from restmq.web.shutdown import begin_shutdown
 
-                begin_shutdown()  # in case the worker was stopped some other way
+                begin_shutdown(self.app)  # in case the worker was stopped some other way
                 if not await self.requests.wait_zero(GRACEFUL_SHUTDOWN):
                     log.warning("%d request(s) still open after %ds", self.requests.value, GRACEFUL_SHUTDOWN)
             return message
