@@ -1,4 +1,4 @@
-"""HashRing (restmq.storage.ring): pure consistent hashing, no sockets."""
+"""HashRing (restmq.storage.ring) and the ring's merges (restmq.storage.sharded): pure, no sockets."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from restmq.core.model import FlowStatus, Policy, QueueSettings, QueueStats
 from restmq.storage.ring import POINTS_PER_WEIGHT, HashRing, point
-from restmq.storage.sharded import merge_pages
+from restmq.storage.sharded import merge_pages, merge_stats
 
 NODES = ["redis://a:6379/0", "redis://b:6379/0", "redis://c:6379/0"]
 KEYS = [f"queue-{i}" for i in range(20_000)]
@@ -91,3 +92,21 @@ def test_bad_rings_are_refused(weights: dict[str, int]) -> None:
 def test_merged_listing_pages_are_the_first_distinct_names_in_order(pages: list[list[str]], limit: int) -> None:
     """Issue 13: the ring's listing page is each node's page merged; a queue listed on two nodes shows once."""
     assert merge_pages(pages, limit) == sorted({name for page in pages for name in page})[:limit]
+
+
+def test_a_queues_stats_over_ring_nodes_add_up_with_its_homes_settings() -> None:
+    counters = {"added": 3, "delivered": 2, "acked": 1, "redelivered": 0, "expired": 0, "dead_lettered": 0}
+    home = QueueStats("q", 1, 2, 3, 4, 2, QueueSettings(Policy.ROUNDROBIN, FlowStatus.STOP, 5), counters)
+    fallback = QueueStats("q", 10, 20, 30, 40, 2, QueueSettings(), {name: 1 for name in counters})
+    merged = merge_stats("q", [fallback, home], home)
+    assert (merged.length, merged.delayed, merged.leased, merged.dead) == (11, 22, 33, 44)
+    assert merged.consumers == 2  # consumers register on every node: counted once
+    assert merged.settings == home.settings
+    assert merged.counters == {name: value + 1 for name, value in counters.items()}
+    assert merge_stats("q", [fallback, home], None).settings == fallback.settings  # the home did not answer
+
+
+def test_a_queue_no_node_answered_for_has_empty_stats() -> None:
+    empty = merge_stats("q", [], None)
+    assert (empty.length, empty.consumers, empty.settings) == (0, 0, QueueSettings())
+    assert set(empty.counters.values()) == {0} and "dead_lettered" in empty.counters
