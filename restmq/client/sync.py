@@ -1,21 +1,26 @@
-"""The blocking RestMQ client: :class:`Client`, its SSE :class:`Stream` and the :meth:`Client.consume` worker loop."""
+"""The blocking RestMQ client: :class:`Client`, its SSE :class:`Stream` and the :meth:`Client.consume`
+worker loop.
+
+GENERATED from restmq/client/aio.py by scripts/generate-sync-client: edit aio.py (or _sync_flavor.py), then run the
+script; tests/unit/test_sync_client_generated.py fails while this file differs from what it writes.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import signal
-import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from threading import Lock
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
 import httpx
 
-from restmq.client import _calls
+from restmq.client import _calls, _sync_flavor
 from restmq.client._stream import Gap, SSEParser, StreamState
+from restmq.client._sync_flavor import Handler
 from restmq.client.errors import ClientError, ConflictError, NotFoundError, from_response, from_transport
 from restmq.client.models import ConsumeStats, Control, Message, Overview, QueueStats
 
@@ -26,7 +31,8 @@ RETRYABLE_STATUS = (502, 503, 504)
 
 
 class Client:
-    """A blocking client for one RestMQ server (or load balancer), safe to share between threads.
+    """A client for one RestMQ server (or load balancer). The blocking one is safe to share between threads;
+    create the asyncio one inside the event loop that uses it.
 
     ``url`` defaults to ``$RESTMQ_URL``, then ``http://127.0.0.1:8888``; ``token`` to ``$RESTMQ_TOKEN``
     (sent as ``Authorization: Bearer <token>``). Connections are pooled (``max_connections``);
@@ -37,7 +43,7 @@ class Client:
     :class:`~restmq.client.errors.APIError` subclass carrying the server's ``code`` when the server
     refused, a :class:`~restmq.client.errors.TransportError` when no answer came.
 
-    Use it as a context manager, or call :meth:`close` when done.
+    Use it as a context manager (``with Client() as client: ...``), or call :meth:`close` when done.
     """
 
     def __init__(
@@ -79,7 +85,7 @@ class Client:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Client({self.url!r})"
+        return f"{type(self).__name__}({self.url!r})"
 
     def _run(self, call: _calls.Call[T]) -> T:
         try:
@@ -307,7 +313,7 @@ class Client:
     def consume(
         self,
         queue: str,
-        handler: Callable[[Message], object],
+        handler: Handler,
         *,
         concurrency: int = 1,
         lease: float = 30.0,
@@ -320,12 +326,15 @@ class Client:
     ) -> ConsumeStats:
         """Run a worker loop until stopped; returns what it did.
 
-        ``concurrency`` threads each lease one message (``lease`` seconds; a long-poll of up to ``wait``
-        seconds when the queue is idle), call ``handler(message)``, and :meth:`ack` it when the
-        handler returns. When the handler raises, the exception is logged and the message is
-        released with a delay of ``backoff * 2**(count-1)`` seconds (at most ``max_backoff``), so a
-        failing message is retried later (and dead-lettered after the queue's ``max_deliveries``).
-        Server or connection errors are logged and retried with backoff; the loop keeps going.
+        ``concurrency`` workers (threads of the blocking client, tasks of the asyncio one) each lease
+        one message (``lease`` seconds; a long-poll of up to ``wait`` seconds when the queue is idle),
+        call ``handler(message)``, and :meth:`ack` it when the handler returns. The asyncio client
+        takes a coroutine function or a plain one (a plain one runs in the event loop: keep it short,
+        or hand the work to a thread yourself). When the handler raises, the exception is logged and
+        the message is released with a delay of ``backoff * 2**(count-1)`` seconds (at most
+        ``max_backoff``), so a failing message is retried later (and dead-lettered after the queue's
+        ``max_deliveries``). Server or connection errors are logged and retried with backoff; the loop
+        keeps going.
 
         It stops gracefully when ``stop`` is set, after ``max_messages`` deliveries (handled or
         failed), on Ctrl-C, or on SIGTERM (``handle_signals``, main thread only): handlers running
@@ -335,47 +344,18 @@ class Client:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         worker = _Worker(self, queue, handler, lease, wait, backoff, max_backoff, max_messages, stop)
-        threads = [
-            threading.Thread(target=worker.run, name=f"restmq-consume-{queue}-{i}", daemon=True)
-            for i in range(concurrency)
-        ]
-        previous = _install_sigterm(worker.stop) if handle_signals else None
-        try:
-            for thread in threads:
-                thread.start()
-            try:
-                while any(thread.is_alive() for thread in threads):
-                    for thread in threads:
-                        thread.join(0.1)
-            except KeyboardInterrupt:
-                log.info("consume %s: interrupted, finishing the messages in hand", queue)
-                worker.stop.set()
-                for thread in threads:
-                    thread.join()
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+        _sync_flavor.run_workers(worker.run, worker.stop, queue, concurrency, handle_signals)
         return worker.stats
 
 
-def _install_sigterm(stop: threading.Event) -> Any:
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def on_sigterm(signum: int, frame: object) -> None:
-        stop.set()
-
-    return signal.signal(signal.SIGTERM, on_sigterm)
-
-
 class _Worker:
-    """The shared state of one consume() run; each thread runs :meth:`run`."""
+    """The shared state of one consume() run; each worker runs :meth:`run`."""
 
     def __init__(
         self,
         client: Client,
         queue: str,
-        handler: Callable[[Message], object],
+        handler: Handler,
         lease: float,
         wait: float,
         backoff: float,
@@ -388,7 +368,7 @@ class _Worker:
         self.max_messages = max_messages
         self.stop = stop or threading.Event()
         self.stats = ConsumeStats()
-        self._lock = threading.Lock()
+        self._lock = Lock()  # the blocking client's workers are threads; never held across an await
         self._started = 0
 
     def _claim(self) -> bool:
@@ -415,31 +395,35 @@ class _Worker:
                 failures += 1
                 delay = _calls.jittered_delay(failures, 0.5, 10.0)
                 log.warning("consume %s: %s; retrying in %.1fs", self.queue, exc, delay)
-                self.stop.wait(delay)
+                _sync_flavor.wait_event(self.stop, delay)
                 continue
             failures = 0
             if message is None:
                 continue
             if self.stop.is_set() or not self._claim():
-                self._settle(self.client.release, message)
+                self._settle(message, release_after=0.0)
                 return
             self._handle(message)
 
     def _handle(self, message: Message) -> None:
         try:
-            self.handler(message)
+            _sync_flavor.call_handler(self.handler, message)
         except Exception:
             self._count("failed")
             delay = _calls.retry_delay(max(message.count, 1), self.backoff, self.max_backoff)
             log.exception("consume %s: handler failed on %s; released, retry in %gs", self.queue, message.key, delay)
-            self._settle(lambda m: self.client.release(m, delay=delay), message)
+            self._settle(message, release_after=delay)
         else:
-            if self._settle(self.client.ack, message):
+            if self._settle(message):
                 self._count("handled")
 
-    def _settle(self, action: Callable[[Message], int], message: Message) -> bool:
+    def _settle(self, message: Message, *, release_after: float | None = None) -> bool:
+        """Ack `message`, or release it to come back after `release_after` seconds; False when that failed."""
         try:
-            action(message)
+            if release_after is None:
+                self.client.ack(message)
+            else:
+                self.client.release(message, delay=release_after)
             return True
         except ClientError as exc:
             self._count("errors")
@@ -553,7 +537,7 @@ class Stream:
             except httpx.TransportError as exc:
                 self._lost(str(exc) or type(exc).__name__, exc)
                 continue
-            except httpx.StreamError as exc:  # close() from another thread ended the read
+            except httpx.StreamError as exc:  # closing from another task or thread ended the read
                 self._lost(str(exc) or type(exc).__name__, None)
                 continue
             self._failures = 0
@@ -570,7 +554,7 @@ class Stream:
     def _open(self) -> None:
         if self._failures:
             delay = self._state.reconnect_delay(self._failures, self.reconnect_delay, self.max_reconnect_delay)
-            self._wake.wait(delay)
+            _sync_flavor.wait_event(self._wake, delay)
             if self._closed:
                 return
         http = self.client._http
@@ -601,9 +585,13 @@ class Stream:
         if self._state.connects > 1:
             log.info("stream %s: reconnected (last event %s)", self.queue, self._state.last_event_id)
 
-    def _failed(self, error: ClientError, cause: BaseException | None) -> None:
+    def _gives_up(self) -> bool:
+        """Count one more failure in a row; True when no reconnect is left."""
         self._failures += 1
-        if not self.reconnect or (self.max_reconnects is not None and self._failures > self.max_reconnects):
+        return not self.reconnect or (self.max_reconnects is not None and self._failures > self.max_reconnects)
+
+    def _failed(self, error: ClientError, cause: BaseException | None) -> None:
+        if self._gives_up():
             self.close()
             raise error from cause
         log.warning("stream %s: %s; reconnecting", self.queue, error)
@@ -612,13 +600,7 @@ class Stream:
         self._drop_connection()
         if self._closed:
             return
-        if not self.reconnect:
-            self.close()
-            if exc is not None:
-                raise from_transport(exc, self.client.url) from exc
-            return
-        self._failures += 1
-        if self.max_reconnects is not None and self._failures > self.max_reconnects:
+        if self._gives_up():
             self.close()
             if exc is not None:
                 raise from_transport(exc, self.client.url) from exc
@@ -630,10 +612,8 @@ class Stream:
         self._lines = None
         response, self._response = self._response, None
         if response is not None:
-            try:
+            with contextlib.suppress(Exception):  # closing a broken connection may fail again; it is gone anyway
                 response.close()
-            except Exception:  # closing a broken connection may fail again; it is gone either way
-                pass
 
     # -- settling ------------------------------------------------------------------------------
 
@@ -679,13 +659,11 @@ class Stream:
     def close(self) -> None:
         """Close the connection; a message still in hand is left to its lease (see ``__exit__``).
 
-        Safe to call from another thread: a blocked iteration ends (the socket is shut down).
+        Safe to call from another thread or task: a blocked iteration ends.
         """
         self._closed = True
         self._wake.set()
-        response = self._response
-        if response is not None:
-            _shutdown_socket(response)
+        _sync_flavor.interrupt_read(self._response)
         self._drop_connection()
 
     def __enter__(self) -> Stream:
@@ -700,12 +678,3 @@ class Stream:
         else:  # close first, so the released message cannot come back on this very connection
             self.close()
             self._settle_pending(ack=False)
-
-
-def _shutdown_socket(response: httpx.Response) -> None:
-    """Wake a thread blocked reading `response`: shut its socket down (closing alone does not)."""
-    stream = response.extensions.get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
