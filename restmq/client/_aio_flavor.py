@@ -1,7 +1,8 @@
 """The asyncio half of what the two clients cannot share: waiting, calling a handler, running workers.
 
-restmq/client/sync.py is generated from aio.py (scripts/generate-sync-client), which imports this module; the
-generated code imports :mod:`restmq.client._sync_flavor` instead, with the same names.
+The blocking client (sync.py, _sync_stream.py, _sync_worker.py) is generated from the asyncio one (aio.py,
+_aio_stream.py, _aio_worker.py) by scripts/generate-sync-client; the asyncio modules import this one, the generated
+ones import :mod:`restmq.client._sync_flavor`, which defines the same names.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """The blocking half of what the two clients cannot share: waiting, calling a handler, running workers.
 
-It mirrors :mod:`restmq.client._aio_flavor` name for name; the generated restmq/client/sync.py imports it.
+It mirrors :mod:`restmq.client._aio_flavor` name for name; the generated sync.py, _sync_stream.py and
+_sync_worker.py import it (scripts/generate-sync-client).
 """
 
 from __future__ import annotations
