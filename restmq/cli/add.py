@@ -209,17 +209,7 @@ def _send(
     quiet: bool,
     options: dict[str, float | int | None],
 ) -> int:
-    progress = Progress(
-        TextColumn("[bold]add[/] {task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=stderr,
-        disable=quiet,
-    )
+    progress = _progress_bar(quiet)
     added = batches = consumed = 0
     started = time.perf_counter()
     task = progress.add_task(f"{name} → {queue}", total=total, rate="")
@@ -255,9 +245,26 @@ def _send(
         progress.update(task, completed=consumed, total=total if total is not None else consumed)
     finally:
         progress.stop()
-    elapsed = time.perf_counter() - started
     if not quiet and added:
-        batched = f"{batches:,} batch" + ("es" if batches != 1 else "")
-        noun = "message" if added == 1 else "messages"
-        stderr.print(f"added {added:,} {noun} to {queue} in {elapsed:.2f} s ({rate(added, elapsed)}, {batched})")
+        _summary(queue, added, batches, time.perf_counter() - started)
     return added
+
+
+def _progress_bar(quiet: bool) -> Progress:
+    return Progress(
+        TextColumn("[bold]add[/] {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=stderr,
+        disable=quiet,
+    )
+
+
+def _summary(queue: str, added: int, batches: int, elapsed: float) -> None:
+    batched = f"{batches:,} batch" + ("es" if batches != 1 else "")
+    noun = "message" if added == 1 else "messages"
+    stderr.print(f"added {added:,} {noun} to {queue} in {elapsed:.2f} s ({rate(added, elapsed)}, {batched})")

@@ -9,7 +9,7 @@ import json
 import logging
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -17,6 +17,9 @@ from restmq.cli.serve import GRACEFUL_SHUTDOWN, SETTINGS_ENV, app_from_env
 from restmq.cli.sockets import refuse_a_port_in_use, refuse_ipv6_only_granian
 from restmq.cli.workers import PARENT_ENV, hand_settings_to_workers
 from restmq.config import Settings
+
+if TYPE_CHECKING:
+    from granian.server import MPServer, MTServer
 
 log = logging.getLogger("restmq")
 
@@ -32,12 +35,6 @@ def run_granian(settings: Settings) -> None:
     parent's state. On SIGTERM or SIGINT granian's main process tells each worker to stop, waits for
     it, and returns here, where the embedded engine is stopped last."""
     import multiprocessing
-    from pathlib import Path
-
-    from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
-    from granian.http import HTTP1Settings
-    from granian.log import LogLevels
-    from granian.server import Server
 
     from restmq.web.observe import configure_logging
 
@@ -45,38 +42,8 @@ def run_granian(settings: Settings) -> None:
     refuse_a_port_in_use(settings.host, settings.port)  # granian listens with SO_REUSEPORT
     multiprocessing.set_start_method("spawn", force=True)
     hand_settings_to_workers(settings)
-    level = settings.log_level.upper()
     try:
-        server = Server(
-            "restmq.cli.granian_server:granian_app",
-            factory=True,
-            address=settings.host,
-            port=settings.port,
-            interface=Interfaces.ASGI,  # with the lifespan
-            workers=settings.workers,
-            loop=Loops.uvloop,
-            http=HTTPModes.http1,
-            websockets=True,
-            backlog=2048,
-            # granian holds one permit per open connection: leave room for every stream and then some
-            backpressure=settings.limits.max_streams + 2048,
-            # hyper's header read timeout also runs while a keep-alive connection waits for its next request
-            http1_settings=HTTP1Settings(header_read_timeout=int(settings.limits.idle_timeout * 1000)),
-            log_level=LogLevels(settings.log_level),
-            # granian's loggers go through RestMQ's handler (text or JSON), like uvicorn's
-            log_dictconfig={
-                "handlers": {},
-                "loggers": {
-                    "_granian": {"level": level, "propagate": True},
-                    "granian.access": {"level": level, "propagate": True},
-                },
-            },
-            log_access=settings.log_level == "debug",
-            ssl_cert=Path(settings.tls_cert) if settings.tls_cert else None,
-            ssl_key=Path(settings.tls_key) if settings.tls_key else None,
-            ssl_protocol_min=SSLProtocols.tls12,  # granian's default is TLS 1.3 only; uvicorn also takes 1.2
-            workers_kill_timeout=GRACEFUL_SHUTDOWN + 10,  # a worker still running then is killed
-        )
+        server = _granian_server(settings)
         configure_logging(settings.log_level, settings.log_format)  # granian's dictConfig unregistered our handler
         server.serve()
     except OSError as exc:
@@ -86,6 +53,48 @@ def run_granian(settings: Settings) -> None:
         raise click.ClickException(f"granian cannot start on {where}: {_first_line(exc)}") from None
 
 
+def _granian_server(settings: Settings) -> MPServer | MTServer:  # granian.server.Server: one or the other, by build
+    """granian's server for the settings, with the app built in each worker by `granian_app`."""
+    from pathlib import Path
+
+    from granian.constants import HTTPModes, Interfaces, Loops, SSLProtocols
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
+    from granian.server import Server
+
+    level = settings.log_level.upper()
+    return Server(
+        "restmq.cli.granian_server:granian_app",
+        factory=True,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGI,  # with the lifespan
+        workers=settings.workers,
+        loop=Loops.uvloop,
+        http=HTTPModes.http1,
+        websockets=True,
+        backlog=2048,
+        # granian holds one permit per open connection: leave room for every stream and then some
+        backpressure=settings.limits.max_streams + 2048,
+        # hyper's header read timeout also runs while a keep-alive connection waits for its next request
+        http1_settings=HTTP1Settings(header_read_timeout=int(settings.limits.idle_timeout * 1000)),
+        log_level=LogLevels(settings.log_level),
+        # granian's loggers go through RestMQ's handler (text or JSON), like uvicorn's
+        log_dictconfig={
+            "handlers": {},
+            "loggers": {
+                "_granian": {"level": level, "propagate": True},
+                "granian.access": {"level": level, "propagate": True},
+            },
+        },
+        log_access=settings.log_level == "debug",
+        ssl_cert=Path(settings.tls_cert) if settings.tls_cert else None,
+        ssl_key=Path(settings.tls_key) if settings.tls_key else None,
+        ssl_protocol_min=SSLProtocols.tls12,  # granian's default is TLS 1.3 only; uvicorn also takes 1.2
+        workers_kill_timeout=GRACEFUL_SHUTDOWN + 10,  # a worker still running then is killed
+    )
+
+
 def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
@@ -93,9 +102,9 @@ def _first_line(exc: BaseException) -> str:
 def granian_app() -> Any:
     """granian worker-process entry point: the app, wrapped in DrainFirst, dying with the `restmq
     serve` process that spawned it (a kill -9 of that process must not leave workers serving)."""
-    from restmq.storage.engine import _die_with_parent
+    from restmq.children import die_with_parent
 
-    _die_with_parent(int(os.environ[PARENT_ENV]))()  # SIGTERM: the worker shuts down as when told to stop
+    die_with_parent(int(os.environ[PARENT_ENV]))()  # SIGTERM: the worker shuts down as when told to stop
     raw = json.loads(os.environ[SETTINGS_ENV])
     app = DrainFirst(app_from_env(), raw["limits"]["max_frame"])
     # granian makes the worker's event loop, loads the app, then adds its SIGTERM/SIGINT handlers to
@@ -131,12 +140,12 @@ class DrainFirst:
     def stop(self, stop_worker: Callable[[], object]) -> None:
         """The worker's SIGTERM/SIGINT handler: end the streams, then let granian stop the worker.
         A second signal while the streams end changes nothing (the main process sends one too)."""
-        from restmq.web.app import begin_shutdown
+        from restmq.web.shutdown import begin_shutdown
 
         if self.stopping:
             return
         self.stopping = True
-        begin_shutdown()
+        begin_shutdown(self.app)
 
         async def then_stop_worker() -> None:
             if not await self.websockets.wait_zero(GRACEFUL_SHUTDOWN):
@@ -178,9 +187,9 @@ class DrainFirst:
         async def receive_drained() -> dict[str, Any]:
             message: dict[str, Any] = await receive()
             if message["type"] == "lifespan.shutdown":
-                from restmq.web.app import begin_shutdown
+                from restmq.web.shutdown import begin_shutdown
 
-                begin_shutdown()  # in case the worker was stopped some other way
+                begin_shutdown(self.app)  # in case the worker was stopped some other way
                 if not await self.requests.wait_zero(GRACEFUL_SHUTDOWN):
                     log.warning("%d request(s) still open after %ds", self.requests.value, GRACEFUL_SHUTDOWN)
             return message

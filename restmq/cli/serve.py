@@ -16,7 +16,7 @@ import sys
 import tomllib
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,6 +24,10 @@ from restmq.config import Limits, Settings
 from restmq.errors import EngineError, RestMQError
 from restmq.storage.urls import redact_list, split_urls  # pure string work: loads no backend client
 from restmq.web.addresses import parse_networks
+
+if TYPE_CHECKING:
+    from restmq.storage.engine import EmbeddedEngine
+    from restmq.web.auth import AclRule
 
 log = logging.getLogger("restmq")
 SETTINGS_ENV = "RESTMQ_INTERNAL_SETTINGS"  # hands the settings to worker processes
@@ -346,26 +350,12 @@ def serve(**options: Any) -> None:
 
     settings = build_settings(options)
     configure_logging(settings.log_level, settings.log_format)
-    rules = None
-    if settings.acl:  # a bad file stops start-up with its error, before anything starts
-        from restmq.web.auth import load_acl
-
-        try:
-            rules = load_acl(settings.acl)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--acl") from None
+    rules = _load_acl(settings)
     check_auth_options(settings, rules)
     _check_allowed_hosts(settings)
-    engine = None
-    if settings.embedded:
-        from restmq.storage.engine import EmbeddedEngine
-
-        engine = EmbeddedEngine(settings.data_dir, fsync=settings.fsync, binary=settings.engine_binary)
-        try:
-            url = engine.start()
-        except EngineError as exc:
-            raise click.ClickException(str(exc)) from exc
-        settings = replace(settings, redis=(url,))
+    engine = _start_engine(settings)
+    if engine is not None:
+        settings = replace(settings, redis=(engine.url,))
     try:
         plan = resolve_auth(settings, rules, functools.partial(_tokens_exist, settings))
     except click.UsageError:
@@ -380,6 +370,38 @@ def serve(**options: Any) -> None:
     # stopped last, cleanly, before this process exits.
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: None)
+    _run_supervised(settings, engine)
+    log.info("RestMQ stopped")
+
+
+def _load_acl(settings: Settings) -> dict[str, AclRule] | None:
+    """The --acl rules; a bad file stops start-up with its error, before anything starts."""
+    if not settings.acl:
+        return None
+    from restmq.web.auth import load_acl
+
+    try:
+        return load_acl(settings.acl)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--acl") from None
+
+
+def _start_engine(settings: Settings) -> EmbeddedEngine | None:
+    """The embedded engine, started, when no --redis or --redis-cluster names a backend."""
+    if not settings.embedded:
+        return None
+    from restmq.storage.engine import EmbeddedEngine
+
+    engine = EmbeddedEngine(settings.data_dir, fsync=settings.fsync, binary=settings.engine_binary)
+    try:
+        engine.start()
+    except EngineError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return engine
+
+
+def _run_supervised(settings: Settings, engine: EmbeddedEngine | None) -> None:
+    """Run the server; the embedded engine, if any, is watched meanwhile (restarted if it dies) and outlives it."""
     supervisor = None
     if engine is not None:
         from restmq.storage.supervisor import EngineSupervisor
@@ -395,7 +417,6 @@ def serve(**options: Any) -> None:
         from restmq.storage.supervisor import ENGINE_FAILED_EXIT
 
         sys.exit(ENGINE_FAILED_EXIT)  # the reason is logged once, where the supervisor gave up
-    log.info("RestMQ stopped")
 
 
 def _check_allowed_hosts(settings: Settings) -> None:

@@ -19,9 +19,9 @@ from rich.console import Console
 from rich.table import Table
 
 from restmq.cli.serve import option
+from restmq.core.store import Store
 from restmq.core.tokens import RIGHTS, TokenRecord, new_token
 from restmq.errors import EngineError, RestMQError, RingIncomplete
-from restmq.storage.base import Store
 
 T = TypeVar("T")
 _DURATION = re.compile(r"^(\d+)([smhd])$")

@@ -103,9 +103,9 @@ def worker_main(options: dict[str, Any], ready: Event) -> None:
     settings in the environment; `ready` is set once it listens."""
     import uvicorn
 
-    from restmq.storage.engine import _die_with_parent
+    from restmq.children import die_with_parent
 
-    _die_with_parent(int(os.environ[PARENT_ENV]))()  # SIGTERM: shut down as when told to stop
+    die_with_parent(int(os.environ[PARENT_ENV]))()  # SIGTERM: shut down as when told to stop
 
     class Worker(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:

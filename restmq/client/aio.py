@@ -1,38 +1,48 @@
-"""The asyncio RestMQ client: :class:`AsyncClient`, its SSE :class:`AsyncStream` and the :meth:`AsyncClient.consume`
-worker loop. It mirrors :class:`restmq.client.sync.Client` method for method."""
+"""The asyncio RestMQ client, :class:`AsyncClient`: one method per HTTP call, :meth:`AsyncClient.stream` and
+:meth:`AsyncClient.consume`.
+
+This is the hand-written client: restmq/client/sync.py (:class:`~restmq.client.sync.Client`) is generated from it,
+as _sync_stream.py and _sync_worker.py are from _aio_stream.py and _aio_worker.py, by scripts/generate-sync-client
+(unasync: ``async``/``await`` dropped, asyncio names renamed to their blocking twins). What differs beyond names
+(waiting, calling a handler, worker tasks or threads) lives in _aio_flavor.py and _sync_flavor.py. Edit these
+files, then run the script.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import inspect
-import logging
-import signal
 import ssl
-import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from types import TracebackType
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar, overload
 
 import httpx
 
-from restmq.client import _calls
-from restmq.client._stream import Gap, SSEParser, StreamState
-from restmq.client.errors import ClientError, ConflictError, NotFoundError, from_response, from_transport
+from restmq.client import _aio_flavor, _calls
+from restmq.client._aio_flavor import Handler
+from restmq.client._aio_stream import AsyncStream
+from restmq.client._aio_worker import AsyncWorker
+from restmq.client.errors import from_transport
 from restmq.client.models import ConsumeStats, Control, Message, Overview, QueueStats
 
-T = TypeVar("T")
-log = logging.getLogger("restmq.client")
+__all__ = ["AsyncClient", "AsyncStream"]
 
-RETRYABLE_STATUS = (502, 503, 504)
-Handler = Callable[[Message], Awaitable[object] | object]
+T = TypeVar("T")
 
 
 class AsyncClient:
-    """An asyncio client for one RestMQ server; see :class:`restmq.Client` for the options and errors.
+    """A client for one RestMQ server (or load balancer). The blocking one is safe to share between threads;
+    create the asyncio one inside the event loop that uses it.
 
-    Create it inside the event loop that uses it; ``async with AsyncClient() as client: ...`` or
-    ``await client.aclose()`` when done.
+    ``url`` defaults to ``$RESTMQ_URL``, then ``http://127.0.0.1:8888``; ``token`` to ``$RESTMQ_TOKEN``
+    (sent as ``Authorization: Bearer <token>``). Connections are pooled (``max_connections``);
+    ``timeout`` bounds every request (a long-poll's ``wait`` is added to it), ``connect_timeout`` the
+    connect, ``stream_timeout`` the silence a stream tolerates (the server sends heartbeats every 15 s).
+
+    Every method raises a :class:`~restmq.client.errors.ClientError`: an
+    :class:`~restmq.client.errors.APIError` subclass carrying the server's ``code`` when the server
+    refused, a :class:`~restmq.client.errors.TransportError` when no answer came.
+
+    Use it as a context manager (``async with AsyncClient() as client: ...``), or call :meth:`aclose` when done.
     """
 
     def __init__(
@@ -103,7 +113,13 @@ class AsyncClient:
         priority: int | None = None,
         idempotency_key: str | None = None,
     ) -> str:
-        """Add one message; returns its key. See :meth:`restmq.Client.add`."""
+        """Add one message; returns its key ``<queue>:<n>``.
+
+        ``value``: a str is sent as is, bytes as UTF-8, anything else as compact JSON text.
+        ``delay``: seconds it stays invisible. ``ttl``: seconds it may wait before it is dropped.
+        ``priority``: 0-9, higher first. ``idempotency_key``: a retry with the same key within the
+        server's window (5 min) returns the first key and adds nothing.
+        """
         return await self._run(
             _calls.add(queue, value, delay=delay, ttl=ttl, priority=priority, idempotency_key=idempotency_key)
         )
@@ -118,7 +134,11 @@ class AsyncClient:
         priority: int | None = None,
         idempotency_key: str | None = None,
     ) -> list[str]:
-        """Add many messages in one request, all or nothing. See :meth:`restmq.Client.add_batch`."""
+        """Add many messages in one request, all or nothing; returns their keys in order.
+
+        The server caps a batch (``--max-batch``, 10,000 by default: 413 ``PAYLOAD_TOO_LARGE`` above);
+        split bigger inputs yourself. An empty ``values`` adds nothing and returns ``[]``.
+        """
         call = _calls.add_batch(queue, values, delay=delay, ttl=ttl, priority=priority, idempotency_key=idempotency_key)
         if call.content == b"[]":
             return []
@@ -133,7 +153,13 @@ class AsyncClient:
     async def get(
         self, queue: str, *, count: int | None = None, wait: float = 0.0, lease: float | None = None
     ) -> Message | None | list[Message]:
-        """``GET /q/<queue>`` (pop, or lease with ``lease=S``). See :meth:`restmq.Client.get`."""
+        """``GET /q/<queue>``: the oldest ready message, or ``None`` when none is (or the queue is stopped).
+
+        Without ``lease`` the message is removed as it is delivered (the original RestMQ pop). With
+        ``lease=S`` it is hidden for S seconds instead: :meth:`ack` it, :meth:`release` it or
+        :meth:`extend` it; unsettled, it comes back with its ``count`` raised. ``wait=S`` long-polls up
+        to S seconds (at most 60). With ``count=N`` the answer is a list of up to N messages.
+        """
         messages = await self._run(_calls.get(queue, count=count, wait=wait, lease=lease))
         if count is not None:
             return messages
@@ -144,7 +170,7 @@ class AsyncClient:
     @overload
     async def take(self, queue: str, *, count: int, wait: float = 0.0) -> list[Message]: ...
     async def take(self, queue: str, *, count: int | None = None, wait: float = 0.0) -> Message | None | list[Message]:
-        """Destructive read: :meth:`get` without a lease."""
+        """Destructive read: :meth:`get` without a lease (the message is gone once returned)."""
         messages = await self._run(_calls.get(queue, count=count, wait=wait, lease=None))
         if count is not None:
             return messages
@@ -157,26 +183,34 @@ class AsyncClient:
     async def lease(
         self, queue: str, seconds: float, *, count: int | None = None, wait: float = 0.0
     ) -> Message | None | list[Message]:
-        """:meth:`get` with ``lease=seconds``."""
+        """:meth:`get` with ``lease=seconds``: at-least-once delivery, settle with :meth:`ack`."""
         messages = await self._run(_calls.get(queue, count=count, wait=wait, lease=seconds))
         if count is not None:
             return messages
         return messages[0] if messages else None
 
     async def soft_get(self, queue: str) -> Message | None:
-        """The original soft get: the message stays queued, its count rises. ``None`` when empty or stopped."""
+        """The original soft get (JSON protocol ``get``): the oldest message stays queued and its
+        ``count`` goes up by one. ``None`` when the queue is empty or stopped."""
         return await self._run(_calls.soft_get(queue))
 
     async def delete_message(self, key: str) -> bool:
-        """Remove the message ``key`` wherever it is; True when it existed."""
+        """Remove the message ``key`` wherever it is (ready, delayed or leased; JSON protocol ``del``).
+        True when it existed."""
         return await self._run(_calls.delete_message(key))
 
     async def ack(self, message: Message | str, *, count: int | None = None) -> int:
-        """Acknowledge a leased message. See :meth:`restmq.Client.ack`."""
+        """Acknowledge a leased message: it is done and removed. Returns its delivery count.
+
+        ``message`` is a :class:`Message` (its ``count`` is sent, so a redelivered message is never
+        acked by an old delivery: :class:`~restmq.client.errors.LeaseStale`) or a key with an optional
+        ``count``. Raises :class:`~restmq.client.errors.LeaseExpired` when the lease ran out first and
+        :class:`~restmq.client.errors.MessageNotFound` for an unknown key.
+        """
         return await self._run(_calls.ack(message, count=count))
 
     async def release(self, message: Message | str, *, count: int | None = None, delay: float = 0.0) -> int:
-        """Give a leased message back (after ``delay`` seconds)."""
+        """Give a leased message back to the head of its queue (after ``delay`` seconds, if given)."""
         return await self._run(_calls.release(message, count=count, delay=delay))
 
     async def extend(self, message: Message | str, lease: float, *, count: int | None = None) -> int:
@@ -186,7 +220,7 @@ class AsyncClient:
     # -- queues, settings, statistics ----------------------------------------------------------
 
     async def purge(self, queue: str) -> int:
-        """Remove every message of the queue; returns how many."""
+        """Remove every message of the queue (ready, delayed, leased); returns how many. Settings stay."""
         return await self._run(_calls.purge(queue))
 
     async def queues(self, *, limit: int | None = None, after: str | None = None) -> list[str]:
@@ -206,15 +240,15 @@ class AsyncClient:
         return await self._run(_calls.policy(queue))
 
     async def set_policy(self, queue: str, policy: str) -> str:
-        """Set the streaming policy; returns it."""
+        """Set the streaming policy (``broadcast`` or ``roundrobin``); returns it."""
         return await self._run(_calls.policy(queue, policy))
 
     async def control(self, queue: str) -> Control:
-        """Flow status and ``max_deliveries`` of the queue."""
+        """Flow status (``start``/``stop``) and ``max_deliveries`` of the queue."""
         return await self._run(_calls.control(queue))
 
     async def set_control(self, queue: str, *, status: str | None = None, max_deliveries: int | None = None) -> Control:
-        """Start or stop delivery, and/or set ``max_deliveries`` (0 = unlimited)."""
+        """Start or stop delivery (``status``), and/or set ``max_deliveries`` (0 = unlimited)."""
         if status is None and max_deliveries is None:
             raise ValueError("give status and/or max_deliveries")
         return await self._run(_calls.control(queue, status=status, max_deliveries=max_deliveries))
@@ -237,11 +271,11 @@ class AsyncClient:
                 return Overview(stats, page.nodes, after)
 
     async def redrive(self, queue: str) -> int:
-        """Move the dead letters of ``queue`` back to it; returns how many."""
+        """Move the dead letters of ``queue`` (``<queue>:dead``; either name works) back to it; returns how many."""
         return await self._run(_calls.redrive(queue))
 
     async def health(self) -> dict[str, Any]:
-        """``GET /health``."""
+        """``GET /health``: the server process is up."""
         return await self._run(_calls.health())
 
     async def ready(self) -> bool:
@@ -262,8 +296,7 @@ class AsyncClient:
         max_reconnect_delay: float = 5.0,
         max_reconnects: int | None = None,
     ) -> AsyncStream:
-        """Messages of ``queue`` as they arrive, over SSE: ``async with client.stream(q) as s: async for m in s``.
-        See :class:`AsyncStream`."""
+        """Messages of ``queue`` as they arrive, over Server-Sent Events. See :class:`AsyncStream`."""
         return AsyncStream(
             self,
             queue,
@@ -290,310 +323,25 @@ class AsyncClient:
         stop: asyncio.Event | None = None,
         handle_signals: bool = True,
     ) -> ConsumeStats:
-        """Run ``concurrency`` worker tasks until stopped; see :meth:`restmq.Client.consume`.
+        """Run a worker loop until stopped; returns what it did.
 
-        ``handler`` may be a coroutine function or a plain function (a plain one runs in the event
-        loop: keep it short, or hand the work to a thread yourself). SIGINT and SIGTERM set ``stop``
-        when ``handle_signals`` and the loop runs in the main thread.
+        ``concurrency`` workers (threads of the blocking client, tasks of the asyncio one) each lease
+        one message (``lease`` seconds; a long-poll of up to ``wait`` seconds when the queue is idle),
+        call ``handler(message)``, and :meth:`ack` it when the handler returns. The asyncio client
+        takes a coroutine function or a plain one (a plain one runs in the event loop: keep it short,
+        or hand the work to a thread yourself). When the handler raises, the exception is logged and
+        the message is released with a delay of ``backoff * 2**(count-1)`` seconds (at most
+        ``max_backoff``), so a failing message is retried later (and dead-lettered after the queue's
+        ``max_deliveries``). Server or connection errors are logged and retried with backoff; the loop
+        keeps going.
+
+        It stops gracefully when ``stop`` is set, after ``max_messages`` deliveries (handled or
+        failed), on Ctrl-C, or on SIGTERM (``handle_signals``, main thread only): handlers running
+        then finish and are acked, and nothing new is leased. The lease must outlast the handler:
+        call :meth:`extend` from the handler for long jobs.
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        worker = _AsyncWorker(self, queue, handler, lease, wait, backoff, max_backoff, max_messages, stop)
-        loop = asyncio.get_running_loop()
-        installed: list[signal.Signals] = []
-        if handle_signals and threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-                    loop.add_signal_handler(signum, worker.stop.set)
-                    installed.append(signum)
-        try:
-            await asyncio.gather(*(worker.run() for _ in range(concurrency)))
-        finally:
-            for signum in installed:
-                loop.remove_signal_handler(signum)
+        worker = AsyncWorker(self, queue, handler, lease, wait, backoff, max_backoff, max_messages, stop)
+        await _aio_flavor.run_workers(worker.run, worker.stop, queue, concurrency, handle_signals)
         return worker.stats
-
-
-class _AsyncWorker:
-    def __init__(
-        self,
-        client: AsyncClient,
-        queue: str,
-        handler: Handler,
-        lease: float,
-        wait: float,
-        backoff: float,
-        max_backoff: float,
-        max_messages: int | None,
-        stop: asyncio.Event | None,
-    ) -> None:
-        self.client, self.queue, self.handler = client, queue, handler
-        self.lease, self.wait, self.backoff, self.max_backoff = lease, wait, backoff, max_backoff
-        self.max_messages = max_messages
-        self.stop = stop or asyncio.Event()
-        self.stats = ConsumeStats()
-        self._started = 0
-
-    def _claim(self) -> bool:
-        if self.max_messages is not None and self._started >= self.max_messages:
-            self.stop.set()
-            return False
-        self._started += 1
-        if self.max_messages is not None and self._started >= self.max_messages:
-            self.stop.set()  # this is the last one: nothing new is leased after it
-        return True
-
-    async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stop.wait(), seconds)
-
-    async def run(self) -> None:
-        failures = 0
-        while not self.stop.is_set():
-            try:
-                message = await self.client.lease(self.queue, self.lease, wait=self.wait)
-            except ClientError as exc:
-                self.stats.errors += 1
-                failures += 1
-                delay = _calls.jittered_delay(failures, 0.5, 10.0)
-                log.warning("consume %s: %s; retrying in %.1fs", self.queue, exc, delay)
-                await self._pause(delay)
-                continue
-            failures = 0
-            if message is None:
-                continue
-            if self.stop.is_set() or not self._claim():
-                await self._settle(self.client.release(message), message)
-                return
-            await self._handle(message)
-
-    async def _handle(self, message: Message) -> None:
-        try:
-            result = self.handler(message)
-            if inspect.isawaitable(result):
-                await result
-        except Exception:
-            self.stats.failed += 1
-            delay = _calls.retry_delay(max(message.count, 1), self.backoff, self.max_backoff)
-            log.exception("consume %s: handler failed on %s; released, retry in %gs", self.queue, message.key, delay)
-            await self._settle(self.client.release(message, delay=delay), message)
-        else:
-            if await self._settle(self.client.ack(message), message):
-                self.stats.handled += 1
-
-    async def _settle(self, action: Awaitable[int], message: Message) -> bool:
-        try:
-            await action
-            return True
-        except ClientError as exc:
-            self.stats.errors += 1
-            log.warning("consume %s: settling %s failed: %s", self.queue, message.key, exc)
-            return False
-
-
-class AsyncStream:
-    """Messages of one queue over SSE, reconnecting with ``Last-Event-ID``; the asyncio twin of
-    :class:`restmq.client.sync.Stream` (same broadcast, resume and lease-mode auto-ack rules)::
-
-        async with client.stream("jobs", lease=30) as stream:
-            async for message in stream:
-                await handle(message)    # acked once this body finishes without raising
-    """
-
-    def __init__(
-        self,
-        client: AsyncClient,
-        queue: str,
-        *,
-        lease: float | None = None,
-        last_event_id: str | None = None,
-        auto_ack: bool = True,
-        reconnect: bool = True,
-        reconnect_delay: float = 0.25,
-        max_reconnect_delay: float = 5.0,
-        max_reconnects: int | None = None,
-    ) -> None:
-        self.client = client
-        self.queue = queue
-        self.path = _calls.stream_path(queue)
-        self.auto_ack = auto_ack
-        self.reconnect = reconnect
-        self.reconnect_delay = reconnect_delay
-        self.max_reconnect_delay = max_reconnect_delay
-        self.max_reconnects = max_reconnects
-        self._state = StreamState(queue, lease, last_event_id)
-        self._parser = SSEParser()
-        self._response: httpx.Response | None = None
-        self._lines: AsyncIterator[str] | None = None
-        self._pending: Message | None = None
-        self._closed = False
-        self._failures = 0
-        self._wake = asyncio.Event()
-
-    @property
-    def last_event_id(self) -> str | None:
-        """The id of the newest event received (sent as ``Last-Event-ID`` on reconnect)."""
-        return self._state.last_event_id
-
-    @property
-    def gaps(self) -> list[Gap]:
-        return self._state.gaps
-
-    @property
-    def connects(self) -> int:
-        return self._state.connects
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def __aiter__(self) -> AsyncStream:
-        return self
-
-    async def __anext__(self) -> Message:
-        await self._settle_pending(ack=True)
-        while True:
-            if self._closed:
-                raise StopAsyncIteration
-            if self._lines is None:
-                await self._open()
-                continue
-            try:
-                line = await anext(self._lines)
-            except StopAsyncIteration:
-                await self._lost("the server ended the stream", None)
-                continue
-            except httpx.TransportError as exc:
-                await self._lost(str(exc) or type(exc).__name__, exc)
-                continue
-            except httpx.StreamError as exc:  # aclose() from another task ended the read
-                await self._lost(str(exc) or type(exc).__name__, None)
-                continue
-            self._failures = 0
-            event = self._parser.feed(line)
-            if event is None:
-                continue
-            message = self._state.handle(event)
-            if message is None:
-                continue
-            if message.leased and self.auto_ack:
-                self._pending = message
-            return message
-
-    async def _open(self) -> None:
-        if self._failures:
-            delay = self._state.reconnect_delay(self._failures, self.reconnect_delay, self.max_reconnect_delay)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
-            if self._closed:
-                return
-        http = self.client._http
-        request = http.build_request(
-            "GET",
-            self.path,
-            params=self._state.request_params(),
-            headers=self._state.request_headers(),
-            timeout=_calls.timeout(self.client.stream_timeout, self.client.connect_timeout),
-        )
-        try:
-            response = await http.send(request, stream=True)
-        except httpx.TransportError as exc:
-            await self._failed(from_transport(exc, self.client.url), exc)
-            return
-        if response.status_code != 200:
-            await response.aread()
-            await response.aclose()
-            error = from_response(response)
-            if response.status_code in RETRYABLE_STATUS:
-                await self._failed(error, None)
-                return
-            await self.aclose()
-            raise error
-        self._response = response
-        self._lines = response.aiter_lines()
-        self._state.connects += 1
-        if self._state.connects > 1:
-            log.info("stream %s: reconnected (last event %s)", self.queue, self._state.last_event_id)
-
-    async def _failed(self, error: ClientError, cause: BaseException | None) -> None:
-        self._failures += 1
-        if not self.reconnect or (self.max_reconnects is not None and self._failures > self.max_reconnects):
-            await self.aclose()
-            raise error from cause
-        log.warning("stream %s: %s; reconnecting", self.queue, error)
-
-    async def _lost(self, reason: str, exc: httpx.TransportError | None) -> None:
-        await self._drop_connection()
-        if self._closed:
-            return
-        self._failures += 1
-        if not self.reconnect or (self.max_reconnects is not None and self._failures > self.max_reconnects):
-            await self.aclose()
-            if exc is not None:
-                raise from_transport(exc, self.client.url) from exc
-            return
-        log.info("stream %s: connection lost (%s); reconnecting", self.queue, reason)
-
-    async def _drop_connection(self) -> None:
-        self._parser.reset()
-        self._lines = None
-        response, self._response = self._response, None
-        if response is not None:
-            with contextlib.suppress(Exception):  # closing a broken connection may fail again
-                await response.aclose()
-
-    async def _settle_pending(self, *, ack: bool) -> None:
-        message, self._pending = self._pending, None
-        if message is None:
-            return
-        try:
-            if ack:
-                await self.client.ack(message)
-            else:
-                await self.client.release(message)
-        except (ConflictError, NotFoundError) as exc:
-            if ack:  # the lease ran out (or the connection dropped) first: it will be delivered again
-                log.warning("stream %s: auto-ack of %s failed: %s", self.queue, message.key, exc)
-            # a release that finds the message already back in the queue (the server hands back the
-            # unacked messages of a closed connection) has nothing left to do
-        except ClientError as exc:
-            what = "ack" if ack else "release"
-            log.warning("stream %s: auto-%s of %s failed: %s", self.queue, what, message.key, exc)
-
-    def _forget(self, message: Message | str) -> None:
-        key = message.key if isinstance(message, Message) else message
-        if self._pending is not None and self._pending.key == key:
-            self._pending = None
-
-    async def ack(self, message: Message | str, *, count: int | None = None) -> int:
-        """Ack a message of this stream now (auto-ack then leaves it alone)."""
-        self._forget(message)
-        return await self.client.ack(message, count=count)
-
-    async def release(self, message: Message | str, *, count: int | None = None, delay: float = 0.0) -> int:
-        """Give a message of this stream back to the queue (after ``delay`` seconds)."""
-        self._forget(message)
-        return await self.client.release(message, count=count, delay=delay)
-
-    async def extend(self, message: Message | str, lease: float, *, count: int | None = None) -> int:
-        """Keep a message of this stream leased ``lease`` more seconds."""
-        return await self.client.extend(message, lease, count=count)
-
-    async def aclose(self) -> None:
-        """Close the connection; a message still in hand is left to its lease."""
-        self._closed = True
-        self._wake.set()
-        await self._drop_connection()
-
-    async def __aenter__(self) -> AsyncStream:
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is None:  # ack before closing: closing hands unacked messages back to the queue
-            await self._settle_pending(ack=True)
-            await self.aclose()
-        else:  # close first, so the released message cannot come back on this very connection
-            await self.aclose()
-            await self._settle_pending(ack=False)

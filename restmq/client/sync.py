@@ -1,32 +1,33 @@
-"""The blocking RestMQ client: :class:`Client`, its SSE :class:`Stream` and the :meth:`Client.consume` worker loop."""
+"""The blocking RestMQ client, :class:`Client`: one method per HTTP call, :meth:`Client.stream` and
+:meth:`Client.consume`.
+
+GENERATED from restmq/client/aio.py by scripts/generate-sync-client: edit that file, then run the script.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import signal
-import socket
 import ssl
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from types import TracebackType
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar, overload
 
 import httpx
 
-from restmq.client import _calls
-from restmq.client._stream import Gap, SSEParser, StreamState
-from restmq.client.errors import ClientError, ConflictError, NotFoundError, from_response, from_transport
+from restmq.client import _calls, _sync_flavor
+from restmq.client._sync_flavor import Handler
+from restmq.client._sync_stream import Stream
+from restmq.client._sync_worker import Worker
+from restmq.client.errors import from_transport
 from restmq.client.models import ConsumeStats, Control, Message, Overview, QueueStats
 
-T = TypeVar("T")
-log = logging.getLogger("restmq.client")
+__all__ = ["Client", "Stream"]
 
-RETRYABLE_STATUS = (502, 503, 504)
+T = TypeVar("T")
 
 
 class Client:
-    """A blocking client for one RestMQ server (or load balancer), safe to share between threads.
+    """A client for one RestMQ server (or load balancer). The blocking one is safe to share between threads;
+    create the asyncio one inside the event loop that uses it.
 
     ``url`` defaults to ``$RESTMQ_URL``, then ``http://127.0.0.1:8888``; ``token`` to ``$RESTMQ_TOKEN``
     (sent as ``Authorization: Bearer <token>``). Connections are pooled (``max_connections``);
@@ -37,7 +38,7 @@ class Client:
     :class:`~restmq.client.errors.APIError` subclass carrying the server's ``code`` when the server
     refused, a :class:`~restmq.client.errors.TransportError` when no answer came.
 
-    Use it as a context manager, or call :meth:`close` when done.
+    Use it as a context manager (``with Client() as client: ...``), or call :meth:`close` when done.
     """
 
     def __init__(
@@ -307,7 +308,7 @@ class Client:
     def consume(
         self,
         queue: str,
-        handler: Callable[[Message], object],
+        handler: Handler,
         *,
         concurrency: int = 1,
         lease: float = 30.0,
@@ -320,12 +321,15 @@ class Client:
     ) -> ConsumeStats:
         """Run a worker loop until stopped; returns what it did.
 
-        ``concurrency`` threads each lease one message (``lease`` seconds; a long-poll of up to ``wait``
-        seconds when the queue is idle), call ``handler(message)``, and :meth:`ack` it when the
-        handler returns. When the handler raises, the exception is logged and the message is
-        released with a delay of ``backoff * 2**(count-1)`` seconds (at most ``max_backoff``), so a
-        failing message is retried later (and dead-lettered after the queue's ``max_deliveries``).
-        Server or connection errors are logged and retried with backoff; the loop keeps going.
+        ``concurrency`` workers (threads of the blocking client, tasks of the asyncio one) each lease
+        one message (``lease`` seconds; a long-poll of up to ``wait`` seconds when the queue is idle),
+        call ``handler(message)``, and :meth:`ack` it when the handler returns. The asyncio client
+        takes a coroutine function or a plain one (a plain one runs in the event loop: keep it short,
+        or hand the work to a thread yourself). When the handler raises, the exception is logged and
+        the message is released with a delay of ``backoff * 2**(count-1)`` seconds (at most
+        ``max_backoff``), so a failing message is retried later (and dead-lettered after the queue's
+        ``max_deliveries``). Server or connection errors are logged and retried with backoff; the loop
+        keeps going.
 
         It stops gracefully when ``stop`` is set, after ``max_messages`` deliveries (handled or
         failed), on Ctrl-C, or on SIGTERM (``handle_signals``, main thread only): handlers running
@@ -334,378 +338,6 @@ class Client:
         """
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        worker = _Worker(self, queue, handler, lease, wait, backoff, max_backoff, max_messages, stop)
-        threads = [
-            threading.Thread(target=worker.run, name=f"restmq-consume-{queue}-{i}", daemon=True)
-            for i in range(concurrency)
-        ]
-        previous = _install_sigterm(worker.stop) if handle_signals else None
-        try:
-            for thread in threads:
-                thread.start()
-            try:
-                while any(thread.is_alive() for thread in threads):
-                    for thread in threads:
-                        thread.join(0.1)
-            except KeyboardInterrupt:
-                log.info("consume %s: interrupted, finishing the messages in hand", queue)
-                worker.stop.set()
-                for thread in threads:
-                    thread.join()
-        finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
+        worker = Worker(self, queue, handler, lease, wait, backoff, max_backoff, max_messages, stop)
+        _sync_flavor.run_workers(worker.run, worker.stop, queue, concurrency, handle_signals)
         return worker.stats
-
-
-def _install_sigterm(stop: threading.Event) -> Any:
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def on_sigterm(signum: int, frame: object) -> None:
-        stop.set()
-
-    return signal.signal(signal.SIGTERM, on_sigterm)
-
-
-class _Worker:
-    """The shared state of one consume() run; each thread runs :meth:`run`."""
-
-    def __init__(
-        self,
-        client: Client,
-        queue: str,
-        handler: Callable[[Message], object],
-        lease: float,
-        wait: float,
-        backoff: float,
-        max_backoff: float,
-        max_messages: int | None,
-        stop: threading.Event | None,
-    ) -> None:
-        self.client, self.queue, self.handler = client, queue, handler
-        self.lease, self.wait, self.backoff, self.max_backoff = lease, wait, backoff, max_backoff
-        self.max_messages = max_messages
-        self.stop = stop or threading.Event()
-        self.stats = ConsumeStats()
-        self._lock = threading.Lock()
-        self._started = 0
-
-    def _claim(self) -> bool:
-        with self._lock:
-            if self.max_messages is not None and self._started >= self.max_messages:
-                self.stop.set()
-                return False
-            self._started += 1
-            if self.max_messages is not None and self._started >= self.max_messages:
-                self.stop.set()  # this is the last one: nothing new is leased after it
-            return True
-
-    def _count(self, field: str) -> None:
-        with self._lock:
-            setattr(self.stats, field, getattr(self.stats, field) + 1)
-
-    def run(self) -> None:
-        failures = 0
-        while not self.stop.is_set():
-            try:
-                message = self.client.lease(self.queue, self.lease, wait=self.wait)
-            except ClientError as exc:
-                self._count("errors")
-                failures += 1
-                delay = _calls.jittered_delay(failures, 0.5, 10.0)
-                log.warning("consume %s: %s; retrying in %.1fs", self.queue, exc, delay)
-                self.stop.wait(delay)
-                continue
-            failures = 0
-            if message is None:
-                continue
-            if self.stop.is_set() or not self._claim():
-                self._settle(self.client.release, message)
-                return
-            self._handle(message)
-
-    def _handle(self, message: Message) -> None:
-        try:
-            self.handler(message)
-        except Exception:
-            self._count("failed")
-            delay = _calls.retry_delay(max(message.count, 1), self.backoff, self.max_backoff)
-            log.exception("consume %s: handler failed on %s; released, retry in %gs", self.queue, message.key, delay)
-            self._settle(lambda m: self.client.release(m, delay=delay), message)
-        else:
-            if self._settle(self.client.ack, message):
-                self._count("handled")
-
-    def _settle(self, action: Callable[[Message], int], message: Message) -> bool:
-        try:
-            action(message)
-            return True
-        except ClientError as exc:
-            self._count("errors")
-            log.warning("consume %s: settling %s failed: %s", self.queue, message.key, exc)
-            return False
-
-
-class Stream:
-    """Messages of one queue as the server pushes them (SSE), reconnecting by itself.
-
-    Iterate it; use it as a context manager so the connection closes::
-
-        with client.stream("news") as stream:
-            for message in stream:
-                print(message.value)
-
-    **Broadcast** queues (the default policy) give every stream each message once. When the
-    connection drops (server restart, network), the stream reconnects and sends ``Last-Event-ID``:
-    the server replays the messages broadcast meanwhile from its history (the newest 1,000 per
-    queue, for 5 minutes), and the stream drops any duplicate. When the history no longer reached
-    back, a :class:`Gap` is appended to :attr:`gaps` and a warning is logged.
-
-    **Reconnect backoff**: full jitter, a random wait between 0 and ``base * 2**(failures-1)`` (at
-    most ``max_reconnect_delay``), where ``base`` is the server's SSE ``retry:`` once received
-    (``reconnect_delay`` before; the cap is never below ``retry:``), so streams dropped together
-    come back spread out.
-
-    **Lease mode** (``lease=S``, on a ``roundrobin`` queue): each message goes to one consumer and
-    stays leased until acked. With ``auto_ack`` (the default) a message is acked when the loop
-    asks for the next one, or when the ``with`` block ends normally; if the loop body raises, the
-    message in hand is released instead, so it is redelivered::
-
-        with client.stream("jobs", lease=30) as stream:
-            for message in stream:
-                handle(message)      # acked once this body finishes without raising
-
-    Settle a message yourself with :meth:`ack`, :meth:`release` or :meth:`extend` of the stream (not
-    of the client), and auto-ack leaves it alone. A message whose lease ran out (or that came back
-    when the connection dropped) is redelivered with a higher ``count``; its late auto-ack is logged.
-    """
-
-    def __init__(
-        self,
-        client: Client,
-        queue: str,
-        *,
-        lease: float | None = None,
-        last_event_id: str | None = None,
-        auto_ack: bool = True,
-        reconnect: bool = True,
-        reconnect_delay: float = 0.25,
-        max_reconnect_delay: float = 5.0,
-        max_reconnects: int | None = None,
-    ) -> None:
-        self.client = client
-        self.queue = queue
-        self.path = _calls.stream_path(queue)
-        self.auto_ack = auto_ack
-        self.reconnect = reconnect
-        self.reconnect_delay = reconnect_delay
-        self.max_reconnect_delay = max_reconnect_delay
-        self.max_reconnects = max_reconnects
-        self._state = StreamState(queue, lease, last_event_id)
-        self._parser = SSEParser()
-        self._response: httpx.Response | None = None
-        self._lines: Iterator[str] | None = None
-        self._pending: Message | None = None
-        self._closed = False
-        self._failures = 0
-        self._wake = threading.Event()
-
-    # -- what it knows -------------------------------------------------------------------------
-
-    @property
-    def last_event_id(self) -> str | None:
-        """The id of the newest event received (sent as ``Last-Event-ID`` on reconnect)."""
-        return self._state.last_event_id
-
-    @property
-    def gaps(self) -> list[Gap]:
-        """Reconnects where the server's history did not reach back to the last event id."""
-        return self._state.gaps
-
-    @property
-    def connects(self) -> int:
-        """How many times the stream connected (1 + reconnects)."""
-        return self._state.connects
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    # -- iteration -----------------------------------------------------------------------------
-
-    def __iter__(self) -> Stream:
-        return self
-
-    def __next__(self) -> Message:
-        self._settle_pending(ack=True)
-        while True:
-            if self._closed:
-                raise StopIteration
-            if self._lines is None:
-                self._open()
-                continue
-            try:
-                line = next(self._lines)
-            except StopIteration:
-                self._lost("the server ended the stream", None)
-                continue
-            except httpx.TransportError as exc:
-                self._lost(str(exc) or type(exc).__name__, exc)
-                continue
-            except httpx.StreamError as exc:  # close() from another thread ended the read
-                self._lost(str(exc) or type(exc).__name__, None)
-                continue
-            self._failures = 0
-            event = self._parser.feed(line)
-            if event is None:
-                continue
-            message = self._state.handle(event)
-            if message is None:
-                continue
-            if message.leased and self.auto_ack:
-                self._pending = message
-            return message
-
-    def _open(self) -> None:
-        if self._failures:
-            delay = self._state.reconnect_delay(self._failures, self.reconnect_delay, self.max_reconnect_delay)
-            self._wake.wait(delay)
-            if self._closed:
-                return
-        http = self.client._http
-        request = http.build_request(
-            "GET",
-            self.path,
-            params=self._state.request_params(),
-            headers=self._state.request_headers(),
-            timeout=_calls.timeout(self.client.stream_timeout, self.client.connect_timeout),
-        )
-        try:
-            response = http.send(request, stream=True)
-        except httpx.TransportError as exc:
-            self._failed(from_transport(exc, self.client.url), exc)
-            return
-        if response.status_code != 200:
-            response.read()
-            response.close()
-            error = from_response(response)
-            if response.status_code in RETRYABLE_STATUS:
-                self._failed(error, None)
-                return
-            self.close()
-            raise error
-        self._response = response
-        self._lines = response.iter_lines()
-        self._state.connects += 1
-        if self._state.connects > 1:
-            log.info("stream %s: reconnected (last event %s)", self.queue, self._state.last_event_id)
-
-    def _failed(self, error: ClientError, cause: BaseException | None) -> None:
-        self._failures += 1
-        if not self.reconnect or (self.max_reconnects is not None and self._failures > self.max_reconnects):
-            self.close()
-            raise error from cause
-        log.warning("stream %s: %s; reconnecting", self.queue, error)
-
-    def _lost(self, reason: str, exc: httpx.TransportError | None) -> None:
-        self._drop_connection()
-        if self._closed:
-            return
-        if not self.reconnect:
-            self.close()
-            if exc is not None:
-                raise from_transport(exc, self.client.url) from exc
-            return
-        self._failures += 1
-        if self.max_reconnects is not None and self._failures > self.max_reconnects:
-            self.close()
-            if exc is not None:
-                raise from_transport(exc, self.client.url) from exc
-            return
-        log.info("stream %s: connection lost (%s); reconnecting", self.queue, reason)
-
-    def _drop_connection(self) -> None:
-        self._parser.reset()
-        self._lines = None
-        response, self._response = self._response, None
-        if response is not None:
-            try:
-                response.close()
-            except Exception:  # closing a broken connection may fail again; it is gone either way
-                pass
-
-    # -- settling ------------------------------------------------------------------------------
-
-    def _settle_pending(self, *, ack: bool) -> None:
-        message, self._pending = self._pending, None
-        if message is None:
-            return
-        try:
-            if ack:
-                self.client.ack(message)
-            else:
-                self.client.release(message)
-        except (ConflictError, NotFoundError) as exc:
-            if ack:  # the lease ran out (or the connection dropped) first: it will be delivered again
-                log.warning("stream %s: auto-ack of %s failed: %s", self.queue, message.key, exc)
-            # a release that finds the message already back in the queue (the server hands back the
-            # unacked messages of a closed connection) has nothing left to do
-        except ClientError as exc:
-            what = "ack" if ack else "release"
-            log.warning("stream %s: auto-%s of %s failed: %s", self.queue, what, message.key, exc)
-
-    def _forget(self, message: Message | str) -> None:
-        key = message.key if isinstance(message, Message) else message
-        if self._pending is not None and self._pending.key == key:
-            self._pending = None
-
-    def ack(self, message: Message | str, *, count: int | None = None) -> int:
-        """Ack a message of this stream now (auto-ack then leaves it alone)."""
-        self._forget(message)
-        return self.client.ack(message, count=count)
-
-    def release(self, message: Message | str, *, count: int | None = None, delay: float = 0.0) -> int:
-        """Give a message of this stream back to the queue (after ``delay`` seconds)."""
-        self._forget(message)
-        return self.client.release(message, count=count, delay=delay)
-
-    def extend(self, message: Message | str, lease: float, *, count: int | None = None) -> int:
-        """Keep a message of this stream leased ``lease`` more seconds."""
-        return self.client.extend(message, lease, count=count)
-
-    # -- closing -------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close the connection; a message still in hand is left to its lease (see ``__exit__``).
-
-        Safe to call from another thread: a blocked iteration ends (the socket is shut down).
-        """
-        self._closed = True
-        self._wake.set()
-        response = self._response
-        if response is not None:
-            _shutdown_socket(response)
-        self._drop_connection()
-
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is None:  # ack before closing: closing hands unacked messages back to the queue
-            self._settle_pending(ack=True)
-            self.close()
-        else:  # close first, so the released message cannot come back on this very connection
-            self.close()
-            self._settle_pending(ack=False)
-
-
-def _shutdown_socket(response: httpx.Response) -> None:
-    """Wake a thread blocked reading `response`: shut its socket down (closing alone does not)."""
-    stream = response.extensions.get("network_stream")
-    sock = stream.get_extra_info("socket") if stream is not None else None
-    if isinstance(sock, socket.socket):
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)

@@ -35,9 +35,9 @@ import orjson
 
 from restmq.core.model import HistoryEntry, Hold, Policy, SettleAction, SettleOutcome, StreamStatus
 from restmq.core.names import parse_message_key
+from restmq.core.store import Store
 from restmq.core.waiters import Waiters
 from restmq.errors import BackendUnavailable
-from restmq.storage.base import Store
 
 log = logging.getLogger("restmq.dispatch")
 

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Callable
 
 from restmq.core.model import QueuePage
 from restmq.core.names import MAX_QUEUE_NAME, QUEUE_NAME_RULE, check_queue_name
+from restmq.core.store import Store
 from restmq.errors import InvalidParameter, InvalidQueueName
-from restmq.storage.base import Store
 
 SCAN_PAGES = 10  # pages' worth of names one filtered request may read before it answers a short page
 FILTERED_READ = 1000  # names per backend read while filtering: fewer round trips when the token covers few

@@ -23,9 +23,9 @@ from restmq.core.model import (
     SettleOutcome,
 )
 from restmq.core.names import MAX_IDEMPOTENCY_KEY, check_queue_name, parse_message_key
+from restmq.core.store import Store
 from restmq.core.waiters import Waiters
 from restmq.errors import Conflict, InvalidParameter, InvalidValue, NotFound, PayloadTooLarge
-from restmq.storage.base import Store
 
 log = logging.getLogger("restmq.service")
 

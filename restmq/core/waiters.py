@@ -14,8 +14,8 @@ import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 
+from restmq.core.store import Store
 from restmq.errors import BackendUnavailable
-from restmq.storage.base import Store
 
 log = logging.getLogger("restmq.waiters")
 

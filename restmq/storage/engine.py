@@ -12,7 +12,6 @@ Call :meth:`EmbeddedEngine.start` from the main thread: the child is told to die
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import hashlib
 import logging
@@ -24,16 +23,14 @@ import stat
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from restmq.children import PRIVATE_UMASK, die_with_parent
 from restmq.errors import EngineError
 
 FSYNC_MODES = ("everysec", "always")
 _SUN_PATH_MAX = 107  # sockaddr_un.sun_path is 108 bytes including the trailing NUL
-_PR_SET_PDEATHSIG = 1
-_PRIVATE_UMASK = 0o077  # the engine's files: 0600, its directories 0700
 _POLL_INTERVAL = 0.01
 
 
@@ -189,7 +186,7 @@ class EmbeddedEngine:
         """Create the data dir 0700, or make an existing one private again."""
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         mode = stat.S_IMODE(self._dir.stat().st_mode)
-        if not mode & _PRIVATE_UMASK:
+        if not mode & PRIVATE_UMASK:
             return
         try:
             self._dir.chmod(0o700)
@@ -205,8 +202,8 @@ class EmbeddedEngine:
                 path = os.path.join(root, name)
                 try:
                     info = os.lstat(path)
-                    if not stat.S_ISLNK(info.st_mode) and stat.S_IMODE(info.st_mode) & _PRIVATE_UMASK:
-                        os.chmod(path, stat.S_IMODE(info.st_mode) & ~_PRIVATE_UMASK)
+                    if not stat.S_ISLNK(info.st_mode) and stat.S_IMODE(info.st_mode) & PRIVATE_UMASK:
+                        os.chmod(path, stat.S_IMODE(info.st_mode) & ~PRIVATE_UMASK)
                 except OSError as exc:  # gone, or not ours: the 0700 dir still keeps other users out
                     self._log.warning("cannot make %s private: %s", path, exc)
 
@@ -252,7 +249,7 @@ class EmbeddedEngine:
                 stdout=log_out,
                 stderr=log_out,
                 cwd=self._dir,
-                preexec_fn=_die_with_parent(os.getpid()),
+                preexec_fn=die_with_parent(os.getpid()),
             )
 
     def _wait_ready(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
@@ -267,20 +264,6 @@ class EmbeddedEngine:
             time.sleep(_POLL_INTERVAL)
         msg = f"engine exited with code {proc.returncode} during start-up (log {self._log_file})"
         raise EngineError(f"{msg}; its last lines:\n{_tail(self._log_file)}")
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
-    # Without this a SIGKILLed parent leaves the engine running, reparented to PID 1, holding the data.
-    libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: the preexec hook should not import or dlopen
-
-    def preexec() -> None:
-        os.umask(_PRIVATE_UMASK)  # the AOF, its manifest and base, the pid file: 0600 whatever our umask
-        if libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
-            os._exit(127)
-        if os.getppid() != parent_pid:  # the parent died between fork and prctl: the signal will never come
-            os._exit(1)
-
-    return preexec
 
 
 def _ping(sock_path: str) -> bytes:

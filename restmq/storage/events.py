@@ -13,7 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from restmq.storage.base import EventHandler
+from restmq.core.store import EventHandler
 
 log = logging.getLogger("restmq.events")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from restmq.storage.base import Store
+from restmq.core.store import Store
 from restmq.storage.cluster import ClusterStore
 from restmq.storage.node import RedisStore
 from restmq.storage.sharded import ShardedStore

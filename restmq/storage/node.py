@@ -50,9 +50,9 @@ from restmq.core.model import (
     StreamResult,
     StreamStatus,
 )
+from restmq.core.store import EventHandler
 from restmq.errors import BackendUnavailable, InvalidParameter
 from restmq.storage import keys
-from restmq.storage.base import EventHandler
 from restmq.storage.errors import backend_errors
 from restmq.storage.events import EventListener
 from restmq.storage.index_repair import IndexRepair, unlist

@@ -31,9 +31,6 @@ class HashRing:
         self._names = [name for _, name in points]
         self.nodes = list(weights)
 
-    def owner(self, key: str) -> str:
-        return self._names[self._index(key)]
-
     def walk(self, key: str) -> Iterator[str]:
         """Every node once, in ring order from the key's owner: the owner, then its fallbacks."""
         seen: set[str] = set()

@@ -38,9 +38,9 @@ from restmq.core.model import (
     StreamResult,
     StreamStatus,
 )
+from restmq.core.store import EventHandler
 from restmq.errors import BackendUnavailable, DeadlinePassed, RingIncomplete
 from restmq.storage import keys
-from restmq.storage.base import EventHandler
 from restmq.storage.node import COUNTERS, RedisStore, TokenStates, revocation_time
 from restmq.storage.ring import HashRing
 from restmq.storage.urls import redact
@@ -80,6 +80,24 @@ def split_weight(url: str) -> tuple[str, int]:
 
 def _names(nodes: Sequence[Node]) -> str:
     return ", ".join(node.name for node in nodes)
+
+
+def merge_stats(queue: str, rows: Sequence[QueueStats], home_row: QueueStats | None) -> QueueStats:
+    """One queue's statistics from the nodes that answered for it: counts added up, consumers the largest
+    count (they register on every live node), settings those of its home node (else of the first row)."""
+    if not rows:  # its nodes failed just now
+        return QueueStats(queue, 0, 0, 0, 0, 0, QueueSettings(), dict.fromkeys(COUNTERS.values(), 0))
+    settings_row = home_row if home_row is not None else rows[0]
+    return QueueStats(
+        queue,
+        sum(r.length for r in rows),
+        sum(r.delayed for r in rows),
+        sum(r.leased for r in rows),
+        sum(r.dead for r in rows),
+        max(r.consumers for r in rows),
+        settings_row.settings,
+        {name: sum(r.counters[name] for r in rows) for name in rows[0].counters},
+    )
 
 
 def merge_pages(pages: Sequence[Sequence[str]], limit: int) -> list[str]:
@@ -350,46 +368,42 @@ class ShardedStore:
         if not queues:
             return []
         homes = [self._home(queue) for queue in queues]
-        asked: dict[int, list[int]] = {}  # node index -> positions in `queues`
+        answers = await self._ask_for_stats(queues, self._stats_questions(queues, homes))
+        merged = []
+        for i, queue in enumerate(queues):
+            rows = [found[i] for _, found in answers if i in found]
+            home_row = next((found[i] for node, found in answers if node is homes[i] and i in found), None)
+            merged.append(merge_stats(queue, rows, home_row))
+        return merged
+
+    def _stats_questions(self, queues: Sequence[str], homes: Sequence[Node]) -> dict[int, list[int]]:
+        """Which node to ask about which queues: node index -> positions in `queues` (its home and readers)."""
+        asked: dict[int, list[int]] = {}
         for i, queue in enumerate(queues):
             for node in {homes[i].index: homes[i], **{n.index: n for n in self._readers(queue)}}.values():
                 asked.setdefault(node.index, []).append(i)
+        return asked
+
+    async def _ask_for_stats(
+        self, queues: Sequence[str], asked: dict[int, list[int]]
+    ) -> list[tuple[Node, dict[int, QueueStats]]]:
+        """Each node's answers by position in `queues`; a node that fails is left out (and marked down)."""
 
         async def ask(node: Node, positions: list[int]) -> tuple[Node, dict[int, QueueStats]]:
             found = await self._on(node, lambda s: s.stats([queues[i] for i in positions]))
             return node, dict(zip(positions, found, strict=True))
 
         replies = await asyncio.gather(*(ask(self.nodes[n], at) for n, at in asked.items()), return_exceptions=True)
-        per_node = []
+        answers = []
         for reply in replies:
             if isinstance(reply, BackendUnavailable):
                 continue  # that node is marked down; the others answer
             if isinstance(reply, BaseException):
                 raise reply
-            per_node.append(reply)
-        if not per_node:
+            answers.append(reply)
+        if not answers:
             raise BackendUnavailable("every ring node is down")
-        merged = []
-        for i, queue in enumerate(queues):
-            rows = [found[i] for _, found in per_node if i in found]
-            if not rows:  # its nodes failed just now
-                merged.append(QueueStats(queue, 0, 0, 0, 0, 0, QueueSettings(), dict.fromkeys(COUNTERS.values(), 0)))
-                continue
-            settings_row = next((found[i] for node, found in per_node if node is homes[i] and i in found), rows[0])
-            counters = {name: sum(r.counters[name] for r in rows) for name in rows[0].counters}
-            merged.append(
-                QueueStats(
-                    queue,
-                    sum(r.length for r in rows),
-                    sum(r.delayed for r in rows),
-                    sum(r.leased for r in rows),
-                    sum(r.dead for r in rows),
-                    max(r.consumers for r in rows),
-                    settings_row.settings,
-                    counters,
-                )
-            )
-        return merged
+        return answers
 
     def node_states(self) -> dict[str, str]:
         return {node.name: "up" if node.healthy else "down" for node in self.nodes}

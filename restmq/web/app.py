@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
-import signal
-import threading
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -19,8 +15,8 @@ from starlette.middleware.cors import CORSMiddleware
 from restmq.config import Settings
 from restmq.core.dispatch import Streams
 from restmq.core.service import QueueService
+from restmq.core.store import Store
 from restmq.errors import BackendUnavailable, RestMQError
-from restmq.storage.base import Store
 from restmq.storage.factory import open_store
 from restmq.web.auth import Access, load_acl
 from restmq.web.browser import BrowserGuard, OriginPolicy
@@ -31,34 +27,10 @@ from restmq.web.limits import StreamSlots
 from restmq.web.observe import RequestContext
 from restmq.web.peers import PeerAddress
 from restmq.web.routes import routes
+from restmq.web.shutdown import ShutdownHooks
 from restmq.web.token_watch import TokenWatch
 
 log = logging.getLogger("restmq.web")
-
-# Called when the server is told to stop, before it waits for open connections: streams end at
-# once (SSE clients get a short retry, WebSockets close with 1012) instead of holding shutdown up.
-SHUTDOWN_HOOKS: list[Callable[[], object]] = []
-
-
-def begin_shutdown() -> None:
-    for hook in list(SHUTDOWN_HOOKS):
-        hook()
-
-
-def _chain_exit_signals() -> None:
-    """Run begin_shutdown first when the server's own SIGINT/SIGTERM handler is called. uvicorn
-    installs its handlers before the lifespan starts and restores the originals after it ends."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        previous = signal.getsignal(sig)
-        if callable(previous) and getattr(previous, "__name__", "") != "_shutdown_first":
-
-            def _shutdown_first(signum: int, frame: Any, previous: Callable[[int, Any], Any] = previous) -> None:
-                begin_shutdown()
-                previous(signum, frame)
-
-            signal.signal(sig, _shutdown_first)
 
 
 async def run_reaper(store: Store, interval: float) -> None:
@@ -112,6 +84,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         return open_store(settings.redis, settings.redis_cluster, coalesce=settings.coalesce)
 
     acl = load_acl(settings.acl) if settings.acl else None  # a bad ACL file stops start-up
+    shutdown = ShutdownHooks()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -120,10 +93,8 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         app.state.service = service
         app.state.streams = streams = Streams(store, service.waiters)
         streams.start()
-        loop = asyncio.get_running_loop()
-        hook = functools.partial(loop.call_soon_threadsafe, streams.close_consumers)
-        SHUTDOWN_HOOKS.append(hook)
-        _chain_exit_signals()
+        remove_hook = shutdown.add(streams.close_consumers)
+        shutdown.chain_exit_signals()
         app.state.settings = settings
         app.state.access = access = Access(store, acl, mode=settings.auth)
         app.state.token_watch = token_watch = TokenWatch(access)
@@ -133,8 +104,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         try:
             yield
         finally:
-            with contextlib.suppress(ValueError):
-                SHUTDOWN_HOOKS.remove(hook)
+            remove_hook()
             await streams.close()
             await token_watch.close()
             reaper.cancel()
@@ -151,4 +121,5 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         lifespan=lifespan,
     )
     app.state.origins = origins  # auth.py asks it whether the WebSocket auth cookie counts
+    app.state.shutdown = shutdown  # ui.py's dashboards and granian's stop end their streams through it
     return app

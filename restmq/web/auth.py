@@ -46,9 +46,9 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 
 from restmq.core.names import check_queue_name
+from restmq.core.store import Store
 from restmq.core.tokens import TokenRecord, split, verify
 from restmq.errors import BackendUnavailable, BadRequest, Forbidden, RestMQError, Unauthorized
-from restmq.storage.base import Store
 from restmq.web.addresses import Network, canonical, parse_networks
 
 CATEGORIES = ("rest:producer", "rest:consumer", "comet:consumer", "websocket:consumer")

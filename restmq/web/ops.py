@@ -5,8 +5,8 @@ from __future__ import annotations
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 
+from restmq.core.store import Store
 from restmq.errors import BackendUnavailable
-from restmq.storage.base import Store
 from restmq.web.auth import Access
 from restmq.web.shapes import Health, Ready
 

@@ -251,10 +251,8 @@ async def websocket(ws: WebSocket) -> None:
     await ws.accept()
     try:
         consumer = await _open(ws, streams, queue, lease, token)
-    except RestMQError as exc:  # too many streams (1013: try again later) or backend down (1011)
-        await ws.close(
-            code=1013 if exc.status == 503 and exc.code != "BACKEND_UNAVAILABLE" else 1011, reason=exc.message[:120]
-        )
+    except RestMQError as exc:
+        await ws.close(code=_refused_code(exc), reason=exc.message[:120])
         return
     send_lock = asyncio.Lock()
 
@@ -294,6 +292,11 @@ async def websocket(ws: WebSocket) -> None:
             code = _close_code(consumer.closed)
             # a client that stopped reading blocks the close frame too: then the connection just drops
             await asyncio.wait_for(ws.close(code=code, reason=(consumer.closed or "bye")[:120]), STUCK_GRACE)
+
+
+def _refused_code(exc: RestMQError) -> int:
+    """Too many streams: 1013 (try again later); the backend is down: 1011."""
+    return 1013 if exc.status == 503 and exc.code != "BACKEND_UNAVAILABLE" else 1011
 
 
 def _close_code(reason: str | None) -> int:

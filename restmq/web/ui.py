@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from html import escape
 from pathlib import Path
 from typing import cast
@@ -34,6 +34,7 @@ from restmq.web.browser import CROSS_SITE
 from restmq.web.errors import error_response
 from restmq.web.http import integer, prefers_html, render
 from restmq.web.limits import StreamSlots, client_of
+from restmq.web.shutdown import hooks_of
 from restmq.web.snapshots import Snapshots, shared
 
 DASHBOARD = Path(__file__).parent / "dashboard"
@@ -261,7 +262,7 @@ async def _stats_events(request: Request, after: str | None, size: int) -> Async
     snapshots = _snapshots(request)
     stop = asyncio.Event()
     addresses = await ops.sees_addresses(request)  # an admin's token, once revoked, ends the stream below
-    with _until_shutdown(stop):
+    with hooks_of(request.app).calling(stop.set):  # an open dashboard never holds shutdown up
         yield b"retry: 3000\n\n"
         tick = snapshots.tick()
         while not stop.is_set():
@@ -309,17 +310,3 @@ def _event_maker(service: QueueService) -> Callable[[PageKey], Awaitable[bytes]]
         return b"data: %s\n\n" % orjson.dumps(snapshot)
 
     return event
-
-
-@contextlib.contextmanager
-def _until_shutdown(stop: asyncio.Event) -> Iterator[None]:
-    """Set `stop` when the server is told to stop, so that an open dashboard never holds shutdown up."""
-    from restmq.web.app import SHUTDOWN_HOOKS  # app imports the route table, which imports this module
-
-    hook = functools.partial(asyncio.get_running_loop().call_soon_threadsafe, stop.set)
-    SHUTDOWN_HOOKS.append(hook)
-    try:
-        yield
-    finally:
-        with contextlib.suppress(ValueError):
-            SHUTDOWN_HOOKS.remove(hook)

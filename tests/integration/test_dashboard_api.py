@@ -9,11 +9,14 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+from starlette.applications import Starlette
 
-from restmq.web.app import begin_shutdown
+from restmq.config import Settings
+from restmq.web.app import create_app
+from restmq.web.shutdown import begin_shutdown
 from tests.helpers.auth import bearer, create_token_async
 from tests.helpers.queues import add
-from tests.helpers.server import run_app
+from tests.helpers.server import run_app, serve_app
 
 pytestmark = pytest.mark.integration
 
@@ -129,18 +132,20 @@ async def test_peek_needs_the_read_right(redis_url: str) -> None:
 
 
 @pytest.fixture
-async def own_server(redis_url: str) -> AsyncIterator[str]:
-    async with run_app(redis_url) as url:
-        yield url
+async def own_server(redis_url: str) -> AsyncIterator[tuple[str, Starlette]]:
+    app = create_app(Settings(redis=(redis_url,)))
+    async with serve_app(app) as url:
+        yield url, app
 
 
-async def test_an_open_stats_stream_ends_when_the_server_stops(own_server: str) -> None:
-    async with httpx.AsyncClient(base_url=own_server, timeout=10) as client:
+async def test_an_open_stats_stream_ends_when_the_server_stops(own_server: tuple[str, Starlette]) -> None:
+    url, app = own_server
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
         async with client.stream("GET", "/stats/stream", headers=EVENTS) as response:
             lines = response.aiter_lines()
             async with asyncio.timeout(10):
                 while not (await anext(lines)).startswith("data: "):
                     pass
-                begin_shutdown()  # what SIGTERM does first: the stream says "reconnect soon" and ends
+                begin_shutdown(app)  # what SIGTERM does first: the stream says "reconnect soon" and ends
                 rest = [line async for line in lines]
     assert "retry: 250" in rest

@@ -18,9 +18,9 @@ import pytest
 import redis
 from websockets.exceptions import ConnectionClosed
 
+from restmq.core.store import Store
 from restmq.core.tokens import new_token
 from restmq.storage import keys
-from restmq.storage.base import Store
 from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.factory import open_store
 from restmq.web import token_watch

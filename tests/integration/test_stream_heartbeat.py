@@ -14,7 +14,7 @@ import orjson
 import pytest
 
 from restmq.core.model import Hold, SettleAction, SettleOutcome, StreamStatus
-from restmq.storage.base import Store
+from restmq.core.store import Store
 from restmq.storage.factory import open_store
 from tests.helpers.wait import wait_for
 

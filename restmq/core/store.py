@@ -1,9 +1,9 @@
 """The Store protocol: everything the queue core asks of a backend.
 
-Implementations (single node, consistent-hash ring, Redis Cluster) differ only inside
-restmq.storage; the core and the web layer see this protocol alone. Every method that
-touches one queue is atomic on the backend. Backend failures raise
-restmq.errors.BackendUnavailable.
+The core defines it and restmq.storage implements it (single node, consistent-hash ring, Redis
+Cluster), so dependencies point one way: storage imports core, never the reverse. The core and the
+web layer see this protocol alone. Every method that touches one queue is atomic on the backend.
+Backend failures raise restmq.errors.BackendUnavailable.
 """
 
 from __future__ import annotations
