@@ -11,7 +11,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from restmq.core.names import QUEUE_NAME_RULE
 from restmq.errors import BackendUnavailable, InvalidQueueName, RestMQError, TooManyStreams, Unauthorized
-from restmq.web.http import jsonp_callback
+from restmq.web.http import CALLBACK, jsonp_callback
 from restmq.web.observe import BACKEND_ERRORS
 
 log = logging.getLogger("restmq.web")
@@ -37,7 +37,8 @@ async def restmq_error(request: Request, exc: Exception) -> Response:
 class InputGuard:
     """Refuse, before any handler runs (so a rejected request never consumes a message): a callback=
     that http.jsonp_callback refuses (JSONP off, or a bad name), and an encoded slash in the path —
-    queue names cannot contain one, and decoded it would silently route the request elsewhere."""
+    queue names cannot contain one, and decoded it would silently route the request elsewhere.
+    An accepted callback name is left in the scope (http.CALLBACK): the rule runs once per request."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -48,8 +49,9 @@ class InputGuard:
                 if b"%2f" in scope.get("raw_path", b"").lower():
                     raise InvalidQueueName(f"invalid queue name: {QUEUE_NAME_RULE}")
                 query = scope.get("query_string", b"")
+                # "%": the parameter's name may be percent-encoded
                 if b"callback" in query.lower() or b"%" in query:
-                    jsonp_callback(HTTPConnection(scope))
+                    scope[CALLBACK] = jsonp_callback(HTTPConnection(scope))
             except RestMQError as exc:
                 if scope["type"] == "http":
                     await error_response(exc)(scope, receive, send)

@@ -18,6 +18,7 @@ from restmq.core.names import check_queue_name
 from restmq.errors import NotFound
 from restmq.web import rest, streams, ui
 from restmq.web.auth import CONSUMER, authorize
+from restmq.web.http import callback_of
 
 NO_STORE = {"Cache-Control": "no-store"}
 STOPPED = {**NO_STORE, "X-RestMQ-Status": "stop"}
@@ -54,9 +55,8 @@ async def index(request: Request) -> Response:
 
 async def stream(request: Request) -> Response:
     """HEAD /c/<queue>, /sse/<queue>: the stream's status and headers; no consumer is registered."""
-    streams.lease_of(request.query_params)
-    callback = request.query_params.get("callback")
-    rest.service_of(request)  # a bad callback is a 400, as on GET
+    streams.lease_of(request)
+    callback = callback_of(request)  # errors.InputGuard has refused a bad one, as on GET
     if request.url.path.startswith("/sse/") or "text/event-stream" in request.headers.get("accept", ""):
         media = "text/event-stream"
     else:

@@ -29,6 +29,7 @@ from restmq.web import rest
 from restmq.web.auth import CONSUMER, PRODUCER, Endpoint, authorize
 from restmq.web.errors import restmq_error
 from restmq.web.http import read_form
+from restmq.web.shapes import Message
 
 # Route templates served directly; no earlier route in the table matches their paths.
 DIRECT = ("/q/{queue}", "/q/{queue}/{key}", "/c/{queue}", "/sse/{queue}")
@@ -82,7 +83,7 @@ async def _take(request: Request, service: QueueService, queue: str, send: Send)
         await _send(send, 204, [NO_STORE, STOPPED] if result.stopped else [NO_STORE])
         return
     message = result.messages[0]
-    data = {"key": message.key, "value": message.value, "count": message.count}
+    data: Message = {"key": message.key, "value": message.value, "count": message.count}
     await _send(send, 200, [NO_STORE, JSON], orjson.dumps(data, option=orjson.OPT_APPEND_NEWLINE))
 
 

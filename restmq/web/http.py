@@ -16,12 +16,14 @@ from restmq.core.names import check_callback
 from restmq.errors import InvalidParameter, InvalidValue, JsonpDisabled, PayloadTooLarge, RequestTimeout
 
 JSON = "application/json"
+CALLBACK = "restmq.callback"  # the scope key under which errors.InputGuard leaves the checked callback name
 
 
 def jsonp_callback(conn: HTTPConnection) -> str | None:
-    """The request's JSONP callback name, or None. The one place that decides JSONP: with --jsonp a
-    callback= must be a valid name (else 400 CALLBACK_INVALID); without it, any callback= is a 400
-    (JSONP lets any web page read, and consume, across origins)."""
+    """The request's JSONP callback name, or None: the JSONP rule. With --jsonp a callback= must be a valid
+    name (else 400 CALLBACK_INVALID); without it, any callback= is a 400 (JSONP lets any web page read, and
+    consume, across origins). errors.InputGuard applies it once per request, before any handler runs;
+    handlers read its verdict with callback_of."""
     callback = conn.query_params.get("callback")
     if callback is None:
         return None
@@ -30,10 +32,16 @@ def jsonp_callback(conn: HTTPConnection) -> str | None:
     return check_callback(callback)
 
 
+def callback_of(conn: HTTPConnection) -> str | None:
+    """The callback name errors.InputGuard accepted for this request, or None."""
+    callback: str | None = conn.scope.get(CALLBACK)
+    return callback
+
+
 def render(request: Request, data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     """JSON, or JSONP `name(<json>);` when the request carries a callback= parameter and JSONP is on."""
     body = orjson.dumps(data, option=orjson.OPT_APPEND_NEWLINE)
-    callback = jsonp_callback(request)
+    callback = callback_of(request)
     if callback is not None:
         return Response(b"%s(%s);\n" % (callback.encode(), body[:-1]), status, headers, "application/javascript")
     return Response(body, status, headers, JSON)

@@ -168,8 +168,10 @@ def configure_logging(level: str, fmt: str) -> None:
 
 
 async def metrics(request: Request) -> Response:
-    """GET /metrics: the Prometheus text format (with a token: only the queues it covers, like the listings).
-    The queue families are computed at most once a second per process and token scope, however many scrape."""
+    """Process, request and queue metrics in the Prometheus text format: per-queue series (`queue` label) for the
+    first --metrics-queues queues by name (1000 unless set), and `restmq_queues` plus `restmq_queues_*` totals over
+    every queue the caller may see (with a token: only the queues it covers, like the listings)."""
+    # The queue families are computed at most once a second per process and token scope, however many scrape.
     token = await authorize(request, CONSUMER, None, "read")  # cached: the guard has just checked it
     service: QueueService = request.app.state.service
     compute = functools.partial(queue_metrics.families, service)

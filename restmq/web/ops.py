@@ -8,6 +8,7 @@ from starlette.responses import JSONResponse, Response
 from restmq.core.store import Store
 from restmq.errors import BackendUnavailable
 from restmq.web.auth import Access
+from restmq.web.shapes import Health, Ready
 
 
 async def sees_addresses(conn: HTTPConnection) -> bool:
@@ -29,8 +30,9 @@ async def node_view(conn: HTTPConnection, store: Store) -> dict[str, str]:
 
 
 async def health(request: Request) -> Response:
-    """The process is up (it does not ask the backend)."""
-    return JSONResponse({"status": "ok"})
+    """The process is up (the backend is not asked)."""
+    up: Health = {"status": "ok"}
+    return JSONResponse(up)
 
 
 async def ready(request: Request) -> Response:
@@ -41,5 +43,7 @@ async def ready(request: Request) -> Response:
     except BackendUnavailable as exc:
         admin = await sees_addresses(request)
         error = exc.message if admin else "the backend is unavailable"  # the message names the node
-        return JSONResponse({"status": "unavailable", "error": error, "nodes": shown_nodes(store, admin)}, 503)
-    return JSONResponse({"status": "ready", "nodes": await node_view(request, store)})
+        down: Ready = {"status": "unavailable", "error": error, "nodes": shown_nodes(store, admin)}
+        return JSONResponse(down, 503)
+    answer: Ready = {"status": "ready", "nodes": await node_view(request, store)}
+    return JSONResponse(answer)

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from restmq.core import protocol
-from restmq.core.model import Message, PopMode, PopResult, SettleAction
+from restmq.core.model import Message, PopMode, PopResult, QueueStats, SettleAction
 from restmq.core.names import check_queue_name
 from restmq.core.service import DEAD_SUFFIX, AddOptions, QueueService
 from restmq.errors import InvalidParameter, MissingField, NotFound
-from restmq.web import listings, ops, pages, ui
+from restmq.web import listings, ops, pages, shapes, ui
 from restmq.web.auth import CONSUMER, PRODUCER, authorize
 from restmq.web.batch import batch_values
 from restmq.web.http import (
+    callback_of,
     decode_text,
     integer,
-    jsonp_callback,
     media_type,
     number,
     prefers_html,
@@ -32,9 +32,6 @@ NO_STORE = {"Cache-Control": "no-store"}
 
 
 def service_of(request: Request) -> QueueService:
-    # Every handler asks for the service before acting: apply the JSONP rule here too (InputGuard applies it
-    # first), so that a refused callback= never lets a request consume or add a message.
-    jsonp_callback(request)
     service: QueueService = request.app.state.service
     return service
 
@@ -55,12 +52,14 @@ def add_options(request: Request, fields: dict[str, str]) -> AddOptions:
     )
 
 
-def _message(message: Message) -> dict[str, Any]:
+def _message(message: Message) -> shapes.Message:
     return {"key": message.key, "value": message.value, "count": message.count}
 
 
 async def add_message(request: Request) -> Response:
-    """POST /q/<queue>: one message from a form (value= or msg=), or a batch from a JSON array / NDJSON."""
+    """A form (`value=` or `msg=`) adds one message and answers its key as text, `<queue>:<n>\\r\\n`. A JSON array
+    (application/json) or NDJSON (application/x-ndjson) adds a batch, all or nothing, answering {"keys": [...]};
+    a single JSON document is one message. Any other body is the message text."""
     queue = request.path_params["queue"]
     service = service_of(request)
     kind = media_type(request)
@@ -72,7 +71,8 @@ async def add_message(request: Request) -> Response:
         if ndjson or stripped.startswith(b"["):
             values = batch_values(raw, ndjson, service.limits.max_batch)
             result = await service.add(queue, values, add_options(request, {}))
-            return render(request, {"keys": result.keys(queue)}, headers=_dup(result.duplicate))
+            keys: shapes.Keys = {"keys": result.keys(queue)}
+            return render(request, keys, headers=_dup(result.duplicate))
         values = [raw.decode()]  # one JSON document, stored as its text
         result = await service.add(queue, values, add_options(request, {}))
     elif kind in ("application/x-www-form-urlencoded", "multipart/form-data"):
@@ -119,7 +119,9 @@ def _stopped_headers(result: PopResult) -> dict[str, str]:
 
 
 async def get_message(request: Request) -> Response:
-    """GET /q/<queue>: the oldest message ({key,value,count}), or 204 when none is ready."""
+    """The oldest message, removed as it is delivered. `lease=S` hides it for S seconds instead (ack with
+    DELETE /q/{queue}/{key}). `wait=S` long-polls. `count=N` answers a JSON array of up to N. 204 when nothing is
+    ready (with `X-RestMQ-Status: stop` when the queue is stopped)."""
     queue = request.path_params["queue"]
     result = await _get(request, queue)
     if "count" in request.query_params:
@@ -132,44 +134,52 @@ async def get_message(request: Request) -> Response:
 
 
 async def redrive(request: Request) -> Response:
-    """POST /q/<queue>:dead/redrive: move dead letters back to <queue>. The route's guard checked admin on
-    the dead-letter queue; the letters are written into <queue>, which takes write rights there too."""
+    """`queue` must be a dead-letter queue `<q>:dead`: its waiting messages move back to `<q>` as new messages.
+    Needs admin on `<q>:dead` and write on `<q>`."""
+    # The route's guard checked admin on the dead-letter queue; the letters are written into <q>: write there too.
     queue = request.path_params["queue"]
     target = queue.removesuffix(DEAD_SUFFIX)
     if target and target != queue:  # anything else is refused by the service: not a dead-letter queue
         await authorize(request, PRODUCER, target, "write")
     moved = await service_of(request).redrive(queue)
-    return render(request, {"queue": queue, "target": target, "moved": moved})
+    redriven: shapes.Redriven = {"queue": queue, "target": target, "moved": moved}
+    return render(request, redriven)
 
 
 async def purge_queue(request: Request) -> Response:
+    """Remove every message (ready, delayed, leased) and close the queue's streams on every process. Settings and
+    counters stay."""
     queue = request.path_params["queue"]
     removed = await service_of(request).purge(queue)
-    return render(request, {"queue": queue, "status": removed})
+    purged: shapes.Purged = {"queue": queue, "status": removed}
+    return render(request, purged)
 
 
 async def list_queues(request: Request) -> Response:
-    """GET /q/: one page of the queue names the caller may see, in name order (`limit`, `after`); `count` is the
-    number on this page and `next` the `after` of the following page (null on the last)."""
-    service_of(request)  # a bad callback= is refused before any work
+    """One page of the queues that hold messages (those the caller's token covers), in name order (`limit`,
+    `after`); `count` is the number on this page and `next` the `after` of the following page (null on the last).
+    HTML when the client prefers text/html."""
     page, _ = await listings.visible_page(request)
-    if prefers_html(request) and jsonp_callback(request) is None:
+    if prefers_html(request) and callback_of(request) is None:
         following = listings.page_link("/q/", page.next, request) if page.next else None
         return HTMLResponse(pages.queue_list(page.queues, following))
-    return render(request, {"queues": page.queues, "count": len(page.queues), "next": page.next})
+    listed: shapes.QueueList = {"queues": page.queues, "count": len(page.queues), "next": page.next}
+    return render(request, listed)
 
 
 async def ack_message(request: Request) -> Response:
-    """DELETE /q/<queue>/<key>: acknowledge a leased message (optional count= of the delivery)."""
+    """The message is done and removed. With `count=`, only if it was not delivered again since."""
     return await _settle(request, SettleAction.ACK, 0.0)
 
 
 async def release_message(request: Request) -> Response:
+    """Back to the head of its queue, or after `delay` seconds (query or form field)."""
     fields = await _fields(request)
     return await _settle(request, SettleAction.RELEASE, number(fields, "delay"), fields)
 
 
 async def extend_message(request: Request) -> Response:
+    """Keep the message leased `lease` more seconds from now (query or form field; required)."""
     fields = await _fields(request)
     if "lease" not in fields:
         raise MissingField("missing parameter 'lease' (seconds)")
@@ -192,14 +202,16 @@ async def _settle(
     count = await service_of(request).settle(
         queue, key, action, expected_count=None if expected < 0 else expected, seconds=seconds
     )
-    return render(request, {"queue": queue, "key": key, "count": count, "status": action.value})
+    settled: shapes.Settled = {"queue": queue, "key": key, "count": count, "status": action}
+    return render(request, settled)
 
 
 # -- the original index routes ---------------------------------------------------------------
 
 
 async def index_get(request: Request) -> Response:
-    """GET /?queue=<q> pops like GET /q/<q> but answers 404 when empty; GET / is the dashboard."""
+    """Without `queue`: the HTML dashboard. With `queue`: pop the oldest message like GET /q/{queue}, but an empty
+    queue answers 404 QUEUE_EMPTY."""
     queue = request.query_params.get("queue")
     if queue is None:
         return await ui.dashboard(request)
@@ -211,6 +223,7 @@ async def index_get(request: Request) -> Response:
 
 
 async def index_post(request: Request) -> Response:
+    """Add one message to the queue named by the form field `queue`. Answers the key, `<queue>:<n>\\r\\n`."""
     fields = await read_form(request, _max_body(request))
     queue = fields.get("queue")
     value = fields.get("value", fields.get("msg"))
@@ -224,7 +237,8 @@ async def index_post(request: Request) -> Response:
 
 
 async def json_protocol(request: Request) -> Response:
-    """POST /queue: a JSON-protocol command in form field body= (or msg=), or as a raw JSON body."""
+    """Run one command: add, get (soft get), take, del, ack, release, extend. The command is the raw
+    application/json body, or the form field `body` (or `msg`) holding it."""
     if media_type(request) in ("application/x-www-form-urlencoded", "multipart/form-data"):
         fields = await read_form(request, _max_body(request))
         raw = fields.get("body", fields.get("msg"))
@@ -242,6 +256,8 @@ async def json_protocol(request: Request) -> Response:
 
 
 async def policy(request: Request) -> Response:
+    """broadcast (every streaming consumer gets each message) or roundrobin (exactly one does). POST sets it from
+    the field `policy` (form or query)."""
     queue = request.path_params["queue"]
     service = service_of(request)
     if request.method == "POST":
@@ -251,10 +267,14 @@ async def policy(request: Request) -> Response:
         settings = await service.set_policy(queue, fields["policy"])
     else:
         settings = await service.settings(queue)
-    return render(request, {"queue": queue, "value": settings.policy.value})
+    reply: shapes.PolicyReply = {"queue": queue, "value": settings.policy}
+    return render(request, reply)
 
 
 async def control(request: Request) -> Response:
+    """`status` start/stop and `max_deliveries` (0 = unlimited). POST `status=stop` pauses delivery to every
+    consumer kind on every process (producers keep adding); `start` resumes. `max_deliveries=N` dead-letters a
+    message after N deliveries without an ack."""
     queue = request.path_params["queue"]
     service = service_of(request)
     if request.method == "POST":
@@ -268,20 +288,26 @@ async def control(request: Request) -> Response:
         settings = await service.set_control(queue, status=status, max_deliveries=max_deliveries)
     else:
         settings = await service.settings(queue)
-    return render(request, {"queue": queue, "status": settings.status.value, "max_deliveries": settings.max_deliveries})
+    reply: shapes.ControlReply = {"queue": queue, "status": settings.status, "max_deliveries": settings.max_deliveries}
+    return render(request, reply)
 
 
 async def stats_all(request: Request) -> Response:
-    """GET /stats/: the statistics of one page of queues, paged like GET /q/."""
+    """Sizes, settings and counters of one page of queues (paged like GET /q/), and the backend nodes' states."""
     service = service_of(request)
     page, _ = await listings.visible_page(request)
     stats = await service.stats(page.queues)
     nodes = await ops.node_view(request, service.store)
-    body = {"queues": [s.to_dict() for s in stats], "count": len(stats), "next": page.next, "nodes": nodes}
+    body: shapes.Stats = {"queues": [_stats(s) for s in stats], "count": len(stats), "next": page.next, "nodes": nodes}
     return render(request, body)
 
 
 async def stats_queue(request: Request) -> Response:
+    """Sizes (ready, delayed, leased, dead), consumers, settings and counters."""
     queue = request.path_params["queue"]
     (stats,) = await service_of(request).stats([queue])
-    return render(request, stats.to_dict())
+    return render(request, _stats(stats))
+
+
+def _stats(stats: QueueStats) -> shapes.QueueStats:
+    return cast(shapes.QueueStats, stats.to_dict())  # the model's fields; counters are added as they appear

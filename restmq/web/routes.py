@@ -1,12 +1,36 @@
-"""The route table, and nothing else: path, handler, and who may call it."""
+"""The route table, and nothing else: path, handler, who may call it, and (for the API description,
+restmq/web/openapi.py) what each route takes and gives, as models of restmq/web/shapes.py."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from restmq.web import head, observe, openapi, ops, rest, streams, ui
+from restmq.web import docs_page, head, observe, openapi, ops, rest, streams, ui
+from restmq.web import shapes as s
+from restmq.web.api import ERRORS, HTML, JSON, JSONP, NDJSON, SSE, TEXT, Api, ApiRoute, Out
 from restmq.web.auth import COMET, CONSUMER, PRODUCER, guard
 
+REPLAYED = "`true` when an Idempotency-Key retry added nothing."
+KEY = Out("The new key, `<queue>:<n>\\r\\n`.", media=[TEXT], headers={"Idempotent-Replayed": REPLAYED})
+KEYS = Out("The key (text) of one message, or the keys (JSON) of a batch.", s.Keys, [TEXT], KEY.headers)
+NOTHING = Out("Nothing ready.", headers={"X-RestMQ-Status": "`stop` when the queue is stopped."})
+ONE_OR_MORE = Out("A message, or an array with `count`.", s.Message | list[s.Message])
+PAGE = Out("An HTML page.", media=[HTML])
+ADD_BODY: dict[str, Any] = {JSON: s.JsonBody, NDJSON: str, TEXT: str}
+SETTLE = (*ERRORS, 404, 409)
+TOO_LARGE = (*ERRORS, 413)
+LIST = Api("List queues", "queues", {200: Out("The queue names.", s.QueueList, [HTML])}, s.PagingJsonp)
+STATS = Api("Statistics of queues, a page at a time", "queues", {200: s.Stats}, s.PagingJsonp)
+
+
+def api(path: str, endpoint: Any, method: str, summary: str, tag: str, **described: Any) -> ApiRoute:
+    return ApiRoute(path, endpoint, [method], Api(summary, tag, **described))
+
+
+# fmt: off
 routes = [
     # HEAD on the routes that hand out messages answers from the queue's statistics (restmq/web/head.py):
     # Starlette would run their GET endpoints, which take. Listed first, so that they win for HEAD.
@@ -16,44 +40,70 @@ routes = [
     Route("/sse/{queue}", guard(COMET, "read", head.stream), methods=["HEAD"]),
     Route("/stats/stream", head.stats_stream, methods=["HEAD"]),
     # The hot paths first: routes are matched in order.
-    Route("/q/{queue}", guard(CONSUMER, "read", rest.get_message), methods=["GET"]),
-    Route("/q/{queue}", guard(PRODUCER, "write", rest.add_message), methods=["POST"]),
+    api("/q/{queue}", guard(CONSUMER, "read", rest.get_message), "GET", "Pop, long-poll or lease messages", "messages",
+        query=s.PopMany, gives={200: ONE_OR_MORE, 204: NOTHING}),
+    api("/q/{queue}", guard(PRODUCER, "write", rest.add_message), "POST", "Add a message, or a batch", "messages",
+        query=s.AddOptions, headers=s.AddHeaders, form=s.AddForm, body=ADD_BODY, body_required=True, gives={200: KEYS},
+        errors=TOO_LARGE),
     # The original routes. /, /queue, /q/ and /stats/ check access themselves (the queue is in the
     # body, or the listing is filtered by the caller's token).
-    Route("/", rest.index_get, methods=["GET"]),
-    Route("/", rest.index_post, methods=["POST"]),
-    Route("/queue", rest.json_protocol, methods=["POST"]),
-    Route("/q", rest.list_queues, methods=["GET"]),
-    Route("/q/", rest.list_queues, methods=["GET"]),
-    Route("/q/{queue}", guard(PRODUCER, "admin", rest.purge_queue), methods=["DELETE"]),
-    Route("/q/{queue}/{key}", guard(CONSUMER, "read", rest.ack_message), methods=["DELETE"]),
-    Route("/q/{queue}/redrive", guard(PRODUCER, "admin", rest.redrive), methods=["POST"]),  # + write on the parent
-    Route("/q/{queue}/{key}/release", guard(CONSUMER, "read", rest.release_message), methods=["POST"]),
-    Route("/q/{queue}/{key}/extend", guard(CONSUMER, "read", rest.extend_message), methods=["POST"]),
-    Route("/p/{queue}", guard(CONSUMER, "read", rest.policy), methods=["GET"]),
-    Route("/p/{queue}", guard(PRODUCER, "admin", rest.policy), methods=["POST"]),
-    Route("/control/{queue}", guard(CONSUMER, "read", rest.control), methods=["GET"]),
-    Route("/control/{queue}", guard(PRODUCER, "admin", rest.control), methods=["POST"]),
-    Route("/stats", rest.stats_all, methods=["GET"]),
-    Route("/stats/", rest.stats_all, methods=["GET"]),
-    Route("/stats/stream", ui.stats_stream, methods=["GET"]),  # SSE for EventSource; else the queue "stream"
-    Route("/stats/{queue}", guard(CONSUMER, "read", rest.stats_queue), methods=["GET"]),
+    api("/", rest.index_get, "GET", "Dashboard, or pop (original route)", "original", query=s.PopIndex,
+        gives={200: Out("The dashboard (no `queue`), or the message.", s.Message, [HTML])}, errors=(*ERRORS, 404)),
+    api("/", rest.index_post, "POST", "Add (original route)", "original", form=s.IndexForm, body_required=True,
+        gives={200: KEY}, errors=TOO_LARGE),
+    api("/queue", rest.json_protocol, "POST", "JSON protocol", "original", query=s.Jsonp, form=s.CommandForm,
+        body={JSON: s.Command}, body_required=True, gives={200: s.Reply}, errors=(*SETTLE, 413)),
+    ApiRoute("/q", rest.list_queues, ["GET"], replace(LIST, op_id="listQueuesBare")),
+    ApiRoute("/q/", rest.list_queues, ["GET"], LIST),
+    api("/q/{queue}", guard(PRODUCER, "admin", rest.purge_queue), "DELETE", "Purge a queue", "queues", query=s.Jsonp,
+        gives={200: s.Purged}),
+    api("/q/{queue}/{key}", guard(CONSUMER, "read", rest.ack_message), "DELETE", "Acknowledge a leased message",
+        "leases", query=s.Settle, gives={200: s.Settled}, errors=SETTLE),
+    api("/q/{queue}/redrive", guard(PRODUCER, "admin", rest.redrive), "POST", "Redrive dead letters", "queues",
+        query=s.Jsonp, gives={200: s.Redriven}),  # + write on the parent
+    api("/q/{queue}/{key}/release", guard(CONSUMER, "read", rest.release_message), "POST", "Release a leased message",
+        "leases", query=s.ReleaseQuery, form=s.ReleaseForm, gives={200: s.Settled}, errors=SETTLE),
+    api("/q/{queue}/{key}/extend", guard(CONSUMER, "read", rest.extend_message), "POST", "Extend a lease", "leases",
+        query=s.ExtendQuery, form=s.ExtendForm, gives={200: s.Settled}, errors=SETTLE),
+    api("/p/{queue}", guard(CONSUMER, "read", rest.policy), "GET", "Streaming policy", "settings", op_id="getPolicy",
+        query=s.Jsonp, gives={200: s.PolicyReply}),
+    api("/p/{queue}", guard(PRODUCER, "admin", rest.policy), "POST", "Set the streaming policy", "settings",
+        op_id="setPolicy", query=s.PolicyQuery, form=s.PolicyForm, gives={200: s.PolicyReply}),
+    api("/control/{queue}", guard(CONSUMER, "read", rest.control), "GET", "Flow control", "settings",
+        op_id="getControl", query=s.Jsonp, gives={200: s.ControlReply}),
+    api("/control/{queue}", guard(PRODUCER, "admin", rest.control), "POST", "Set flow control", "settings",
+        op_id="setControl", query=s.ControlQuery, form=s.ControlForm, gives={200: s.ControlReply}),
+    ApiRoute("/stats", rest.stats_all, ["GET"], replace(STATS, op_id="statsBare")),
+    ApiRoute("/stats/", rest.stats_all, ["GET"], replace(STATS, op_id="stats")),
+    api("/stats/stream", ui.stats_stream, "GET", "Statistics as Server-Sent Events", "queues", query=s.PagingJsonp,
+        gives={200: Out("An event stream, or the queue's statistics.", s.QueueStats, [SSE])}),  # else queue "stream"
+    api("/stats/{queue}", guard(CONSUMER, "read", rest.stats_queue), "GET", "Statistics of a queue", "queues",
+        op_id="queueStats", query=s.Jsonp, gives={200: s.QueueStats}),
     # The dashboard (restmq/web/ui.py). Its pages check access themselves: a browser without credentials
     # gets the page, which asks for a token.
-    Route("/j/{queue}", ui.queue_page, methods=["GET"]),
-    Route("/ui", ui.dashboard, methods=["GET"]),
-    Route("/peek/{queue}", guard(CONSUMER, "read", ui.peek), methods=["GET"]),
+    api("/j/{queue}", ui.queue_page, "GET", "Queue page", "pages", query=s.RecentQuery, gives={200: PAGE}),
+    api("/ui", ui.dashboard, "GET", "Dashboard", "pages", query=s.Paging, gives={200: PAGE, 401: PAGE},
+        errors=(400, 403), public=True),
+    api("/peek/{queue}", guard(CONSUMER, "read", ui.peek), "GET", "Newest waiting messages, without delivering them",
+        "queues", query=s.PeekQuery, gives={200: s.Peek}),
     Mount("/ui/static", app=ui.static_files, name="ui-static"),
     # Streams. The WebSocket handler checks access before accepting the connection.
-    Route("/c/{queue}", guard(COMET, "read", streams.comet), methods=["GET"]),
-    Route("/sse/{queue}", guard(COMET, "read", streams.server_sent_events), methods=["GET"]),
+    api("/c/{queue}", guard(COMET, "read", streams.comet), "GET", "COMET stream", "streams", query=s.CometQuery,
+        gives={200: Out("A stream that stays open.", media=[NDJSON, JSONP, SSE])}),
+    api("/sse/{queue}", guard(COMET, "read", streams.server_sent_events), "GET", "Server-Sent Events stream",
+        "streams", query=s.SseQuery, headers=s.SseHeaders, gives={200: Out("An event stream.", media=[SSE])}),
     WebSocketRoute("/ws/{queue}", streams.websocket),
     # Operations: always open, they reveal nothing about queues.
-    Route("/health", ops.health, methods=["GET"]),
-    Route("/ready", ops.ready, methods=["GET"]),
-    Route("/metrics", guard(CONSUMER, "read", observe.metrics), methods=["GET"]),
+    api("/health", ops.health, "GET", "Liveness", "operations", gives={200: s.Health}, public=True),
+    api("/ready", ops.ready, "GET", "Readiness", "operations", gives={200: s.Ready, 503: s.Ready}, public=True),
+    api("/metrics", guard(CONSUMER, "read", observe.metrics), "GET", "Prometheus metrics", "operations",
+        gives={200: Out("Metrics.", media=[TEXT])}, errors=(401, 403)),
     # API descriptions (restmq/web/openapi.py; tests/integration/test_openapi.py keeps them true to this table).
-    Route("/openapi.json", openapi.openapi_json, methods=["GET"]),
-    Route("/asyncapi.json", openapi.asyncapi_json, methods=["GET"]),
-    Route("/docs", openapi.docs_page, methods=["GET"]),
+    api("/openapi.json", openapi.openapi_json, "GET", "This description", "operations", op_id="openapi",
+        gives={200: Out("OpenAPI document.", dict[str, Any])}, public=True),
+    api("/asyncapi.json", openapi.asyncapi_json, "GET", "Streaming channels", "operations", op_id="asyncapi",
+        gives={200: Out("AsyncAPI document.", dict[str, Any])}, public=True),
+    api("/docs", docs_page.docs_page, "GET", "API reference page", "operations", op_id="docs", gives={200: PAGE},
+        public=True),
 ]
+# fmt: on

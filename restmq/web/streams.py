@@ -23,7 +23,7 @@ from restmq.core.tokens import TokenRecord
 from restmq.errors import BadRequest, RestMQError
 from restmq.web import sse
 from restmq.web.auth import COMET, PRODUCER, WEBSOCKET, authorize
-from restmq.web.http import jsonp_callback, number
+from restmq.web.http import callback_of, number
 from restmq.web.limits import StreamSlots, client_of
 from restmq.web.token_watch import POLICY_CLOSES, TokenWatch
 
@@ -40,10 +40,12 @@ def streams_of(app: object) -> Streams:
     return streams
 
 
-def lease_of(source: object) -> float:
-    lease = number(source, "lease")
-    if lease < 0 or lease > 12 * 3600:
-        raise BadRequest("lease must be from 0 to 43200 seconds", code="PARAMETER_INVALID")
+def lease_of(conn: HTTPConnection) -> float:
+    """The stream's lease= (0: no lease), within the server's max_lease."""
+    lease = number(conn.query_params, "lease")
+    max_lease: float = conn.app.state.settings.limits.max_lease
+    if lease < 0 or lease > max_lease:
+        raise BadRequest(f"lease must be from 0 to {max_lease:g} seconds", code="PARAMETER_INVALID")
     return lease
 
 
@@ -144,14 +146,15 @@ class ConsumerStream(Response):
 
 
 async def comet(request: Request) -> Response:
-    """GET /c/<queue>: one JSON object per line, kept open (SSE when the client asks for it)."""
+    """COMET: kept open; one JSON object `{key,value}` per line (`\\r\\n`). With `callback=` each line is a JSONP
+    call; with `Accept: text/event-stream` the channel speaks SSE as /sse/{queue}. See /asyncapi.json."""
     if "text/event-stream" in request.headers.get("accept", ""):
         return await server_sent_events(request)
     queue = check_queue_name(request.path_params["queue"])
-    callback = jsonp_callback(request)
+    callback = callback_of(request)
     streams = streams_of(request.app)
     token = await authorize(request, COMET, queue, "read")  # cached: the guard has just checked it
-    consumer = await _open(request, streams, queue, lease_of(request.query_params), token)
+    consumer = await _open(request, streams, queue, lease_of(request), token)
 
     def encode(batch: list[Delivery]) -> bytes:
         return b"".join(sse.comet_line(delivery, callback) for delivery in batch)
@@ -161,13 +164,17 @@ async def comet(request: Request) -> Response:
 
 
 async def server_sent_events(request: Request) -> ConsumerStream:
-    """GET /sse/<queue>: SSE with ids, heartbeats and Last-Event-ID replay of broadcast history."""
+    """Server-Sent Events: each message is an event `id: <key>` / `data: {key,value[,count]}`; `retry:` first
+    (--sse-retry, 3000 ms by default), a `: heartbeat` comment every 15 s. Reconnect with `Last-Event-ID: <key>` (or
+    `?last_event_id=`) to replay the broadcast history after it (the newest 1,000 per queue, kept 5 minutes, at most
+    --max-replay-bytes of it: the newest); an `event: gap` comes first when history asked for is really missing:
+    the history no longer reaches back (broadcast queues) or older history did not fit. See /asyncapi.json."""
     queue = check_queue_name(request.path_params["queue"])
     streams = streams_of(request.app)
     last_id = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     max_bytes: int = request.app.state.settings.limits.max_replay_bytes
     token = await authorize(request, COMET, queue, "read")  # cached: the guard has just checked it
-    consumer = await _open(request, streams, queue, lease_of(request.query_params), token)
+    consumer = await _open(request, streams, queue, lease_of(request), token)
     try:
         replay, reached = await streams.replay(queue, last_id, max_bytes) if last_id else ([], True)
     except BaseException:
@@ -227,10 +234,13 @@ def _chunks(events: list[bytes]) -> list[bytes]:
 
 
 async def websocket(ws: WebSocket) -> None:
-    """GET /ws/<queue>: messages as JSON text frames; client frames are JSON-protocol commands."""
+    """WebSocket (RFC 6455): one JSON text frame per message. The client may send JSON-protocol commands as frames
+    (the queue defaults to the channel's) and gets a JSON reply frame each; a malformed frame gets an error frame.
+    An invalid queue name or lease closes with code 1008; purging the queue closes with 1000. acl.conf's cookie
+    `auth=user:pass` is accepted."""
     try:
         queue = check_queue_name(ws.path_params["queue"])
-        lease = lease_of(ws.query_params)
+        lease = lease_of(ws)
         token = await authorize(ws, WEBSOCKET, queue, "read")
     except RestMQError as exc:
         # Accept first: a close before the handshake completes is an HTTP 403 and carries no close code.
@@ -241,10 +251,8 @@ async def websocket(ws: WebSocket) -> None:
     await ws.accept()
     try:
         consumer = await _open(ws, streams, queue, lease, token)
-    except RestMQError as exc:  # too many streams (1013: try again later) or backend down (1011)
-        await ws.close(
-            code=1013 if exc.status == 503 and exc.code != "BACKEND_UNAVAILABLE" else 1011, reason=exc.message[:120]
-        )
+    except RestMQError as exc:
+        await ws.close(code=_refused_code(exc), reason=exc.message[:120])
         return
     send_lock = asyncio.Lock()
 
@@ -284,6 +292,11 @@ async def websocket(ws: WebSocket) -> None:
             code = _close_code(consumer.closed)
             # a client that stopped reading blocks the close frame too: then the connection just drops
             await asyncio.wait_for(ws.close(code=code, reason=(consumer.closed or "bye")[:120]), STUCK_GRACE)
+
+
+def _refused_code(exc: RestMQError) -> int:
+    """Too many streams: 1013 (try again later); the backend is down: 1011."""
+    return 1013 if exc.status == 503 and exc.code != "BACKEND_UNAVAILABLE" else 1011
 
 
 def _close_code(reason: str | None) -> int:

@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from html import escape
 from pathlib import Path
-from typing import Any
+from typing import cast
 from urllib.parse import quote
 
 import orjson
@@ -28,7 +28,7 @@ from restmq.core.model import Message, QueueStats
 from restmq.core.names import check_queue_name
 from restmq.core.service import QueueService
 from restmq.errors import InvalidParameter, RestMQError, Unauthorized
-from restmq.web import listings, openapi, ops
+from restmq.web import listings, ops, shapes
 from restmq.web.auth import CONSUMER, authorize
 from restmq.web.browser import CROSS_SITE
 from restmq.web.errors import error_response
@@ -109,8 +109,9 @@ def _cross_site(request: Request) -> bool:
 
 
 async def dashboard(request: Request) -> Response:
-    """One page of the queues the caller may see (`limit`, `after`, as GET /q/), with live rates once the page's
-    script runs."""
+    """The live dashboard, as GET / without `queue`: one page of queues (`limit`, `after`, as GET /q/), with live
+    rates once the page's script runs. A browser without credentials on a server that needs them gets the page with
+    status 401; its script asks for a token."""
     if _cross_site(request):
         return HTMLResponse(_fill("index.html", rows="", **NO_PAGER), headers=NO_STORE)
     try:
@@ -163,13 +164,14 @@ TRUNCATED = "Older messages are not shown: this view holds at most --max-peek-by
 
 def _limit(request: Request, default: int) -> int:
     limit = integer(request.query_params, "limit", default)
-    if not 1 <= limit <= 500:
-        raise InvalidParameter("limit must be from 1 to 500")
+    if not 1 <= limit <= shapes.MAX_RECENT:
+        raise InvalidParameter(f"limit must be from 1 to {shapes.MAX_RECENT}")
     return limit
 
 
 async def queue_page(request: Request) -> Response:
-    """The newest waiting messages and the counts of one queue, a form to add, a live view."""
+    """HTML page with the queue's newest messages (`limit`, 20 by default) and counts, a form to add, a live
+    view."""
     queue = check_queue_name(request.path_params["queue"])
     limit = _limit(request, 20)
     title = escape(queue)
@@ -194,27 +196,30 @@ async def queue_page(request: Request) -> Response:
 
 
 async def peek(request: Request) -> Response:
-    """GET /peek/<queue>?limit=N: the newest waiting messages and the queue's statistics. Nothing is
-    delivered: counts do not change and consumers are not disturbed. The messages hold at most
-    --max-peek-bytes of values; "truncated" says that older ones were left out for it."""
+    """Up to `limit` (default 20) of the newest ready messages, in reverse delivery order (newest first within a
+    priority), and the queue's statistics. Nothing is consumed and no count changes. The messages hold at most
+    `--max-peek-bytes` of values (8 MiB by default); `truncated` is true when older messages were left out for that
+    limit."""
     queue = request.path_params["queue"]
     limit = _limit(request, 20)
     service = _service(request)
     (stats,) = await service.stats([queue])
     recent = await service.recent(queue, limit)
-    body = {
+    body: shapes.Peek = {
         "queue": queue,
         "messages": [{"key": m.key, "value": m.value, "count": m.count} for m in recent.messages],
         "truncated": recent.truncated,
-        "stats": stats.to_dict(),
+        "stats": cast(shapes.QueueStats, stats.to_dict()),
     }
     return render(request, body, headers=NO_STORE)
 
 
 async def stats_stream(request: Request) -> Response:
-    """GET /stats/stream with `Accept: text/event-stream` (what EventSource sends): the /stats/ JSON as
-    one event per second, for the queues the caller's token covers. Any other request is the statistics
-    of a queue named "stream", as GET /stats/<queue> always answered."""
+    """With `Accept: text/event-stream` (what EventSource sends): every second an event whose data is the
+    GET /stats/ JSON of one page (`limit`, `after`) plus `time` (ms since the epoch), for the queues the caller's
+    token covers; every open stream of a process showing the same page gets the same snapshot. `event: failure`
+    carries an error. Without it: the statistics of a queue named `stream`, as GET /stats/{queue} always
+    answered."""
     if "text/event-stream" not in request.headers.get("accept", ""):
         await authorize(request, CONSUMER, "stream", "read")
         (stats,) = await _service(request).stats(["stream"])
@@ -305,91 +310,3 @@ def _event_maker(service: QueueService) -> Callable[[PageKey], Awaitable[bytes]]
         return b"data: %s\n\n" % orjson.dumps(snapshot)
 
     return event
-
-
-# -- API descriptions of the routes above (tests/integration/test_openapi.py checks them) ---------------
-
-_ERRORS = {str(s): {"$ref": f"#/components/responses/E{s}"} for s in (400, 401, 403, 503)}
-_DEFAULT = {"default": {"$ref": "#/components/responses/Default"}}
-_PAGE = {"description": "An HTML page.", "content": {"text/html": {"schema": {"type": "string"}}}}
-_PAGING = [{"$ref": "#/components/parameters/pageLimit"}, {"$ref": "#/components/parameters/pageAfter"}]
-_LIMIT = {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}}
-
-PATHS: dict[str, dict[str, Any]] = {
-    "/ui": {
-        "get": {
-            "operationId": "dashboard",
-            "summary": "Dashboard",
-            "description": "The live dashboard, as GET / without `queue`: one page of queues (`limit`, `after`, "
-            "as GET /q/). A browser without credentials on a server that needs them gets the page with status 401; "
-            "its script asks for a token.",
-            "tags": ["pages"],
-            "responses": {"200": _PAGE, "400": _ERRORS["400"], "401": _PAGE, "403": _ERRORS["403"], **_DEFAULT},
-            "parameters": _PAGING,
-            "security": [],
-        }
-    },
-    "/stats/stream": {
-        "get": {
-            "operationId": "statsStream",
-            "summary": "Statistics as Server-Sent Events",
-            "description": "With `Accept: text/event-stream`: every second an event whose data is the GET /stats/ "
-            "JSON of one page (`limit`, `after`) plus `time` (ms since the epoch), for the queues the caller's token "
-            "covers; every open stream of a process showing the same page gets the same snapshot. `event: failure` "
-            "carries an error. Without it: the statistics of a queue named `stream`.",
-            "tags": ["queues"],
-            "responses": {
-                "200": {
-                    "description": "An event stream that stays open, or the queue's statistics.",
-                    "content": {
-                        "text/event-stream": {"schema": {"type": "string"}},
-                        "application/json": {"schema": {"$ref": "#/components/schemas/QueueStats"}},
-                        "application/javascript": {"schema": {"type": "string"}},
-                    },
-                },
-                **_ERRORS,
-                **_DEFAULT,
-            },
-            "parameters": [*_PAGING, {"$ref": "#/components/parameters/callback"}],
-        }
-    },
-    "/peek/{queue}": {
-        "parameters": [{"$ref": "#/components/parameters/queue"}],
-        "get": {
-            "operationId": "peek",
-            "summary": "Newest waiting messages, without delivering them",
-            "description": "Up to `limit` (default 20) of the newest ready messages, in reverse delivery order "
-            "(newest first within a priority), and the queue's statistics. Nothing is consumed and no count changes. "
-            "The messages hold at most `--max-peek-bytes` of values (8 MiB by default); `truncated` is true when "
-            "older messages were left out for that limit.",
-            "tags": ["queues"],
-            "responses": {
-                "200": {
-                    "description": "The messages and statistics.",
-                    "content": {
-                        "application/json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["queue", "messages", "truncated", "stats"],
-                                "properties": {
-                                    "queue": {"type": "string"},
-                                    "messages": {"type": "array", "items": {"$ref": "#/components/schemas/Message"}},
-                                    "truncated": {
-                                        "type": "boolean",
-                                        "description": "Older messages were left out to stay within --max-peek-bytes.",
-                                    },
-                                    "stats": {"$ref": "#/components/schemas/QueueStats"},
-                                },
-                            }
-                        },
-                        "application/javascript": {"schema": {"type": "string"}},
-                    },
-                },
-                **_ERRORS,
-                **_DEFAULT,
-            },
-            "parameters": [_LIMIT, {"$ref": "#/components/parameters/callback"}],
-        },
-    },
-}
-openapi.PATHS.update(PATHS)  # described here, beside their handlers; openapi() reads PATHS when first called

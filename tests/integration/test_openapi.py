@@ -8,20 +8,33 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import jsonschema_rs
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.routing import Route, WebSocketRoute
 
+from restmq.config import Limits, Settings
 from restmq.storage.engine import EmbeddedEngine
-from restmq.web.openapi import asyncapi, openapi, render_docs
+from restmq.web import openapi as documents
+from restmq.web.docs_page import render_docs
 from restmq.web.routes import routes
-from tests.helpers.server import ServeProcess, serve
+from restmq.web.shapes import LIMIT
+from tests.helpers.server import ServeProcess, run_app, serve
 
 pytestmark = pytest.mark.integration
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 STREAMING = {"/c/{queue}", "/sse/{queue}"}  # they never end: covered by the streaming tests instead
+
+
+def openapi() -> dict[str, Any]:
+    return documents.openapi(routes, Settings())
+
+
+def asyncapi() -> dict[str, Any]:
+    return documents.asyncapi(Settings())
 
 
 def route_table() -> set[tuple[str, str]]:
@@ -86,7 +99,81 @@ async def test_descriptions_are_served(http: httpx.AsyncClient) -> None:
         assert f"{path}<" in page.text.replace("&#x27;", "'"), path
     for channel in asyncapi()["channels"]:
         assert channel in page.text
-    assert page.text == render_docs()
+    assert page.text == render_docs(openapi(), asyncapi())
+
+
+# -- one definition per rule: the document's bounds and shapes are the server's --------------------------
+
+
+def parameters(spec: dict[str, Any], path: str, method: str) -> dict[str, Any]:
+    return {p["name"]: p["schema"] for p in spec["paths"][path][method]["parameters"]}
+
+
+async def test_the_bounds_are_the_running_limits(redis_url: str) -> None:
+    limits = Limits(max_wait=5, max_count=7, max_lease=30, max_delay=90.5)
+    async with run_app(redis_url, limits=limits) as base, httpx.AsyncClient(base_url=base) as http:
+        spec = (await http.get("/openapi.json")).json()
+        channels = (await http.get("/asyncapi.json")).json()
+    get, add = parameters(spec, "/q/{queue}", "get"), parameters(spec, "/q/{queue}", "post")
+    assert (get["wait"]["maximum"], get["count"]["maximum"], get["lease"]["maximum"]) == (5, 7, 30)
+    assert add["delay"]["maximum"] == 90.5
+    assert parameters(spec, "/q/{queue}/{key}/extend", "post")["lease"]["maximum"] == 30
+    assert parameters(spec, "/sse/{queue}", "get")["lease"]["maximum"] == 30
+    assert channels["components"]["schemas"]["StreamQuery"]["properties"]["lease"]["maximum"] == 30
+    default = parameters(openapi(), "/q/{queue}", "get")
+    assert (default["wait"]["maximum"], default["count"]["maximum"]) == (Limits().max_wait, Limits().max_count)
+    assert LIMIT not in orjson.dumps(openapi()).decode() + orjson.dumps(asyncapi()).decode()
+
+
+def test_every_json_answer_has_a_shape() -> None:
+    spec = openapi()
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            for status, answer in op["responses"].items():
+                schema = resolve(answer).get("content", {}).get("application/json", {}).get("schema")
+                if schema is not None:
+                    assert resolve(schema).keys() & {"type", "anyOf", "properties"}, (method, path, status)
+
+
+def validate(spec: dict[str, Any], method: str, path: str, response: httpx.Response) -> Any:
+    """The reply, checked against the schema the document gives its route and status."""
+    answers = spec["paths"][path][method]["responses"]
+    answer = resolve(answers.get(str(response.status_code), answers.get("default", {})))
+    schema = answer["content"]["application/json"]["schema"]
+    jsonschema_rs.validate({**schema, "components": spec["components"]}, response.json())
+    return response.json()
+
+
+async def test_replies_of_the_main_routes_match_their_documented_shapes(http: httpx.AsyncClient) -> None:
+    spec = (await http.get("/openapi.json")).json()
+
+    async def call(method: str, path: str, url: str, **kwargs: Any) -> Any:
+        return validate(spec, method, path, await http.request(method.upper(), url, **kwargs))
+
+    assert (await call("post", "/q/{queue}", "/q/jobs", json=["a", "b", "c", "d"]))["keys"]
+    assert (await call("get", "/q/{queue}", "/q/jobs"))["value"] == "a"
+    assert len(await call("get", "/q/{queue}", "/q/jobs", params={"count": 1})) == 1
+    leased = await call("get", "/q/{queue}", "/q/jobs", params={"lease": 30})
+    key = leased["key"]
+    await call("post", "/q/{queue}/{key}/extend", f"/q/jobs/{key}/extend", data={"lease": 60})
+    assert (await call("post", "/q/{queue}/{key}/release", f"/q/jobs/{key}/release"))["status"] == "release"
+    leased = await call("get", "/q/{queue}", "/q/jobs", params={"lease": 30})
+    assert (await call("delete", "/q/{queue}/{key}", f"/q/jobs/{leased['key']}"))["status"] == "ack"
+    assert (await call("get", "/stats/{queue}", "/stats/jobs"))["length"] == 1
+    assert (await call("get", "/stats/", "/stats/"))["count"] == 1
+    assert (await call("get", "/q/", "/q/"))["queues"] == ["jobs"]
+    assert (await call("get", "/peek/{queue}", "/peek/jobs"))["truncated"] is False
+    await call("post", "/p/{queue}", "/p/jobs", data={"policy": "roundrobin"})
+    assert (await call("get", "/p/{queue}", "/p/jobs"))["value"] == "roundrobin"
+    await call("post", "/control/{queue}", "/control/jobs", data={"max_deliveries": 3})
+    assert (await call("get", "/control/{queue}", "/control/jobs"))["max_deliveries"] == 3
+    assert (await call("post", "/queue", "/queue", json={"cmd": "take", "queue": "jobs"}))["value"] == "d"
+    assert (await call("post", "/q/{queue}/redrive", "/q/jobs:dead/redrive"))["moved"] == 0
+    assert (await call("delete", "/q/{queue}", "/q/jobs"))["status"] == 0
+    assert (await call("delete", "/q/{queue}/{key}", "/q/jobs/jobs:99"))["code"] == "MESSAGE_NOT_FOUND"
+    assert (await call("get", "/q/{queue}", "/q/jobs", params={"wait": -1}))["code"]
+    assert (await call("get", "/health", "/health"))["status"] == "ok"
+    assert (await call("get", "/ready", "/ready"))["status"] == "ready"
 
 
 # -- schemathesis -----------------------------------------------------------------------------

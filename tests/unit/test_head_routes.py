@@ -9,7 +9,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from restmq.web import head, observe, openapi, ops, rest, ui
+from restmq.web import docs_page, head, observe, openapi, ops, rest, ui
 from restmq.web.hot import direct_endpoints
 from restmq.web.routes import routes
 
@@ -27,7 +27,7 @@ ONLY_LOOK = {
     ops.ready,
     openapi.openapi_json,
     openapi.asyncapi_json,
-    openapi.docs_page,
+    docs_page.docs_page,
 }
 HEAD_ANSWERS = {head.queue, head.index, head.stream, head.stats_stream}
 
