@@ -33,6 +33,7 @@ from restmq.cli._common import (
     stderr,
 )
 from restmq.client import Client, ClientError
+from restmq.core.names import MAX_PRIORITY
 
 STDIN = "-"
 
@@ -102,7 +103,7 @@ def _open_input(source: str) -> IO[str]:
 )
 @click.option("--delay", type=click.FloatRange(min=0), help="Seconds each message stays invisible.")
 @click.option("--ttl", type=click.FloatRange(min=0), help="Seconds a message may wait before it is dropped.")
-@click.option("--priority", type=click.IntRange(0, 9), help="0-9, higher first.")
+@click.option("--priority", type=click.IntRange(0, MAX_PRIORITY), help=f"0-{MAX_PRIORITY}, higher first.")
 @click.option(
     "--idempotency-key",
     help="Retry-safe add: the same key within 5 minutes adds nothing again (batch i of a file uses KEY-i).",

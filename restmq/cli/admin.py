@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from restmq.cli._common import EXIT_CODES_HELP, Nothing, client_errors, connection_options, make_client
+from restmq.core.names import MAX_DELIVERIES
 
 
 @click.command(epilog=EXIT_CODES_HELP)
@@ -32,7 +33,7 @@ def policy(queue: str, value: str | None, url: str, token: str | None, timeout: 
 @click.argument("status", required=False, type=click.Choice(["start", "stop"]))
 @click.option(
     "--max-deliveries",
-    type=click.IntRange(0, 1_000_000),
+    type=click.IntRange(0, MAX_DELIVERIES),
     help="Deliveries without an ack before a message moves to <queue>:dead (0 = unlimited).",
 )
 @connection_options

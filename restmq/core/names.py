@@ -16,6 +16,7 @@ MESSAGE_KEY_PATTERN = rf"{QUEUE_NAME_PATTERN}:[1-9][0-9]{{0,{MAX_MESSAGE_NUMBER_
 CALLBACK_PATTERN = r"[A-Za-z_$][A-Za-z0-9_$.]{0,63}"
 MAX_IDEMPOTENCY_KEY = 256  # characters of an Idempotency-Key (or its id= query form)
 MAX_PRIORITY = 9  # priorities are 0 (the default) to 9, higher first
+MAX_TTL = 10 * 365 * 86400.0  # seconds a message may live (ttl=)
 MAX_DELIVERIES = 1_000_000  # the highest max_deliveries= a queue's flow control takes (0: unlimited)
 _QUEUE_NAME = re.compile(QUEUE_NAME_PATTERN)
 _CALLBACK = re.compile(CALLBACK_PATTERN)

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from restmq.core.model import PopMode, SettleAction
-from restmq.core.names import check_queue_name
+from restmq.core.names import MAX_PRIORITY, check_queue_name
 from restmq.core.service import AddOptions, QueueService
 from restmq.errors import InvalidJSON, InvalidParameter, MissingField
 
@@ -60,7 +60,7 @@ def check_fields(command: dict[str, Any]) -> None:
         value = command.get(name)
         if value is not None and not _is_number(value):
             raise InvalidParameter(f"field {name!r} must be a number of seconds, not {_kind(value)}")
-    _check_whole(command, "priority", 0, 9)
+    _check_whole(command, "priority", 0, MAX_PRIORITY)
     _check_whole(command, "count", 0, MAX_COUNT)
 
 

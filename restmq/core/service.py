@@ -22,7 +22,14 @@ from restmq.core.model import (
     SettleAction,
     SettleOutcome,
 )
-from restmq.core.names import MAX_IDEMPOTENCY_KEY, check_queue_name, parse_message_key
+from restmq.core.names import (
+    MAX_DELIVERIES,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_PRIORITY,
+    MAX_TTL,
+    check_queue_name,
+    parse_message_key,
+)
 from restmq.core.store import Store
 from restmq.core.waiters import Waiters
 from restmq.errors import Conflict, InvalidParameter, InvalidValue, NotFound, PayloadTooLarge
@@ -60,10 +67,10 @@ class QueueService:
         for value in values:
             if len(value) > self.limits.max_value or len(value.encode()) > self.limits.max_value:
                 raise PayloadTooLarge(f"a message value exceeds the limit of {self.limits.max_value} bytes")
-        if not 0 <= options.priority <= 9:
-            raise InvalidParameter("priority must be an integer from 0 to 9")
+        if not 0 <= options.priority <= MAX_PRIORITY:
+            raise InvalidParameter(f"priority must be an integer from 0 to {MAX_PRIORITY}")
         self._check_seconds("delay", options.delay, self.limits.max_delay)
-        self._check_seconds("ttl", options.ttl, 10 * 365 * 86400.0)
+        self._check_seconds("ttl", options.ttl, MAX_TTL)
         idem = options.idempotency_key
         if idem is not None and not 0 < len(idem) <= MAX_IDEMPOTENCY_KEY:
             raise InvalidParameter(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
@@ -173,8 +180,8 @@ class QueueService:
     ) -> QueueSettings:
         if status is not None and status not in {s.value for s in FlowStatus}:
             raise InvalidParameter("status must be start or stop")
-        if max_deliveries is not None and not 0 <= max_deliveries <= 1_000_000:
-            raise InvalidParameter("max_deliveries must be from 0 (unlimited) to 1000000")
+        if max_deliveries is not None and not 0 <= max_deliveries <= MAX_DELIVERIES:
+            raise InvalidParameter(f"max_deliveries must be from 0 (unlimited) to {MAX_DELIVERIES}")
         return await self.store.update_settings(check_queue_name(queue), status=status, max_deliveries=max_deliveries)
 
     async def list_queues(self) -> list[str]:

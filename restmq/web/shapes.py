@@ -18,6 +18,7 @@ from restmq.core.names import (
     MAX_DELIVERIES,
     MAX_IDEMPOTENCY_KEY,
     MAX_PRIORITY,
+    MAX_TTL,
     MESSAGE_KEY_PATTERN,
     QUEUE_NAME_PATTERN,
     QUEUE_NAME_RULE,
@@ -47,7 +48,7 @@ Callback = Annotated[
 ]
 Seconds = Annotated[float, Meta(ge=0)]
 Delay = Annotated[float, _upto("max_delay", ge=0, description="Seconds before the message is visible.")]
-Ttl = Annotated[float, Meta(ge=0, description="Seconds the message may wait before it is dropped.")]
+Ttl = Annotated[float, Meta(ge=0, le=MAX_TTL, description="Seconds the message may wait before it is dropped.")]
 Priority = Annotated[int, Meta(ge=0, le=MAX_PRIORITY, description=f"0-{MAX_PRIORITY}, higher first.")]
 IdempotencyKey = Annotated[
     str,
