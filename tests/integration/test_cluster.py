@@ -24,7 +24,7 @@ from tests.helpers.streams import sse, wait_consumers
 from tests.helpers.topology import cluster_slot_owner, flush_cluster, wait_replicas_synced
 from tests.helpers.wait import wait_for, wait_parked
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 log = logging.getLogger("tests.cluster")
 

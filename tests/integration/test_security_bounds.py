@@ -100,6 +100,7 @@ async def test_a_replay_within_max_replay_bytes_is_complete_and_has_no_gap(redis
             assert [e.event for e in reader.events if e.event is not None] == []
 
 
+@pytest.mark.slow  # a `restmq serve` subprocess
 @pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
 async def test_max_replay_bytes_is_the_serve_option(redis_url: str, tmp_path: Path, http_server: str) -> None:
     """Issue 13: `restmq serve --max-replay-bytes` sets the replay limit, on either HTTP server."""
@@ -114,6 +115,7 @@ async def test_max_replay_bytes_is_the_serve_option(redis_url: str, tmp_path: Pa
             assert [e.event for e in reader.events if e.event is not None] == ["gap"]
 
 
+@pytest.mark.slow  # a `restmq serve` subprocess
 @pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
 async def test_a_replay_of_many_chunks_arrives_whole_and_in_order(
     redis_url: str, tmp_path: Path, http_server: str
@@ -153,6 +155,7 @@ async def test_peek_returns_the_newest_messages_that_fit_max_peek_bytes_and_says
             assert len(await drain(http, "big")) == 10  # nothing was delivered by peeking
 
 
+@pytest.mark.slow  # a `restmq serve` subprocess
 async def test_the_queue_page_holds_at_most_max_peek_bytes_of_messages(redis_url: str, tmp_path: Path) -> None:
     """Issue 13: the /j/<queue> page shows the same bounded view as /peek (`restmq serve --max-peek-bytes`)."""
     with serve(["--redis", redis_url, "--max-peek-bytes", "3500"], tmp_path) as server:

@@ -21,7 +21,7 @@ from tests.helpers.rawhttp import raw_connection, read_response
 from tests.helpers.server import ServeProcess, run_app, serve
 from tests.helpers.streams import ws_url
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EVIL = "https://evil.example"
 APP = "https://app.example"

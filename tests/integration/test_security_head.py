@@ -19,7 +19,7 @@ from tests.helpers.auth import bearer, create_token
 from tests.helpers.server import ServeProcess, serve
 from tests.helpers.wait import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 VALUES = [f"m{i}" for i in range(3)]
 SSE = {"Accept": "text/event-stream"}

@@ -9,6 +9,8 @@ from redis._parsers.base import BaseParser
 from restmq.errors import BackendUnavailable
 from restmq.storage.errors import backend_errors, unavailable
 
+pytestmark = pytest.mark.unit
+
 REFUSALS = [
     "MISCONF Errors writing to the AOF file: No space left on device",
     "MISCONF Errors writing to the AOF file: No space left on device script: 7389, on @user_script:1.",

@@ -12,6 +12,8 @@ import pytest
 from restmq.core import deadline
 from restmq.errors import BackendUnavailable, DeadlinePassed
 
+pytestmark = pytest.mark.unit
+
 
 @contextlib.contextmanager
 def request(budget: float) -> Iterator[None]:

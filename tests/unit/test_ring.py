@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from restmq.storage.ring import POINTS_PER_WEIGHT, HashRing
 from restmq.storage.sharded import merge_pages
 
+pytestmark = pytest.mark.unit
+
 NODES = ["redis://a:6379/0", "redis://b:6379/0", "redis://c:6379/0"]
 KEYS = [f"queue-{i}" for i in range(20_000)]
 
