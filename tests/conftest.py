@@ -15,7 +15,6 @@ from restmq.storage.node import RedisStore
 from tests.helpers.cluster import Cluster
 from tests.helpers.server import run_app
 
-
 # The marker every test of a directory carries, so `pytest -m unit` (or integration, e2e) selects a whole tier.
 TIERS = {"unit": "unit", "integration": "integration", "faults": "integration", "e2e": "e2e"}
 

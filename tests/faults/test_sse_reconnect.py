@@ -137,4 +137,4 @@ def age_history(client: redis.Redis, queue: str, seconds: float) -> None:
     for index, raw in enumerate(client.lrange(history, 0, -1)):
         entry = orjson.loads(raw)
         entry["t"] -= int(seconds * 1000)
-        client.lset(history, index, orjson.dumps(entry))
+        client.lset(history, index, orjson.dumps(entry).decode())

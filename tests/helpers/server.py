@@ -48,8 +48,9 @@ async def run_app(
         raise ValueError("run_app needs redis_url, redis_urls or redis_cluster")
     base = Settings(redis=urls, redis_cluster=redis_cluster, limits=limits or Limits())
     settings = replace(base, **overrides)  # type: ignore[arg-type]
+    app = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        app,
         host="127.0.0.1",
         port=0,
         log_level="warning",
@@ -66,7 +67,7 @@ async def run_app(
                 raise RuntimeError("uvicorn stopped before it started")
             await asyncio.sleep(0.005)
         if stream_config is not None:  # e.g. a small per-connection buffer; read as each consumer connects
-            config.app.state.streams.config = stream_config
+            app.state.streams.config = stream_config
         port = server.servers[0].sockets[0].getsockname()[1]
         yield f"http://127.0.0.1:{port}"
     finally:

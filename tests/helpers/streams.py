@@ -299,7 +299,7 @@ async def wait_consumers(client: httpx.AsyncClient, base: str, queue: str, n: in
 
 async def drain(client: httpx.AsyncClient, base: str, queue: str) -> list[str]:
     """GET /q/<queue> until it is empty; the keys taken."""
-    keys = []
+    keys: list[str] = []
     while True:
         response = await client.get(f"{base}/q/{queue}")
         if response.status_code == 204:

@@ -87,8 +87,8 @@ def cluster_slot_owner(cluster: Cluster, key: str) -> int:
     """The port of the master serving `key`'s slot."""
     client = redis.Redis(port=cluster.masters()[0], decode_responses=True)
     try:
-        slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
-        for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+        slot = int(client.cluster("KEYSLOT", key))
+        for start, end, master, *_ in client.cluster("SLOTS"):
             if int(start) <= slot <= int(end):
                 return int(master[1])
     finally:

@@ -5,6 +5,7 @@ process exits 0, nothing acknowledged is lost, the engine stops last) and kill -
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import time
 from collections.abc import Iterator
@@ -235,6 +236,6 @@ def test_kill_9_leaves_no_worker_and_no_engine(tmp_path: Path) -> None:
         assert len(workers) == 2
         killed.kill(signal.SIGKILL)
         for pid in (*workers, engine):
-            wait_until(lambda pid=pid: process_gone(pid), 15, 0.05, f"pid {pid} to exit with its server")
+            wait_until(functools.partial(process_gone, pid), 15, 0.05, f"pid {pid} to exit with its server")
     with serve(["--data-dir", str(data), *GRANIAN], tmp_path, "after") as after:  # the data dir is free
         assert httpx.get(after.url + "/q/jobs").json()["value"] == "survives"

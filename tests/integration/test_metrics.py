@@ -126,7 +126,7 @@ async def test_metrics_show_only_the_queues_a_token_covers(http: httpx.AsyncClie
     ],
 )
 async def test_request_ids(http: httpx.AsyncClient, sent: str, kept: bool) -> None:
-    response = await http.get("/health", headers={"X-Request-ID": sent.encode()})
+    response = await http.get("/health", headers={b"X-Request-ID": sent.encode()})  # bytes: "é" goes raw
     echoed = response.headers["x-request-id"]
     if kept:
         assert echoed == sent

@@ -39,7 +39,7 @@ async def add(http: httpx.AsyncClient, queue: str, value: str) -> str:
 
 
 async def drain(http: httpx.AsyncClient, queue: str) -> list[dict[str, Any]]:
-    got = []
+    got: list[dict[str, Any]] = []
     while True:
         reply = await http.get(f"/q/{queue}", params={"count": 100})
         if reply.status_code == 204:

@@ -12,17 +12,15 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import redis
 
 from restmq.config import Limits
-from restmq.storage import keys
 from restmq.storage.engine import EmbeddedEngine
 from tests.helpers.cluster import Cluster
 from tests.helpers.queues import add, drain, length
 from tests.helpers.server import run_app, serve
 from tests.helpers.streams import sse
 from tests.helpers.topology import flush_cluster, flush_engines
-from tests.helpers.wait import wait_for
+from tests.helpers.wait import wait_for, wait_parked
 
 pytestmark = pytest.mark.integration
 
@@ -245,12 +243,6 @@ async def test_a_batch_with_a_value_over_max_value_stores_nothing(
 # -- long-polls and /stats/stream take stream slots ------------------------------------------------
 
 
-def subscribed(client: redis.Redis, queue: str) -> bool:
-    """Whether a server process listens to the queue's events (a long-poll on it is waiting)."""
-    reply = client.execute_command("PUBSUB", "SHARDNUMSUB", keys.queue_keys(queue).channel)
-    return int(reply[1]) > 0
-
-
 async def refused_stream(base: str, path: str, headers: dict[str, str] | None = None) -> str:
     """The error of a stream (or long-poll) that must be refused; an accepted one is never read to its end."""
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
@@ -268,20 +260,13 @@ LIMITS = [
 
 
 @pytest.mark.parametrize(("limits", "message"), LIMITS)
-async def test_long_polls_count_against_the_stream_limits(
-    redis_url: str, redis_client: redis.Redis, limits: Limits, message: str
-) -> None:
+async def test_long_polls_count_against_the_stream_limits(redis_url: str, limits: Limits, message: str) -> None:
     """Issue 13: with a limit of 2 streams, two waiting long-polls use it up: a third long-poll, and a
     stream, get 503 TOO_MANY_STREAMS with Retry-After; once a long-poll has its answer, its slot is free."""
     async with run_app(redis_url, limits=limits) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
         polls = [asyncio.create_task(http.get(f"/q/lp{i}", params={"wait": "10"})) for i in range(2)]
         try:
-            for i in range(2):
-
-                async def waiting(queue: str = f"lp{i}") -> bool:
-                    return subscribed(redis_client, queue)
-
-                await wait_for(waiting, timeout=10, what=f"long-poll {i} to wait")
+            await wait_parked(http, 2)  # both long-polls wait, each holding a stream slot
             assert message in await refused_stream(base, "/q/lp2?wait=5")
             assert message in await refused_stream(base, "/sse/lp2", EVENTS)
             assert not any(poll.done() for poll in polls)

@@ -50,7 +50,7 @@ def assert_untouched(http: httpx.Client, queue: str) -> None:
     """Nothing was delivered: once no consumer is connected, every message is still there, in order."""
 
     def no_consumers() -> bool:
-        return http.get(f"/stats/{queue}").json()["consumers"] == 0
+        return bool(http.get(f"/stats/{queue}").json()["consumers"] == 0)
 
     wait_until(no_consumers, 20, 0.02, f"no consumer on {queue}")
     stats = http.get(f"/stats/{queue}").json()

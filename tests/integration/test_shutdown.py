@@ -120,10 +120,10 @@ async def test_sigterm_under_load_loses_nothing(tmp_path: Path, http_server: str
 
     with serve(args, tmp_path, "second") as second:
         remaining: dict[str, list[str]] = {}
-        with httpx.Client(base_url=second.url, timeout=30) as client:
+        with httpx.Client(base_url=second.url, timeout=30) as http:
             for queue in QUEUES:
                 remaining[queue] = []
-                while (response := client.get(f"/q/{queue}", params={"count": 500})).status_code == 200:
+                while (response := http.get(f"/q/{queue}", params={"count": 500})).status_code == 200:
                     remaining[queue] += [m["key"] for m in response.json()]
                 assert response.status_code == 204, response.text
 

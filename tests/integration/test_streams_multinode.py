@@ -148,8 +148,8 @@ async def test_delete_on_one_node_closes_streams_on_another(redis_url: str, tmp_
                     await reader.wait_ended(timeout=3)
                     assert reader.error is None, f"{reader.kind}: {reader.error!r}"
                 ws_reader = readers[2]
-                assert ws_reader.close_code == 1000  # type: ignore[attr-defined]
-                assert "deleted" in (ws_reader.close_reason or "")  # type: ignore[attr-defined]
+                assert ws_reader.close_code == 1000
+                assert "deleted" in (ws_reader.close_reason or "")
                 await wait_consumers(client, b.url, "del", 0)
 
 
@@ -208,7 +208,7 @@ async def test_sigkill_of_a_streaming_node_loses_nothing(redis_url: str, tmp_pat
                 assert [r.error for r in on_b if r.error is not None] == []
 
             async def released() -> bool:  # leases held by B's consumers or A's dead ones are gone
-                return (await stats(client, b.url, "kill"))["leased"] == 0
+                return bool((await stats(client, b.url, "kill"))["leased"] == 0)
 
             await wait_for(released, 30, 0.1, "no message leased any more")
             left = await drain(client, b.url, "kill")
