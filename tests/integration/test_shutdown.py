@@ -52,7 +52,7 @@ class Producer:
                     self.refused += 1
                     if self.refused > 50:
                         return
-                    await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.01)  # back-off before trying again, not a wait for a condition
                     continue
                 if response.status_code == 200:
                     self.acked[queue].add(response.text.strip())
