@@ -32,7 +32,8 @@ async def wait_stats(
         current = await stats(http, queue)
         return current if predicate(current) else None
 
-    found: Stats = await wait_for(check, timeout, 0.02, what)  # type: ignore[assignment]
+    found = await wait_for(check, timeout, 0.02, what)
+    assert found is not None  # wait_for returns a truthy value
     return found
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -20,8 +21,9 @@ from tests.helpers.wait import wait_until
 TOPOLOGIES = ("node", "ring", "cluster")
 
 
-def engine_client(engine: EmbeddedEngine, **options: object) -> redis.Redis:
-    return redis.Redis(unix_socket_path=engine.socket_path, decode_responses=True, **options)  # type: ignore[arg-type]
+def engine_client(engine: EmbeddedEngine, **options: Any) -> redis.Redis:
+    """A client of `engine` (`options`: redis.Redis's)."""
+    return redis.Redis(unix_socket_path=engine.socket_path, decode_responses=True, **options)
 
 
 def flush_engines(engines: Sequence[EmbeddedEngine]) -> None:

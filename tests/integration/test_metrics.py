@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -38,8 +39,8 @@ def queue_metrics(text: str, queue: str) -> dict[str, float]:
     return found
 
 
-async def scrape(http: httpx.AsyncClient, **kwargs: object) -> str:
-    response = await http.get("/metrics", **kwargs)  # type: ignore[arg-type]
+async def scrape(http: httpx.AsyncClient, **kwargs: Any) -> str:
+    response = await http.get("/metrics", **kwargs)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     return response.text

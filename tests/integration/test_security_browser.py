@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -309,8 +310,8 @@ async def test_jsonp_is_off_by_default_and_the_error_names_the_option(client: ht
     """`<script src=…/q/jobs?callback=x>` popped messages and read /stats/ from any page."""
     await add(client, "jobs", "precious")
     for method, path in JSONP_CASES:
-        body = {"json": {"cmd": "take", "queue": "jobs"}} if path.startswith("/queue") else {}
-        response = await client.request(method, path, **body)  # type: ignore[arg-type]
+        body: dict[str, Any] = {"json": {"cmd": "take", "queue": "jobs"}} if path.startswith("/queue") else {}
+        response = await client.request(method, path, **body)
         message = assert_error(response, 400, "JSONP_DISABLED")
         assert "--jsonp" in message, message
     assert await length(client, "jobs") == 1
