@@ -24,9 +24,10 @@ async def stats(http: httpx.AsyncClient, queue: str, *, base: str = "") -> Stats
 
 
 async def wait_stats(
-    http: httpx.AsyncClient, queue: str, predicate: Callable[[Stats], bool], what: str, timeout: float = 5.0
+    http: httpx.AsyncClient, queue: str, predicate: Callable[[Stats], bool], what: str, timeout: float = 10.0
 ) -> Stats:
-    """The queue's statistics once `predicate` holds for them (polled every 20 ms)."""
+    """The queue's statistics once `predicate` holds for them (polled every 20 ms; the default timeout leaves
+    room for a loaded machine: a passing test does not wait it out)."""
 
     async def check() -> Stats | None:
         current = await stats(http, queue)
