@@ -15,6 +15,24 @@ from restmq.storage.node import RedisStore
 from tests.helpers.cluster import Cluster
 from tests.helpers.server import run_app
 
+# The marker every test of a directory carries, so `pytest -m unit` (or integration, e2e) selects a whole tier.
+TIERS = {"unit": "unit", "integration": "integration", "faults": "integration", "e2e": "e2e"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """A test without its directory's tier marker fails collection: `-m <tier>` would silently leave it out."""
+    root = Path(__file__).parent
+    unmarked: dict[str, str] = {}  # test file -> the marker it lacks
+    for item in items:
+        if not item.path.is_relative_to(root):
+            continue
+        tier = TIERS.get(item.path.relative_to(root).parts[0])
+        if tier is not None and item.get_closest_marker(tier) is None:
+            unmarked.setdefault(item.nodeid.partition("::")[0], tier)
+    if unmarked:
+        lines = [f"{path}: add pytestmark = pytest.mark.{tier}" for path, tier in sorted(unmarked.items())]
+        raise pytest.UsageError("tests without their tier's marker:\n  " + "\n  ".join(lines))
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI a skipped test is a failure: every test must run there."""

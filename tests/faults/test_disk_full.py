@@ -76,7 +76,7 @@ async def adds_until(conn: KeepAlive, queue: str, status: int, acked: dict[str, 
         if answer.status == status:
             return answer
         assert time.monotonic() < deadline, f"no {status} within {timeout}s"
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.02)  # the adds' pace, not a wait for a condition
 
 
 @pytest.mark.parametrize("server", SERVERS)

@@ -15,6 +15,7 @@ import os
 import signal
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from restmq.errors import BackendUnavailable
 from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.sharded import ShardedStore
 from restmq.storage.urls import redact
+from tests.helpers.queues import drain_values
 from tests.helpers.server import ServeProcess, serve
 from tests.helpers.topology import engines
 from tests.helpers.wait import wait_for
@@ -50,9 +52,9 @@ class Load:
     acked: dict[str, str] = field(default_factory=dict)  # idempotency key (= value) -> message key
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def timed(self, kind: str, call: object) -> httpx.Response:
+    async def timed(self, kind: str, call: Awaitable[httpx.Response]) -> httpx.Response:
         began = time.monotonic()
-        response: httpx.Response = await call  # type: ignore[misc]
+        response = await call
         self.durations.setdefault(kind, []).append(time.monotonic() - began)
         self.statuses[response.status_code] += 1
         assert response.status_code in (200, 204, 503), (kind, response.status_code, response.text)
@@ -74,7 +76,7 @@ async def produce(base: str, name: str, load: Load) -> None:
                 if response.status_code == 200:
                     load.acked[key] = response.text.strip()
                     break
-                await asyncio.sleep(0.1)
+                await asyncio.sleep(0.1)  # a producer's back-off before trying again, not a wait for a condition
             seq += 1
 
 
@@ -88,14 +90,6 @@ async def read(base: str, load: Load) -> None:
 
 def engine_pid(data: Path) -> int:
     return int((data / "valkey.pid").read_text())
-
-
-async def drain(http: httpx.AsyncClient, queue: str) -> list[str]:
-    values: list[str] = []
-    while (reply := await http.get(f"/q/{queue}", params={"count": 1000})).status_code == 200:
-        values += [message["value"] for message in reply.json()]
-    assert reply.status_code == 204, reply.text
-    return values
 
 
 async def recovery_after(process: ServeProcess) -> float:
@@ -150,7 +144,7 @@ async def test_a_frozen_engine_delays_no_answer_past_the_deadline_and_duplicates
         await asyncio.wait_for(asyncio.gather(*clients), 60)
 
         async with httpx.AsyncClient(base_url=process.url, timeout=60) as http:
-            values = await drain(http, "frozen")
+            values = await drain_values(http, "frozen", 1000)
     slowest = {kind: max(durations) for kind, durations in load.durations.items()}
     assert slowest["add"] < DEADLINE + MARGIN, slowest
     assert slowest["stats"] < DEADLINE + MARGIN, slowest

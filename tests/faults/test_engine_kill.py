@@ -102,7 +102,7 @@ async def produce(client: httpx.AsyncClient, ledger: Ledger, name: str) -> None:
                 pass
             assert time.monotonic() < deadline, f"{value} could not be added in 60 s"
             ledger.retried += 1
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # back-off before trying again, not a wait for a condition
         n += 1
 
 
@@ -112,12 +112,12 @@ async def consume(client: httpx.AsyncClient, ledger: Ledger) -> None:
         try:
             reply = await client.get(f"/q/{QUEUE}", params={"lease": LEASE, "count": 10, "wait": 1})
         except httpx.HTTPError:
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # back-off before trying again, not a wait for a condition
             continue
         if reply.status_code != 200:
             assert reply.status_code in (204, 503), reply.text
             if reply.status_code == 503:
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # back-off before trying again, not a wait for a condition
             continue
         for message in reply.json():
             ledger.deliveries.append((message["value"], message["key"], message["count"]))
@@ -132,7 +132,7 @@ async def acknowledge(client: httpx.AsyncClient, key: str, count: int) -> None:
                 return  # 200; or the ack of a first try that was applied but whose reply was lost
         except httpx.HTTPError:
             pass
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # back-off before trying again, not a wait for a condition
     raise AssertionError(f"ack of {key} kept failing")
 
 

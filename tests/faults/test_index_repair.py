@@ -121,9 +121,9 @@ def backends(request: pytest.FixtureRequest) -> Iterator[Backends]:
     else:
         cluster: Cluster = request.getfixturevalue("shared_cluster")
         flush_cluster(cluster)
-        client = redis.RedisCluster(host="127.0.0.1", port=cluster.masters()[0], decode_responses=True)
-        yield Backends([client], ["--redis-cluster", cluster.url])
-        client.close()
+        routing = redis.RedisCluster(host="127.0.0.1", port=cluster.masters()[0], decode_responses=True)
+        yield Backends([routing], ["--redis-cluster", cluster.url])
+        routing.close()
 
 
 def spread_names(prefix: str, backends: Backends, cluster: Cluster | None) -> list[str]:

@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers.streams import STREAM_TIMEOUT, SSEReader, add, opened, serve_nodes, stats, wait_consumers
+from tests.helpers.queues import add, stats
+from tests.helpers.streams import STREAM_TIMEOUT, SSEReader, opened, serve_nodes, wait_consumers
 from tests.helpers.wait import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -84,7 +85,7 @@ async def producing(base: str, queue: str, sent: dict[str, float]) -> AsyncItera
             i = 0
             while not stop.is_set():
                 started = time.monotonic()
-                key = await add(producer, base, queue, f"m{i}")
+                key = await add(producer, queue, f"m{i}", base=base)
                 sent[key] = started
                 i += 1
                 with contextlib.suppress(TimeoutError):
@@ -134,7 +135,7 @@ async def test_kill_of_a_streaming_process_delays_no_message_long(redis_url: str
                 try:
                     await wait_for(all_arrived, 2 * EXTRA_DELAY_BOUND, 0.05, "every message to arrive")
                 except AssertionError:
-                    current = await stats(client, b.url, queue)
+                    current = await stats(client, queue, base=b.url)
                     raise AssertionError(f"{len(missing())} of {len(sent)} never arrived; stats {current}") from None
 
                 first = {k: min(r.arrived[k] for r in readers if k in r.arrived) for k in sent}
@@ -164,7 +165,7 @@ async def test_kill_returns_unacked_lease_mode_messages_of_the_dead_process_soon
             await make_roundrobin(client, b.url, queue)
             async with timed(a.url, queue, lease="60") as on_a:
                 await wait_consumers(client, b.url, queue, 1)
-                keys = [await add(client, b.url, queue, f"v{i}") for i in range(10)]
+                keys = [await add(client, queue, f"v{i}", base=b.url) for i in range(10)]
                 await wait_for(lambda: _arrived(on_a, keys), 10, what="A's consumer to get every message")
                 async with timed(b.url, queue, lease="60") as on_b:
                     await wait_consumers(client, b.url, queue, 2)
@@ -196,13 +197,13 @@ async def test_slow_live_consumer_keeps_what_it_holds(redis_url: str, tmp_path: 
                     assert added.status_code == 200, added.text
 
                 async def slow_share_held() -> dict[str, object] | None:
-                    current = await stats(client, b.url, queue)
+                    current = await stats(client, queue, base=b.url)
                     assigned = current["length"] == 0 and current["acked"] + current["leased"] == total
                     return current if assigned and current["leased"] > 0 else None
 
                 held = await wait_for(slow_share_held, 30, 0.05, "the slow consumer's share to be held unwritten")
                 await asyncio.sleep(5)  # longer than the heartbeat's lapse, within the 10 s in-flight bound
-                current = await stats(client, b.url, queue)
+                current = await stats(client, queue, base=b.url)
                 # Still held (the kernel may have taken a few more as its socket buffers grew), none taken away.
                 assert current["redelivered"] == 0, (held, current)
                 assert current["leased"] > 0, (held, current)
@@ -211,7 +212,7 @@ async def test_slow_live_consumer_keeps_what_it_holds(redis_url: str, tmp_path: 
                 await wait_for(lambda: _count(slow, fast, total), 30, 0.05, "every message to arrive once")
                 assert not set(slow.keys) & set(fast.arrived), "a held message went to the other consumer"
                 assert len(slow.keys) == len(set(slow.keys))
-                final = await stats(client, b.url, queue)
+                final = await stats(client, queue, base=b.url)
                 assert (final["redelivered"], final["leased"], final["acked"]) == (0, 0, total)
 
 
@@ -223,11 +224,11 @@ async def test_slow_live_lease_mode_consumer_keeps_its_leases(redis_url: str, tm
             await make_roundrobin(client, b.url, queue)
             async with timed(a.url, queue, lease="30") as slow, timed(b.url, queue) as fast:
                 await wait_consumers(client, b.url, queue, 2)
-                keys = [await add(client, b.url, queue, f"v{i}") for i in range(20)]
+                keys = [await add(client, queue, f"v{i}", base=b.url) for i in range(20)]
                 await wait_for(lambda: _count(slow, fast, len(keys)), 10, 0.02, "every message to arrive")
                 assert slow.arrived, "the rotation gave the slow client nothing"
                 await asyncio.sleep(5)  # longer than the heartbeat's lapse, within the 30 s lease
-                current = await stats(client, b.url, queue)
+                current = await stats(client, queue, base=b.url)
                 assert (current["redelivered"], current["leased"]) == (0, len(slow.arrived)), current
                 assert not set(slow.arrived) & set(fast.arrived)
                 for key in slow.arrived:

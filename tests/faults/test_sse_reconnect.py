@@ -12,8 +12,9 @@ import pytest
 import redis
 
 from restmq.storage import keys
+from tests.helpers.queues import add
 from tests.helpers.server import ServeProcess, serve
-from tests.helpers.streams import SSEReader, add, comet, sse, wait_consumers
+from tests.helpers.streams import SSEReader, comet, sse, wait_consumers
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -45,12 +46,12 @@ async def test_roundrobin_reconnect_with_last_event_id_gets_no_gap(
     assert (await http.post("/p/rr", data={"policy": "roundrobin"})).status_code == 200
     async with sse(restmq.url, "rr") as first:
         await wait_consumers(http, restmq.url, "rr", 1)
-        await add(http, restmq.url, "rr", "one")
+        await add(http, "rr", "one", base=restmq.url)
         await first.wait_count(1)
     last = first.keys[-1]
     async with sse(restmq.url, "rr", last_event_id=last) as again:
         await wait_consumers(http, restmq.url, "rr", 1)
-        await add(http, restmq.url, "rr", "two")
+        await add(http, "rr", "two", base=restmq.url)
         await again.wait_count(1)
     assert gaps(again) == []
     assert again.keys == ["rr:2"]
@@ -63,16 +64,16 @@ async def test_roundrobin_reconnect_after_a_policy_switch_replays_no_stale_broad
     consumer whose last event was a roundrobin delivery."""
     async with sse(restmq.url, "sw") as reader:
         await wait_consumers(http, restmq.url, "sw", 1)
-        await add(http, restmq.url, "sw", "broadcast")
+        await add(http, "sw", "broadcast", base=restmq.url)
         await reader.wait_count(1)
     assert (await http.post("/p/sw", data={"policy": "roundrobin"})).status_code == 200
     async with sse(restmq.url, "sw") as reader:
         await wait_consumers(http, restmq.url, "sw", 1)
-        await add(http, restmq.url, "sw", "roundrobin")
+        await add(http, "sw", "roundrobin", base=restmq.url)
         await reader.wait_count(1)
     async with sse(restmq.url, "sw", last_event_id="sw:2") as again:
         await wait_consumers(http, restmq.url, "sw", 1)
-        await add(http, restmq.url, "sw", "live")
+        await add(http, "sw", "live", base=restmq.url)
         await again.wait_count(1)
     assert gaps(again) == [] and again.keys == ["sw:3"]
 
@@ -83,7 +84,7 @@ async def test_broadcast_reconnect_within_the_retained_history_gets_no_gap(
     async with comet(restmq.url, "b") as other:
         await wait_consumers(http, restmq.url, "b", 1)
         for i in range(1, 6):
-            await add(http, restmq.url, "b", f"m{i}")
+            await add(http, "b", f"m{i}", base=restmq.url)
         await other.wait_count(5)
     async with sse(restmq.url, "b", last_event_id="b:3") as again:
         await again.wait_count(2)
@@ -101,7 +102,7 @@ async def test_broadcast_reconnect_older_than_the_retained_history_gets_exactly_
         await other.wait_count(HISTORY + 5, timeout=60)
     async with sse(restmq.url, "old", last_event_id="old:2") as again:
         await again.wait_count(HISTORY)
-        await add(http, restmq.url, "old", "live")
+        await add(http, "old", "live", base=restmq.url)
         await again.wait_count(HISTORY + 1)
     assert gaps(again) == [{"last_event_id": "old:2", "oldest": "old:6"}]
     assert [e.event for e in again.events].count("gap") == 1
@@ -116,12 +117,12 @@ async def test_broadcast_reconnect_on_a_quiet_queue_gets_no_gap(
     async with comet(restmq.url, "quiet") as other:
         await wait_consumers(http, restmq.url, "quiet", 1)
         for i in range(1, 4):
-            await add(http, restmq.url, "quiet", f"m{i}")
+            await add(http, "quiet", f"m{i}", base=restmq.url)
         await other.wait_count(3)
     age_history(redis_client, "quiet", HISTORY_AGE + 60)  # as if the queue had been quiet since
     async with sse(restmq.url, "quiet", last_event_id="quiet:3") as again:
         await wait_consumers(http, restmq.url, "quiet", 1)
-        await add(http, restmq.url, "quiet", "live")
+        await add(http, "quiet", "live", base=restmq.url)
         await again.wait_count(1)
     assert gaps(again) == [] and again.keys == ["quiet:4"]
     # one step further back, a delivery aged out of the history is really missing
@@ -137,4 +138,4 @@ def age_history(client: redis.Redis, queue: str, seconds: float) -> None:
     for index, raw in enumerate(client.lrange(history, 0, -1)):
         entry = orjson.loads(raw)
         entry["t"] -= int(seconds * 1000)
-        client.lset(history, index, orjson.dumps(entry))
+        client.lset(history, index, orjson.dumps(entry).decode())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import socket
 import subprocess
@@ -100,7 +101,7 @@ def _pings(port: int) -> bool:
 def _state_ok(port: int) -> bool:
     client = redis.Redis(port=port, decode_responses=True)
     try:
-        return "cluster_state:ok" in client.execute_command("CLUSTER", "INFO")
+        return bool(client.cluster("INFO").get("cluster_state") == "ok")  # redis-py parses the reply
     except redis.RedisError:
         return False
     finally:
@@ -123,7 +124,7 @@ def running_cluster(masters: int = 3, replicas: int = 1) -> Iterator[Cluster]:
             check=True, capture_output=True,
         )  # fmt: skip
         for port in cluster.ports:
-            wait_until(lambda port=port: _state_ok(port), 30, 0.1, f"cluster_state:ok on {port}")
+            wait_until(functools.partial(_state_ok, port), 30, 0.1, f"cluster_state:ok on {port}")
         yield cluster
     finally:
         cluster.stop()

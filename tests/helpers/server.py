@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import httpx
 import uvicorn
@@ -38,7 +39,7 @@ async def run_app(
     redis_urls: Sequence[str] = (),
     redis_cluster: str | None = None,
     stream_config: StreamConfig | None = None,
-    **overrides: object,
+    **overrides: Any,  # Settings fields
 ) -> AsyncIterator[str]:
     """RestMQ on uvicorn in this event loop, on a free loopback port; yields its base URL.
 
@@ -48,7 +49,7 @@ async def run_app(
     if not urls and not redis_cluster:
         raise ValueError("run_app needs redis_url, redis_urls or redis_cluster")
     base = Settings(redis=urls, redis_cluster=redis_cluster, limits=limits or Limits())
-    settings = replace(base, **overrides)  # type: ignore[arg-type]
+    settings = replace(base, **overrides)
     async with serve_app(create_app(settings), stream_config=stream_config) as url:
         yield url
 

@@ -19,6 +19,7 @@ import orjson
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.helpers.queues import stats
 from tests.helpers.server import ServeProcess, free_port
 from tests.helpers.wait import wait_for
 
@@ -266,21 +267,7 @@ def open_reader(kind: str, base: str, queue: str) -> contextlib.AbstractAsyncCon
     raise ValueError(kind)
 
 
-# -- REST helpers -----------------------------------------------------------------------------
-
-
-async def add(client: httpx.AsyncClient, base: str, queue: str, value: str) -> str:
-    """POST /q/<queue> on `base`; returns the new message's key."""
-    response = await client.post(f"{base}/q/{queue}", data={"value": value})
-    assert response.status_code == 200, response.text
-    return response.text.strip()
-
-
-async def stats(client: httpx.AsyncClient, base: str, queue: str) -> dict[str, Any]:
-    response = await client.get(f"{base}/stats/{queue}")
-    assert response.status_code == 200, response.text
-    data: dict[str, Any] = response.json()
-    return data
+# -- waiting for consumers ----------------------------------------------------------------------
 
 
 async def wait_consumers(client: httpx.AsyncClient, base: str, queue: str, n: int, timeout: float = 10.0) -> None:
@@ -288,24 +275,13 @@ async def wait_consumers(client: httpx.AsyncClient, base: str, queue: str, n: in
     seen: list[int] = []
 
     async def counted() -> bool:
-        seen.append((await stats(client, base, queue))["consumers"])
+        seen.append((await stats(client, queue, base=base))["consumers"])
         return seen[-1] == n
 
     try:
         await wait_for(counted, timeout, 0.02, f"{n} consumers of {queue}")
     except AssertionError as exc:
         raise AssertionError(f"{exc} (last saw {seen[-1:]})") from None
-
-
-async def drain(client: httpx.AsyncClient, base: str, queue: str) -> list[str]:
-    """GET /q/<queue> until it is empty; the keys taken."""
-    keys = []
-    while True:
-        response = await client.get(f"{base}/q/{queue}")
-        if response.status_code == 204:
-            return keys
-        assert response.status_code == 200, response.text
-        keys.append(response.json()["key"])
 
 
 # -- several `restmq serve` processes on one backend ---------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -20,8 +21,9 @@ from tests.helpers.wait import wait_until
 TOPOLOGIES = ("node", "ring", "cluster")
 
 
-def engine_client(engine: EmbeddedEngine, **options: object) -> redis.Redis:
-    return redis.Redis(unix_socket_path=engine.socket_path, decode_responses=True, **options)  # type: ignore[arg-type]
+def engine_client(engine: EmbeddedEngine, **options: Any) -> redis.Redis:
+    """A client of `engine` (`options`: redis.Redis's)."""
+    return redis.Redis(unix_socket_path=engine.socket_path, decode_responses=True, **options)
 
 
 def flush_engines(engines: Sequence[EmbeddedEngine]) -> None:
@@ -87,8 +89,8 @@ def cluster_slot_owner(cluster: Cluster, key: str) -> int:
     """The port of the master serving `key`'s slot."""
     client = redis.Redis(port=cluster.masters()[0], decode_responses=True)
     try:
-        slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
-        for start, end, master, *_ in client.execute_command("CLUSTER", "SLOTS"):
+        slot = int(client.cluster("KEYSLOT", key))
+        for start, end, master, *_ in client.cluster("SLOTS"):
             if int(start) <= slot <= int(end):
                 return int(master[1])
     finally:

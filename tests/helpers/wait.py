@@ -6,8 +6,11 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
+
+T = TypeVar("T")
 
 
 def wait_until(predicate: Callable[[], object], timeout: float = 5.0, interval: float = 0.01, what: str = "") -> None:
@@ -29,8 +32,8 @@ def process_gone(pid: int) -> bool:
 
 
 async def wait_for(
-    predicate: Callable[[], Awaitable[object]], timeout: float = 5.0, interval: float = 0.01, what: str = ""
-) -> object:
+    predicate: Callable[[], Awaitable[T]], timeout: float = 5.0, interval: float = 0.01, what: str = ""
+) -> T:
     """Async ``wait_until``: await ``predicate()`` until it is truthy and return its value."""
     deadline = time.monotonic() + timeout
     while True:

@@ -28,7 +28,7 @@ def main() -> None:
                 continue
             if reply.status_code != 200:
                 if reply.status_code != 204:
-                    time.sleep(0.05)
+                    time.sleep(0.05)  # back-off before trying again, not a wait for a condition
                 continue
             for message in reply.json():
                 key = message["key"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,9 +24,9 @@ pytestmark = pytest.mark.integration
 Call = Callable[[httpx.AsyncClient], Awaitable[int]]
 
 
-def request(method: str, path: str, **kwargs: object) -> Call:
+def request(method: str, path: str, **kwargs: Any) -> Call:
     async def call(client: httpx.AsyncClient) -> int:
-        response = await client.request(method, path, **kwargs)  # type: ignore[arg-type]
+        response = await client.request(method, path, **kwargs)
         if response.status_code in (401, 403):
             body = response.json()
             assert set(body) == {"error", "code"}, body

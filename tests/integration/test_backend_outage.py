@@ -111,6 +111,7 @@ async def test_long_polls_work_again_after_recovery(client: httpx.AsyncClient, o
     assert (await poll).json()["value"] == "wake"
 
 
+@pytest.mark.slow  # a `restmq serve` subprocess
 def test_a_serve_process_on_an_external_backend_survives_an_outage(tmp_path: Path) -> None:
     engine = EmbeddedEngine(tmp_path / "engine")
     engine.start()

@@ -103,7 +103,7 @@ def produce(url: str, errors: list[BaseException]) -> None:
                     except httpx.HTTPError:
                         pass
                     assert time.monotonic() < deadline, f"batch {b} could not be added"
-                    time.sleep(0.05)
+                    time.sleep(0.05)  # back-off before trying again, not a wait for a condition
     except BaseException as exc:
         errors.append(exc)
 

@@ -20,7 +20,7 @@ from restmq.storage.engine import EmbeddedEngine
 from tests.helpers.server import ServeProcess, free_port, serve
 from tests.helpers.wait import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 COMMANDS = [
     "add", "get", "take", "ack", "release", "tail", "stats", "policy", "control", "purge", "redrive", "bench",

@@ -85,7 +85,12 @@ async def test_add_options_delay_ttl_priority(server: str) -> None:
         client.add("p", "later", delay=0.5)
         client.add("p", "short-lived", ttl=0.3)
         assert client.take("p") is not None and client.stats("p").delayed == 1
-        time.sleep(1.2)  # the delayed one comes due, the short-lived one expires
+
+        def due_and_dropped() -> bool:  # the reaper promoted the delayed one and dropped the short-lived one
+            current = client.stats("p")
+            return current.delayed == 0 and current.counters.get("expired") == 1
+
+        wait_until(due_and_dropped, 10, what="the delay to come due and the ttl to drop a message")
         values = [m.value for m in client.take("p", count=10)]
         assert values == ["low", "later"], values
 
@@ -173,7 +178,7 @@ async def test_expired_lease_is_redelivered_and_settling_it_conflicts(server: st
         client.add("exp", "v")
         message = client.lease("exp", 0.2)
         assert message is not None
-        time.sleep(1.0)
+        wait_until(lambda: client.stats("exp").leased == 0, 10, what="the lease to expire")
         with pytest.raises(LeaseExpired) as caught:
             client.ack(message)
         assert caught.value.code == "LEASE_EXPIRED"

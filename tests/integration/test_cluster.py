@@ -24,7 +24,7 @@ from tests.helpers.streams import sse, wait_consumers
 from tests.helpers.topology import cluster_slot_owner, flush_cluster, wait_replicas_synced
 from tests.helpers.wait import wait_for, wait_parked
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 log = logging.getLogger("tests.cluster")
 
@@ -154,7 +154,7 @@ class Traffic:
             else:
                 assert reply.status_code == 503, reply.text
                 self.failed.add(value)
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # back-off before trying again, not a wait for a condition
 
     async def consume(self) -> None:
         while not self.stop.is_set():
@@ -165,7 +165,7 @@ class Traffic:
                 self.took(reply.json())
             elif reply.status_code == 503:
                 self.failed_reads.setdefault(queue, []).append(self.now())
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.05)  # back-off before trying again, not a wait for a condition
 
     async def drain(self) -> None:
         for queue in self.queues:
@@ -242,7 +242,18 @@ async def test_master_failover_under_load() -> None:
             traffic = Traffic(http, queues, set(by_master[victim]))
             workers = [asyncio.create_task(traffic.produce(f"p{i}")) for i in range(3)]
             workers.append(asyncio.create_task(traffic.consume()))
-            await asyncio.sleep(1.0)
+
+            async def accepted(adds: int, what: str) -> None:
+                """Wait for `adds` accepted adds in all: a window counted in work, however slow the machine is."""
+
+                async def reached() -> bool:
+                    if any(worker.done() for worker in workers):  # a failed assertion in a worker
+                        await asyncio.gather(*workers)
+                    return len(traffic.accepted) >= adds
+
+                await wait_for(reached, 60.0, 0.05, what)
+
+            await accepted(150, "traffic before the kill")
             await asyncio.to_thread(wait_replicas_synced, cluster)
             traffic.killed_at = time.monotonic()
             cluster.kill_node(victim)
@@ -254,7 +265,7 @@ async def test_master_failover_under_load() -> None:
 
             await wait_for(recovered, 20.0, 0.05, "adds to the dead master's queues to succeed again")
             assert traffic.recovered_at is not None and traffic.recovered_at < 15.0, traffic.recovered_at
-            await asyncio.sleep(1.0)  # and it keeps serving
+            await accepted(len(traffic.accepted) + 100, "traffic after the failover")  # and it keeps serving
             traffic.stop.set()
             await asyncio.gather(*workers)
 

@@ -9,23 +9,9 @@ import httpx
 import pytest
 
 from restmq.core import service
-from tests.helpers.queues import stats, wait_stats
+from tests.helpers.queues import add, drain_values, stats, wait_stats
 
 pytestmark = pytest.mark.integration
-
-
-async def add(http: httpx.AsyncClient, queue: str, value: str, **params: object) -> str:
-    reply = await http.post(f"/q/{queue}", data={"value": value, **{k: str(v) for k, v in params.items()}})
-    assert reply.status_code == 200, reply.text
-    return reply.text.strip()
-
-
-async def drain(http: httpx.AsyncClient, queue: str) -> list[str]:
-    values = []
-    while (reply := await http.get(f"/q/{queue}")).status_code == 200:
-        values.append(reply.json()["value"])
-    assert reply.status_code == 204
-    return values
 
 
 async def test_a_delayed_message_comes_due_within_a_second(
@@ -59,7 +45,7 @@ async def test_delayed_messages_are_delivered_in_due_order(http: httpx.AsyncClie
     await add(http, "due", "now")
     await add(http, "due", "second", delay=0.6)
     await wait_stats(http, "due", lambda s: s["delayed"] == 0 and s["length"] == 4, "all of them to come due")
-    assert await drain(http, "due") == ["now", "first", "second", "third"]
+    assert await drain_values(http, "due") == ["now", "first", "second", "third"]
 
 
 async def test_a_delay_in_a_batch_applies_to_every_message(http: httpx.AsyncClient) -> None:
@@ -81,7 +67,7 @@ async def test_ttl_drops_a_message_not_consumed_in_time(http: httpx.AsyncClient)
     await add(http, "ttl", "short", ttl=0.3)
     await add(http, "ttl", "long", ttl=30)
     await wait_stats(http, "ttl", lambda s: s["expired"] == 1 and s["length"] == 1, "the reaper to drop it")
-    assert await drain(http, "ttl") == ["long"]
+    assert await drain_values(http, "ttl") == ["long"]
 
 
 async def test_ttl_counts_from_the_end_of_the_delay(http: httpx.AsyncClient) -> None:
@@ -129,7 +115,7 @@ async def test_a_lease_that_expires_after_the_ttl_drops_the_message(http: httpx.
 async def test_priorities_higher_first_fifo_within_a_priority(http: httpx.AsyncClient) -> None:
     for value, priority in (("a0", 0), ("b5", 5), ("c9", 9), ("d5", 5), ("e0", 0), ("f9", 9), ("g1", 1)):
         await add(http, "prio", value, priority=priority)
-    assert await drain(http, "prio") == ["c9", "f9", "b5", "d5", "g1", "a0", "e0"]
+    assert await drain_values(http, "prio") == ["c9", "f9", "b5", "d5", "g1", "a0", "e0"]
 
 
 async def test_priority_in_a_batch_and_the_json_protocol(http: httpx.AsyncClient) -> None:
@@ -137,7 +123,7 @@ async def test_priority_in_a_batch_and_the_json_protocol(http: httpx.AsyncClient
     await http.post("/q/pb?priority=7", json=["hi1", "hi2"])
     reply = await http.post("/queue", json={"cmd": "add", "queue": "pb", "value": "mid", "priority": 3})
     assert reply.status_code == 200
-    assert await drain(http, "pb") == ["hi1", "hi2", "mid", "low1", "low2"]
+    assert await drain_values(http, "pb") == ["hi1", "hi2", "mid", "low1", "low2"]
 
 
 async def test_an_expired_lease_goes_back_to_the_head_of_its_priority(http: httpx.AsyncClient) -> None:
@@ -159,7 +145,7 @@ async def test_a_released_message_goes_back_to_the_head_of_its_priority(http: ht
     await add(http, "pr", "b", priority=4)
     key = (await http.get("/q/pr", params={"lease": 30})).json()["key"]
     assert (await http.post(f"/q/pr/{key}/release")).status_code == 200
-    assert await drain(http, "pr") == ["a", "b", "low"]
+    assert await drain_values(http, "pr") == ["a", "b", "low"]
 
 
 async def test_a_delayed_release_keeps_its_priority(http: httpx.AsyncClient) -> None:
@@ -168,4 +154,4 @@ async def test_a_delayed_release_keeps_its_priority(http: httpx.AsyncClient) -> 
     key = (await http.get("/q/prd", params={"lease": 30})).json()["key"]
     assert (await http.post(f"/q/prd/{key}/release", params={"delay": 0.3})).status_code == 200
     await wait_stats(http, "prd", lambda s: s["delayed"] == 0 and s["length"] == 2, "the release to come due")
-    assert await drain(http, "prd") == ["high", "low"]
+    assert await drain_values(http, "prd") == ["high", "low"]

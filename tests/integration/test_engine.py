@@ -19,7 +19,7 @@ from restmq.errors import EngineError
 from restmq.storage.engine import EmbeddedEngine, find_engine_binary
 from tests.helpers.wait import process_gone, wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 # A restmq server stand-in: starts an engine, reports its pid, then idles until killed.
 HOST_SCRIPT = """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
+from typing import Any
 
 import httpx
 import pytest
@@ -71,7 +72,7 @@ def test_firehose_keeps_and_enriches_only_matching_posts() -> None:
         config = httpx.get(demo.urls["firehose page"] + "config.json").json()
         assert config["queue"] == "firehose.filtered" and config["query"] == "#python lang:en"
         with httpx.Client(base_url=demo.urls["RestMQ and its dashboard"], timeout=30) as restmq:
-            posts: list[dict[str, object]] = []
+            posts: list[dict[str, Any]] = []  # JSON objects
             while len(posts) < 5:
                 reply = restmq.get("/q/firehose.filtered", params={"count": 10, "wait": 10})
                 assert reply.status_code == 200, "no filtered post within 10 s"

@@ -5,6 +5,7 @@ process exits 0, nothing acknowledged is lost, the engine stops last) and kill -
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import time
 from collections.abc import Iterator
@@ -17,9 +18,10 @@ import redis
 
 from restmq.storage.engine import EmbeddedEngine
 from tests.helpers.auth import restmq_cli, ws_session
+from tests.helpers.queues import add
 from tests.helpers.rawhttp import closed_by_server, raw_connection, read_response
 from tests.helpers.server import ServeProcess, free_port, serve
-from tests.helpers.streams import SSEReader, WSReader, add, sse, wait_consumers, ws, ws_url
+from tests.helpers.streams import SSEReader, WSReader, sse, wait_consumers, ws, ws_url
 from tests.helpers.wait import process_gone, wait_until
 from tests.integration.test_config import table
 from tests.integration.test_shutdown import start_reader
@@ -95,7 +97,7 @@ def test_batch_add(granian: ServeProcess) -> None:
 async def test_an_sse_stream_receives_a_posted_message(granian: ServeProcess) -> None:
     async with sse(granian.url, "live") as reader, httpx.AsyncClient(timeout=10) as client:
         await wait_consumers(client, granian.url, "live", 1)
-        key = await add(client, granian.url, "live", "streamed")
+        key = await add(client, "live", "streamed", base=granian.url)
         await reader.wait_count(1)
         assert reader.messages == [{"key": key, "value": "streamed"}]
         assert reader.response is not None
@@ -105,7 +107,7 @@ async def test_an_sse_stream_receives_a_posted_message(granian: ServeProcess) ->
 async def test_a_websocket_receives_a_message_and_answers_commands(granian: ServeProcess) -> None:
     async with ws(granian.url, "sock") as reader, httpx.AsyncClient(timeout=10) as client:
         await wait_consumers(client, granian.url, "sock", 1)
-        key = await add(client, granian.url, "sock", "pushed")
+        key = await add(client, "sock", "pushed", base=granian.url)
         await reader.wait_count(1)
         assert reader.messages == [{"key": key, "value": "pushed"}]
         reply = await reader.command({"cmd": "add", "value": "from the socket"})
@@ -150,7 +152,7 @@ async def test_two_workers_serve(engine: EmbeddedEngine, redis_url: str, tmp_pat
             httpx.AsyncClient(base_url=server.url, timeout=30) as http,
         ):
             assert len(processes(client, "news")) == 2
-            sent = [await add(http, server.url, "news", f"n{i}") for i in range(20)]
+            sent = [await add(http, "news", f"n{i}", base=server.url) for i in range(20)]
             for reader in readers:
                 await reader.wait_count(len(sent), timeout=20)
                 assert reader.keys == sent
@@ -235,6 +237,6 @@ def test_kill_9_leaves_no_worker_and_no_engine(tmp_path: Path) -> None:
         assert len(workers) == 2
         killed.kill(signal.SIGKILL)
         for pid in (*workers, engine):
-            wait_until(lambda pid=pid: process_gone(pid), 15, 0.05, f"pid {pid} to exit with its server")
+            wait_until(functools.partial(process_gone, pid), 15, 0.05, f"pid {pid} to exit with its server")
     with serve(["--data-dir", str(data), *GRANIAN], tmp_path, "after") as after:  # the data dir is free
         assert httpx.get(after.url + "/q/jobs").json()["value"] == "survives"

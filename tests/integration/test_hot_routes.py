@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -18,14 +19,18 @@ pytestmark = pytest.mark.integration
 ROUTER = {"via": "router"}
 
 
-def answer(response: httpx.Response) -> tuple[int, bytes, dict[str, str]]:
+Answer = tuple[int, bytes, dict[str, str]]  # status, body, headers but those that differ by nature
+
+
+def answer(response: httpx.Response) -> Answer:
     headers = {k: v for k, v in response.headers.items() if k not in ("x-request-id", "date", "server")}
     return response.status_code, response.content, headers
 
 
-async def both(client: httpx.AsyncClient, method: str, path: str, **kwargs: object) -> tuple[object, object]:
-    hot = answer(await client.request(method, path, **kwargs))  # type: ignore[arg-type]
-    routed = answer(await client.request(method, path, params=ROUTER, **kwargs))  # type: ignore[arg-type]
+async def both(client: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> tuple[Answer, Answer]:
+    """The answer of the hot path and of the router (ROUTER forces it) to one request (`kwargs`: httpx's)."""
+    hot = answer(await client.request(method, path, **kwargs))
+    routed = answer(await client.request(method, path, params=ROUTER, **kwargs))
     return hot, routed
 
 
@@ -49,21 +54,21 @@ async def test_add_and_take_answer_alike(client: httpx.AsyncClient) -> None:
 
 async def test_empty_stopped_and_invalid_queues_answer_alike(client: httpx.AsyncClient) -> None:
     hot, routed = await both(client, "GET", "/q/empty")
-    assert hot == routed and hot[0] == 204  # type: ignore[index]
+    assert hot == routed and hot[0] == 204
     await client.post("/control/paused", data={"status": "stop"})
     hot, routed = await both(client, "GET", "/q/paused")
     assert hot == routed
-    assert hot[2]["x-restmq-status"] == "stop"  # type: ignore[index]
+    assert hot[2]["x-restmq-status"] == "stop"
     for path in ("/q/bad%20name", "/q/" + "x" * 300):
         hot, routed = await both(client, "GET", path)
-        assert hot == routed and hot[0] == 400  # type: ignore[index]
+        assert hot == routed and hot[0] == 400
         hot, routed = await both(client, "POST", path, data={"value": "v"})
-        assert hot == routed and hot[0] == 400  # type: ignore[index]
+        assert hot == routed and hot[0] == 400
 
 
 async def test_bad_form_posts_answer_alike(client: httpx.AsyncClient) -> None:
     form = {"Content-Type": "application/x-www-form-urlencoded"}
-    cases = [
+    cases: list[dict[str, Any]] = [
         {"data": {"other": "field"}},  # no value
         {"content": b"value=%ff", "headers": form},  # not UTF-8
         {"content": b"value=" + b"x" * 2_000_000, "headers": form},  # over the body limit
@@ -72,7 +77,7 @@ async def test_bad_form_posts_answer_alike(client: httpx.AsyncClient) -> None:
     for case in cases:
         hot, routed = await both(client, "POST", "/q/forms", **case)
         assert hot == routed, case
-        assert hot[0] in (400, 413), hot  # type: ignore[index]
+        assert hot[0] in (400, 413), hot
 
 
 async def test_form_options_apply_on_the_hot_path(client: httpx.AsyncClient) -> None:
@@ -91,9 +96,9 @@ async def test_access_control_applies_alike(redis_url: str, tmp_path: Path) -> N
     text = "[rest:producer]\nusername = p\npassword = secret\n[rest:consumer]\nhosts_deny = 127.0.0.1\n"
     async with run_app(redis_url, acl=write_acl(tmp_path, text)) as base, httpx.AsyncClient(base_url=base) as http:
         hot, routed = await both(http, "POST", "/q/jobs", data={"value": "v"})
-        assert hot == routed and hot[0] == 401  # type: ignore[index]
+        assert hot == routed and hot[0] == 401
         hot, routed = await both(http, "GET", "/q/jobs")
-        assert hot == routed and hot[0] == 403  # type: ignore[index]
+        assert hot == routed and hot[0] == 403
         added = await http.post("/q/jobs", data={"value": "v"}, headers=basic("p", "secret"))
         assert added.status_code == 200
 
@@ -103,13 +108,13 @@ async def test_tokens_apply_alike(redis_url: str) -> None:
     async with run_app(redis_url) as base, httpx.AsyncClient(base_url=base) as http:
         auth = {"Authorization": f"Bearer {token}"}
         hot, routed = await both(http, "POST", "/q/jobs", data={"value": "v"}, headers=auth)
-        assert hot == routed and hot[0] == 403  # type: ignore[index]
+        assert hot == routed and hot[0] == 403
         hot, routed = await both(http, "GET", "/q/other", headers=auth)
-        assert hot == routed and hot[0] == 403  # type: ignore[index]
+        assert hot == routed and hot[0] == 403
         hot, routed = await both(http, "GET", "/q/jobs")
-        assert hot == routed and hot[0] == 401  # type: ignore[index]
+        assert hot == routed and hot[0] == 401
         hot, routed = await both(http, "GET", "/q/jobs", headers=auth)
-        assert hot == routed and hot[0] == 204  # type: ignore[index]
+        assert hot == routed and hot[0] == 204
 
 
 async def test_metrics_name_the_hot_handlers(client: httpx.AsyncClient) -> None:

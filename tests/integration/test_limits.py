@@ -13,7 +13,7 @@ import pytest
 
 from restmq.config import Limits
 from tests.helpers.auth import ws_session
-from tests.helpers.queues import add, drain, length
+from tests.helpers.queues import add, drain, length, wait_stats
 from tests.helpers.rawhttp import closed_by_server, raw_connection, read_response
 from tests.helpers.server import run_app, serve
 from tests.helpers.streams import sse, ws_url
@@ -219,12 +219,7 @@ async def test_stream_slots_are_freed_when_clients_vanish(redis_url: str) -> Non
                 await eventually_opens(base, "ws")
             await eventually_opens(base)
         async with httpx.AsyncClient(base_url=base) as client:
-
-            async def all_free() -> bool:
-                stats = (await client.get("/stats/jobs")).json()
-                return stats["consumers"] == 0
-
-            await wait_for(all_free, timeout=5, what="every consumer to be gone")
+            await wait_stats(client, "jobs", lambda s: s["consumers"] == 0, "every consumer to be gone", 10)
         readers = [sse(base, "jobs") for _ in range(3)]
         opened = [await reader.__aenter__() for reader in readers]
         try:

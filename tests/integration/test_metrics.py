@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -38,8 +39,8 @@ def queue_metrics(text: str, queue: str) -> dict[str, float]:
     return found
 
 
-async def scrape(http: httpx.AsyncClient, **kwargs: object) -> str:
-    response = await http.get("/metrics", **kwargs)  # type: ignore[arg-type]
+async def scrape(http: httpx.AsyncClient, **kwargs: Any) -> str:
+    response = await http.get("/metrics", **kwargs)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     return response.text
@@ -126,7 +127,7 @@ async def test_metrics_show_only_the_queues_a_token_covers(http: httpx.AsyncClie
     ],
 )
 async def test_request_ids(http: httpx.AsyncClient, sent: str, kept: bool) -> None:
-    response = await http.get("/health", headers={"X-Request-ID": sent.encode()})
+    response = await http.get("/health", headers={b"X-Request-ID": sent.encode()})  # bytes: "é" goes raw
     echoed = response.headers["x-request-id"]
     if kept:
         assert echoed == sent

@@ -17,6 +17,7 @@ import pytest
 
 from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.sharded import KEY_STRIDE
+from tests.helpers.queues import add, drain
 from tests.helpers.server import ServeProcess, free_port, run_app, serve
 from tests.helpers.topology import engines, registered_queues, restart
 from tests.helpers.wait import wait_for
@@ -32,26 +33,10 @@ def nodes(tmp_path: Path) -> Iterator[list[EmbeddedEngine]]:
         yield started
 
 
-async def add(http: httpx.AsyncClient, queue: str, value: str) -> str:
-    reply = await http.post(f"/q/{queue}", data={"value": value})
-    assert reply.status_code == 200, reply.text
-    return reply.text.strip()
-
-
-async def drain(http: httpx.AsyncClient, queue: str) -> list[dict[str, Any]]:
-    got = []
-    while True:
-        reply = await http.get(f"/q/{queue}", params={"count": 100})
-        if reply.status_code == 204:
-            return got
-        assert reply.status_code == 200, reply.text
-        got.extend(reply.json())
-
-
 async def drain_all(http: httpx.AsyncClient, queues: list[str]) -> collections.Counter[tuple[str, str]]:
     delivered: collections.Counter[tuple[str, str]] = collections.Counter()
     for queue in queues:
-        for message in await drain(http, queue):
+        for message in await drain(http, queue, 100):
             delivered[(queue, message["value"])] += 1
     return delivered
 
@@ -159,13 +144,26 @@ async def test_adding_a_node_during_traffic_loses_nothing(tmp_path: Path, nodes:
                         taken[(queue, reply.json()["value"])] += 1
 
         workers = [asyncio.create_task(produce(f"p{i}")) for i in range(3)] + [asyncio.create_task(consume())]
-        await asyncio.sleep(1.0)  # traffic on 3 nodes
+
+        async def traffic(adds: int, what: str) -> None:
+            """Wait for `adds` more accepted adds: a window counted in work, however slow the machine is."""
+            goal = accepted.total() + adds
+
+            async def reached() -> bool:
+                for worker in workers:
+                    if worker.done():
+                        worker.result()  # a failed assertion in a worker
+                return accepted.total() >= goal
+
+            await wait_for(reached, 60, 0.02, what)
+
+        await traffic(150, "traffic on 3 nodes")
         # A rolling restart: the server with the 4th node appended starts beside the old one, traffic moves
         # over, then the old one stops. Both topologies serve the same queues for a while.
         new = ServeProcess(["--redis", ",".join(urls)], free_port(), tmp_path / "new.log")
         await asyncio.to_thread(new.wait_ready)
         target = new.url
-        await asyncio.sleep(1.0)  # traffic on 4 nodes
+        await traffic(150, "traffic on 4 nodes")
         stop.set()
         await asyncio.gather(*workers)
         old.stop()

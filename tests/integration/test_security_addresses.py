@@ -302,7 +302,7 @@ async def test_health_answers_while_hundreds_of_bodies_trickle(
                 for _, writer in connections:
                     if not writer.is_closing():
                         writer.write(b"x")
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(1.0)  # the trickle's pace (a byte per connection per second)
 
         opening = asyncio.create_task(attacker())
         sending = asyncio.create_task(trickler())

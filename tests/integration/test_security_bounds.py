@@ -12,17 +12,15 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import redis
 
 from restmq.config import Limits
-from restmq.storage import keys
 from restmq.storage.engine import EmbeddedEngine
 from tests.helpers.cluster import Cluster
 from tests.helpers.queues import add, drain, length
 from tests.helpers.server import run_app, serve
 from tests.helpers.streams import sse
 from tests.helpers.topology import flush_cluster, flush_engines
-from tests.helpers.wait import wait_for
+from tests.helpers.wait import wait_for, wait_parked
 
 pytestmark = pytest.mark.integration
 
@@ -100,6 +98,7 @@ async def test_a_replay_within_max_replay_bytes_is_complete_and_has_no_gap(redis
             assert [e.event for e in reader.events if e.event is not None] == []
 
 
+@pytest.mark.slow  # a `restmq serve` subprocess
 @pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
 async def test_max_replay_bytes_is_the_serve_option(redis_url: str, tmp_path: Path, http_server: str) -> None:
     """Issue 13: `restmq serve --max-replay-bytes` sets the replay limit, on either HTTP server."""
@@ -114,6 +113,7 @@ async def test_max_replay_bytes_is_the_serve_option(redis_url: str, tmp_path: Pa
             assert [e.event for e in reader.events if e.event is not None] == ["gap"]
 
 
+@pytest.mark.slow  # a `restmq serve` subprocess
 @pytest.mark.parametrize("http_server", ["uvicorn", "granian"])
 async def test_a_replay_of_many_chunks_arrives_whole_and_in_order(
     redis_url: str, tmp_path: Path, http_server: str
@@ -153,6 +153,7 @@ async def test_peek_returns_the_newest_messages_that_fit_max_peek_bytes_and_says
             assert len(await drain(http, "big")) == 10  # nothing was delivered by peeking
 
 
+@pytest.mark.slow  # a `restmq serve` subprocess
 async def test_the_queue_page_holds_at_most_max_peek_bytes_of_messages(redis_url: str, tmp_path: Path) -> None:
     """Issue 13: the /j/<queue> page shows the same bounded view as /peek (`restmq serve --max-peek-bytes`)."""
     with serve(["--redis", redis_url, "--max-peek-bytes", "3500"], tmp_path) as server:
@@ -242,12 +243,6 @@ async def test_a_batch_with_a_value_over_max_value_stores_nothing(
 # -- long-polls and /stats/stream take stream slots ------------------------------------------------
 
 
-def subscribed(client: redis.Redis, queue: str) -> bool:
-    """Whether a server process listens to the queue's events (a long-poll on it is waiting)."""
-    reply = client.execute_command("PUBSUB", "SHARDNUMSUB", keys.queue_keys(queue).channel)
-    return int(reply[1]) > 0
-
-
 async def refused_stream(base: str, path: str, headers: dict[str, str] | None = None) -> str:
     """The error of a stream (or long-poll) that must be refused; an accepted one is never read to its end."""
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
@@ -265,20 +260,13 @@ LIMITS = [
 
 
 @pytest.mark.parametrize(("limits", "message"), LIMITS)
-async def test_long_polls_count_against_the_stream_limits(
-    redis_url: str, redis_client: redis.Redis, limits: Limits, message: str
-) -> None:
+async def test_long_polls_count_against_the_stream_limits(redis_url: str, limits: Limits, message: str) -> None:
     """Issue 13: with a limit of 2 streams, two waiting long-polls use it up: a third long-poll, and a
     stream, get 503 TOO_MANY_STREAMS with Retry-After; once a long-poll has its answer, its slot is free."""
     async with run_app(redis_url, limits=limits) as base, httpx.AsyncClient(base_url=base, timeout=30) as http:
         polls = [asyncio.create_task(http.get(f"/q/lp{i}", params={"wait": "10"})) for i in range(2)]
         try:
-            for i in range(2):
-
-                async def waiting(queue: str = f"lp{i}") -> bool:
-                    return subscribed(redis_client, queue)
-
-                await wait_for(waiting, timeout=10, what=f"long-poll {i} to wait")
+            await wait_parked(http, 2)  # both long-polls wait, each holding a stream slot
             assert message in await refused_stream(base, "/q/lp2?wait=5")
             assert message in await refused_stream(base, "/sse/lp2", EVENTS)
             assert not any(poll.done() for poll in polls)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
@@ -21,7 +22,7 @@ from tests.helpers.rawhttp import raw_connection, read_response
 from tests.helpers.server import ServeProcess, run_app, serve
 from tests.helpers.streams import ws_url
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 EVIL = "https://evil.example"
 APP = "https://app.example"
@@ -309,8 +310,8 @@ async def test_jsonp_is_off_by_default_and_the_error_names_the_option(client: ht
     """`<script src=…/q/jobs?callback=x>` popped messages and read /stats/ from any page."""
     await add(client, "jobs", "precious")
     for method, path in JSONP_CASES:
-        body = {"json": {"cmd": "take", "queue": "jobs"}} if path.startswith("/queue") else {}
-        response = await client.request(method, path, **body)  # type: ignore[arg-type]
+        body: dict[str, Any] = {"json": {"cmd": "take", "queue": "jobs"}} if path.startswith("/queue") else {}
+        response = await client.request(method, path, **body)
         message = assert_error(response, 400, "JSONP_DISABLED")
         assert "--jsonp" in message, message
     assert await length(client, "jobs") == 1

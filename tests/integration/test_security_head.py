@@ -19,7 +19,7 @@ from tests.helpers.auth import bearer, create_token
 from tests.helpers.server import ServeProcess, serve
 from tests.helpers.wait import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 VALUES = [f"m{i}" for i in range(3)]
 SSE = {"Accept": "text/event-stream"}
@@ -50,7 +50,7 @@ def assert_untouched(http: httpx.Client, queue: str) -> None:
     """Nothing was delivered: once no consumer is connected, every message is still there, in order."""
 
     def no_consumers() -> bool:
-        return http.get(f"/stats/{queue}").json()["consumers"] == 0
+        return bool(http.get(f"/stats/{queue}").json()["consumers"] == 0)
 
     wait_until(no_consumers, 20, 0.02, f"no consumer on {queue}")
     stats = http.get(f"/stats/{queue}").json()

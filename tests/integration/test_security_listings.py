@@ -278,6 +278,7 @@ async def paged_server(redis_url: str, tmp_path: Path) -> AsyncIterator[str]:
         yield process.url
 
 
+@pytest.mark.slow  # a `restmq serve` subprocess
 async def test_the_client_and_the_cli_follow_pages(paged_server: str) -> None:
     """Issue 13: Client.queues(), Client.stats_all() and `restmq stats` follow `next` over every page (or stop at
     a limit), against a server whose pages hold 3 queues."""

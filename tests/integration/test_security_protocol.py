@@ -21,7 +21,7 @@ from tests.helpers.auth import create_token
 from tests.helpers.server import ServeProcess, serve
 from tests.helpers.streams import ws_url
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 FUZZ = settings(
     max_examples=300,

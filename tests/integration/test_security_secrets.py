@@ -20,7 +20,7 @@ from tests.helpers.password_engine import PasswordEngine, password_engines
 from tests.helpers.server import ServeProcess, free_port, serve
 from tests.helpers.wait import wait_until
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SSE = {"Accept": "text/event-stream"}
 

@@ -176,7 +176,7 @@ async def test_a_websocket_command_after_revocation_is_refused(redis_url: str, t
                 except (ConnectionClosed, TimeoutError):
                     return reader.ended.is_set()
                 assert reply["code"] in ("QUEUE_EMPTY", "TOKEN_INVALID"), reply
-                return reply["code"] == "TOKEN_INVALID"
+                return bool(reply["code"] == "TOKEN_INVALID")
 
             await wait_for(refused, CLOSE_BOUND, 0.2, "the revoked token's WebSocket commands to be refused")
             if reader.ended.is_set():

@@ -52,7 +52,7 @@ class Producer:
                     self.refused += 1
                     if self.refused > 50:
                         return
-                    await asyncio.sleep(0.01)
+                    await asyncio.sleep(0.01)  # back-off before trying again, not a wait for a condition
                     continue
                 if response.status_code == 200:
                     self.acked[queue].add(response.text.strip())
@@ -120,10 +120,10 @@ async def test_sigterm_under_load_loses_nothing(tmp_path: Path, http_server: str
 
     with serve(args, tmp_path, "second") as second:
         remaining: dict[str, list[str]] = {}
-        with httpx.Client(base_url=second.url, timeout=30) as client:
+        with httpx.Client(base_url=second.url, timeout=30) as http:
             for queue in QUEUES:
                 remaining[queue] = []
-                while (response := client.get(f"/q/{queue}", params={"count": 500})).status_code == 200:
+                while (response := http.get(f"/q/{queue}", params={"count": 500})).status_code == 200:
                     remaining[queue] += [m["key"] for m in response.json()]
                 assert response.status_code == 204, response.text
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import httpx
+import pytest
+
+pytestmark = pytest.mark.integration
 
 
 async def test_add_then_get_returns_the_message(http: httpx.AsyncClient) -> None:

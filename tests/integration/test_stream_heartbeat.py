@@ -76,7 +76,7 @@ async def beating(store: Store, consumer: str, held: dict[int, int]) -> AsyncIte
             for n in await store.heartbeat(QUEUE, [consumer], TTL_MS, holds):
                 gone.append(n)
                 held.pop(n, None)
-            await asyncio.sleep(TTL_MS / 4000)
+            await asyncio.sleep(TTL_MS / 4000)  # the heartbeat's pace, as a server process beats
 
     task = asyncio.create_task(beat())
     try:

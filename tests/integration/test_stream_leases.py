@@ -136,7 +136,7 @@ async def test_streams_without_lease_carry_no_count_and_need_no_ack(http: httpx.
 
 
 async def ws_frames(ws: ClientConnection, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-    frames = []
+    frames: list[dict[str, Any]] = []
     async with asyncio.timeout(timeout):
         while len(frames) < n:
             frames.append(orjson.loads(await ws.recv()))

@@ -13,8 +13,9 @@ import pytest
 from websockets.asyncio.client import connect
 
 from restmq.core.dispatch import StreamConfig
+from tests.helpers.queues import stats
 from tests.helpers.server import run_app
-from tests.helpers.streams import comet, serve_nodes, sse, stats, wait_consumers, ws_url
+from tests.helpers.streams import comet, serve_nodes, sse, wait_consumers, ws_url
 from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -67,7 +68,7 @@ async def test_slow_consumer_is_disconnected_and_never_stalls_the_fast_one(
             await wait_consumers(client, base, "slow", 1)
         finally:
             stalled.close()
-        assert (await stats(client, base, "slow"))["length"] == 0
+        assert (await stats(client, "slow", base=base))["length"] == 0
 
 
 async def test_stalled_socket_is_closed_by_the_server(redis_url: str) -> None:

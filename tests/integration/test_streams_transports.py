@@ -11,8 +11,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.helpers.queues import add, stats
 from tests.helpers.server import run_app
-from tests.helpers.streams import CometReader, add, comet, sse, stats, wait_consumers, ws, ws_url
+from tests.helpers.streams import CometReader, comet, sse, wait_consumers, ws, ws_url
 from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -34,11 +35,11 @@ async def jsonp_server(redis_url: str) -> AsyncIterator[str]:
 
 async def test_comet_delivers_backlog_on_connect_then_live_messages(server: str, http: httpx.AsyncClient) -> None:
     for value in ("a", "b", "c"):
-        await add(http, server, "cq", value)
+        await add(http, "cq", value, base=server)
     async with comet(server, "cq") as reader:
         await reader.wait_count(3)
         assert bytes(reader.raw) == comet_line("cq:1", "a") + comet_line("cq:2", "b") + comet_line("cq:3", "c")
-        await add(http, server, "cq", "live é")
+        await add(http, "cq", "live é", base=server)
         await reader.wait_count(4)
         assert reader.messages[3] == {"key": "cq:4", "value": "live é"}
         assert reader.raw.endswith(comet_line("cq:4", "live é"))
@@ -47,7 +48,7 @@ async def test_comet_delivers_backlog_on_connect_then_live_messages(server: str,
         assert response.headers["content-type"].startswith("application/x-ndjson")
         assert "no-cache" in response.headers["cache-control"]
         assert response.headers["x-accel-buffering"] == "no"
-    assert (await stats(http, server, "cq"))["length"] == 0
+    assert (await stats(http, "cq", base=server))["length"] == 0
 
 
 async def test_comet_lines_are_json_objects_ending_in_crlf(server: str, http: httpx.AsyncClient) -> None:
@@ -55,7 +56,7 @@ async def test_comet_lines_are_json_objects_ending_in_crlf(server: str, http: ht
         await wait_consumers(http, server, "crlf", 1)
         values = ['{"nested": [1, 2]}', "line\nbreak", "tab\tand \\ backslash", ""]
         for value in values:
-            await add(http, server, "crlf", value)
+            await add(http, "crlf", value, base=server)
         await reader.wait_count(len(values))
     assert reader.messages == [{"key": f"crlf:{i}", "value": v} for i, v in enumerate(values, 1)]
     assert reader.raw.count(b"\r\n") == len(values)
@@ -63,10 +64,10 @@ async def test_comet_lines_are_json_objects_ending_in_crlf(server: str, http: ht
 
 
 async def test_comet_jsonp_wraps_each_line_in_the_callback(jsonp_server: str, http: httpx.AsyncClient) -> None:
-    await add(http, jsonp_server, "jp", "first")
+    await add(http, "jp", "first", base=jsonp_server)
     async with comet(jsonp_server, "jp", callback="on_msg") as reader:
         await wait_for_lines(reader, 1)
-        await add(http, jsonp_server, "jp", "second")
+        await add(http, "jp", "second", base=jsonp_server)
         await wait_for_lines(reader, 2)
         assert reader.response is not None
         assert reader.response.headers["content-type"].startswith("application/javascript")
@@ -83,13 +84,13 @@ async def wait_for_lines(reader: CometReader, n: int) -> None:
 
 
 async def test_comet_refuses_a_bad_callback_and_a_bad_queue_name(jsonp_server: str, http: httpx.AsyncClient) -> None:
-    await add(http, jsonp_server, "keep", "x")
+    await add(http, "keep", "x", base=jsonp_server)
     bad_callback = await http.get(f"{jsonp_server}/c/keep", params={"callback": "alert(1)"})
     assert bad_callback.status_code == 400 and bad_callback.json()["code"] == "CALLBACK_INVALID"
     bad_name = await http.get(f"{jsonp_server}/c/bad!name")
     assert bad_name.status_code == 400
     assert "error" in bad_name.json()
-    assert (await stats(http, jsonp_server, "keep"))["length"] == 1  # nothing was consumed
+    assert (await stats(http, "keep", base=jsonp_server))["length"] == 1  # nothing was consumed
 
 
 # -- SSE --------------------------------------------------------------------------------------
@@ -97,10 +98,10 @@ async def test_comet_refuses_a_bad_callback_and_a_bad_queue_name(jsonp_server: s
 
 @pytest.mark.parametrize("path", ["sse", "c"])
 async def test_sse_starts_with_retry_then_id_and_data_events(server: str, http: httpx.AsyncClient, path: str) -> None:
-    await add(http, server, "ev", "backlog")
+    await add(http, "ev", "backlog", base=server)
     async with sse(server, "ev", path=path) as reader:
         await reader.wait_count(1)
-        await add(http, server, "ev", '{"json": true}')
+        await add(http, "ev", '{"json": true}', base=server)
         await reader.wait_count(2)
         response = reader.response
         assert response is not None and response.status_code == 200
@@ -125,17 +126,17 @@ async def test_sse_last_event_id_replays_exactly_the_missed_messages(server: str
         async with sse(server, "resume") as first:
             await wait_consumers(http, server, "resume", 2)
             for i in range(1, 4):
-                await add(http, server, "resume", f"m{i}")
+                await add(http, "resume", f"m{i}", base=server)
             await first.wait_count(3)
             last_seen = first.keys[-1]
         assert last_seen == "resume:3"
         await wait_consumers(http, server, "resume", 1)
         for i in range(4, 7):  # broadcast to the other consumer while the first is away
-            await add(http, server, "resume", f"m{i}")
+            await add(http, "resume", f"m{i}", base=server)
         await other.wait_count(6)
         async with sse(server, "resume", last_event_id=last_seen) as again:
             await again.wait_count(3)
-            await add(http, server, "resume", "m7")
+            await add(http, "resume", "m7", base=server)
             await again.wait_count(4)
             await other.wait_count(7)
     assert [e.event for e in again.events] == [None] * len(again.events)  # no gap
@@ -149,13 +150,13 @@ async def test_sse_resume_while_messages_keep_flowing_has_no_gap_and_no_duplicat
     async with comet(server, "flow") as other:
         await wait_consumers(http, server, "flow", 1)
         for i in range(1, 11):
-            await add(http, server, "flow", str(i))
+            await add(http, "flow", str(i), base=server)
         await other.wait_count(10)
 
         async def produce() -> None:
             async with httpx.AsyncClient(base_url=server, timeout=30) as producer:
                 for i in range(11, 111):
-                    await add(producer, server, "flow", str(i))
+                    await add(producer, "flow", str(i), base=server)
 
         producing = asyncio.create_task(produce())
         async with sse(server, "flow", last_event_id="flow:5") as again:
@@ -172,7 +173,7 @@ async def test_sse_unknown_last_event_id_gets_a_gap_event_first(
     async with comet(server, "gap") as other:
         await wait_consumers(http, server, "gap", 1)
         for i in range(1, 4):
-            await add(http, server, "gap", f"v{i}")
+            await add(http, "gap", f"v{i}", base=server)
         await other.wait_count(3)
     async with sse(server, "gap", last_event_id=last_event_id) as again:
         await again.wait_count(3)
@@ -204,10 +205,10 @@ async def test_sse_last_event_id_older_than_the_retained_history_gets_a_gap(
 
 
 async def test_ws_delivers_backlog_and_live_messages_as_json_text_frames(server: str, http: httpx.AsyncClient) -> None:
-    await add(http, server, "wsq", "before")
+    await add(http, "wsq", "before", base=server)
     async with ws(server, "wsq") as reader:
         await reader.wait_count(1)
-        await add(http, server, "wsq", "after")
+        await add(http, "wsq", "after", base=server)
         await reader.wait_count(2)
     assert reader.messages == [{"key": "wsq:1", "value": "before"}, {"key": "wsq:2", "value": "after"}]
 
@@ -229,7 +230,7 @@ async def test_ws_commands_default_to_the_connection_queue(server: str, http: ht
             "key": "wcmd:1",
             "deleted": True,
         }
-        assert (await stats(http, server, "wcmd"))["length"] == 1
+        assert (await stats(http, "wcmd", base=server))["length"] == 1
 
         for value in ("x", "y"):
             await reader.command({"cmd": "add", "queue": "side", "value": value})
@@ -266,7 +267,7 @@ async def test_ws_malformed_frame_gets_an_error_frame_and_the_connection_stays_u
         assert isinstance(error["code"], str) and error["code"]
         added = await reader.command({"cmd": "add", "queue": "wbad-side", "value": "ok"})
         assert added["key"] == "wbad-side:1"
-        await add(http, server, "wbad", "still flowing")
+        await add(http, "wbad", "still flowing", base=server)
         await reader.wait_count(1)
         assert reader.messages == [{"key": "wbad:1", "value": "still flowing"}]
         assert not reader.ended.is_set()

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from restmq.core import service
-from tests.helpers.queues import stats, wait_stats
+from tests.helpers.queues import add, add_batch, drain, stats, take, wait_stats
 from tests.helpers.streams import sse, wait_consumers
 from tests.helpers.wait import wait_for, wait_parked
 
@@ -28,37 +28,6 @@ pytestmark = pytest.mark.integration
 async def http(topology: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=topology, timeout=30) as client:
         yield client
-
-
-async def add(http: httpx.AsyncClient, queue: str, value: str, **fields: object) -> str:
-    reply = await http.post(f"/q/{queue}", data={"value": value, **{k: str(v) for k, v in fields.items()}})
-    assert reply.status_code == 200, reply.text
-    assert reply.text.endswith("\r\n")
-    return reply.text.strip()
-
-
-async def add_batch(http: httpx.AsyncClient, queue: str, values: list[str]) -> list[str]:
-    reply = await http.post(f"/q/{queue}", json=values)
-    assert reply.status_code == 200, reply.text
-    added: list[str] = reply.json()["keys"]
-    assert len(added) == len(values)
-    return added
-
-
-async def take(http: httpx.AsyncClient, queue: str, **params: object) -> dict[str, Any] | None:
-    reply = await http.get(f"/q/{queue}", params={k: str(v) for k, v in params.items()})
-    if reply.status_code == 204:
-        return None
-    assert reply.status_code == 200, reply.text
-    message: dict[str, Any] = reply.json()
-    return message
-
-
-async def drain(http: httpx.AsyncClient, queue: str) -> list[dict[str, Any]]:
-    messages = []
-    while (message := await take(http, queue)) is not None:
-        messages.append(message)
-    return messages
 
 
 def number(key: str) -> int:
@@ -79,7 +48,7 @@ async def test_add_then_get_is_fifo(http: httpx.AsyncClient) -> None:
 
 
 async def test_batch_add_is_all_or_nothing(http: httpx.AsyncClient) -> None:
-    keys = await add_batch(http, "batch", ["a", "b", {"c": 1}])  # type: ignore[list-item]
+    keys = await add_batch(http, "batch", ["a", "b", {"c": 1}])
     assert [number(k) for k in keys] == list(range(number(keys[0]), number(keys[0]) + 3))
 
     too_big = await http.post("/q/batch", json=["ok", "x" * (1024 * 1024 + 1)])

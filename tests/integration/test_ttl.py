@@ -8,7 +8,7 @@ import redis
 
 from restmq.core.model import PopMode
 from restmq.storage.node import RedisStore
-from tests.helpers.queues import add, drain, stats
+from tests.helpers.queues import add, drain, stats, wait_stats
 from tests.helpers.wait import wait_for, wait_until
 
 pytestmark = pytest.mark.integration
@@ -18,10 +18,7 @@ async def test_an_unconsumed_message_expires(http: httpx.AsyncClient) -> None:
     await add(http, "jobs", "short-lived", ttl="1")
     assert (await stats(http, "jobs"))["length"] == 1
 
-    async def expired() -> bool:
-        return (await stats(http, "jobs"))["expired"] == 1
-
-    await wait_for(expired, timeout=5, what="the ttl=1 message to expire")
+    await wait_stats(http, "jobs", lambda s: s["expired"] == 1, "the ttl=1 message to expire")
     assert (await stats(http, "jobs"))["length"] == 0
     assert (await http.get("/q/jobs")).status_code == 204
 
@@ -31,10 +28,7 @@ async def test_expiry_keeps_the_messages_without_ttl(http: httpx.AsyncClient) ->
     await add(http, "jobs", "mortal", ttl="0.2")
     await add(http, "jobs", "also forever")
 
-    async def expired() -> bool:
-        return (await stats(http, "jobs"))["expired"] == 1
-
-    await wait_for(expired, timeout=5, what="the ttl message to expire")
+    await wait_stats(http, "jobs", lambda s: s["expired"] == 1, "the ttl message to expire")
     assert [m["value"] for m in await drain(http, "jobs")] == ["forever", "also forever"]
 
 
@@ -87,7 +81,4 @@ async def test_bad_ttl_is_400(http: httpx.AsyncClient, ttl: str) -> None:
 async def test_ttl_as_a_query_parameter(http: httpx.AsyncClient) -> None:
     await http.post("/q/jobs?ttl=0.2", data={"value": "x"})
 
-    async def expired() -> bool:
-        return (await stats(http, "jobs"))["expired"] == 1
-
-    await wait_for(expired, timeout=5)
+    await wait_stats(http, "jobs", lambda s: s["expired"] == 1, "the ttl message to expire")

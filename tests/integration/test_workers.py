@@ -13,6 +13,7 @@ import redis
 
 from restmq.storage import keys
 from restmq.storage.engine import EmbeddedEngine
+from tests.helpers.queues import wait_stats
 from tests.helpers.server import ServeProcess, serve
 from tests.helpers.streams import SSEReader, opened, wait_consumers
 from tests.helpers.wait import wait_for, wait_until
@@ -38,7 +39,7 @@ def workers(workers_process: ServeProcess, redis_url: str) -> ServeProcess:
 def processes(client: redis.Redis, queue: str) -> set[str]:
     """The server processes with a streaming consumer of `queue` (consumer ids are `<process>/<n>/<lease>`)."""
     members = client.zrange(keys.queue_keys(queue).consumers, 0, -1)
-    return {str(member).split("/")[0] for member in members}  # type: ignore[union-attr]
+    return {str(member).split("/")[0] for member in members}
 
 
 @contextlib.asynccontextmanager
@@ -98,8 +99,4 @@ async def test_roundrobin_over_both_processes_delivers_each_message_once(
             assert got == collections.Counter(sent)  # each message exactly once overall
             assert all(reader.keys for reader in readers), [len(r.keys) for r in readers]
 
-            async def settled() -> bool:
-                stats = (await http.get("/stats/jobs")).json()
-                return stats["length"] == 0 and stats["leased"] == 0
-
-            await wait_for(settled, 10, 0.05, "every delivery acked")
+            await wait_stats(http, "jobs", lambda s: s["length"] == 0 and s["leased"] == 0, "every delivery acked", 10)

@@ -18,6 +18,8 @@ from restmq.errors import BadRequest, Forbidden, Unauthorized
 from restmq.web.auth import CATEGORIES, COMET, CONSUMER, PRODUCER, WEBSOCKET, Access, AclRule, load_acl
 from restmq.web.browser import OriginPolicy
 
+pytestmark = pytest.mark.unit
+
 
 def rule(allow: str = "", deny: str = "", **credentials: str) -> AclRule:
     """An AclRule parsed exactly as acl.conf would give it."""

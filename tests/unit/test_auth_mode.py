@@ -13,6 +13,8 @@ from restmq.cli.auth_mode import AuthPlan, check_auth_options, is_loopback, reso
 from restmq.config import Settings
 from restmq.web.auth import AclRule, open_categories
 
+pytestmark = pytest.mark.unit
+
 RULES = {"rest:producer": AclRule(allow=(ipaddress.ip_network("10.0.0.0/8"),))}
 DENY_ONLY = {"rest:consumer": AclRule(deny=(ipaddress.ip_network("10.0.0.1/32"),))}
 

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from redis import exceptions as rexc
 from redis._parsers.base import BaseParser
 
 from restmq.errors import BackendUnavailable
 from restmq.storage.errors import backend_errors, unavailable
+
+pytestmark = pytest.mark.unit
+
+# redis-py leaves its parser unannotated; this is the signature it has.
+_parse_error: Callable[[str], rexc.RedisError] = BaseParser.parse_error
 
 REFUSALS = [
     "MISCONF Errors writing to the AOF file: No space left on device",
@@ -31,8 +38,7 @@ MISTAKES = [
 
 def parsed(reply: str) -> rexc.RedisError:
     """The exception redis-py makes of an error reply."""
-    error: rexc.RedisError = BaseParser.parse_error(reply)
-    return error
+    return _parse_error(reply)
 
 
 @pytest.mark.parametrize("reply", REFUSALS)

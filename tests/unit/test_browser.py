@@ -7,6 +7,8 @@ import pytest
 from restmq.web.browser import OriginPolicy, origin_of
 from restmq.web.hosts import HostAllowlist, local_addresses, split_authority
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("text", "parts"),

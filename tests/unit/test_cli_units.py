@@ -9,6 +9,8 @@ from restmq.cli import main
 from restmq.cli._common import EXIT_CONNECT, EXIT_USAGE
 from tests.helpers.server import free_port
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture
 def runner() -> CliRunner:

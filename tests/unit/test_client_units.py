@@ -30,6 +30,8 @@ from restmq.client._stream import SSEEvent, SSEParser, StreamState
 from restmq.client.errors import api_error, from_transport
 from restmq.errors import Conflict, NotFound, RestMQError
 
+pytestmark = pytest.mark.unit
+
 
 def test_the_client_imports_no_server_module() -> None:
     code = (

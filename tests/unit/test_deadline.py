@@ -12,6 +12,8 @@ import pytest
 from restmq.core import deadline
 from restmq.errors import BackendUnavailable, DeadlinePassed
 
+pytestmark = pytest.mark.unit
+
 
 @contextlib.contextmanager
 def request(budget: float) -> Iterator[None]:
@@ -81,7 +83,7 @@ async def test_concurrent_requests_each_have_their_own_deadline() -> None:
         return "answered"
 
     results = await asyncio.gather(call(0.1, 0.5), call(1.0, 0.3), call(0.2, 5))
-    assert results == ["late", "answered", "late"]
+    assert list(results) == ["late", "answered", "late"]
 
 
 async def test_a_cancel_from_elsewhere_stays_a_cancel() -> None:

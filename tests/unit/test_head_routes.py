@@ -7,11 +7,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from starlette.routing import Route
 
 from restmq.web import docs_page, head, observe, openapi, ops, rest, ui
 from restmq.web.hot import direct_endpoints
 from restmq.web.routes import routes
+
+pytestmark = pytest.mark.unit
 
 ONLY_LOOK = {
     rest.list_queues,

@@ -8,6 +8,8 @@ from starlette.routing import Match, Route
 from restmq.web.hot import DIRECT, direct_endpoints
 from restmq.web.routes import routes
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("queue", ["jobs", "stream", "static", "ui", "jobs:dead", "a.b-c_d"])
 @pytest.mark.parametrize("key", ["jobs:7", "redrive", "release", "x"])

@@ -12,6 +12,8 @@ from redis.crc import key_slot
 
 from restmq.storage import keys
 
+pytestmark = pytest.mark.unit
+
 queue_names = st.from_regex(r"[A-Za-z0-9_\-.:@]{1,200}", fullmatch=True)
 
 

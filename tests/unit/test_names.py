@@ -7,6 +7,8 @@ import pytest
 from restmq.core.names import MAX_QUEUE_NAME, QUEUE_NAME_RULE, check_callback, check_queue_name, parse_message_key
 from restmq.errors import InvalidCallback, InvalidQueueName
 
+pytestmark = pytest.mark.unit
+
 VALID_QUEUES = ["q", "Q", "0", "a" * MAX_QUEUE_NAME, "jobs.high-prio_v2:eu@host", "q:dead", ":", "@", ".", "-_"]
 INVALID_QUEUES = [
     "",

@@ -14,6 +14,8 @@ from restmq.errors import InvalidForwarded
 from restmq.web.addresses import canonical_network, forwarded_address, parse_networks
 from restmq.web.peers import PeerAddress
 
+pytestmark = pytest.mark.unit
+
 
 async def settle(
     proxies: tuple[str, ...], peer: str | None, headers: dict[str, str] | list[tuple[str, str]], kind: str = "http"

@@ -12,6 +12,8 @@ from restmq.core.model import FlowStatus, Policy, QueueSettings, QueueStats
 from restmq.storage.ring import POINTS_PER_WEIGHT, HashRing, point
 from restmq.storage.sharded import merge_pages, merge_stats
 
+pytestmark = pytest.mark.unit
+
 NODES = ["redis://a:6379/0", "redis://b:6379/0", "redis://c:6379/0"]
 KEYS = [f"queue-{i}" for i in range(20_000)]
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from restmq.core.dispatch import Delivery
 from restmq.core.model import HistoryEntry
 from restmq.web import sse
+
+pytestmark = pytest.mark.unit
 
 
 def test_message_object_has_key_and_value_and_count_only_in_lease_mode() -> None:

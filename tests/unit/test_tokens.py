@@ -9,6 +9,8 @@ import pytest
 
 from restmq.core.tokens import PREFIX, RIGHTS, TokenRecord, digest, new_token, split, verify
 
+pytestmark = pytest.mark.unit
+
 
 def make(queues: tuple[str, ...] = ("orders.*",), rights: tuple[str, ...] = ("read",), **kw: float) -> TokenRecord:
     return new_token(queues, rights, kw.get("ttl"))[1]

@@ -8,6 +8,8 @@ from hypothesis import strategies as st
 
 from restmq.storage.urls import redact, redact_list, split_urls
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(
     ("url", "shown"),
