@@ -9,9 +9,13 @@ import inspect
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from restmq.client import _aio_flavor, _sync_flavor
 from restmq.client.aio import AsyncClient, AsyncStream
 from restmq.client.sync import Client, Stream
+
+pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[2]
 
