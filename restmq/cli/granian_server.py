@@ -166,6 +166,8 @@ class DrainFirst:
                 await self.app(scope, self._limit_frames(receive, send), send)
             return
         with self.requests:
+            if _declares_a_body(scope):
+                receive, send = _closing_if_the_body_is_unread(receive, send)
             await self.app(scope, receive, send)
 
     async def _refuse_stream(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -208,6 +210,34 @@ class DrainFirst:
             return message
 
         return receive_limited
+
+
+def _declares_a_body(scope: dict[str, Any]) -> bool:
+    return any(
+        name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0")
+        for name, value in scope["headers"]
+    )
+
+
+def _closing_if_the_body_is_unread(receive: Any, send: Any) -> tuple[Any, Any]:
+    """granian ends the connection after a response whose request body was not read (a refusal, a route that
+    reads none), without saying so: the response says `Connection: close`, so that a keep-alive client does not
+    send its next request into the closing connection (uvicorn: restmq/cli/uvicorn_http.py)."""
+    body_read = False
+
+    async def receive_tracked() -> dict[str, Any]:
+        nonlocal body_read
+        message: dict[str, Any] = await receive()
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            body_read = True
+        return message
+
+    async def send_closing(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start" and not body_read:
+            message = {**message, "headers": [*message.get("headers", ()), (b"connection", b"close")]}
+        await send(message)
+
+    return receive_tracked, send_closing
 
 
 class _Counter:

@@ -11,7 +11,9 @@ a body that nobody reads. Here:
 - after a response, the unread rest of its request's body (sent to a route that reads none, or
   left after a 408 or a 413) is not waited for: the connection is half-closed at once, what still
   arrives is dropped for LINGER seconds at most, so that the client can read the response before
-  the connection is reset, and then it is closed (granian closes at once);
+  the connection is reset, and then it is closed (granian closes at once). A response that starts
+  before its request's body has all arrived says `Connection: close`, so that a keep-alive client
+  does not send its next request on the closing connection;
 - an idle keep-alive connection is closed after `--idle-timeout` (uvicorn's own timer).
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 
+from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 LINGER = 1.0  # seconds a half-closed connection keeps dropping the rest of a body before it closes
@@ -43,7 +46,20 @@ class TimeBoundProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        previous = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is previous:  # an upgrade (WebSocket): no HTTP response cycle
+            return
+        send = cycle.send
+
+        async def send_closing_if_the_body_is_still_coming(message: ASGISendEvent) -> None:
+            if message["type"] == "http.response.start" and cycle.more_body:
+                cycle.keep_alive = False  # uvicorn adds `connection: close`; on_response_complete drops the rest
+            await send(message)
+
+        # The ASGI task starts later, and looks up cycle.send then.
+        cycle.send = send_closing_if_the_body_is_still_coming  # type: ignore[method-assign]
 
     def on_response_complete(self) -> None:
         cycle = self.cycle  # a later, pipelined request only exists once this one's body has ended

@@ -259,6 +259,24 @@ async def test_the_unread_rest_of_a_body_does_not_hold_the_connection(timed_serv
     await assert_dropped_while_trickling(timed_server, head, b"x", 200)
 
 
+async def test_a_response_sent_before_its_body_arrived_says_the_connection_closes(timed_server: ServeProcess) -> None:
+    """A response sent before its request's body has arrived (a refusal, or a route that reads no body): either it
+    says `Connection: close` and the connection ends, or the connection stays usable. uvicorn dropped it without a
+    word, so a keep-alive client (httpx writes headers and body apart) sent its next request into a closing
+    connection and got no answer."""
+    async with raw_connection(timed_server.url) as (reader, writer):
+        writer.write(b"GET /health HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n\r\n")
+        status, headers, _ = await read_response(reader, timeout=CLOSE_BOUND)
+        assert status == 200
+        writer.write(b"hello")  # the body, late
+        if headers.get("connection", "").lower() == "close":
+            assert await closed_by_server(reader, timeout=CLOSE_BOUND)
+        else:
+            writer.write(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            status, _, _ = await read_response(reader, timeout=CLOSE_BOUND)
+            assert status == 200
+
+
 @pytest.mark.parametrize(
     ("framing", "piece"),
     [("Content-Length: 100000", b"x"), ("Transfer-Encoding: chunked", b"1\r\nx\r\n")],
