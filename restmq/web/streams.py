@@ -260,12 +260,6 @@ async def websocket(ws: WebSocket) -> None:
         async with send_lock:
             await ws.send_text(text)
 
-    async def pump() -> None:
-        while (batch := await consumer.take()) is not None:
-            for delivery in batch:
-                await send(sse.ws_text(delivery))
-                streams.written(consumer, delivery)
-
     async def listen() -> None:
         service = ws.app.state.service
         while True:
@@ -277,7 +271,7 @@ async def websocket(ws: WebSocket) -> None:
             await send(orjson.dumps(reply).decode())
 
     stuck = _stuck(consumer)
-    tasks = [asyncio.create_task(pump()), asyncio.create_task(listen())]
+    tasks = [asyncio.create_task(_pump(ws, streams, consumer, send_lock)), asyncio.create_task(listen())]
     try:
         done, _ = await asyncio.wait([*tasks, stuck], return_when=asyncio.FIRST_COMPLETED)
         for task in done - {stuck}:
@@ -292,6 +286,23 @@ async def websocket(ws: WebSocket) -> None:
             code = _close_code(consumer.closed)
             # a client that stopped reading blocks the close frame too: then the connection just drops
             await asyncio.wait_for(ws.close(code=code, reason=(consumer.closed or "bye")[:120]), STUCK_GRACE)
+
+
+async def _pump(ws: WebSocket, streams: Streams, consumer: Consumer, send_lock: asyncio.Lock) -> None:
+    """Write the consumer's messages, a text frame each; on a server that takes several frames in one event
+    (restmq/cli/uvicorn_ws.py), everything that is due goes as one event and one write."""
+    many = sse.WS_TEXTS in ws.scope.get("extensions", {})
+    while (batch := await consumer.take()) is not None:
+        if many and batch:
+            async with send_lock:
+                await ws.send({"type": "websocket.send", "texts": [sse.ws_payload(d) for d in batch]})
+            for delivery in batch:
+                streams.written(consumer, delivery)
+            continue
+        for delivery in batch:
+            async with send_lock:
+                await ws.send_text(sse.ws_text(delivery))
+            streams.written(consumer, delivery)
 
 
 def _refused_code(exc: RestMQError) -> int:
