@@ -649,7 +649,10 @@ async def run_all(targets: list[Target], args: argparse.Namespace) -> dict[str, 
     the open-file limit (`raise_open_files_limit`) before it starts the servers."""
     results: dict[str, dict[str, Any]] = {}
     turn = 0
+    only = set(args.only.split(",")) if getattr(args, "only", None) else None
     for name, test in plan(args).items():
+        if only is not None and name not in only:
+            continue
         print(test.title, flush=True)
         rounds: dict[str, list[dict[str, Any]]] = {t.name: [] for t in targets}
         for _ in range(test.rounds):
@@ -829,6 +832,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle", type=int, help="idle connections (default 10,000, quick 1,000)")
     parser.add_argument("--rounds", type=int, help="rounds of each test but idle and the large fan-out (3, quick 1)")
     parser.add_argument("--timeout", type=float, default=120.0, help="fan-out: seconds to wait for all")
+    parser.add_argument("--only", help="comma-separated tests to run (idle, latency, fanout, fanout_single, ...)")
     parser.add_argument("--output", type=Path, default=BENCH / "results/streams.json")
     args = parser.parse_args(argv)
     args.messages = args.messages or (200 if args.quick else 1000)

@@ -500,7 +500,7 @@ def run_uvicorn(settings: Settings) -> None:
         "loop": "uvloop",
         "http": "restmq.cli.uvicorn_http:TimeBoundProtocol",  # httptools, with every connection bounded in time
         "proxy_headers": False,  # restmq/web/peers.py reads them, only from --forwarded-allow-ips
-        "ws": "websockets-sansio",
+        "ws": "restmq.cli.uvicorn_ws:BatchingWebSocketProtocol",  # websockets-sansio, many frames per write
         "ws_max_size": settings.limits.max_frame,
         "lifespan": "on",
         "timeout_keep_alive": settings.limits.idle_timeout,  # a float: int() made 0.5 s close every connection

@@ -26,7 +26,6 @@ import contextlib
 import logging
 import os
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,10 +76,24 @@ class Delivery:
 class Consumer:
     """One streaming connection's mailbox.
 
-    Deliveries wait in a deque; the transport takes everything that is due in one call and writes
+    Deliveries wait in a list; the transport takes everything that is due in one call and writes
     it as one chunk, so a burst costs one write per connection, not one per message. Waiting costs
-    one future, never a task.
+    one future, never a task. Thousands stay open and idle, so each holds little: slots, and a list
+    (an empty deque holds a 64-slot block) swapped out whole by `take`.
     """
+
+    __slots__ = (
+        "queue",
+        "id",
+        "lease_ms",
+        "closed",
+        "inflight",
+        "_buffer",
+        "_mailbox",
+        "_waiter",
+        "_on_close",
+        "quiet",
+    )
 
     def __init__(self, queue: str, consumer_id: str, lease_ms: int, buffer: int) -> None:
         self.queue = queue
@@ -90,7 +103,7 @@ class Consumer:
         # roundrobin n -> (delivery count, monotonic time its in-flight bound or lease ends), until written/acked
         self.inflight: dict[int, tuple[int, float]] = {}
         self._buffer = buffer
-        self._mailbox: deque[Delivery] = deque()
+        self._mailbox: list[Delivery] = []
         self._waiter: asyncio.Future[None] | None = None
         self._on_close: list[Callable[[], object]] = []
         self.quiet = 0.0  # seconds since the transport last took something (see heartbeat)
@@ -143,8 +156,7 @@ class Consumer:
                 self._waiter = None
         self.quiet = 0.0
         if self._mailbox:
-            batch = list(self._mailbox)
-            self._mailbox.clear()
+            batch, self._mailbox = self._mailbox, []
             return batch
         return None if self.closed is not None else []
 

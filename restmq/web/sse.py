@@ -6,6 +6,7 @@ encodes every message once per format.
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import orjson
@@ -64,3 +65,31 @@ def ws_text(delivery: Delivery) -> str:
     if cached is None:
         cached = delivery.encoded["ws"] = _json(delivery).decode()
     return cached
+
+
+def ws_payload(delivery: Delivery) -> bytes:
+    """The UTF-8 payload of the delivery's WebSocket text frame (the JSON object; no str made)."""
+    return _json(delivery)
+
+
+# A server that puts this key in a WebSocket scope's "extensions" accepts a `websocket.send` event with
+# "texts": a list of UTF-8 payloads, each one text frame, written in order and at once (restmq/cli/uvicorn_ws.py).
+WS_TEXTS = "restmq.websocket.texts"
+
+
+_SHORT, _MEDIUM, _LONG = struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ")
+
+
+def ws_frames(payloads: list[bytes]) -> bytes:
+    """Unmasked, unfragmented RFC 6455 text frames (a server's, without extensions) of `payloads`, in order."""
+    frames = bytearray()
+    for payload in payloads:
+        size = len(payload)
+        if size < 126:
+            frames += _SHORT.pack(0x81, size)
+        elif size < 65536:
+            frames += _MEDIUM.pack(0x81, 126, size)
+        else:
+            frames += _LONG.pack(0x81, 127, size)
+        frames += payload
+    return bytes(frames)

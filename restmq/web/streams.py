@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-from collections import deque
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import orjson
 from starlette.requests import HTTPConnection, Request
@@ -94,6 +95,13 @@ async def _watch_disconnect(receive: Receive, consumer: Consumer) -> None:
     consumer.close("client disconnected")
 
 
+@functools.cache
+def _raw_headers(media_type: str) -> list[tuple[bytes, bytes]]:
+    """One list per media type, shared by every stream (the server only reads it)."""
+    headers = {**STREAM_HEADERS, "Content-Type": media_type}
+    return [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+
 class ConsumerStream(Response):
     """The ASGI response of one COMET/SSE consumer: the opening chunks (an SSE replay) one by one, then
     everything due as one chunk. It costs the server's own task plus one that notices the client
@@ -111,21 +119,20 @@ class ConsumerStream(Response):
         closing: Callable[[Consumer], bytes] = lambda consumer: b"",
     ) -> None:  # no Response.__init__: a stream has no body or Content-Length of its own
         self.request, self.consumer, self.encode = request, consumer, encode
-        self.heartbeat, self.opening, self.closing = heartbeat, deque(opening), closing
-        headers = {**STREAM_HEADERS, "Content-Type": media_type}
-        self.raw_headers = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+        self.heartbeat, self.closing = heartbeat, closing
+        self.opening = list(reversed(opening))  # popped from the end as written (a deque holds a 64-slot block)
+        self.raw_headers = _raw_headers(media_type)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         consumer, streams = self.consumer, streams_of(self.request.app)
         watcher = asyncio.ensure_future(_watch_disconnect(receive, consumer))
-        task = asyncio.current_task()
+        self._task = task = asyncio.current_task()
         assert task is not None
-        stuck = _stuck(consumer)
-        stuck.add_done_callback(lambda done: done.cancelled() or task.cancel())
+        consumer.on_close(self._closed)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             while self.opening:  # one write at a time: the server waits for a slow client between them
-                chunk = self.opening.popleft()  # and what was written is not kept
+                chunk = self.opening.pop()  # and what was written is not kept
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             while (batch := await consumer.take()) is not None:
                 chunk = self.encode(batch) if batch else self.heartbeat
@@ -136,13 +143,33 @@ class ConsumerStream(Response):
             log.info("stream %s of %s closed: %s", consumer.id, consumer.queue, consumer.closed)
             await send({"type": "http.response.body", "body": self.closing(consumer), "more_body": False})
         except asyncio.CancelledError:
-            if not (stuck.done() and not stuck.cancelled()) or task.cancelling() != 1:
+            if not self._dropped or task.cancelling() != 1:
                 raise
             task.uncancel()  # our own drop: the server closes the connection of an unfinished response
         finally:
+            self._task = None
             watcher.cancel()
-            stuck.cancel()
+            if self._drop is not None:
+                self._drop.cancel()
             _close(self.request, streams, consumer)
+
+    # Bound methods rather than a future and closures per stream: thousands of idle streams hold them.
+    _task: asyncio.Task[Any] | None = None
+    _drop: asyncio.TimerHandle | None = None
+    _dropped = False
+
+    def _closed(self) -> None:
+        """The consumer is closed: the stream has STUCK_GRACE seconds to end; one still running then is
+        blocked writing to a client that stopped reading, and its connection is dropped."""
+        if self._task is not None:
+            self._drop = asyncio.get_running_loop().call_later(STUCK_GRACE, self._drop_stuck)
+
+    def _drop_stuck(self) -> None:
+        if self._task is not None and not self._task.done():
+            consumer = self.consumer
+            log.info("stream %s of %s closed: %s (dropping it)", consumer.id, consumer.queue, consumer.closed)
+            self._dropped = True
+            self._task.cancel()
 
 
 async def comet(request: Request) -> Response:
@@ -156,11 +183,17 @@ async def comet(request: Request) -> Response:
     token = await authorize(request, COMET, queue, "read")  # cached: the guard has just checked it
     consumer = await _open(request, streams, queue, lease_of(request), token)
 
+    if not callback:
+        return ConsumerStream(request, consumer, "application/x-ndjson", _comet_lines)
+
     def encode(batch: list[Delivery]) -> bytes:
         return b"".join(sse.comet_line(delivery, callback) for delivery in batch)
 
-    media = "application/javascript" if callback else "application/x-ndjson"
-    return ConsumerStream(request, consumer, media, encode)
+    return ConsumerStream(request, consumer, "application/javascript", encode)
+
+
+def _comet_lines(batch: list[Delivery]) -> bytes:
+    return b"".join(sse.comet_line(delivery) for delivery in batch)
 
 
 async def server_sent_events(request: Request) -> ConsumerStream:
@@ -189,16 +222,35 @@ async def server_sent_events(request: Request) -> ConsumerStream:
         opening.append(sse.sse_named("gap", {"last_event_id": last_id, "oldest": oldest}))
     del replay  # only the encoded events stay until written
     opening += _chunks(events)
+    encode = _sse_encoder(replayed) if replayed else _sse_events  # shared: an idle stream holds no closure
+    return ConsumerStream(
+        request, consumer, "text/event-stream", encode, sse.SSE_HEARTBEAT, opening, _sse_closing(retry_ms)
+    )
+
+
+def _sse_events(batch: list[Delivery]) -> bytes:
+    if len(batch) == 1:  # the common case while messages trickle in
+        return sse.sse_event(batch[0])
+    return b"".join(sse.sse_event(delivery) for delivery in batch)
+
+
+def _sse_encoder(replayed: set[str]) -> Callable[[list[Delivery]], bytes]:
+    """After a replay: what was replayed is not sent twice."""
 
     def encode(batch: list[Delivery]) -> bytes:
-        if len(batch) == 1 and not replayed:  # the common case while messages trickle in
-            return sse.sse_event(batch[0])
         return b"".join(sse.sse_event(delivery) for delivery in batch if delivery.key not in replayed)
+
+    return encode
+
+
+@functools.cache
+def _sse_closing(retry_ms: int) -> Callable[[Consumer], bytes]:
+    """The last chunk: on shutdown a short `retry:` (reconnect soon, to another process)."""
 
     def closing(consumer: Consumer) -> bytes:
         return sse.sse_retry(min(SHUTDOWN_RETRY_MS, retry_ms)) if consumer.closed == SHUTDOWN else b""
 
-    return ConsumerStream(request, consumer, "text/event-stream", encode, sse.SSE_HEARTBEAT, opening, closing)
+    return closing
 
 
 def _newest_events(replay: list[HistoryEntry], reached: bool, max_bytes: int) -> tuple[list[bytes], bool]:
@@ -260,12 +312,6 @@ async def websocket(ws: WebSocket) -> None:
         async with send_lock:
             await ws.send_text(text)
 
-    async def pump() -> None:
-        while (batch := await consumer.take()) is not None:
-            for delivery in batch:
-                await send(sse.ws_text(delivery))
-                streams.written(consumer, delivery)
-
     async def listen() -> None:
         service = ws.app.state.service
         while True:
@@ -277,7 +323,7 @@ async def websocket(ws: WebSocket) -> None:
             await send(orjson.dumps(reply).decode())
 
     stuck = _stuck(consumer)
-    tasks = [asyncio.create_task(pump()), asyncio.create_task(listen())]
+    tasks = [asyncio.create_task(_pump(ws, streams, consumer, send_lock)), asyncio.create_task(listen())]
     try:
         done, _ = await asyncio.wait([*tasks, stuck], return_when=asyncio.FIRST_COMPLETED)
         for task in done - {stuck}:
@@ -292,6 +338,23 @@ async def websocket(ws: WebSocket) -> None:
             code = _close_code(consumer.closed)
             # a client that stopped reading blocks the close frame too: then the connection just drops
             await asyncio.wait_for(ws.close(code=code, reason=(consumer.closed or "bye")[:120]), STUCK_GRACE)
+
+
+async def _pump(ws: WebSocket, streams: Streams, consumer: Consumer, send_lock: asyncio.Lock) -> None:
+    """Write the consumer's messages, a text frame each; on a server that takes several frames in one event
+    (restmq/cli/uvicorn_ws.py), everything that is due goes as one event and one write."""
+    many = sse.WS_TEXTS in ws.scope.get("extensions", {})
+    while (batch := await consumer.take()) is not None:
+        if many and batch:
+            async with send_lock:
+                await ws.send({"type": "websocket.send", "texts": [sse.ws_payload(d) for d in batch]})
+            for delivery in batch:
+                streams.written(consumer, delivery)
+            continue
+        for delivery in batch:
+            async with send_lock:
+                await ws.send_text(sse.ws_text(delivery))
+            streams.written(consumer, delivery)
 
 
 def _refused_code(exc: RestMQError) -> int:

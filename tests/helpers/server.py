@@ -63,7 +63,7 @@ async def serve_app(app: Starlette, *, stream_config: StreamConfig | None = None
         port=0,
         log_level="warning",
         lifespan="on",
-        ws="websockets-sansio",
+        ws="restmq.cli.uvicorn_ws:BatchingWebSocketProtocol",  # as `restmq serve`
         proxy_headers=False,  # as `restmq serve`: the app reads them, from --forwarded-allow-ips only
     )
     server = uvicorn.Server(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from websockets.frames import Frame, Opcode
 
 from restmq.core.dispatch import Delivery
 from restmq.core.model import HistoryEntry
@@ -70,3 +71,10 @@ def test_encodings_are_made_once_per_delivery_and_format() -> None:
     again = sse.comet_line(delivery), sse.sse_event(delivery), sse.ws_text(delivery)
     assert all(a is b for a, b in zip(first, again, strict=True))
     assert set(delivery.encoded) == {"json", "comet", "sse", "ws"}
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65_535, 65_536, 70_000])
+def test_ws_frames_are_websockets_own_server_text_frames(size: int) -> None:
+    payload = b"y" * size
+    one = Frame(Opcode.TEXT, payload).serialize(mask=False)
+    assert sse.ws_frames([payload, payload]) == one + one
