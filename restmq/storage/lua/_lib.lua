@@ -13,9 +13,12 @@ local MID = 17592186044416  -- 2^44
 -- (keys.QueueKeys.operation) as its last KEYS entry. It remembers its reply there for OP_TTL_MS, and a
 -- call repeating that id (the storage layer's retry after a broken connection) gets the same reply and
 -- changes nothing. Longer than a socket timeout (10 s) plus a connect (2 s): a retry arrives within that.
+-- An id is new on a call's first attempt, which has nothing to replay: only a call that may be a repeat
+-- sends its operation key twice (repeat_key: the KEYS entry after it), and only such a call looks it up.
 local OP_TTL_MS = 30000
 
-local function replayed(op_key)
+local function replayed(op_key, repeat_key)
+  if not repeat_key then return nil end
   local seen = redis.call('GET', op_key)
   if seen then return cmsgpack.unpack(seen) end
   return nil

@@ -1,6 +1,6 @@
 -- pop: deliver up to COUNT messages from the head of a queue.
 -- KEYS[1..9] the queue's message keys, KEYS[10..18] its dead-letter queue's (or the same nine again)
--- KEYS[19] the call's operation key (see _lib.lua: a repeated call replays its reply)
+-- KEYS[19] the call's operation key, KEYS[20] it again on a repeat (see _lib.lua: a repeat replays its reply)
 -- ARGV[1] queue name  ARGV[2] dead-letter queue name or ''  ARGV[3] mode: take | lease | peek
 -- ARGV[4] count  ARGV[5] lease ms (lease mode)
 -- Reply: {status ('ok' | 'stop'), dead listed (0|1), timer deadline to index or -1, n1, value1, count1, ...}
@@ -8,7 +8,7 @@
 -- at the head and only raises its delivery count.
 local queue, dead_name, mode = ARGV[1], ARGV[2], ARGV[3]
 local want, lease_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
-local done = replayed(KEYS[19])
+local done = replayed(KEYS[19], KEYS[20])
 if done then return done end
 local now = now_ms()
 local kept = housekeep(queue, dead_name, now)
