@@ -19,10 +19,9 @@ if idem_window > 0 then
   end
 end
 
-local now = now_ms()
 local timed = delay > 0 or ttl > 0
-local before = -1
-if timed then before = next_deadline() end
+local now, before = 0, -1  -- only a delay or a ttl needs the clock
+if timed then now, before = now_ms(), next_deadline() end
 init_seq(K_META, ARGV[7])
 local last = redis.call('HINCRBY', K_META, 'seq', count)
 local first = last - count + 1

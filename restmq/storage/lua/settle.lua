@@ -25,7 +25,13 @@ if not deadline or tonumber(deadline) <= now then
 end
 
 if action == 'ack' then
-  forget(n)
+  -- leased, so in no ready or delayed set; an origin only in a dead-letter queue (no dead_name of its own)
+  redis.call('HDEL', K_MSGS, n)
+  redis.call('HDEL', K_COUNTS, n)
+  redis.call('HDEL', K_PRIO, n)
+  redis.call('ZREM', K_LEASED, n)
+  redis.call('ZREM', K_EXPIRES, n)
+  if dead_name == '' then redis.call('HDEL', K_ORIGIN, n) end
   redis.call('HINCRBY', K_META, 'acked', 1)
   return remember(KEYS[19], {'ok', count, 0, -1})
 end
