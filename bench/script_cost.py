@@ -74,8 +74,11 @@ def _script_args(case: str, sha: str, lua: str, queue: str) -> list[str]:
     return ["EVALSHA", sha, str(len(script_keys)), *script_keys, *args]
 
 
-def measure(client: redis.Redis, socket: str, case: str, lua: str, calls: int, queue: str) -> tuple[float, float, str]:
-    """Engine CPU and script time (commandstats), µs per call of one case, and a line describing it."""
+def measure(
+    client: redis.Redis, socket: str, case: str, lua: str, calls: int, queue: str
+) -> tuple[float, float, float, str]:
+    """Engine CPU and script time (commandstats) in µs, and commands the script issued, per call of one case; and
+    a line describing it. The command count is exact: the times move with the machine's load."""
     sha = client.script_load(lua)
     client.config_resetstat()
     cpu = _cpu(client)
@@ -85,21 +88,22 @@ def measure(client: redis.Redis, socket: str, case: str, lua: str, calls: int, q
     found = _calls(client)
     evalsha_us = found["evalsha"][1] / calls
     shown = sorted(
-        (cmd, usec)
-        for cmd, (_, usec) in found.items()
+        (cmd, n, usec)
+        for cmd, (n, usec) in found.items()
         if cmd != "evalsha" and cmd.split("|")[0] not in ("info", "config", "script")
     )
-    nested = ", ".join(f"{cmd} {usec / calls:.2f}" for cmd, usec in shown)
+    nested = ", ".join(f"{cmd} {usec / calls:.2f}" for cmd, _, usec in shown)
     return (
         cpu_us,
         evalsha_us,
+        sum(n for _, n, _ in shown) / calls,
         f"{case:6} cpu {cpu_us:6.2f} µs/call  script {evalsha_us:6.2f} µs/call  nested µs: {nested or '-'}",
     )
 
 
 def one_round(
     client: redis.Redis, socket: str, revision: str, lua: dict[str, str], calls: int
-) -> dict[str, tuple[float, float]]:
+) -> dict[str, tuple[float, float, float]]:
     client.flushall()
     tag = uuid.uuid4().hex[:6]
     found = {}
@@ -107,8 +111,8 @@ def one_round(
         queue = f"bench-{tag}" if case != "add100" else f"batch-{tag}"  # take takes what the single adds stored
         n = calls // BATCH if case == "add100" else calls
         script = lua["pop" if case == "take" else "add"]
-        cpu_us, script_us, line = measure(client, socket, case, script, n, queue)
-        found[case] = (cpu_us, script_us)
+        cpu_us, script_us, commands, line = measure(client, socket, case, script, n, queue)
+        found[case] = (cpu_us, script_us, commands)
         print(f"  {revision[:12]:12} {line}", flush=True)
     return found
 
@@ -121,7 +125,7 @@ def main() -> None:
     options = parser.parse_args()
     revisions = [WORK, *options.revision]
     lua = {rev: {name: source(name, rev) for name in ("add", "pop")} for rev in revisions}
-    results: dict[str, list[dict[str, tuple[float, float]]]] = {rev: [] for rev in revisions}
+    results: dict[str, list[dict[str, tuple[float, float, float]]]] = {rev: [] for rev in revisions}
     with tempfile.TemporaryDirectory() as tmp, EmbeddedEngine(Path(tmp) / uuid.uuid4().hex[:8]) as engine:
         client = redis.Redis(unix_socket_path=engine.socket_path, decode_responses=True)
         for r in range(options.rounds):
@@ -129,8 +133,8 @@ def main() -> None:
             for rev in revisions if r % 2 == 0 else reversed(revisions):
                 results[rev].append(one_round(client, engine.socket_path, rev, lua[rev], options.calls))
         client.close()
-    for i, what in enumerate(("engine CPU", "script time (commandstats)")):
-        print(f"\nmedian {what}, µs per call (add100: a call of 100 messages), ratio to the working tree:")
+    for i, what in enumerate(("engine CPU, µs", "script time (commandstats), µs", "commands the script issued")):
+        print(f"\nmedian {what} per call (add100: a call of 100 messages), ratio to the working tree:")
         base = {case: statistics.median(found[case][i] for found in results[WORK]) for case in CASES}
         for rev in revisions:
             median = {case: statistics.median(found[case][i] for found in results[rev]) for case in CASES}
