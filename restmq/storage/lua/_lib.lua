@@ -78,6 +78,16 @@ local function earliest(key)
   return nil
 end
 
+-- The deadline to index when `due` is about to join the timer set `key`, or -1: the queue's next deadline can only
+-- drop to `due` if it comes before every entry of that set. Reading one set instead of all three may index a
+-- deadline later than another set's: harmless, as the index entry only ever moves down (ZADD LT) and a wake-up
+-- with nothing due sets it right (timer_cas.lua); a needed one is never left out.
+local function lowered(key, due)
+  local first = earliest(key)
+  if first == nil or due < first then return due end
+  return -1
+end
+
 -- The queue's next timer deadline (lease, delay or ttl), or -1 when it has none.
 local function next_deadline()
   local best = -1

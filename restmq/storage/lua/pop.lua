@@ -24,8 +24,8 @@ if meta[1] == 'stop' then
 end
 
 local has_ttl = timed and redis.call('EXISTS', K_EXPIRES) == 1
-local before = -1
-if mode == 'lease' then before = next_deadline() end
+local timer = -1
+if mode == 'lease' then timer = lowered(K_LEASED, now + lease_ms) end  -- every lease of this call has that deadline
 local out = {'ok', listed, -1}
 local delivered, budget = 0, want + 1000
 while delivered < want and budget > 0 do
@@ -69,8 +69,7 @@ while delivered < want and budget > 0 do
   end
 end
 if delivered > 0 then redis.call('HINCRBY', K_META, 'delivered', delivered) end
--- the leases just given are the only deadlines this call added: the queue's next one is theirs or as before
-if mode == 'lease' and delivered > 0 and (before < 0 or now + lease_ms < before) then out[3] = now + lease_ms end
+if delivered > 0 then out[3] = timer end
 -- a call that delivered nothing and listed nothing may run again: nothing to remember (empty polls stay cheap)
 if delivered > 0 or out[2] == 1 then return remember(KEYS[19], out) end
 return out

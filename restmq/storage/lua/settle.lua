@@ -36,9 +36,9 @@ if action == 'ack' then
   return remember(KEYS[19], {'ok', count, 0, -1})
 end
 
-local before = next_deadline()
-local listed = 0
+local listed, timer = 0, -1
 if action == 'extend' then
+  timer = lowered(K_LEASED, now + ms)
   redis.call('ZADD', K_LEASED, now + ms, n)
 else
   redis.call('ZREM', K_LEASED, n)
@@ -46,13 +46,11 @@ else
   if maxd > 0 and count >= maxd and dead_name ~= '' then
     listed = dead_letter(n, queue, dead_name, now)
   elseif ms > 0 then
+    timer = lowered(K_DELAYED, now + ms)
     redis.call('ZADD', K_DELAYED, now + ms, n)
   else
     push_head(n)
     redis.call('SPUBLISH', channel, 'add:1')
   end
 end
-local timer = -1
-local after = next_deadline()
-if after >= 0 and (before < 0 or after < before) then timer = after end
 return remember(KEYS[19], {'ok', count, listed, timer})
