@@ -29,28 +29,19 @@ local first = last - count + 1
 local order = 0
 if delay == 0 then order = redis.call('HINCRBY', K_META, 'order', count) - count end
 local base = (9 - p) * BAND + MID
+local due, expires_at = now + delay, now + delay + ttl
 local CHUNK = 2000
 for from = 1, count, CHUNK do
   local to = math.min(from + CHUNK - 1, count)
   local bodies, scores, prios, expiry = {}, {}, {}, {}
   for i = from, to do
-    local n = first + i - 1
-    bodies[#bodies + 1] = n
-    bodies[#bodies + 1] = ARGV[7 + i]
-    if delay > 0 then
-      scores[#scores + 1] = now + delay
-    else
-      scores[#scores + 1] = fmt(base + order + i)
-    end
-    scores[#scores + 1] = n
-    if p > 0 then
-      prios[#prios + 1] = n
-      prios[#prios + 1] = p
-    end
-    if ttl > 0 then
-      expiry[#expiry + 1] = now + delay + ttl
-      expiry[#expiry + 1] = n
-    end
+    -- positions counted here: Lua 5.1's # operator searches the table on every use
+    local n, j = first + i - 1, 2 * (i - from)
+    bodies[j + 1], bodies[j + 2] = n, ARGV[7 + i]
+    if delay > 0 then scores[j + 1] = due else scores[j + 1] = fmt(base + order + i) end
+    scores[j + 2] = n
+    if p > 0 then prios[j + 1], prios[j + 2] = n, p end
+    if ttl > 0 then expiry[j + 1], expiry[j + 2] = expires_at, n end
   end
   redis.call('HSET', K_MSGS, unpack(bodies))
   redis.call('ZADD', delay > 0 and K_DELAYED or K_READY, unpack(scores))
