@@ -1,19 +1,25 @@
 """What the add and take scripts cost inside the engine, measured with redis-benchmark.
 
-Runs each script 200,000 times (`-P 16 -c 50`) against a fresh embedded engine and prints, per call:
-the engine's CPU time, the engine's own time for the script (commandstats), and the time of each
-command the script issues. `--revision REV` takes the scripts of a git revision instead of the working
-tree's, to compare two; the machine's load inflates every number, so compare runs made together.
+Each round runs, per script version, single adds, adds of 100 messages and single takes (`-P 16 -c 50`)
+against one fresh embedded engine, and prints per call: the engine's CPU time (with whatever its
+background work, such as expiring operation ids, costs), the engine's own time for the script
+(commandstats), and the time of each command the script issues. `--revision REV` (repeatable) takes the
+scripts of git revisions besides the working tree's; rounds alternate between them, so that the
+machine's load weighs on all alike, and the summary gives the medians and their ratio to the first.
 
-    .venv/bin/python bench/script_cost.py [--calls N] [--revision REV]
+    .venv/bin/python bench/script_cost.py [--calls N] [--rounds R] [--revision REV ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import subprocess
+import sys
+import tarfile
 import tempfile
 import uuid
+from io import BytesIO
 from pathlib import Path
 
 import redis
@@ -22,19 +28,25 @@ from restmq.storage import keys, scripts
 from restmq.storage.engine import EmbeddedEngine
 
 BENCH = Path(__file__).resolve().parent
-QUEUE = "bench"
+WORK = "work"  # the working tree's scripts
+CASES = ("add", "add100", "take")
+BATCH = 100
 
 
-def source(name: str, revision: str | None) -> str:
-    """A script with its prelude, as scripts.source builds it, from the working tree or a git revision."""
-    if revision is None:
-        return scripts.source(name)
+def revision_source(name: str, revision: str) -> str:
+    """A script as a git revision's own scripts.source builds it (its prelude rules included)."""
+    archive = subprocess.run(
+        ["git", "archive", revision, "restmq"], cwd=BENCH.parent, check=True, capture_output=True
+    ).stdout
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(fileobj=BytesIO(archive)) as tar:
+            tar.extractall(tmp, filter="data")
+        code = f"from restmq.storage.scripts import source; print(source({name!r}), end='')"
+        return subprocess.run([sys.executable, "-c", code], cwd=tmp, check=True, capture_output=True, text=True).stdout
 
-    def show(file: str) -> str:
-        spec = f"{revision}:restmq/storage/lua/{file}.lua"
-        return subprocess.run(["git", "show", spec], cwd=BENCH, check=True, capture_output=True, text=True).stdout
 
-    return show("_lib") + "\n" + show(name)
+def source(name: str, revision: str) -> str:
+    return scripts.source(name) if revision == WORK else revision_source(name, revision)
 
 
 def _cpu(client: redis.Redis) -> float:
@@ -47,49 +59,86 @@ def _calls(client: redis.Redis) -> dict[str, tuple[int, float]]:
     return {name[len("cmdstat_") :]: (int(v["calls"]), float(v["usec"])) for name, v in stats.items()}
 
 
-def _script_args(name: str, sha: str, lua: str) -> list[str]:
-    """EVALSHA arguments of one call; `__rand_int__` gives each call its own operation id."""
-    qk, dk = keys.queue_keys(QUEUE), keys.queue_keys(keys.dead_letter_queue(QUEUE))
+def _script_args(case: str, sha: str, lua: str, queue: str) -> list[str]:
+    """EVALSHA arguments of one call (a first attempt); `__rand_int__` gives each call its own operation id."""
+    qk, dk = keys.queue_keys(queue), keys.queue_keys(keys.dead_letter_queue(queue))
     op = qk.operation("__rand_int__")
     with_op = "replayed(KEYS" in lua  # revisions before operation ids: no such key
-    if name == "add":
+    if case.startswith("add"):
         script_keys = [*qk.message_keys, qk.meta] + ([op] if with_op else [])
-        args = [QUEUE, qk.channel, "0", "0", "0", "0", "0", "x" * 100]
+        values = ["x" * 100] * (BATCH if case == "add100" else 1)
+        args = [queue, qk.channel, "0", "0", "0", "0", "0", *values]
     else:
         script_keys = [*qk.message_keys, *dk.message_keys] + ([op] if with_op else [])
-        args = [QUEUE, keys.dead_letter_queue(QUEUE), "take", "1", "0"]
+        args = [queue, keys.dead_letter_queue(queue), "take", "1", "0"]
     return ["EVALSHA", sha, str(len(script_keys)), *script_keys, *args]
 
 
-def measure(client: redis.Redis, socket: str, name: str, calls: int, revision: str | None) -> None:
-    lua = source(name, revision)
+def measure(
+    client: redis.Redis, socket: str, case: str, lua: str, calls: int, queue: str
+) -> tuple[float, float, float, str]:
+    """Engine CPU and script time (commandstats) in µs, and commands the script issued, per call of one case; and
+    a line describing it. The command count is exact: the times move with the machine's load."""
     sha = client.script_load(lua)
     client.config_resetstat()
     cpu = _cpu(client)
     command = ["redis-benchmark", "-s", socket, "-n", str(calls), "-c", "50", "-P", "16", "-r", "1000000000", "-q"]
-    subprocess.run([*command, *_script_args(name, sha, lua)], check=True, capture_output=True)
+    subprocess.run([*command, *_script_args(case, sha, lua, queue)], check=True, capture_output=True)
     cpu_us = (_cpu(client) - cpu) * 1e6 / calls
     found = _calls(client)
     evalsha_us = found["evalsha"][1] / calls
     shown = sorted(
-        (cmd, usec)
-        for cmd, (_, usec) in found.items()
-        if cmd != "evalsha" and cmd.split("|")[0] not in ("info", "config")
+        (cmd, n, usec)
+        for cmd, (n, usec) in found.items()
+        if cmd != "evalsha" and cmd.split("|")[0] not in ("info", "config", "script")
     )
-    nested = ", ".join(f"{cmd} {usec / calls:.2f} µs" for cmd, usec in shown)
-    print(f"{name:5} cpu {cpu_us:6.2f} µs/call  script {evalsha_us:6.2f} µs/call  nested: {nested or '-'}")
+    nested = ", ".join(f"{cmd} {usec / calls:.2f}" for cmd, _, usec in shown)
+    return (
+        cpu_us,
+        evalsha_us,
+        sum(n for _, n, _ in shown) / calls,
+        f"{case:6} cpu {cpu_us:6.2f} µs/call  script {evalsha_us:6.2f} µs/call  nested µs: {nested or '-'}",
+    )
+
+
+def one_round(
+    client: redis.Redis, socket: str, revision: str, lua: dict[str, str], calls: int
+) -> dict[str, tuple[float, float, float]]:
+    client.flushall()
+    tag = uuid.uuid4().hex[:6]
+    found = {}
+    for case in CASES:
+        queue = f"bench-{tag}" if case != "add100" else f"batch-{tag}"  # take takes what the single adds stored
+        n = calls // BATCH if case == "add100" else calls
+        script = lua["pop" if case == "take" else "add"]
+        cpu_us, script_us, commands, line = measure(client, socket, case, script, n, queue)
+        found[case] = (cpu_us, script_us, commands)
+        print(f"  {revision[:12]:12} {line}", flush=True)
+    return found
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=200_000)
-    parser.add_argument("--revision", help="a git revision whose scripts to measure (default: the working tree)")
+    parser.add_argument("--calls", type=int, default=100_000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--revision", action="append", default=[], help="a git revision to compare (repeatable)")
     options = parser.parse_args()
+    revisions = [WORK, *options.revision]
+    lua = {rev: {name: source(name, rev) for name in ("add", "pop")} for rev in revisions}
+    results: dict[str, list[dict[str, tuple[float, float, float]]]] = {rev: [] for rev in revisions}
     with tempfile.TemporaryDirectory() as tmp, EmbeddedEngine(Path(tmp) / uuid.uuid4().hex[:8]) as engine:
         client = redis.Redis(unix_socket_path=engine.socket_path, decode_responses=True)
-        measure(client, engine.socket_path, "add", options.calls, options.revision)
-        measure(client, engine.socket_path, "pop", options.calls, options.revision)  # takes what the adds stored
+        for r in range(options.rounds):
+            print(f"round {r + 1}", flush=True)
+            for rev in revisions if r % 2 == 0 else reversed(revisions):
+                results[rev].append(one_round(client, engine.socket_path, rev, lua[rev], options.calls))
         client.close()
+    for i, what in enumerate(("engine CPU, µs", "script time (commandstats), µs", "commands the script issued")):
+        print(f"\nmedian {what} per call (add100: a call of 100 messages), ratio to the working tree:")
+        base = {case: statistics.median(found[case][i] for found in results[WORK]) for case in CASES}
+        for rev in revisions:
+            median = {case: statistics.median(found[case][i] for found in results[rev]) for case in CASES}
+            print(f"  {rev[:12]:12} " + "  ".join(f"{c} {median[c]:7.2f} ({median[c] / base[c]:.2f}x)" for c in CASES))
 
 
 if __name__ == "__main__":

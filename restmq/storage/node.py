@@ -73,9 +73,8 @@ BROKEN = (rexc.ConnectionError, rexc.TimeoutError, OSError)
 NOT_BROKEN = (rexc.BusyLoadingError, rexc.MaxConnectionsError, rexc.AuthenticationError)
 # Scripts whose repeat is harmless: those carrying an operation id, reads, and idempotent writes. Not the
 # streaming dispatch (broadcast, assign): its loop calls again anyway.
-RETRIED = frozenset(
-    {"add", "pop", "settle", "delete", "purge", "redrive"} | {"peek_recent", "history"} | {"settings", "presence"}
-)
+OPERATIONS = frozenset({"add", "pop", "settle", "delete", "purge", "redrive"})
+RETRIED = OPERATIONS | {"peek_recent", "history"} | {"settings", "presence"}
 
 # meta hash field -> statistics name
 COUNTERS = {
@@ -115,6 +114,12 @@ def _not_cancelled(value: T) -> T:
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
     return value
+
+
+def _repeat(script: str, keys_: Sequence[str]) -> Sequence[str]:
+    """The KEYS of a call sent again after its connection broke: a state-changing script gets its operation key
+    twice, so that it replays the first attempt's reply if that one ran."""
+    return [*keys_, keys_[-1]] if script in OPERATIONS else keys_
 
 
 def _stats_call(queues: Sequence[str]) -> tuple[list[str], list[int]]:
@@ -198,15 +203,18 @@ class RedisStore:
                 if script not in RETRIED or not self.retries_broken_calls:
                     raise
                 await self._drop_idle_connections()
-                return await self.scripts.run(script, keys_, args)
+                return await self.scripts.run(script, _repeat(script, keys_), args)
 
     async def _change(self, script: str, qk: keys.QueueKeys, keys_: Sequence[str], args: Sequence[Any]) -> Any:
         """Run a state-changing script with a new operation id (its last key): a retry of the call replays."""
-        return await self._run(script, [*keys_, self._op_key(qk)], args)
+        return await self._run(script, [*keys_, *self._op_keys(qk)], args)
 
-    def _op_key(self, qk: keys.QueueKeys) -> str:
-        """The key of a new operation id: unique per call, in the queue's hash slot."""
-        return qk.operation(f"{self._op_prefix}{next(self._op_counter):x}")
+    def _op_keys(self, qk: keys.QueueKeys) -> list[str]:
+        """The key of a new operation id (unique per call, in the queue's hash slot), as a first attempt sends it:
+        once, as nothing can be stored under a new id yet; twice where the client may repeat a call by itself
+        (then every attempt must look for a reply to replay: see _lib.lua)."""
+        op = qk.operation(f"{self._op_prefix}{next(self._op_counter):x}")
+        return [op] if self.retries_broken_calls else [op, op]
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """`call()` (a read, or a write whose repeat is harmless), once more on a fresh connection if it broke."""
@@ -292,7 +300,7 @@ class RedisStore:
         dead_keys, dead_name = _dead_args(queue)
         calls = [
             (
-                [*qk.message_keys, *dead_keys, self._op_key(qk)],
+                [*qk.message_keys, *dead_keys, *self._op_keys(qk)],
                 [queue, dead_name, qk.channel, action.value, n, count, 0],
             )
             for n, count in items
@@ -303,7 +311,7 @@ class RedisStore:
             if broken and self.retries_broken_calls:
                 # the same operation ids: the calls that had run replay their replies
                 await self._drop_idle_connections()
-                replies = await self.scripts.run_many("settle", calls)
+                replies = await self.scripts.run_many("settle", [(_repeat("settle", k), a) for k, a in calls])
             for reply in replies:
                 if isinstance(reply, Exception):
                     raise reply

@@ -9,6 +9,7 @@ server (and redis-py) one round trip per tick instead of one per request.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from functools import cache
 from importlib import resources
@@ -23,11 +24,40 @@ Client = Redis | RedisCluster
 Call = tuple[str, Sequence[str], Sequence[Any], "asyncio.Future[Any]"]
 
 
+# A prelude function with the comment above it: up to the `end` that closes it at the start of a line.
+_FUNCTION = re.compile(r"^(?:--[^\n]*\n)*local function (\w+)\(.*?^end\n", re.MULTILINE | re.DOTALL)
+
+
+@cache
+def _prelude() -> tuple[str, dict[str, str]]:
+    """The prelude's shared constants, and its functions by name (in their order)."""
+    text = (resources.files("restmq.storage") / "lua" / "_lib.lua").read_text()
+    constants = re.sub(r"\n{3,}", "\n\n", _FUNCTION.sub("", text))
+    return constants, {m.group(1): m.group(0) for m in _FUNCTION.finditer(text)}
+
+
+def _called(text: str, functions: dict[str, str]) -> set[str]:
+    """The prelude functions `text` calls, and those they call in turn."""
+    found: set[str] = set()
+    todo = [text]
+    while todo:
+        code = todo.pop()
+        for name, body in functions.items():
+            if name not in found and re.search(rf"\b{name}\(", code):
+                found.add(name)
+                todo.append(body)
+    return found
+
+
 @cache
 def source(name: str) -> str:
-    lua = resources.files("restmq.storage") / "lua"
-    prelude = (lua / "_lib.lua").read_text()
-    return prelude + "\n" + (lua / f"{name}.lua").read_text()
+    """A script with the part of the prelude it uses: each call of a script defines every function of its
+    prelude anew (a closure each), so the ones it never calls would cost every call for nothing."""
+    script = (resources.files("restmq.storage") / "lua" / f"{name}.lua").read_text()
+    constants, functions = _prelude()
+    called = _called(script, functions)
+    used = "".join(body + "\n" for fname, body in functions.items() if fname in called)
+    return constants + "\n" + used + script
 
 
 def names() -> list[str]:

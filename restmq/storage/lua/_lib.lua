@@ -13,9 +13,12 @@ local MID = 17592186044416  -- 2^44
 -- (keys.QueueKeys.operation) as its last KEYS entry. It remembers its reply there for OP_TTL_MS, and a
 -- call repeating that id (the storage layer's retry after a broken connection) gets the same reply and
 -- changes nothing. Longer than a socket timeout (10 s) plus a connect (2 s): a retry arrives within that.
+-- An id is new on a call's first attempt, which has nothing to replay: only a call that may be a repeat
+-- sends its operation key twice (repeat_key: the KEYS entry after it), and only such a call looks it up.
 local OP_TTL_MS = 30000
 
-local function replayed(op_key)
+local function replayed(op_key, repeat_key)
+  if not repeat_key then return nil end
   local seen = redis.call('GET', op_key)
   if seen then return cmsgpack.unpack(seen) end
   return nil
@@ -26,8 +29,10 @@ local function remember(op_key, reply)
   return reply
 end
 
+-- A score as a string: redis.call would print a number this large in exponent form. Scores are whole numbers
+-- below 2^53, which %d prints exactly (as a C long), at half the cost of %.0f.
 local function fmt(x)
-  return string.format('%.0f', x)
+  return string.format('%d', x)
 end
 
 local function now_ms()
@@ -73,6 +78,16 @@ local function earliest(key)
   local first = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
   if first[2] then return tonumber(first[2]) end
   return nil
+end
+
+-- The deadline to index when `due` is about to join the timer set `key`, or -1: the queue's next deadline can only
+-- drop to `due` if it comes before every entry of that set. Reading one set instead of all three may index a
+-- deadline later than another set's: harmless, as the index entry only ever moves down (ZADD LT) and a wake-up
+-- with nothing due sets it right (timer_cas.lua); a needed one is never left out.
+local function lowered(key, due)
+  local first = earliest(key)
+  if first == nil or due < first then return due end
+  return -1
 end
 
 -- The queue's next timer deadline (lease, delay or ttl), or -1 when it has none.

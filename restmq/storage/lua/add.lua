@@ -1,6 +1,6 @@
 -- add: append messages to a queue (all or nothing).
 -- KEYS[1..9]  the queue's message keys; KEYS[10] its idempotency key (or the meta key when unused)
--- KEYS[11] the call's operation key (see _lib.lua: a repeated call replays its reply)
+-- KEYS[11] the call's operation key, KEYS[12] it again on a repeat (see _lib.lua: a repeat replays its reply)
 -- ARGV[1] queue name  ARGV[2] event channel  ARGV[3] priority 0..9  ARGV[4] delay ms
 -- ARGV[5] ttl ms (0 = none)  ARGV[6] idempotency window ms (0 = no idempotency key)
 -- ARGV[7] key base: where this node's numbering starts (0, or i * 10^12 for ring node i)  ARGV[8..] values
@@ -8,7 +8,7 @@
 local queue, channel = ARGV[1], ARGV[2]
 local p, delay, ttl, idem_window = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local count = #ARGV - 7
-local done = replayed(KEYS[11])
+local done = replayed(KEYS[11], KEYS[12])
 if done then return done end
 
 if idem_window > 0 then
@@ -19,10 +19,9 @@ if idem_window > 0 then
   end
 end
 
-local now = now_ms()
 local timed = delay > 0 or ttl > 0
-local before = -1
-if timed then before = next_deadline() end
+local now, before = 0, -1  -- only a delay or a ttl needs the clock
+if timed then now, before = now_ms(), next_deadline() end
 init_seq(K_META, ARGV[7])
 local last = redis.call('HINCRBY', K_META, 'seq', count)
 local first = last - count + 1
@@ -30,28 +29,19 @@ local first = last - count + 1
 local order = 0
 if delay == 0 then order = redis.call('HINCRBY', K_META, 'order', count) - count end
 local base = (9 - p) * BAND + MID
+local due, expires_at = now + delay, now + delay + ttl
 local CHUNK = 2000
 for from = 1, count, CHUNK do
   local to = math.min(from + CHUNK - 1, count)
   local bodies, scores, prios, expiry = {}, {}, {}, {}
   for i = from, to do
-    local n = first + i - 1
-    bodies[#bodies + 1] = n
-    bodies[#bodies + 1] = ARGV[7 + i]
-    if delay > 0 then
-      scores[#scores + 1] = now + delay
-    else
-      scores[#scores + 1] = fmt(base + order + i)
-    end
-    scores[#scores + 1] = n
-    if p > 0 then
-      prios[#prios + 1] = n
-      prios[#prios + 1] = p
-    end
-    if ttl > 0 then
-      expiry[#expiry + 1] = now + delay + ttl
-      expiry[#expiry + 1] = n
-    end
+    -- positions counted here: Lua 5.1's # operator searches the table on every use
+    local n, j = first + i - 1, 2 * (i - from)
+    bodies[j + 1], bodies[j + 2] = n, ARGV[7 + i]
+    if delay > 0 then scores[j + 1] = due else scores[j + 1] = fmt(base + order + i) end
+    scores[j + 2] = n
+    if p > 0 then prios[j + 1], prios[j + 2] = n, p end
+    if ttl > 0 then expiry[j + 1], expiry[j + 2] = expires_at, n end
   end
   redis.call('HSET', K_MSGS, unpack(bodies))
   redis.call('ZADD', delay > 0 and K_DELAYED or K_READY, unpack(scores))

@@ -1,7 +1,8 @@
 -- delete: remove one message wherever it is (ready, delayed or leased).
--- KEYS[1..9] the queue's message keys, KEYS[10] the call's operation key (see _lib.lua).  ARGV[1] n
+-- KEYS[1..9] the queue's message keys, KEYS[10] the call's operation key (KEYS[11] it again on a repeat:
+-- see _lib.lua).  ARGV[1] n
 -- Reply: 1 when it existed, else 0.
-local done = replayed(KEYS[10])
+local done = replayed(KEYS[10], KEYS[11])
 if done then return done[1] end
 local n = ARGV[1]
 local existed = redis.call('HEXISTS', K_MSGS, n)

@@ -1,6 +1,6 @@
 -- pop: deliver up to COUNT messages from the head of a queue.
 -- KEYS[1..9] the queue's message keys, KEYS[10..18] its dead-letter queue's (or the same nine again)
--- KEYS[19] the call's operation key (see _lib.lua: a repeated call replays its reply)
+-- KEYS[19] the call's operation key, KEYS[20] it again on a repeat (see _lib.lua: a repeat replays its reply)
 -- ARGV[1] queue name  ARGV[2] dead-letter queue name or ''  ARGV[3] mode: take | lease | peek
 -- ARGV[4] count  ARGV[5] lease ms (lease mode)
 -- Reply: {status ('ok' | 'stop'), dead listed (0|1), timer deadline to index or -1, n1, value1, count1, ...}
@@ -8,30 +8,34 @@
 -- at the head and only raises its delivery count.
 local queue, dead_name, mode = ARGV[1], ARGV[2], ARGV[3]
 local want, lease_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
-local done = replayed(KEYS[19])
+local done = replayed(KEYS[19], KEYS[20])
 if done then return done end
-local now = now_ms()
-local kept = housekeep(queue, dead_name, now)
-local listed = kept[2]
-
 local meta = redis.call('HMGET', K_META, 'status', 'max_deliveries')
+local maxd = tonumber(meta[2] or '0')
+-- A queue without timers (delays, leases, ttl) needs no housekeeping, and without a delivery limit no
+-- clock either, unless this call leases: one EXISTS tells.
+local timed = redis.call('EXISTS', K_DELAYED, K_LEASED, K_EXPIRES) > 0
+local now = 0
+if timed or maxd > 0 or mode == 'lease' then now = now_ms() end
+local listed = 0
+if timed then listed = housekeep(queue, dead_name, now)[2] end
 if meta[1] == 'stop' then
   return {'stop', listed, -1}
 end
 
-local maxd = tonumber(meta[2] or '0')
-local has_ttl = redis.call('EXISTS', K_EXPIRES) == 1
-local before = -1
-if mode == 'lease' then before = next_deadline() end
+local has_ttl = timed and redis.call('EXISTS', K_EXPIRES) == 1
+local timer = -1
+if mode == 'lease' then timer = lowered(K_LEASED, now + lease_ms) end  -- every lease of this call has that deadline
 local out = {'ok', listed, -1}
 local delivered, budget = 0, want + 1000
 while delivered < want and budget > 0 do
   budget = budget - 1
-  local n
+  local n, score
   if mode == 'peek' then
     n = redis.call('ZRANGE', K_READY, 0, 0)[1]
   else
-    n = redis.call('ZPOPMIN', K_READY)[1]
+    local head = redis.call('ZPOPMIN', K_READY)
+    n, score = head[1], head[2]
   end
   if not n then break end
   local expires = has_ttl and redis.call('ZSCORE', K_EXPIRES, n)
@@ -50,7 +54,7 @@ while delivered < want and budget > 0 do
       -- popped from ready, so it is in no other set: only its fields and its ttl entry remain
       redis.call('HDEL', K_MSGS, n)
       if count > 1 then redis.call('HDEL', K_COUNTS, n) end
-      redis.call('HDEL', K_PRIO, n)
+      if tonumber(score) < 9 * BAND then redis.call('HDEL', K_PRIO, n) end  -- its band: priority above 0
       if expires then redis.call('ZREM', K_EXPIRES, n) end
       if dead_name == '' then redis.call('HDEL', K_ORIGIN, n) end  -- a dead letter's history
     else
@@ -65,10 +69,7 @@ while delivered < want and budget > 0 do
   end
 end
 if delivered > 0 then redis.call('HINCRBY', K_META, 'delivered', delivered) end
-if mode == 'lease' and delivered > 0 then
-  local after = next_deadline()
-  if before < 0 or after < before then out[3] = after end
-end
+if delivered > 0 then out[3] = timer end
 -- a call that delivered nothing and listed nothing may run again: nothing to remember (empty polls stay cheap)
 if delivered > 0 or out[2] == 1 then return remember(KEYS[19], out) end
 return out

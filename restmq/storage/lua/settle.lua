@@ -2,12 +2,13 @@
 -- KEYS[1..9] the queue's message keys, KEYS[10..18] its dead-letter queue's (or the same nine again)
 -- ARGV[1] queue name  ARGV[2] dead-letter queue name or ''  ARGV[3] event channel
 -- ARGV[4] action: ack | release | extend  ARGV[5] n  ARGV[6] expected delivery count or '' (any)
--- ARGV[7] ms: release delay or new lease length  KEYS[19] the call's operation key (see _lib.lua)
+-- ARGV[7] ms: release delay or new lease length  KEYS[19] the call's operation key (KEYS[20] it again on a
+-- repeat: see _lib.lua)
 -- Reply: {status, count, dead listed, timer deadline to index or -1}; status is one of
 -- ok | missing (no such message) | not_leased (lease expired or never taken) | stale (re-delivered since)
 local queue, dead_name, channel, action, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local expected, ms = ARGV[6], tonumber(ARGV[7])
-local done = replayed(KEYS[19])
+local done = replayed(KEYS[19], KEYS[20])
 if done then return done end
 local now = now_ms()
 
@@ -24,14 +25,20 @@ if not deadline or tonumber(deadline) <= now then
 end
 
 if action == 'ack' then
-  forget(n)
+  -- leased, so in no ready or delayed set; an origin only in a dead-letter queue (no dead_name of its own)
+  redis.call('HDEL', K_MSGS, n)
+  redis.call('HDEL', K_COUNTS, n)
+  redis.call('HDEL', K_PRIO, n)
+  redis.call('ZREM', K_LEASED, n)
+  redis.call('ZREM', K_EXPIRES, n)
+  if dead_name == '' then redis.call('HDEL', K_ORIGIN, n) end
   redis.call('HINCRBY', K_META, 'acked', 1)
   return remember(KEYS[19], {'ok', count, 0, -1})
 end
 
-local before = next_deadline()
-local listed = 0
+local listed, timer = 0, -1
 if action == 'extend' then
+  timer = lowered(K_LEASED, now + ms)
   redis.call('ZADD', K_LEASED, now + ms, n)
 else
   redis.call('ZREM', K_LEASED, n)
@@ -39,13 +46,11 @@ else
   if maxd > 0 and count >= maxd and dead_name ~= '' then
     listed = dead_letter(n, queue, dead_name, now)
   elseif ms > 0 then
+    timer = lowered(K_DELAYED, now + ms)
     redis.call('ZADD', K_DELAYED, now + ms, n)
   else
     push_head(n)
     redis.call('SPUBLISH', channel, 'add:1')
   end
 end
-local timer = -1
-local after = next_deadline()
-if after >= 0 and (before < 0 or after < before) then timer = after end
 return remember(KEYS[19], {'ok', count, listed, timer})
