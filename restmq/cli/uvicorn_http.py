@@ -13,13 +13,19 @@ a body that nobody reads. Here:
   arrives is dropped for LINGER seconds at most, so that the client can read the response before
   the connection is reset, and then it is closed (granian closes at once);
 - an idle keep-alive connection is closed after `--idle-timeout` (uvicorn's own timer).
+
+And a response of known length (a Content-Length, or a 204 or 304) goes out in one write: uvicorn
+writes the head on `http.response.start` and the body on `http.response.body`, two system calls
+where one will do (see OneWriteCycle).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGISendEvent
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 LINGER = 1.0  # seconds a half-closed connection keeps dropping the rest of a body before it closes
 
@@ -43,7 +49,10 @@ class TimeBoundProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._disarm()
+        previous = self.cycle
         super().on_headers_complete()
+        if self.cycle is not previous:  # a new request (not an upgrade): its response in one write
+            self.cycle.__class__ = OneWriteCycle
 
     def on_response_complete(self) -> None:
         cycle = self.cycle  # a later, pipelined request only exists once this one's body has ended
@@ -84,3 +93,46 @@ class TimeBoundProtocol(HttpToolsProtocol):
         self._header_deadline = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class OneWriteCycle(RequestResponseCycle):
+    """uvicorn's request cycle, writing the head of a response of known length together with its body.
+
+    Such a response's body message always makes uvicorn write (b"" for an empty body), so the held
+    head always goes out; HEAD responses (no body write) and streamed ones are written as before. A
+    cycle that ends after its head without a body (the app failed midway) closes the connection, as
+    before, only without the head."""
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] == "http.response.start" and not self.response_started and self._known_length(message):
+            self.transport = HeldHead(self, self.transport)  # type: ignore[assignment]
+        await super().send(message)
+
+    def _known_length(self, message: Any) -> bool:
+        if self.scope["method"] == "HEAD":
+            return False
+        if message["status"] in (204, 304):
+            return True
+        return any(name.lower() == b"content-length" for name, _ in message.get("headers", ()))
+
+
+class HeldHead:
+    """A cycle's transport while its response head waits: the next write sends head and body at once (one
+    writev), and puts the real transport back."""
+
+    __slots__ = ("cycle", "head", "transport")
+
+    def __init__(self, cycle: RequestResponseCycle, transport: asyncio.Transport) -> None:
+        self.cycle = cycle
+        self.transport = transport
+        self.head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.head is None:
+            self.head = data
+            return
+        self.cycle.transport = self.transport
+        self.transport.writelines((self.head, data))
+
+    def __getattr__(self, name: str) -> Any:  # close(), is_closing(), ...: the real transport's
+        return getattr(self.transport, name)
