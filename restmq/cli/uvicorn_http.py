@@ -15,14 +15,19 @@ a body that nobody reads. Here:
   before its request's body has all arrived says `Connection: close`, so that a keep-alive client
   does not send its next request on the closing connection;
 - an idle keep-alive connection is closed after `--idle-timeout` (uvicorn's own timer).
+
+And a response of known length (a Content-Length, or a 204 or 304) goes out in one write: uvicorn
+writes the head on `http.response.start` and the body on `http.response.body`, two system calls
+where one will do (see OneWriteCycle).
 """
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from uvicorn._types import ASGISendEvent
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 LINGER = 1.0  # seconds a half-closed connection keeps dropping the rest of a body before it closes
 
@@ -48,18 +53,8 @@ class TimeBoundProtocol(HttpToolsProtocol):
         self._disarm()
         previous = self.cycle
         super().on_headers_complete()
-        cycle = self.cycle
-        if cycle is previous:  # an upgrade (WebSocket): no HTTP response cycle
-            return
-        send = cycle.send
-
-        async def send_closing_if_the_body_is_still_coming(message: ASGISendEvent) -> None:
-            if message["type"] == "http.response.start" and cycle.more_body:
-                cycle.keep_alive = False  # uvicorn adds `connection: close`; on_response_complete drops the rest
-            await send(message)
-
-        # The ASGI task starts later, and looks up cycle.send then.
-        cycle.send = send_closing_if_the_body_is_still_coming  # type: ignore[method-assign]
+        if self.cycle is not previous:  # a new request (not an upgrade): see OneWriteCycle
+            self.cycle.__class__ = OneWriteCycle
 
     def on_response_complete(self) -> None:
         cycle = self.cycle  # a later, pipelined request only exists once this one's body has ended
@@ -100,3 +95,50 @@ class TimeBoundProtocol(HttpToolsProtocol):
         self._header_deadline = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class OneWriteCycle(RequestResponseCycle):
+    """uvicorn's request cycle, writing the head of a response of known length together with its body, and
+    saying `Connection: close` on a response that starts before its request's body has all arrived.
+
+    Such a response's body message always makes uvicorn write (b"" for an empty body), so the held
+    head always goes out; HEAD responses (no body write) and streamed ones are written as before. A
+    cycle that ends after its head without a body (the app failed midway) closes the connection, as
+    before, only without the head."""
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if message["type"] == "http.response.start" and not self.response_started:
+            if self.more_body:  # the body is still coming: the connection ends after this response (say so)
+                self.keep_alive = False
+            if self._known_length(message):
+                self.transport = HeldHead(self, self.transport)  # type: ignore[assignment]
+        await super().send(message)
+
+    def _known_length(self, message: Any) -> bool:
+        if self.scope["method"] == "HEAD":
+            return False
+        if message["status"] in (204, 304):
+            return True
+        return any(name.lower() == b"content-length" for name, _ in message.get("headers", ()))
+
+
+class HeldHead:
+    """A cycle's transport while its response head waits: the next write sends head and body at once (one
+    writev), and puts the real transport back."""
+
+    __slots__ = ("cycle", "head", "transport")
+
+    def __init__(self, cycle: RequestResponseCycle, transport: asyncio.Transport) -> None:
+        self.cycle = cycle
+        self.transport = transport
+        self.head: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.head is None:
+            self.head = data
+            return
+        self.cycle.transport = self.transport
+        self.transport.writelines((self.head, data))
+
+    def __getattr__(self, name: str) -> Any:  # close(), is_closing(), ...: the real transport's
+        return getattr(self.transport, name)

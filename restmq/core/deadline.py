@@ -145,3 +145,29 @@ class bounded:  # lower case: used like a function, `with bounded(node):`
             raise BackendUnavailable(
                 f"backend {self.node} did not answer within {budget:g}s (--backend-timeout)"
             ) from None
+
+
+class time_limit:  # lower case: used like asyncio.timeout, `with time_limit(30):`
+    """Cut the current task's block after `seconds` (at most TICK later) and raise TimeoutError instead:
+    asyncio.timeout without a timer of its own. Not inside a `bounded` block of the same task (the sweep
+    holds one cut per task): a request reads its body before its backend work."""
+
+    __slots__ = ("cancelling", "seconds", "sweep", "task")
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __enter__(self) -> None:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("time_limit needs a task")
+        self.task, self.sweep, self.cancelling = task, _sweep_of(task.get_loop()), task.cancelling()
+        if task in self.sweep.calls:
+            raise RuntimeError("time_limit inside a bounded block of the same task")
+        self.sweep.add(task, self.sweep.loop.time() + self.seconds)
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self.sweep.calls.pop(self.task, None) is not None:
+            return  # done in time
+        if self.task.uncancel() <= self.cancelling and kind is asyncio.CancelledError:
+            raise TimeoutError from None

@@ -11,6 +11,8 @@ from collections.abc import AsyncIterator, Callable
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.types import ASGIApp
 
 from restmq.config import Settings
 from restmq.core.dispatch import Streams
@@ -49,6 +51,18 @@ async def run_reaper(store: Store, interval: float) -> None:
         except Exception:
             log.exception("reaper failed")
         await asyncio.sleep(interval)
+
+
+class RestMQApp(Starlette):
+    """Starlette without its outermost ServerErrorMiddleware: RequestContext, the first of our layers, already
+    turns any exception into the JSON 500 (logged once, with the request id), so that layer only added a call
+    and a wrapped send to every request."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        stack = super().build_middleware_stack()
+        if isinstance(stack, ServerErrorMiddleware) and stack.handler is None and not stack.debug:
+            return stack.app
+        return stack
 
 
 def _middleware(settings: Settings, origins: OriginPolicy) -> list[Middleware]:
@@ -114,7 +128,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
             await store.close()
 
     origins = OriginPolicy(settings.cors_origins)
-    app = Starlette(
+    app = RestMQApp(
         routes=routes,
         middleware=_middleware(settings, origins),
         exception_handlers={RestMQError: restmq_error},  # anything else: RequestContext

@@ -7,21 +7,22 @@ alive (about 4 KiB each).
 So these requests go straight to the endpoint that routes.py gives their path (access check
 included); errors become the same JSON answers.
 
-A plain `GET /q/<queue>` and a form `POST /q/<queue>`, both without a query string, take a
-shorter road still: the same access check, form parser and service call, written out without
-building a Response.
+A plain `GET /q/<queue>` (or one with only `?lease=<seconds>`), a form `POST /q/<queue>` and an
+ack (`DELETE /q/<queue>/<key>`), without any other query parameter, take a shorter road still: the
+same access check, form parser and service call, written out without building a Response.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Awaitable, Callable, Sequence
 
 import orjson
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from restmq.core.model import PopMode
+from restmq.core.model import PopMode, SettleAction
 from restmq.core.names import check_queue_name
 from restmq.core.service import QueueService
 from restmq.errors import MissingField, RestMQError
@@ -29,7 +30,7 @@ from restmq.web import rest
 from restmq.web.auth import CONSUMER, PRODUCER, Endpoint, authorize
 from restmq.web.errors import restmq_error
 from restmq.web.http import read_form
-from restmq.web.shapes import Message
+from restmq.web.shapes import Message, Settled
 
 # Route templates served directly; no earlier route in the table matches their paths.
 DIRECT = ("/q/{queue}", "/q/{queue}/{key}", "/c/{queue}", "/sse/{queue}")
@@ -39,6 +40,7 @@ STOPPED = (b"x-restmq-status", b"stop")
 JSON = (b"content-type", b"application/json")
 TEXT = (b"content-type", b"text/plain; charset=utf-8")
 REPLAYED = (b"idempotent-replayed", b"true")
+LEASE_ONLY = re.compile(rb"lease=(\d{1,9}(?:\.\d{0,9})?)")  # plain digits: float() takes them, finite
 
 
 def direct_endpoints(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], Endpoint]:
@@ -75,10 +77,22 @@ async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], bod
     await send({"type": "http.response.body", "body": body})
 
 
-async def _take(request: Request, service: QueueService, queue: str, send: Send) -> None:
+async def _take(request: Request, service: QueueService, send: Send) -> None:
     """GET /q/<queue> (rest.get_message without parameters)."""
+    await _pop(request, service, send, PopMode.TAKE, 0.0)
+
+
+async def _lease(request: Request, service: QueueService, send: Send) -> None:
+    """GET /q/<queue>?lease=S (rest.get_message with `lease` alone)."""
+    match = LEASE_ONLY.fullmatch(request.scope["query_string"])
+    assert match is not None  # _lean_handler chose this handler by it
+    await _pop(request, service, send, PopMode.LEASE, float(match[1]))
+
+
+async def _pop(request: Request, service: QueueService, send: Send, mode: PopMode, lease: float) -> None:
+    queue = request.path_params["queue"]
     await authorize(request, CONSUMER, queue, "read")
-    result = await service.get(queue, mode=PopMode.TAKE, count=1, lease=0.0, wait=0.0)
+    result = await service.get(queue, mode=mode, count=1, lease=lease, wait=0.0)
     if not result.messages:
         await _send(send, 204, [NO_STORE, STOPPED] if result.stopped else [NO_STORE])
         return
@@ -87,8 +101,9 @@ async def _take(request: Request, service: QueueService, queue: str, send: Send)
     await _send(send, 200, [NO_STORE, JSON], orjson.dumps(data, option=orjson.OPT_APPEND_NEWLINE))
 
 
-async def _add(request: Request, service: QueueService, queue: str, send: Send) -> None:
+async def _add(request: Request, service: QueueService, send: Send) -> None:
     """POST /q/<queue> with a form (rest.add_message without parameters)."""
+    queue = request.path_params["queue"]
     await authorize(request, PRODUCER, queue, "write")
     fields = await read_form(request, service.limits.max_body)
     value = fields.get("value", fields.get("msg"))
@@ -97,6 +112,28 @@ async def _add(request: Request, service: QueueService, queue: str, send: Send) 
     result = await service.add(queue, [value], rest.add_options(request, fields))
     body = f"{result.keys(queue)[0]}\r\n".encode()
     await _send(send, 200, [TEXT, REPLAYED] if result.duplicate else [TEXT], body)
+
+
+async def _ack(request: Request, service: QueueService, send: Send) -> None:
+    """DELETE /q/<queue>/<key> (rest.ack_message without parameters)."""
+    queue, key = request.path_params["queue"], request.path_params["key"]
+    await authorize(request, CONSUMER, queue, "read")
+    count = await service.settle(queue, key, SettleAction.ACK)
+    settled: Settled = {"queue": queue, "key": key, "count": count, "status": SettleAction.ACK}
+    await _send(send, 200, [JSON], orjson.dumps(settled, option=orjson.OPT_APPEND_NEWLINE))
+
+
+Lean = Callable[[Request, QueueService, Send], Awaitable[None]]
+
+
+def _lean_handler(template: str, method: str, scope: Scope) -> Lean | None:
+    """The lean handler of this request, or None when it takes its route's endpoint."""
+    query = scope["query_string"]
+    if template == "/q/{queue}":
+        if method == "GET":
+            return _take if not query else _lease if LEASE_ONLY.fullmatch(query) else None
+        return _add if method == "POST" and not query and _is_form(scope) else None
+    return _ack if method == "DELETE" and not query and template == "/q/{queue}/{key}" else None
 
 
 class HotRoutes:
@@ -115,12 +152,10 @@ class HotRoutes:
         scope["endpoint"] = endpoint  # names the request in the metrics
         request = Request(scope, receive)
         try:
-            lean = method == "GET" or (method == "POST" and _is_form(scope))
-            if template == "/q/{queue}" and not scope["query_string"] and lean:
-                queue = scope["path_params"]["queue"]
-                check_queue_name(queue)  # 400 before 401, as in the routes' guard
-                service: QueueService = scope["app"].state.service
-                await (_take if method == "GET" else _add)(request, service, queue, send)
+            lean = _lean_handler(template, method, scope)
+            if lean is not None:
+                check_queue_name(scope["path_params"]["queue"])  # 400 before 401, as in the routes' guard
+                await lean(request, scope["app"].state.service, send)
                 return
             response = await endpoint(request)
         except RestMQError as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncGenerator
 from typing import Any
 from urllib.parse import parse_qsl
@@ -11,7 +10,9 @@ import orjson
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
+from starlette.types import Scope
 
+from restmq.core.deadline import time_limit
 from restmq.core.names import check_callback
 from restmq.errors import InvalidParameter, InvalidValue, JsonpDisabled, PayloadTooLarge, RequestTimeout
 
@@ -47,6 +48,15 @@ def render(request: Request, data: Any, status: int = 200, headers: dict[str, st
     return Response(body, status, headers, JSON)
 
 
+def header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header `name` (lower case), as Starlette's Headers.get gives it."""
+    for key, value in scope["headers"]:
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
 def media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
@@ -66,7 +76,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:
-        async with asyncio.timeout(request.app.state.settings.limits.body_timeout):
+        with time_limit(request.app.state.settings.limits.body_timeout):
             async for chunk in request.stream():
                 size += len(chunk)
                 if size > limit:

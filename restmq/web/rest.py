@@ -18,6 +18,7 @@ from restmq.web.batch import batch_values
 from restmq.web.http import (
     callback_of,
     decode_text,
+    header,
     integer,
     media_type,
     number,
@@ -41,14 +42,18 @@ def _max_body(request: Request) -> int:
 
 
 def add_options(request: Request, fields: dict[str, str]) -> AddOptions:
+    # Without a query string, no QueryParams to build; and the header is read from the raw list: a Starlette
+    # lookup of a missing header raises and catches a KeyError (every add without an Idempotency-Key).
+    query: Any = request.query_params if request.scope["query_string"] else {}
+
     def pick(name: str) -> Any:
-        return fields if name in fields else request.query_params
+        return fields if name in fields else query
 
     return AddOptions(
         priority=integer(pick("priority"), "priority"),
         delay=number(pick("delay"), "delay"),
         ttl=number(pick("ttl"), "ttl"),
-        idempotency_key=request.headers.get("idempotency-key") or fields.get("id") or request.query_params.get("id"),
+        idempotency_key=header(request.scope, b"idempotency-key") or fields.get("id") or query.get("id"),
     )
 
 

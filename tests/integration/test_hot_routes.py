@@ -1,6 +1,7 @@
-"""restmq/web/hot.py serves a plain GET and a form POST on /q/<queue> with a lean handler of its own.
-Any query parameter sends the same request to the route's full handler in rest.py instead (`?via=router`
-is ignored there), so each case below is asked both ways and must get the same answer."""
+"""restmq/web/hot.py serves a plain GET (or one with `?lease=` alone), a form POST on /q/<queue> and an ack
+(DELETE /q/<queue>/<key>) with a lean handler of its own. Any other query parameter sends the same request to
+the route's full handler in rest.py instead (`?via=router` is ignored there), so each case below is asked both
+ways and must get the same answer."""
 
 from __future__ import annotations
 
@@ -64,6 +65,28 @@ async def test_empty_stopped_and_invalid_queues_answer_alike(client: httpx.Async
         assert hot == routed and hot[0] == 400
         hot, routed = await both(client, "POST", path, data={"value": "v"})
         assert hot == routed and hot[0] == 400
+
+
+async def test_leases_and_acks_answer_alike(client: httpx.AsyncClient) -> None:
+    for queue in ("lh", "lr"):
+        await client.post(f"/q/{queue}", data={"value": "v"})
+    hot = answer(await client.get("/q/lh", params={"lease": "30"}))
+    routed = answer(await client.get("/q/lr", params={"lease": "30", **ROUTER}))
+    assert hot[0] == routed[0] == 200 and hot[2] == routed[2]
+    assert (hot[1], routed[1]) == (b'{"key":"lh:1","value":"v","count":1}\n', b'{"key":"lr:1","value":"v","count":1}\n')
+    hot = answer(await client.get("/q/lh", params={"lease": "30"}))  # nothing left to lease
+    assert hot == answer(await client.get("/q/lh", params={"lease": "30", **ROUTER})) and hot[0] == 204
+    acked = answer(await client.delete("/q/lh/lh:1"))
+    acked_routed = answer(await client.delete("/q/lr/lr:1", params=ROUTER))
+    assert acked[0] == acked_routed[0] == 200 and acked[2] == acked_routed[2]
+    assert acked[1] == b'{"queue":"lh","key":"lh:1","count":1,"status":"ack"}\n'
+    for path in ("/q/lh/lh:1", "/q/lh/other:1", "/q/lh/lh:x", "/q/bad%20name/k:1"):  # acked, foreign, bad key/queue
+        hot, routed = await both(client, "DELETE", path)
+        assert hot == routed and hot[0] in (400, 404), (path, hot)
+    for lease in ("0", "0.0", "999999999", "1.", "1.5"):  # out of range or odd spellings: the same verdicts
+        hot = answer(await client.get("/q/lh", params={"lease": lease}))
+        routed = answer(await client.get("/q/lh", params={"lease": lease, **ROUTER}))
+        assert hot == routed and hot[0] in (204, 400), (lease, hot)
 
 
 async def test_bad_form_posts_answer_alike(client: httpx.AsyncClient) -> None:

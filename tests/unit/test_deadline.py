@@ -120,3 +120,28 @@ async def test_once_the_answer_has_begun_each_call_gets_the_whole_budget() -> No
                 await asyncio.sleep(0.1)
         with pytest.raises(BackendUnavailable), deadline.bounded("node-a"):
             await asyncio.sleep(1)
+
+
+async def test_time_limit_cuts_a_block_that_runs_late_into_a_timeout_error() -> None:
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        with deadline.time_limit(0.1):
+            await asyncio.sleep(5)
+    assert time.monotonic() - started < 2
+    with deadline.time_limit(5):  # in time: nothing happens, and nothing is left behind
+        await asyncio.sleep(0)
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0
+    await asyncio.sleep(0.15)  # a later sweep does not cancel the task
+
+
+async def test_time_limit_leaves_a_cancel_from_elsewhere_a_cancel() -> None:
+    async def read() -> None:
+        with deadline.time_limit(5):
+            await asyncio.sleep(5)
+
+    task = asyncio.create_task(read())
+    await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
