@@ -32,8 +32,8 @@ class Transport:
         self.closed = True
 
 
-def cycle(transport: Transport, method: str = "GET") -> OneWriteCycle:
-    return OneWriteCycle(
+def cycle(transport: Transport, method: str = "GET", body_complete: bool = True) -> OneWriteCycle:
+    one = OneWriteCycle(
         scope={"method": method, "type": "http"},  # type: ignore[typeddict-item]
         transport=transport,  # type: ignore[arg-type]
         flow=FlowControl(transport),  # type: ignore[arg-type]
@@ -46,6 +46,8 @@ def cycle(transport: Transport, method: str = "GET") -> OneWriteCycle:
         keep_alive=True,
         on_response=lambda: None,
     )
+    one.more_body = not body_complete  # uvicorn clears it once the request's body has all arrived
+    return one
 
 
 async def answer(
@@ -91,3 +93,13 @@ async def test_a_cycle_cut_after_its_head_closes_the_real_transport() -> None:
     await one.send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"5")]})
     one.transport.close()  # what uvicorn does when the app fails after starting its answer
     assert transport.closed and transport.writes == []
+
+
+async def test_a_response_before_the_whole_request_body_says_connection_close() -> None:
+    """The connection ends after it (the rest of the body is dropped): a keep-alive client must not reuse it."""
+    transport = Transport()
+    one = cycle(transport, "POST", body_complete=False)
+    await one.send({"type": "http.response.start", "status": 401, "headers": [(b"content-length", b"2")]})
+    await one.send({"type": "http.response.body", "body": b"no"})
+    assert transport.writes == [b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 2\r\nconnection: close\r\n\r\nno"]
+    assert not one.keep_alive
