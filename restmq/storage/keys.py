@@ -28,7 +28,8 @@ rmq:{T}N:consumers       ZSET    streaming consumer id ("<process>/<conn>/<lease
 rmq:{T}N:idem:<sha256>   STRING  key of the first add with that Idempotency-Key (PX window)
 rmq:{T}N:op:<id>        STRING  reply of one state-changing script call, msgpack (PX 30 s): a
                                  retried call with the same operation id replays it, changing nothing
-rmq:{T}N:ev              (pub/sub shard channel) queue events: add, purge, status, policy
+rmq:{T}N:ev              (pub/sub shard channel) queue events: add:N, add, settings, purge,
+                                 b[...] and r[...] deliveries, sync: echoes (docs/ARCHITECTURE.md)
 rmq:names                ZSET    names of listed queues, all scored 0: ordered by name, so that a
                                  listing page is one ZRANGEBYLEX (one per node on a ring); an index
                                  of the meta hashes' `listed` flags (storage/index_repair.py)
