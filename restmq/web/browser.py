@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from restmq.errors import CrossSiteRequest, HostNotAllowed, RestMQError
 from restmq.web.hosts import HostAllowlist, split_authority
+from restmq.web.http import raw_header
 
 # Pages and files a link from another site may open (GET and HEAD): they change nothing, and the
 # dashboard pages come without their data (CROSS_SITE marks the request; the page's own script loads
@@ -86,16 +87,12 @@ class OriginPolicy:
     def trusts_credentials_of(self, scope: Scope) -> bool:
         """Whether credentials a browser adds by itself (the WebSocket auth cookie) count for this
         connection: from no page at all (no Origin: not a browser), its own pages, or a listed origin."""
-        origin = _header(scope, b"origin")
-        return origin is None or self.trusted(origin.decode("latin-1"), _header(scope, b"host"), _is_tls(scope))
+        origin = raw_header(scope, b"origin")
+        return origin is None or self.trusted(origin.decode("latin-1"), raw_header(scope, b"host"), _is_tls(scope))
 
 
 def _is_tls(scope: Scope) -> bool:
     return scope.get("scheme") in ("https", "wss")
-
-
-def _header(scope: Scope, wanted: bytes) -> bytes | None:
-    return next((value for name, value in scope["headers"] if name == wanted), None)
 
 
 def _public(scope: Scope) -> bool:
@@ -162,7 +159,7 @@ class BrowserGuard:
         if origin is not None:
             return self.origins.allows(origin.decode("latin-1"), host, _is_tls(scope))
         # No Origin (a <script>, <img> or navigation GET): the Referer names the page, when it was sent.
-        referer = _header(scope, b"referer")
+        referer = raw_header(scope, b"referer")
         return referer is not None and self.origins.allows(origin_of(referer.decode("latin-1")), host, _is_tls(scope))
 
 

@@ -48,13 +48,15 @@ def render(request: Request, data: Any, status: int = 200, headers: dict[str, st
     return Response(body, status, headers, JSON)
 
 
+def raw_header(scope: Scope, name: bytes) -> bytes | None:
+    """The first value of header `name` (lower case), undecoded."""
+    return next((value for key, value in scope["headers"] if key == name), None)
+
+
 def header(scope: Scope, name: bytes) -> str | None:
     """The first value of header `name` (lower case), as Starlette's Headers.get gives it."""
-    for key, value in scope["headers"]:
-        if key == name:
-            text: str = value.decode("latin-1")
-            return text
-    return None
+    value = raw_header(scope, name)
+    return None if value is None else value.decode("latin-1")
 
 
 def media_type(request: Request) -> str:
