@@ -375,15 +375,21 @@ def serve(**options: Any) -> None:
 
 
 def _load_acl(settings: Settings) -> dict[str, AclRule] | None:
-    """The --acl rules; a bad file stops start-up with its error, before anything starts."""
+    """The --acl rules; a bad file stops start-up with its error, before anything starts. What its 2010
+    entries became is logged here, once (worker processes read the file again, silently)."""
     if not settings.acl:
         return None
-    from restmq.web.auth import load_acl
+    from restmq.web.acl_file import read_acl
 
     try:
-        return load_acl(settings.acl)
+        parsed = read_acl(settings.acl)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--acl") from None
+    for note in parsed.notes:
+        log.info("acl: %s", note)
+    for warning in parsed.warnings:
+        log.warning("acl: %s", warning)
+    return parsed.rules
 
 
 def _start_engine(settings: Settings) -> EmbeddedEngine | None:

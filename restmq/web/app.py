@@ -20,7 +20,8 @@ from restmq.core.service import QueueService
 from restmq.core.store import Store
 from restmq.errors import BackendUnavailable, RestMQError
 from restmq.storage.factory import open_store
-from restmq.web.auth import Access, load_acl
+from restmq.web.acl_file import load_acl
+from restmq.web.auth import Access
 from restmq.web.browser import BrowserGuard, OriginPolicy
 from restmq.web.errors import InputGuard, restmq_error
 from restmq.web.hosts import HostAllowlist

@@ -12,6 +12,7 @@ acl.conf has one section per consumer kind, each optional:
     [comet:consumer]         ; /c and /sse streams
     [websocket:consumer]     ; /ws (also accepts the cookie auth=user:pass; weak, kept for compatibility)
 
+restmq/web/acl_file.py reads the file (and the RestMQ 2010 syntax: `all`, `192.168.0.` prefixes).
 Addresses match exactly, networks by CIDR; a deny rule wins over an allow rule; a non-empty
 allow list admits only what it lists. An IPv4 client seen on a dual-stack socket as ::ffff:a.b.c.d
 is matched as a.b.c.d (and a rule written as an IPv4-mapped network as its IPv4 network). A
@@ -33,14 +34,12 @@ What a request needs depends on the mode (`--auth`, see docs/security.md#safe-de
 from __future__ import annotations
 
 import base64
-import configparser
 import functools
 import hmac
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
@@ -49,8 +48,9 @@ from restmq.core.names import check_queue_name
 from restmq.core.store import Store
 from restmq.core.tokens import TokenRecord, split, verify
 from restmq.errors import BackendUnavailable, BadRequest, Forbidden, RestMQError, Unauthorized
-from restmq.web.addresses import Network, canonical, parse_networks
+from restmq.web.addresses import Network, canonical
 
+EVERY_ADDRESS = frozenset({ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0")})
 CATEGORIES = ("rest:producer", "rest:consumer", "comet:consumer", "websocket:consumer")
 AUTH_MODES = ("tokens", "acl", "none", "auto")
 
@@ -73,8 +73,9 @@ class AclRule:
 
     @property
     def effective(self) -> bool:
-        """Whether the rule keeps anyone out: an allow list or credentials (a deny list alone admits the world)."""
-        return bool(self.allow) or self.username is not None
+        """Whether the rule keeps anyone out: an allow list, credentials, or a deny list of every address (any
+        other deny list alone admits the world)."""
+        return bool(self.allow) or self.username is not None or EVERY_ADDRESS.issubset(self.deny)
 
     def credentials_match(self, username: str, password: str) -> bool:
         if self.username is None:
@@ -82,40 +83,6 @@ class AclRule:
         same_user = hmac.compare_digest(username.encode(), self.username.encode())
         same_password = hmac.compare_digest(password.encode(), (self.password or "").encode())
         return same_user and same_password
-
-
-def _networks(raw: str, path: str, section: str) -> tuple[Network, ...]:
-    try:
-        return parse_networks(raw.replace(",", " ").split())
-    except ValueError as exc:
-        raise ValueError(f"{path} [{section}]: {exc}") from None
-
-
-def load_acl(path: str | Path) -> dict[str, AclRule]:
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        read = parser.read(path)
-    except configparser.Error as exc:  # no section header, a duplicate key, ...: still a ValueError
-        raise ValueError(f"{path}: {' '.join(str(exc).split())}") from None
-    if not read:
-        raise ValueError(f"cannot read ACL file {path}")
-    rules = {}
-    for section in parser.sections():
-        if section not in CATEGORIES:
-            raise ValueError(f"{path}: unknown section [{section}]; use {', '.join(CATEGORIES)}")
-        fields = dict(parser[section])
-        unknown = set(fields) - {"hosts_allow", "hosts_deny", "username", "password"}
-        if unknown:
-            raise ValueError(f"{path} [{section}]: unknown keys {', '.join(sorted(unknown))}")
-        if ("username" in fields) != ("password" in fields):
-            raise ValueError(f"{path} [{section}]: username and password go together")
-        rules[section] = AclRule(
-            allow=_networks(fields.get("hosts_allow", ""), str(path), section),
-            deny=_networks(fields.get("hosts_deny", ""), str(path), section),
-            username=fields.get("username"),
-            password=fields.get("password"),
-        )
-    return rules
 
 
 def open_categories(rules: dict[str, AclRule]) -> list[str]:

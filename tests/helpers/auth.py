@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -15,6 +16,16 @@ from typing import Any
 import orjson
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
+
+SHIPPED_2010 = Path(__file__).resolve().parents[1] / "fixtures" / "acl-2010.conf"  # RestMQ 2010's, byte for byte
+
+
+def uncommented_2010(directory: Path) -> Path:
+    """The shipped 2010 example with its rule lines switched on (the leading # removed), nothing else changed."""
+    text = re.sub(r"(?m)^#(hosts_allow|hosts_deny|username|password) =", r"\1 =", SHIPPED_2010.read_text())
+    path = directory / "acl.conf"
+    path.write_text(text)
+    return path
 
 
 def write_acl(directory: Path, text: str, name: str = "acl.conf") -> str:

@@ -13,7 +13,8 @@ import pytest
 from starlette.requests import HTTPConnection
 
 from restmq.storage.node import RedisStore
-from restmq.web.auth import CATEGORIES, COMET, CONSUMER, PRODUCER, WEBSOCKET, Access, load_acl
+from restmq.web.acl_file import load_acl
+from restmq.web.auth import CATEGORIES, COMET, CONSUMER, PRODUCER, WEBSOCKET, Access
 from tests.helpers.auth import basic, create_token_async, restmq_cli, write_acl, ws_session
 from tests.helpers.queues import add, drain
 from tests.helpers.server import run_app
@@ -227,7 +228,7 @@ async def test_acl_and_tokens_together(redis_url: str, tmp_path: Path) -> None:
     [
         "[rest:admin]\n",
         "[rest:producer]\nhosts_allow = 10.0.0.0/99\n",
-        "[rest:producer]\nusername = producer\n",
+        "[rest:producer]\npassword = secret\n",  # a username alone is 2010 syntax (tests/unit/test_acl_file.py)
         "[rest:consumer]\nhosts = 127.0.0.1\n",
         "hosts_allow = 127.0.0.1\n",
     ],
