@@ -27,6 +27,9 @@ from restmq.errors import BackendUnavailable, InvalidQueueName, RestMQError
 from restmq.storage.legacy2010 import Legacy2010Source, LegacyMessage, LegacyQueue, SourceError, SourceUnreachable
 
 IDEMPOTENCY_PREFIX = "restmq-2010:"
+# Queues copied side by side; within a queue, messages go one at a time (each with its own idempotency key),
+# so that they keep their order.
+QUEUES_AT_ONCE = 4
 MAX_REFUSALS_SHOWN = 5  # per queue: the first reasons, then a count
 
 
@@ -119,11 +122,13 @@ async def _import(store: Store, source: str, only: Sequence[str], window: int) -
         queues = await _selected(reader, only)
         with _progress() as progress:
             task = progress.add_task("importing", total=sum(queue.length for queue in queues))
-            outcomes = []
-            for queue in queues:
-                progress.update(task, description=queue.name)
-                outcomes.append(await _copy(service, reader, queue, lambda n: progress.advance(task, n)))
-        return outcomes
+            slots = asyncio.Semaphore(QUEUES_AT_ONCE)
+
+            async def copy(queue: LegacyQueue) -> Outcome:
+                async with slots:
+                    return await _copy(service, reader, queue, lambda n: progress.advance(task, n))
+
+            return list(await asyncio.gather(*(copy(queue) for queue in queues)))
     except SourceError as exc:
         raise _failure(exc) from None
     finally:
