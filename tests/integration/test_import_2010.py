@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -19,6 +20,7 @@ from restmq.storage.factory import open_store
 from tests.helpers.auth import restmq_cli
 from tests.helpers.cluster import Cluster
 from tests.helpers.restmq2010 import RedisOperations
+from tests.helpers.server import serve
 from tests.helpers.topology import flush_cluster, flush_engines
 
 pytestmark = pytest.mark.integration
@@ -220,3 +222,18 @@ def test_queue_imports_only_the_queues_named(old: Old, target: Target) -> None:
     assert result.returncode == 0 and "jobs" in result.stdout and "events" not in result.stdout
     missing = run_import(old, target, "--queue", "jobs", "--queue", "nope")
     assert missing.returncode == 1 and "restmq: error: no 2010 queue nope in unix://" in missing.stderr
+
+
+def test_embedded_mode_while_a_server_runs_and_when_none_does(old: Old, tmp_path: Path) -> None:
+    """With no --redis, the data dir's engine: the running server's, or started for the import alone."""
+    fill(old)
+    data = ["--data-dir", str(tmp_path / "data")]
+    with serve(data, tmp_path) as server:
+        result = restmq_cli("import-2010", "--from", old.url, *data)
+        assert result.returncode == 0, result.stderr
+        with httpx.Client(base_url=server.url, timeout=20) as http:
+            assert http.post("/control/jobs", data={"status": "start"}).status_code == 200
+            assert [http.get("/q/jobs").json()["value"] for _ in JOBS] == JOBS
+    again = restmq_cli("import-2010", "--from", old.url, *data)  # no server: the command starts the engine
+    assert again.returncode == 0, again.stderr
+    assert row(again.stdout, "jobs")[:3] == ["jobs", "0", "5"]
