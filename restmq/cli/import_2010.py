@@ -27,6 +27,7 @@ from restmq.errors import BackendUnavailable, InvalidQueueName, RestMQError
 from restmq.storage.legacy2010 import Legacy2010Source, LegacyMessage, LegacyQueue, SourceError, SourceUnreachable
 
 IDEMPOTENCY_PREFIX = "restmq-2010:"
+SOURCE_SCHEMES = ("redis://", "rediss://", "unix://")
 # Queues copied side by side; within a queue, messages go one at a time (each with its own idempotency key),
 # so that they keep their order.
 QUEUES_AT_ONCE = 4
@@ -72,7 +73,13 @@ def import_2010(source: str, only: tuple[str, ...], dry_run: bool, remember: str
     restmq import-2010 --from redis://old-host:6379/0 --dry-run
     restmq import-2010 --from redis://old-host:6379/0 --redis redis://new-host:6379
     """
+    if not source.startswith(SOURCE_SCHEMES):
+        raise click.BadParameter(f"use a {', '.join(SOURCE_SCHEMES)} URL", param_hint="--from")
     window = parse_duration(remember, "--remember")
+    if window <= 0:
+        raise click.BadParameter(
+            "must be more than 0: it is how long a second run knows the first", param_hint="--remember"
+        )
     if dry_run:
         queues = _run_source(source, only)
         Console(highlight=False).print(_plan_table(queues))

@@ -209,6 +209,19 @@ def test_a_source_that_is_not_a_2010_database_is_a_clear_error(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "old-host"], "Invalid value for '--from': use a redis://, rediss://, unix:// URL"),
+        (["--from", "redis://old-host", "--remember", "0d"], "Invalid value for '--remember': must be more than 0"),
+        (["--from", "redis://old-host", "--remember", "soon"], "use a number and a unit: 30s, 15m, 12h, 90d"),
+    ],
+)
+def test_bad_options_are_usage_errors(args: list[str], message: str) -> None:
+    result = restmq_cli("import-2010", *args)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+
+
 def test_an_unreachable_source_is_a_clear_error(tmp_path: Path, target: Target) -> None:
     result = restmq_cli("import-2010", "--from", f"unix://{tmp_path}/nothing.sock", *target.args)
     assert result.returncode == 4, result.stderr
