@@ -212,8 +212,8 @@ def test_a_source_that_is_not_a_2010_database_is_a_clear_error(
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--from", "old-host"], "Invalid value for '--from': use a redis://, rediss://, unix:// URL"),
-        (["--from", "redis://old-host", "--remember", "0d"], "Invalid value for '--remember': must be more than 0"),
+        (["--from", "old-host"], "Invalid value for --from: use a redis://, rediss://, unix:// URL"),
+        (["--from", "redis://old-host", "--remember", "0d"], "Invalid value for --remember: must be more than 0"),
         (["--from", "redis://old-host", "--remember", "soon"], "use a number and a unit: 30s, 15m, 12h, 90d"),
     ],
 )
