@@ -4,7 +4,11 @@ src/restmq/web.py, core.py and dispatch.py; docs/compat.md has the table."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import orjson
@@ -13,7 +17,7 @@ import websockets
 
 from restmq.web.py2json import dumps
 from tests.helpers.queues import add
-from tests.helpers.server import run_app
+from tests.helpers.server import ServeProcess, free_port, run_app
 
 pytestmark = pytest.mark.integration
 
@@ -262,3 +266,39 @@ async def test_default_websocket_answers_chat_with_an_error_frame(default: httpx
     async with websockets.connect(url) as ws:
         await ws.send("hello")
         assert orjson.loads(await ws.recv())["code"] == "JSON_INVALID"
+
+
+# -- the option ---------------------------------------------------------------------------------------------------
+
+
+def test_the_config_file_turns_it_on(redis_url: str, tmp_path: Path) -> None:
+    config = tmp_path / "restmq.toml"
+    config.write_text(f'compat = "2010"\nredis = "{redis_url}"\n')
+    process = ServeProcess(["--config", str(config)], free_port(), tmp_path / "serve.log")
+    try:
+        process.wait_ready()
+        index = httpx.get(process.url + "/")
+        assert (index.status_code, index.headers["location"]) == (302, "/static/index.html")
+        assert httpx.post(process.url + "/p/jobs", data={"policy": "broadcast"}).content == b"OK\r\n"
+    finally:
+        process.stop()
+
+
+def test_the_environment_turns_it_on_and_other_values_are_refused(tmp_path: Path) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RESTMQ_")}
+    shown = subprocess.run(
+        [sys.executable, "-m", "restmq", "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**clean, "RESTMQ_COMPAT": "2010", "COLUMNS": "200"},
+    )
+    assert any("--compat" in line and "2010" in line and "environment" in line for line in shown.stdout.splitlines())
+    refused = subprocess.run(
+        [sys.executable, "-m", "restmq", "serve", "--compat", "2011", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=clean,
+    )
+    assert refused.returncode == 2 and "'2011' is not '2010'" in refused.stderr
