@@ -178,6 +178,18 @@ async def test_command_errors_are_200_with_the_error(compat: httpx.AsyncClient) 
     assert bad_name.status_code == 200 and bad_name.json()["error"].startswith("invalid queue name")
 
 
+async def test_hostile_commands_get_answers_and_the_server_stays_up(compat: httpx.AsyncClient) -> None:
+    assert (await command(compat, '{"cmd": ["add"], "queue": "jobs"}')).content == b'{"error": "null resultset"}'
+    assert (await command(compat, '{"cmd": {"a": 1}}')).content == b'{"error": "null resultset"}'
+    typed = await command(compat, '{"cmd": "add", "queue": 5, "value": "v"}')
+    assert (typed.status_code, typed.json()) == (200, {"error": "field 'queue' must be a string, not a number"})
+    huge = await command(compat, '{"cmd": "take", "queue": "' + "q" * 5000 + '"}')
+    assert huge.status_code == 200 and "invalid queue name" in huge.json()["error"]
+    raw = await compat.post("/queue", content=b"\xff\xfe", headers={"content-type": "application/json"})
+    assert raw.status_code == 400
+    assert (await compat.get("/health")).status_code == 200
+
+
 async def test_malformed_json_is_still_a_400(compat: httpx.AsyncClient) -> None:
     for body in ("{not json", "[1]", '{"queue": "jobs"}'):
         response = await command(compat, body)
@@ -242,6 +254,12 @@ async def test_websocket_echoes_text_that_is_not_a_command(compat: httpx.AsyncCl
         assert orjson.loads(await ws.recv()) == {"queue": "other", "value": "v", "key": "other:1"}
         await add(compat, "test", "pushed")
         assert orjson.loads(await ws.recv()) == {"key": "test:1", "value": "pushed"}
+        await ws.send('{"cmd": "bogus"}')  # a command, if not a known one: an error frame, as in the default mode
+        assert orjson.loads(await ws.recv())["code"] == "PARAMETER_INVALID"
+        await ws.send(b"\x00binary")  # 2010 took text frames only: binary ones are commands or errors, never echoed
+        assert orjson.loads(await ws.recv())["code"] == "JSON_INVALID"
+        await ws.send("still here")
+        assert await ws.recv() == "still here"
 
 
 # -- the default mode, unchanged --------------------------------------------------------------------------------------
@@ -255,6 +273,7 @@ async def test_default_mode_keeps_its_shapes(default: httpx.AsyncClient) -> None
     assert (await default.get("/control/jobs")).json()["status"] == "start"
     assert (await default.get("/")).status_code == 200
     assert (await default.get("/queue")).status_code == 405
+    assert (await default.get("/control/")).status_code == 404
     assert (await default.get("/static/index.html")).status_code == 404
     unknown = await command(default, '{"cmd": "peek", "queue": "jobs"}')
     assert unknown.status_code == 400
