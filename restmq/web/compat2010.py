@@ -29,7 +29,7 @@ from restmq.core import protocol
 from restmq.core.dispatch import Consumer, Streams
 from restmq.core.model import FlowStatus, Policy, QueueSettings, QueueStats
 from restmq.errors import BadRequest, InvalidJSON, MissingField, RestMQError
-from restmq.web import listings, rest, streams
+from restmq.web import listings, rest, streams, ui
 from restmq.web.api import ApiRoute
 from restmq.web.auth import CONSUMER, PRODUCER, Endpoint, authorize, guard
 from restmq.web.http import callback_of, media_type, read_form
@@ -197,7 +197,19 @@ async def stats_all(request: Request) -> Response:
 
 
 async def stats_queue(request: Request) -> Response:
-    queue = request.path_params["queue"]
+    return await _queue_stats(request, request.path_params["queue"])
+
+
+async def stats_stream(request: Request) -> Response:
+    """The statistics event stream for an EventSource (Accept: text/event-stream); otherwise, as 2010 answered
+    the path, the statistics of a queue named `stream`."""
+    if "text/event-stream" in request.headers.get("accept", ""):
+        return await ui.stats_stream(request)
+    await authorize(request, CONSUMER, "stream", "read")
+    return await _queue_stats(request, "stream")
+
+
+async def _queue_stats(request: Request, queue: str) -> Response:
     stats = await _stats(request, queue)
     reply = {"redis": _backend(request), "queue": queue, "len": stats.length}
     return Response(_wrapped(request, dumps(reply)), media_type=JSON)
@@ -279,6 +291,7 @@ REPLACED: dict[tuple[str, str], Endpoint] = {
     ("GET", "/stats"): stats_all,
     ("GET", "/stats/"): stats_all,
     ("GET", "/stats/{queue}"): guard(CONSUMER, "read", stats_queue),
+    ("GET", "/stats/stream"): stats_stream,
 }
 ADDED: list[BaseRoute] = [
     Route("/queue", queue_help, methods=["GET"]),

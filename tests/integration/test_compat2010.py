@@ -139,6 +139,18 @@ async def test_stats_of_a_queue(compat: httpx.AsyncClient) -> None:
     assert wrapped.content == b'cb({"queue": "jobs", "redis": %s, "len": 2})' % orjson.dumps(redis)
 
 
+async def test_stats_of_a_queue_named_stream_unless_an_event_stream_is_asked_for(compat: httpx.AsyncClient) -> None:
+    await add(compat, "stream", "1")
+    plain = await compat.get("/stats/stream")
+    assert plain.content == b'{"queue": "stream", "redis": %s, "len": 1}' % orjson.dumps(await backend(compat))
+    async with compat.stream("GET", "/stats/stream", headers={"accept": "text/event-stream"}) as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        async for line in events.aiter_lines():
+            if line.startswith("data:"):
+                assert orjson.loads(line[5:])["queues"][0]["queue"] == "stream"  # the default mode's event
+                break
+
+
 async def test_stats_of_all_queues(compat: httpx.AsyncClient) -> None:
     await add(compat, "jobs", "1")
     await add(compat, "mail", "1")
