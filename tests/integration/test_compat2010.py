@@ -302,9 +302,11 @@ async def test_default_websocket_answers_chat_with_an_error_frame(default: httpx
 # -- the option ---------------------------------------------------------------------------------------------------
 
 
-def test_the_config_file_turns_it_on(redis_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("server", ["uvicorn", "granian"])
+def test_the_config_file_turns_it_on(redis_url: str, tmp_path: Path, server: str) -> None:
+    """On granian the settings reach the worker process through the environment: compat with them."""
     config = tmp_path / "restmq.toml"
-    config.write_text(f'compat = "2010"\nredis = "{redis_url}"\n')
+    config.write_text(f'compat = "2010"\nredis = "{redis_url}"\nserver = "{server}"\n')
     process = ServeProcess(["--config", str(config)], free_port(), tmp_path / "serve.log")
     try:
         process.wait_ready()
