@@ -9,19 +9,23 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import pytest
+from playwright.sync_api import expect
 
 from restmq.web.py2json import dumps
-from tests.helpers.server import ServeProcess, serve
+from tests.helpers.server import ServeProcess, free_port, serve
 from tests.helpers.wait import wait_until
 
 pytestmark = pytest.mark.e2e
 
 CLIENTS = Path(__file__).parent / "clients2010"
 ORIGINAL_URL = "http://localhost:8888"
+JQUERY_URL = "http://ajax.googleapis.com/ajax/libs/jquery/1.3.2/jquery.min.js"
+DEBIAN_JQUERY = "/usr/share/javascript/jquery/jquery.min.js"  # libjs-jquery: no network in the tests
 
 
 @pytest.fixture
@@ -95,3 +99,61 @@ def check_transcript(output: bytes, redis: str) -> None:
     assert b'{"queue": "test", "value": "roundrobin"}\r\n' in policy
     assert policy.rstrip().endswith(b'{"queue": "test", "value": "broadcast"}')
     assert b'"value":"from the other term"' in comet
+
+
+def test_interact_page_gets_its_echo_and_the_queues_messages(redis_url: str, tmp_path: Path, page: Any) -> None:
+    """contrib/interact.html, unchanged but for the address, from a web server of its own: its origin is allowed
+    with --cors-origin, as docs/compat.md says."""
+    site = tmp_path / "site"
+    site.mkdir()
+    site_port = free_port()
+    origin = f"http://127.0.0.1:{site_port}"
+    web = subprocess.Popen(
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "--directory", site, str(site_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    args = ["--redis", redis_url, "--compat", "2010", "--cors-origin", origin]
+    try:
+        with serve(args, tmp_path, "interact") as server:
+            html = (CLIENTS / "interact.html").read_text()
+            (site / "interact.html").write_text(html.replace("ws://localhost:8888", server.url.replace("http", "ws")))
+            page.route(JQUERY_URL, lambda route: route.fulfill(path=DEBIAN_JQUERY, content_type="text/javascript"))
+            wait_until(lambda: answers(origin + "/interact.html"), 30, 0.05, "the page's web server")
+            page.goto(origin + "/interact.html")
+            expect(page.locator("#debug")).to_contain_text("connected...")
+            page.fill("#i1", "hello from the browser")
+            page.press("#i1", "Tab")  # the entry's onchange sends it
+            expect(page.locator("#out")).to_have_text("hello from the browser")
+            httpx.post(server.url + "/q/test", data={"value": "delivered"})
+            expect(page.locator("#out")).to_have_text('{"key":"test:1","value":"delivered"}')
+    finally:
+        web.terminate()
+        web.wait(30)
+
+
+def answers(url: str) -> bool:
+    try:
+        return httpx.get(url).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_index_page_lists_the_queues_and_stops_one(server: ServeProcess, page: Any) -> None:
+    for value in ("a", "b"):
+        httpx.post(server.url + "/q/jobs", data={"value": value})
+    page.goto(server.url + "/")
+    assert page.url == server.url + "/static/index.html"
+    row = page.locator("#queues tr", has_text="jobs")
+    expect(row).to_contain_text("2")
+    expect(row).to_contain_text("started")
+    row.get_by_role("button", name="stop").click()
+    expect(row).to_contain_text("stopped")
+    assert httpx.get(server.url + "/control/jobs").json()["status"]["status"] == 0
+
+
+def test_help_page_sends_a_command(server: ServeProcess, page: Any) -> None:
+    page.goto(server.url + "/queue")
+    assert page.url == server.url + "/static/help.html"
+    page.get_by_role("button", name="send").click()
+    expect(page.locator("#reply")).to_have_text('200\n{"queue": "test", "value": "hello", "key": "test:1"}')
