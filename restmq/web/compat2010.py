@@ -4,6 +4,8 @@ Selected once, when the app is built (restmq/web/app.py): `routes(table)` swaps 
 default ones, behind the same access rules, and adds the 2010 redirects and their pages. The hot paths
 (restmq/web/hot.py) are not touched: GET/POST /q/<queue> and the streams answer as in the default mode.
 
+The JSON protocol and the WebSocket echo are in restmq/web/compat2010_protocol.py.
+
 Bodies are byte for byte the 2010 ones (restmq/web/py2json.py writes the JSON as Python 2.7 did); statuses and
 content types too, except that where cyclone said `text/html` for a body that is not HTML these say
 `text/plain; charset=UTF-8` (a reflected value served as HTML is a cross-site scripting hole). Each reply is
@@ -15,40 +17,26 @@ from __future__ import annotations
 import functools
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
-from starlette.websockets import WebSocket
 
 from restmq.config import Settings
-from restmq.core import protocol
-from restmq.core.dispatch import Consumer, Streams
 from restmq.core.model import FlowStatus, Policy, QueueSettings, QueueStats
-from restmq.errors import BadRequest, InvalidJSON, MissingField, RestMQError
-from restmq.web import listings, rest, streams, ui
+from restmq.errors import MissingField
+from restmq.web import compat2010_protocol, listings, rest, ui
 from restmq.web.api import ApiRoute
 from restmq.web.auth import CONSUMER, PRODUCER, Endpoint, authorize, guard
+from restmq.web.compat2010_protocol import JSON, TEXT
 from restmq.web.http import callback_of, media_type, read_form
 from restmq.web.py2json import dumps
 
-TEXT = "text/plain; charset=UTF-8"  # 2010: text/html; charset=UTF-8 (cyclone's default)
-JSON = "application/json"
 STATIC = Path(__file__).parent / "compat2010_static"
 POLICY_IDS = {Policy.BROADCAST: 1, Policy.ROUNDROBIN: 2}  # 2010 stored and listed policies as numbers
 STATUS_IDS = {FlowStatus.STOP: 0, FlowStatus.START: 1}
-MALFORMED = "Malformed JSON. Invalid format."  # 2010's text for a body without a JSON object holding a cmd
-# A 2010 command's reply fields, in the order 2010 set them (where keys collide, the order decides the bytes)
-REPLY_FIELDS = {
-    "add": ("queue", "value", "key"),
-    "get": ("queue", "value", "key", "count"),
-    "take": ("queue", "value", "key"),  # no count in 2010
-    "del": ("queue", "deleted", "key"),
-}
-INPUT_ERRORS = (BadRequest.status, 404, 409, 413)  # the JSON protocol answers these as 200 {"error": ...}
 
 
 def settings(base: Settings) -> Settings:
@@ -215,75 +203,12 @@ async def _queue_stats(request: Request, queue: str) -> Response:
     return Response(_wrapped(request, dumps(reply)), media_type=JSON)
 
 
-# -- POST /queue: the JSON protocol -----------------------------------------------------------------------
-
-
-async def json_protocol(request: Request) -> Response:
-    """Malformed JSON or no `cmd`: 400. An unknown command: 200 {"error": "null resultset"}. A command's own
-    failure (a missing or wrong field, an empty queue): 200 {"error": text}. Access and backend errors keep
-    their statuses."""
-    try:
-        command = protocol.load_command(await rest.command_text(request))
-    except InvalidJSON:
-        raise InvalidJSON(MALFORMED) from None
-    if not command.get("cmd"):
-        raise InvalidJSON(MALFORMED)
-    if not isinstance(command["cmd"], str) or command["cmd"] not in protocol.RIGHTS:
-        return Response(dumps({"error": "null resultset"}), media_type=TEXT)
-    try:
-        protocol.check_fields(command)
-        queue, right = protocol.target(command)
-    except RestMQError as exc:
-        return _command_error(exc)
-    await authorize(request, PRODUCER if right == "write" else CONSUMER, queue, right)
-    try:
-        reply = await protocol.execute(rest.service_of(request), command)
-    except RestMQError as exc:
-        return _command_error(exc)
-    if "error" in reply:
-        reply = {"error": reply["error"]}  # 2010 had no error codes
-    elif command["cmd"] in REPLY_FIELDS:
-        reply = {name: reply[name] for name in REPLY_FIELDS[command["cmd"]]}
-    return Response(dumps(reply), media_type=JSON)
-
-
-def _command_error(exc: RestMQError) -> Response:
-    if exc.status not in INPUT_ERRORS:
-        raise exc
-    return Response(dumps({"error": exc.message}), media_type=JSON)
-
-
-# -- /ws/<queue> -------------------------------------------------------------------------------------------
-
-
-async def websocket(ws: WebSocket) -> None:
-    """As the default /ws/<queue>, but a text frame that is not a command comes back as it was sent: 2010 echoed
-    every frame, and its contrib/interact.html page shows the echo."""
-    await streams.serve_websocket(ws, command_or_echo)
-
-
-async def command_or_echo(
-    ws: WebSocket, service: Any, consumers: Streams, consumer: Consumer, queue: str, raw: str | bytes
-) -> str:
-    if isinstance(raw, str) and not _names_a_command(raw):
-        return raw
-    return await streams.command_reply(ws, service, consumers, consumer, queue, raw)
-
-
-def _names_a_command(frame: str) -> bool:
-    """A JSON object with a `cmd` field: anything else is chat for the echo."""
-    try:
-        return "cmd" in protocol.load_command(frame)
-    except InvalidJSON:
-        return False
-
-
 # -- the table --------------------------------------------------------------------------------------------
 
 # (method, path) -> the 2010 endpoint, behind the access rule of the default route it replaces
 REPLACED: dict[tuple[str, str], Endpoint] = {
     ("GET", "/"): index_get,
-    ("POST", "/queue"): json_protocol,
+    ("POST", "/queue"): compat2010_protocol.json_protocol,
     ("GET", "/p/{queue}"): guard(CONSUMER, "read", policy_get),
     ("POST", "/p/{queue}"): guard(PRODUCER, "admin", policy_set),
     ("GET", "/control/{queue}"): guard(CONSUMER, "read", control_get),
@@ -316,7 +241,7 @@ def routes(table: list[BaseRoute]) -> list[BaseRoute]:
     swapped: list[BaseRoute] = []
     for route in table:
         if isinstance(route, WebSocketRoute) and route.path == "/ws/{queue}":
-            route = WebSocketRoute(route.path, websocket)
+            route = WebSocketRoute(route.path, compat2010_protocol.websocket)
         elif isinstance(route, ApiRoute):
             methods = (route.methods or set()) - {"HEAD"}
             endpoint = next((REPLACED[(m, route.path)] for m in methods if (m, route.path) in REPLACED), None)
