@@ -52,6 +52,7 @@ class Settings:
     coalesce: bool = True  # pipeline the backend commands of concurrent requests
     server: str = "uvicorn"  # the HTTP server: "uvicorn" or "granian"
     sse_retry: float = 3.0  # seconds an SSE client is told (retry:) to wait before it reconnects
+    compat: str = ""  # "2010": the 2010 server's reply shapes (restmq/web/compat2010.py); "": this server's
     limits: Limits = field(default_factory=Limits)
 
     @property

@@ -168,6 +168,13 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         "own addresses (comma list; *.example.com matches subdomains; * any). Others get 421 (DNS rebinding).",
     ),
     option("--jsonp", is_flag=True, help="Wrap JSON replies in callback=NAME(...) (lets any web page read them)."),
+    option(
+        "--compat",
+        type=click.Choice(["2010"]),
+        default=None,
+        help="Reply shapes of another RestMQ: 2010 answers as the 2010 server did (bodies, redirects, WebSocket "
+        "echo) and turns --jsonp on. See docs/compat.md.",
+    ),
     option("--max-body", default=DEFAULT_LIMITS.max_body, show_default=True, help="Bytes per body."),
     option("--max-value", default=DEFAULT_LIMITS.max_value, show_default=True, help="Bytes per message."),
     option("--max-batch", default=DEFAULT_LIMITS.max_batch, show_default=True, help="Messages per batch."),
@@ -332,6 +339,7 @@ def build_settings(options: dict[str, Any]) -> Settings:
         backend_timeout=options["backend_timeout"],
         server=options["server"],
         sse_retry=options["sse_retry"],
+        compat=options["compat"] or "",
         limits=limits,
     )
 

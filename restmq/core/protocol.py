@@ -38,13 +38,19 @@ MAX_COUNT = 2**53  # a delivery count: any integer JSON numbers hold exactly
 def parse_command(raw: str | bytes) -> dict[str, Any]:
     """The command of one request body or WebSocket frame, every field of it type-checked: a wrong type
     anywhere is a 400 here, before authorization, never an error further on."""
+    command = load_command(raw)
+    check_fields(command)
+    return command
+
+
+def load_command(raw: str | bytes) -> dict[str, Any]:
+    """A JSON object, its fields not checked yet (check_fields does)."""
     try:
         command = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidJSON(f"malformed JSON: {exc}") from exc
     if not isinstance(command, dict):
         raise InvalidJSON('a command must be a JSON object such as {"cmd": "take", "queue": "q"}')
-    check_fields(command)
     return command
 
 

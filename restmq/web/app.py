@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.errors import ServerErrorMiddleware
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp
 
 from restmq.config import Settings
@@ -20,6 +21,7 @@ from restmq.core.service import QueueService
 from restmq.core.store import Store
 from restmq.errors import BackendUnavailable, RestMQError
 from restmq.storage.factory import open_store
+from restmq.web import compat2010
 from restmq.web.acl_file import load_acl
 from restmq.web.auth import Access
 from restmq.web.browser import BrowserGuard, OriginPolicy
@@ -66,7 +68,7 @@ class RestMQApp(Starlette):
         return stack
 
 
-def _middleware(settings: Settings, origins: OriginPolicy) -> list[Middleware]:
+def _middleware(settings: Settings, origins: OriginPolicy, table: list[BaseRoute]) -> list[Middleware]:
     hosts = HostAllowlist(settings.allowed_hosts, settings.host)
     # The client's address and scheme are settled first, for everything after (origin checks, ACL, stream limits).
     stack = [
@@ -88,11 +90,14 @@ def _middleware(settings: Settings, origins: OriginPolicy) -> list[Middleware]:
             )
         )
     stack.append(Middleware(InputGuard))
-    stack.append(Middleware(HotRoutes, routes=routes))  # innermost: after the guards, before the router
+    stack.append(Middleware(HotRoutes, routes=table))  # innermost: after the guards, before the router
     return stack
 
 
 def create_app(settings: Settings, store_factory: Callable[[], Store] | None = None) -> Starlette:
+    settings = compat2010.settings(settings)
+    table = compat2010.routes(routes) if settings.compat == "2010" else routes  # chosen once, here
+
     def make_store() -> Store:
         if store_factory is not None:
             return store_factory()
@@ -130,8 +135,8 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
 
     origins = OriginPolicy(settings.cors_origins)
     app = RestMQApp(
-        routes=routes,
-        middleware=_middleware(settings, origins),
+        routes=table,
+        middleware=_middleware(settings, origins, table),
         exception_handlers={RestMQError: restmq_error},  # anything else: RequestContext
         lifespan=lifespan,
     )

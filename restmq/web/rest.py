@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from restmq.core import protocol
-from restmq.core.model import Message, PopMode, PopResult, QueueStats, SettleAction
+from restmq.core.model import Message, PopMode, PopResult, QueueSettings, QueueStats, SettleAction
 from restmq.core.names import check_queue_name
 from restmq.core.service import DEAD_SUFFIX, AddOptions, QueueService
 from restmq.errors import InvalidParameter, MissingField, NotFound
@@ -241,17 +241,21 @@ async def index_post(request: Request) -> Response:
     return PlainTextResponse(f"{result.keys(queue)[0]}\r\n", headers=_dup(result.duplicate))
 
 
-async def json_protocol(request: Request) -> Response:
-    """Run one command: add, get (soft get), take, del, ack, release, extend. The command is the raw
-    application/json body, or the form field `body` (or `msg`) holding it."""
+async def command_text(request: Request) -> str:
+    """The JSON-protocol command of a POST /queue: the raw body, or the form field `body` (or `msg`) holding it."""
     if media_type(request) in ("application/x-www-form-urlencoded", "multipart/form-data"):
         fields = await read_form(request, _max_body(request))
         raw = fields.get("body", fields.get("msg"))
         if raw is None:
             raise MissingField("missing form field 'body' holding a JSON command")
-    else:
-        raw = decode_text(await read_body(request, _max_body(request)))
-    command = protocol.parse_command(raw)
+        return raw
+    return decode_text(await read_body(request, _max_body(request)))
+
+
+async def json_protocol(request: Request) -> Response:
+    """Run one command: add, get (soft get), take, del, ack, release, extend. The command is the raw
+    application/json body, or the form field `body` (or `msg`) holding it."""
+    command = protocol.parse_command(await command_text(request))
     queue, right = protocol.target(command)
     await authorize(request, PRODUCER if right == "write" else CONSUMER, queue, right)
     return render(request, await protocol.execute(service_of(request), command))
@@ -281,18 +285,25 @@ async def control(request: Request) -> Response:
     consumer kind on every process (producers keep adding); `start` resumes. `max_deliveries=N` dead-letters a
     message after N deliveries without an ack."""
     queue = request.path_params["queue"]
-    service = service_of(request)
     if request.method == "POST":
-        fields = await _fields(request)
-        status = fields.get("status")
-        max_deliveries = integer(fields, "max_deliveries", -1) if "max_deliveries" in fields else None
-        if status is None and max_deliveries is None:
-            raise MissingField("missing field 'status' (start or stop) or 'max_deliveries'")
-        if max_deliveries is not None and max_deliveries < 0:
-            raise InvalidParameter("max_deliveries must be 0 (unlimited) or more")
-        settings = await service.set_control(queue, status=status, max_deliveries=max_deliveries)
-    else:
-        settings = await service.settings(queue)
+        return await set_control(request, await _fields(request))
+    return _control_reply(request, queue, await service_of(request).settings(queue))
+
+
+async def set_control(request: Request, fields: dict[str, str]) -> Response:
+    """POST /control/{queue} with its fields (query and form) already read."""
+    queue = request.path_params["queue"]
+    status = fields.get("status")
+    max_deliveries = integer(fields, "max_deliveries", -1) if "max_deliveries" in fields else None
+    if status is None and max_deliveries is None:
+        raise MissingField("missing field 'status' (start or stop) or 'max_deliveries'")
+    if max_deliveries is not None and max_deliveries < 0:
+        raise InvalidParameter("max_deliveries must be 0 (unlimited) or more")
+    settings = await service_of(request).set_control(queue, status=status, max_deliveries=max_deliveries)
+    return _control_reply(request, queue, settings)
+
+
+def _control_reply(request: Request, queue: str, settings: QueueSettings) -> Response:
     reply: shapes.ControlReply = {"queue": queue, "status": settings.status, "max_deliveries": settings.max_deliveries}
     return render(request, reply)
 

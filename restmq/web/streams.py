@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -285,11 +285,27 @@ def _chunks(events: list[bytes]) -> list[bytes]:
     return chunks
 
 
+# What a client's frame gets back: (ws, service, streams, consumer, channel queue, frame) -> the reply frame
+FrameAnswer = Callable[[WebSocket, Any, Streams, Consumer, str, "str | bytes"], Awaitable[str]]
+
+
 async def websocket(ws: WebSocket) -> None:
     """WebSocket (RFC 6455): one JSON text frame per message. The client may send JSON-protocol commands as frames
     (the queue defaults to the channel's) and gets a JSON reply frame each; a malformed frame gets an error frame.
     An invalid queue name or lease closes with code 1008; purging the queue closes with 1000. acl.conf's cookie
     `auth=user:pass` is accepted."""
+    await serve_websocket(ws, command_reply)
+
+
+async def command_reply(
+    ws: WebSocket, service: Any, streams: Streams, consumer: Consumer, queue: str, raw: str | bytes
+) -> str:
+    """The JSON reply (or error) frame to a client's command frame."""
+    return orjson.dumps(await _command(ws, service, streams, consumer, queue, raw)).decode()
+
+
+async def serve_websocket(ws: WebSocket, answer: FrameAnswer) -> None:
+    """One WebSocket consumer, from the handshake to the close; each client frame is answered by `answer`."""
     try:
         queue = check_queue_name(ws.path_params["queue"])
         lease = lease_of(ws)
@@ -319,8 +335,7 @@ async def websocket(ws: WebSocket) -> None:
             if message["type"] == "websocket.disconnect":
                 return
             raw = message.get("text") or message.get("bytes") or b""
-            reply = await _command(ws, service, streams, consumer, queue, raw)
-            await send(orjson.dumps(reply).decode())
+            await send(await answer(ws, service, streams, consumer, queue, raw))
 
     stuck = _stuck(consumer)
     tasks = [asyncio.create_task(_pump(ws, streams, consumer, send_lock)), asyncio.create_task(listen())]
