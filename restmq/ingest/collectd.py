@@ -37,8 +37,8 @@ _EXEC_HEADERS = {
     "type": "type",
     "typeinstance": "type_instance",
 }
-# One token of a command line: a quoted string (backslash escapes) or a run of non-blanks.
-_TOKEN = re.compile(r'"((?:[^"\\]|\\.)*)"|(\S+)')
+# One token of a command line: a quoted string (backslash escapes), possibly after key=, or a run of non-blanks.
+_TOKEN = re.compile(r'[^\s"]*"(?:[^"\\]|\\.)*"|\S+')  # key="quoted value", "quoted", or bare
 _OPTION = re.compile(r'([A-Za-z_][A-Za-z0-9_:]*)=("(?:[^"\\]|\\.)*"|\S*)')
 _ESCAPE = re.compile(r"\\(.)")
 MAX_LINES = 100_000  # lines of one body looked at; a body is bounded by --max-body anyway
@@ -161,10 +161,10 @@ def _number(text: str, number: int) -> float | int | None:
 
 def _putval(rest: str, number: int) -> Iterator[dict[str, Any]]:
     """PUTVAL's arguments: one value list per value group; an option applies to the groups after it."""
-    tokens = [quoted if quoted else bare for quoted, bare in _TOKEN.findall(rest)]
+    tokens = _TOKEN.findall(rest)
     if len(tokens) < 2:
         raise InvalidValue(f"line {number}: PUTVAL needs an identifier and values")
-    identity = _identity(_unquote(tokens[0]) if tokens[0].startswith('"') else tokens[0], number)
+    identity = _identity(_unquote(tokens[0]), number)
     interval: float | None = None
     meta: dict[str, str] = {}
     groups = 0

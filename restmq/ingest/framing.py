@@ -52,8 +52,10 @@ class Framer:
             return
         if 0x30 <= buffer[0] <= 0x39:
             yield MALFORMED, buffer[:80]
+        elif len(line := buffer.rstrip(b"\r\x00")) > self.max_line:
+            yield OVERSIZE, b""
         else:
-            yield MESSAGE, buffer.rstrip(b"\r")
+            yield MESSAGE, line
 
     def _drop(self) -> bool:
         """Drop what is being skipped; whether anything is left to look at."""
@@ -93,8 +95,7 @@ class Framer:
         end = self._buffer.find(b"\n", 0, self.max_line + 2)
         if end < 0:
             if len(self._buffer) > self.max_line + 1:
-                self._buffer.clear()
-                self._skip_line = True
+                self._skip_line = True  # _drop removes it up to its newline, however far that is
                 return OVERSIZE, b""
             return None
         frame = bytes(self._buffer[:end]).rstrip(b"\r")
