@@ -122,7 +122,7 @@ class SyslogListener:
         if refusal or self._closing or task is None:
             if refusal:
                 self.refused_connections[refusal] += 1
-                self._complaints.note(f"syslog: connection from {peer} refused ({refusal})")
+                self._complaints.note(refusal, f"connection from {peer} refused ({refusal})")
             writer.close()
             return
         self._tasks.add(task)
@@ -161,11 +161,11 @@ class SyslogListener:
     def datagram(self, data: bytes, peer: str) -> None:
         if not self.admits(peer):
             self.counts["refused"] += 1
-            self._complaints.note(f"syslog: datagram from {peer} refused (source)")
+            self._complaints.note("source", f"datagram from {peer} refused (source)")
             return
         if self._pending_count >= MAX_PENDING or self._closing:
             self.counts["dropped"] += 1
-            self._complaints.note("syslog: buffer full, UDP messages dropped")
+            self._complaints.note("dropped", "buffer full, UDP messages dropped")
             return
         message = data.rstrip(b"\r\n\x00")
         if len(message) > self.config.max_line:
@@ -175,16 +175,20 @@ class SyslogListener:
 
     def take(self, kind: str, frame: bytes, peer: str) -> None:
         """One frame from `peer`: parsed and buffered for the writer, or counted as what is wrong with it."""
+        if kind == framing.OVERSIZE:
+            self.counts[kind] += 1
+            self._complaints.note(kind, f"oversize message from {peer} (over {self.config.max_line} bytes) skipped")
+            return
         if kind != framing.MESSAGE:
             self.counts[kind] += 1
-            self._complaints.note(f"syslog: {kind} frame from {peer}: {frame[:80]!r}")
+            self._complaints.note(kind, f"malformed frame from {peer} (not an octet count): {frame[:80]!r}")
             return
         received = datetime.datetime.now(datetime.UTC)
         try:
             record = parse(frame, received)
         except Malformed as exc:
             self.counts["malformed"] += 1
-            self._complaints.note(f"syslog: malformed message from {peer} ({exc}): {frame[:80]!r}")
+            self._complaints.note("malformed", f"malformed message from {peer} ({exc}): {frame[:80]!r}")
             return
         fields = {**record.fields, "peer": peer, "received": received.isoformat(timespec="milliseconds")}
         self._buffer(self.queue_for(record.host or peer), orjson.dumps(fields).decode())
@@ -227,7 +231,7 @@ class SyslogListener:
                     if self._closing:
                         self._failed(queue, chunk, exc)
                         break
-                    self._complaints.note(f"syslog: backend unavailable, retrying: {exc.message}")
+                    self._complaints.note("backend", f"backend unavailable, retrying: {exc.message}")
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 1.0)
                     continue
@@ -251,19 +255,19 @@ class _Datagrams(asyncio.DatagramProtocol):
 
 
 class _Complaints:
-    """Warnings about senders, at most one a second; the rest are counted into the next one."""
+    """Warnings about senders, at most one a second of each kind; the rest are counted into the next one."""
 
     def __init__(self) -> None:
-        self._last = 0.0
-        self._held = 0
+        self._last: dict[str, float] = {}
+        self._held: Counter[str] = Counter()
 
-    def note(self, text: str) -> None:
+    def note(self, kind: str, text: str) -> None:
         now = time.monotonic()
-        if now - self._last < 1.0:
-            self._held += 1
+        if now - self._last.get(kind, -1.0) < 1.0:
+            self._held[kind] += 1
             return
-        held, self._held, self._last = self._held, 0, now
-        log.warning("%s%s", text, f" (and {held} more since the last warning)" if held else "")
+        held, self._held[kind], self._last[kind] = self._held[kind], 0, now
+        log.warning("syslog: %s%s", text, f" (and {held} more since the last warning)" if held else "")
 
 
 def _bound_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
