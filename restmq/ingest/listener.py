@@ -85,8 +85,8 @@ class SyslogListener:
         self._writer = asyncio.create_task(self._write(), name="restmq-syslog-writer")
         log.info("syslog: listening on %s port %d (TCP and UDP)", self.config.host, self.config.port)
 
-    async def close(self) -> None:
-        """Stop listening, end the connections, then queue what was read (bounded: the backend may be gone)."""
+    def stop_listening(self) -> None:
+        """What a stop signal does first: no new connection or datagram, the open connections end."""
         self._closing = True
         if self._server is not None:
             self._server.close()
@@ -94,6 +94,10 @@ class SyslogListener:
             self._udp.close()
         for task in list(self._tasks):
             task.cancel()
+
+    async def close(self) -> None:
+        """Stop listening, end the connections, then queue what was read (bounded: the backend may be gone)."""
+        self.stop_listening()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._writer is not None:
             self._has_work.set()

@@ -116,7 +116,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         token_watch.start()
         app.state.stream_slots = StreamSlots(settings.limits.max_streams, settings.limits.max_streams_per_client)
         reaper = asyncio.create_task(run_reaper(store, settings.reaper_interval), name="restmq-reaper")
-        app.state.syslog = syslog = await start_syslog(settings, service)  # None without --syslog-port
+        app.state.syslog = syslog = await start_syslog(settings, service, shutdown)  # None without --syslog-port
         try:
             yield
         finally:

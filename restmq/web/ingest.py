@@ -11,10 +11,12 @@ from restmq.config import Settings
 from restmq.core.service import QueueService
 from restmq.ingest.listener import SyslogConfig, SyslogListener
 from restmq.web.addresses import parse_networks
+from restmq.web.shutdown import ShutdownHooks
 
 
-async def start_syslog(settings: Settings, service: QueueService) -> SyslogListener | None:
-    """This process's listener, when --syslog-port is set."""
+async def start_syslog(settings: Settings, service: QueueService, shutdown: ShutdownHooks) -> SyslogListener | None:
+    """This process's listener, when --syslog-port is set; it stops listening as soon as the server is told to
+    stop (and is closed, what it read queued, by the lifespan)."""
     if not settings.syslog_port:
         return None
     config = SyslogConfig(
@@ -32,6 +34,7 @@ async def start_syslog(settings: Settings, service: QueueService) -> SyslogListe
 
     listener = SyslogListener(config, add)
     await listener.start()
+    shutdown.add(listener.stop_listening)
     return listener
 
 
