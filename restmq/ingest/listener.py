@@ -43,6 +43,7 @@ class SyslogConfig:
     max_line: int = 8192
     max_connections: int = 256
     max_batch: int = 1000
+    max_value: int = 1024 * 1024  # bytes of a queued message (its JSON can outgrow the line: escapes)
     allow: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()  # empty: every source
 
 
@@ -195,7 +196,12 @@ class SyslogListener:
             self._complaints.note("malformed", f"malformed message from {peer} ({exc}): {frame[:80]!r}")
             return
         fields = {**record.fields, "peer": peer, "received": received.isoformat(timespec="milliseconds")}
-        self._buffer(self.queue_for(record.host or peer), orjson.dumps(fields).decode())
+        value = orjson.dumps(fields)
+        if len(value) > self.config.max_value:  # here, not in the batch: one would fail its whole batch
+            self.counts["oversize"] += 1
+            self._complaints.note("oversize", f"message from {peer} over --max-value as JSON skipped")
+            return
+        self._buffer(self.queue_for(record.host or peer), value.decode())
 
     def queue_for(self, host: str) -> str:
         try:

@@ -26,6 +26,7 @@ async def start_syslog(settings: Settings, service: QueueService, shutdown: Shut
         max_line=settings.syslog_max_line,
         max_connections=settings.syslog_max_connections,
         max_batch=min(1000, settings.limits.max_batch),
+        max_value=settings.limits.max_value,
         allow=parse_networks(settings.syslog_allow),
     )
 

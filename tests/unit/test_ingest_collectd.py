@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from restmq.errors import InvalidValue
@@ -139,6 +139,7 @@ def test_bad_notifications_are_refused_with_a_reason(body: bytes, says: str) -> 
         notifications(body, "text/plain")
 
 
+@settings(deadline=None)  # a shared machine's pauses are not the parser's
 @given(st.binary(max_size=512), st.sampled_from(["text/plain", "application/json", ""]))
 def test_arbitrary_bytes_give_messages_or_a_bad_request(body: bytes, media: str) -> None:
     for parse in (value_lists, notifications):
@@ -149,6 +150,7 @@ def test_arbitrary_bytes_give_messages_or_a_bad_request(body: bytes, media: str)
         assert texts and all(isinstance(orjson.loads(text), dict) for text in texts)
 
 
+@settings(deadline=None)  # a shared machine's pauses are not the parser's
 @given(st.lists(st.text(alphabet=st.characters(codec="utf-8"), max_size=40), max_size=8))
 def test_arbitrary_command_lines_never_raise_anything_else(words: list[str]) -> None:
     line = " ".join(["PUTVAL", *words]).encode()
