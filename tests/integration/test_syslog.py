@@ -214,15 +214,15 @@ def test_a_syslog_listener_off_loopback_needs_an_allow_list(redis_url: str, tmp_
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(("server", "workers"), [("uvicorn", 1), ("uvicorn", 2), ("granian", 2)])
 def test_every_worker_listens_and_the_listener_ends_with_the_server(
-    redis_url: str, tmp_path: Path, workers: int
+    redis_url: str, tmp_path: Path, server: str, workers: int
 ) -> None:
     port = free_port()
-    args = ["--redis", redis_url, "--syslog-port", str(port), "--workers", str(workers)]
-    server = ServeProcess(args, free_port(), tmp_path / "serve.log").wait_ready()
+    args = ["--redis", redis_url, "--syslog-port", str(port), "--workers", str(workers), "--server", server]
+    process = ServeProcess(args, free_port(), tmp_path / "serve.log").wait_ready()
     try:
-        wait_until(lambda: server.log().count("syslog: listening") == workers, 20, 0.05, "every worker listening")
+        wait_until(lambda: process.log().count("syslog: listening") == workers, 20, 0.05, "every worker listening")
         idle = socket.create_connection(("127.0.0.1", port))  # left open: shutdown must not wait for it
         for n in range(40):
             with socket.create_connection(("127.0.0.1", port)) as conn:
@@ -230,16 +230,16 @@ def test_every_worker_listens_and_the_listener_ends_with_the_server(
         found: list[Any] = []
 
         def arrived() -> bool:
-            answer = httpx.get(f"{server.url}/q/syslogd:workers", params={"count": 1000})
+            answer = httpx.get(f"{process.url}/q/syslogd:workers", params={"count": 1000})
             found.extend(answer.json() if answer.status_code == 200 else [])
             return len(found) >= 40
 
         wait_until(arrived, 20, 0.05, "40 messages")
-        server.kill(signal.SIGTERM)
-        assert server.proc.returncode == 0, server.log()
+        process.kill(signal.SIGTERM)
+        assert process.proc.returncode == 0, process.log()
         idle.close()
     finally:
-        server.stop()
+        process.stop()
     for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):  # nobody listens any more (TIME_WAIT is no listener)
         with socket.socket(socket.AF_INET, kind) as again:
             again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
