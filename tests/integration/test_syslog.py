@@ -18,6 +18,7 @@ import httpx
 import orjson
 import pytest
 
+from restmq.storage.engine import EmbeddedEngine
 from tests.helpers.server import ServeProcess, free_port, run_app
 from tests.helpers.wait import wait_for, wait_until
 
@@ -244,3 +245,25 @@ def test_every_worker_listens_and_the_listener_ends_with_the_server(
         with socket.socket(socket.AF_INET, kind) as again:
             again.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             again.bind(("127.0.0.1", port))
+
+
+async def test_messages_read_while_the_backend_is_down_are_queued_when_it_is_back(
+    own_engine: EmbeddedEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "restmq.syslog")
+    port = free_port()
+    async with run_app(own_engine.url, syslog_port=port) as url, httpx.AsyncClient(base_url=url) as http:
+        own_engine.stop()
+        await send_tcp(port, b"".join(b"<14>1 - outage app - - - during %d\n" % n for n in range(5)))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.sendto(b"<14>1 - outage app - - - during udp", ("127.0.0.1", port))
+
+        async def retrying() -> bool:
+            return any("backend unavailable, retrying" in record.getMessage() for record in caplog.records)
+
+        await wait_for(retrying, 20, 0.02, "the listener retrying against the stopped backend")
+        await asyncio.to_thread(own_engine.start)
+        found = await collect(http, "syslogd:outage", 6, timeout=30)
+        assert sorted(record["message"] for record in found) == ["during 0", "during 1", "during 2", "during 3",
+                                                                 "during 4", "during udp"]  # fmt: skip
+        assert await metric(http, "restmq_syslog_messages_total", outcome="failed") == 0
