@@ -155,7 +155,7 @@ class SyslogListener:
             frames = framer.feed(data) if data else framer.close()
             for kind, frame in frames:
                 await self._room()
-                self.take(kind, frame, peer)
+                self._frame(kind, frame, peer)
             if not data:
                 return
 
@@ -174,11 +174,11 @@ class SyslogListener:
             return
         message = data.rstrip(b"\r\n\x00")
         if len(message) > self.config.max_line:
-            self.take(framing.OVERSIZE, b"", peer)
+            self._frame(framing.OVERSIZE, b"", peer)
         elif message:
-            self.take(framing.MESSAGE, message, peer)
+            self._frame(framing.MESSAGE, message, peer)
 
-    def take(self, kind: str, frame: bytes, peer: str) -> None:
+    def _frame(self, kind: str, frame: bytes, peer: str) -> None:
         """One frame from `peer`: parsed and buffered for the writer, or counted as what is wrong with it."""
         if kind == framing.OVERSIZE:
             self.counts[kind] += 1
