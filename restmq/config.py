@@ -53,6 +53,15 @@ class Settings:
     server: str = "uvicorn"  # the HTTP server: "uvicorn" or "granian"
     sse_retry: float = 3.0  # seconds an SSE client is told (retry:) to wait before it reconnects
     compat: str = ""  # "2010": the 2010 server's reply shapes (restmq/web/compat2010.py); "": this server's
+    # Ingest adapters (docs/ingest.md): collectd's write_http posts, and syslog on --syslog-port.
+    collectd_data_queue: str = "collectd_data"
+    collectd_event_queue: str = "collectd_event"
+    syslog_port: int | None = None  # None: no syslog listener
+    syslog_host: str = "127.0.0.1"  # syslog has no authentication: loopback unless told
+    syslog_queue_prefix: str = "syslogd:"  # a message goes to <prefix><host>
+    syslog_max_line: int = 8192  # bytes per syslog message (longer ones are counted and skipped)
+    syslog_max_connections: int = 256  # open syslog TCP connections per server process
+    syslog_allow: tuple[str, ...] = ()  # source addresses or CIDRs syslog takes messages from; empty: any
     limits: Limits = field(default_factory=Limits)
 
     @property

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from restmq.cli.ingest import check_syslog_listener, ingest_settings
 from restmq.config import Limits, Settings
 from restmq.errors import EngineError, RestMQError
 from restmq.storage.urls import redact_list, split_urls  # pure string work: loads no backend client
@@ -70,6 +71,62 @@ def option(*decls: str, **kwargs: Any) -> Callable[[Callable[..., Any]], Callabl
     kwargs.setdefault("envvar", "RESTMQ_" + long_name[2:].upper().replace("-", "_"))
     return click.option(*decls, show_envvar=True, **kwargs)
 
+
+# The ingest adapters (docs/ingest.md): collectd's write_http posts and the syslog listener.
+INGEST_OPTIONS = [
+    option(
+        "--collectd-data-queue",
+        default=DEFAULT_SETTINGS.collectd_data_queue,
+        show_default=True,
+        help="Queue of the value lists collectd's write_http posts to /collectd/data.",
+    ),
+    option(
+        "--collectd-event-queue",
+        default=DEFAULT_SETTINGS.collectd_event_queue,
+        show_default=True,
+        help="Queue of the notifications posted to /collectd/event.",
+    ),
+    option(
+        "--syslog-port",
+        type=click.IntRange(1, 65535),
+        default=None,
+        help="Take syslog messages (RFC 5424 and 3164) on this TCP and UDP port, each queued as JSON in "
+        "<--syslog-queue-prefix><host>. Syslog has no authentication: see --syslog-host and --syslog-allow.",
+    ),
+    option(
+        "--syslog-host",
+        default=DEFAULT_SETTINGS.syslog_host,
+        show_default=True,
+        help="Address the syslog listener binds. Another than loopback needs --syslog-allow (or --insecure-open).",
+    ),
+    option(
+        "--syslog-allow",
+        multiple=True,
+        help="Addresses or CIDRs (comma list) syslog takes messages from; from others, TCP connections are closed "
+        "and datagrams dropped. Unset: any sender that reaches --syslog-host.",
+    ),
+    option(
+        "--syslog-queue-prefix",
+        default=DEFAULT_SETTINGS.syslog_queue_prefix,
+        show_default=True,
+        help="Syslog queues are <prefix><host>; a host name that cannot be part of a queue name goes to "
+        "<prefix>_invalid.",
+    ),
+    option(
+        "--syslog-max-line",
+        type=click.IntRange(min=480),
+        default=DEFAULT_SETTINGS.syslog_max_line,
+        show_default=True,
+        help="Bytes per syslog message; longer ones are counted and skipped.",
+    ),
+    option(
+        "--syslog-max-connections",
+        type=click.IntRange(min=1),
+        default=DEFAULT_SETTINGS.syslog_max_connections,
+        show_default=True,
+        help="Open syslog TCP connections per server process; more are closed at once.",
+    ),
+]
 
 OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     option(
@@ -250,6 +307,7 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         show_default=True,
         help="Seconds a request's backend work may take, whatever the backend does; then 503 (0: no limit).",
     ),
+    *INGEST_OPTIONS,
     option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"]),
@@ -315,7 +373,9 @@ def build_settings(options: dict[str, Any]) -> Settings:
         parse_networks(proxies)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--forwarded-allow-ips") from None
+    ingest = ingest_settings(options, limits)
     return Settings(
+        **ingest,
         host=options["host"],
         port=options["port"],
         data_dir=options["data_dir"],
@@ -361,6 +421,7 @@ def serve(**options: Any) -> None:
     rules = _load_acl(settings)
     check_auth_options(settings, rules)
     _check_allowed_hosts(settings)
+    check_syslog_listener(settings)
     engine = _start_engine(settings)
     if engine is not None:
         settings = replace(settings, redis=(engine.url,))

@@ -28,6 +28,7 @@ from restmq.web.browser import BrowserGuard, OriginPolicy
 from restmq.web.errors import InputGuard, restmq_error
 from restmq.web.hosts import HostAllowlist
 from restmq.web.hot import HotRoutes
+from restmq.web.ingest import start_syslog
 from restmq.web.limits import StreamSlots
 from restmq.web.observe import RequestContext
 from restmq.web.peers import PeerAddress
@@ -121,9 +122,12 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         token_watch.start()
         app.state.stream_slots = StreamSlots(settings.limits.max_streams, settings.limits.max_streams_per_client)
         reaper = asyncio.create_task(run_reaper(store, settings.reaper_interval), name="restmq-reaper")
+        app.state.syslog = syslog = await start_syslog(settings, service, shutdown)  # None without --syslog-port
         try:
             yield
         finally:
+            if syslog is not None:  # first: what it read is queued while the store is still open
+                await syslog.close()
             remove_hook()
             await streams.close()
             await token_watch.close()

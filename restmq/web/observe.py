@@ -31,6 +31,7 @@ from restmq.errors import RestMQError
 from restmq.web import queue_metrics
 from restmq.web.auth import CONSUMER, authorize
 from restmq.web.browser import NOSNIFF, PAGE_HEADERS
+from restmq.web.ingest import syslog_families
 from restmq.web.snapshots import Snapshots, shared
 
 log = logging.getLogger("restmq.web")
@@ -188,7 +189,7 @@ async def metrics(request: Request) -> Response:
         "Long-polls of this process waiting for a message right now",
         value=service.waiters.parked(),
     )
-    process.register(_Fixed([streams, long_polls]))
+    process.register(_Fixed([streams, long_polls, *syslog_families(getattr(request.app.state, "syslog", None))]))
     body = generate_latest(REGISTRY) + queues + generate_latest(process)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

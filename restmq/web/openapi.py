@@ -29,6 +29,7 @@ TAGS = [
     {"name": "settings", "description": "Streaming policy and flow control."},
     {"name": "streams", "description": "COMET and SSE streams (WebSocket: see /asyncapi.json)."},
     {"name": "original", "description": "The original RestMQ index routes and JSON protocol."},
+    {"name": "ingest", "description": "Input adapters: collectd's write_http plugin."},
     {"name": "pages", "description": "HTML pages."},
     {"name": "operations", "description": "Health, readiness, metrics and these descriptions."},
 ]

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from restmq.web import docs_page, head, observe, openapi, ops, rest, streams, ui
+from restmq.web import collectd, docs_page, head, observe, openapi, ops, rest, streams, ui
 from restmq.web import shapes as s
 from restmq.web.api import ERRORS, HTML, JSON, JSONP, NDJSON, SSE, TEXT, Api, ApiRoute, Out
 from restmq.web.auth import COMET, CONSUMER, PRODUCER, guard
@@ -21,6 +21,7 @@ ONE_OR_MORE = Out("A message, or an array with `count`.", s.Message | list[s.Mes
 PAGE = Out("An HTML page.", media=[HTML])
 ADD_BODY: dict[str, Any] = {JSON: s.JsonBody, NDJSON: str, TEXT: str}
 SETTLE = (*ERRORS, 404, 409)
+COLLECTD_BODY: dict[str, Any] = {JSON: list[dict[str, Any]], TEXT: str}
 TOO_LARGE = (*ERRORS, 413)
 LIST = Api("List queues", "queues", {200: Out("The queue names.", s.QueueList, [HTML])}, s.PagingJsonp)
 STATS = Api("Statistics of queues, a page at a time", "queues", {200: s.Stats}, s.PagingJsonp)
@@ -93,6 +94,11 @@ routes = [
     api("/sse/{queue}", guard(COMET, "read", streams.server_sent_events), "GET", "Server-Sent Events stream",
         "streams", query=s.SseQuery, headers=s.SseHeaders, gives={200: Out("An event stream.", media=[SSE])}),
     WebSocketRoute("/ws/{queue}", streams.websocket),
+    # Ingest adapters (restmq/web/collectd.py, docs/ingest.md): into the server's collectd queues, as a producer.
+    api("/collectd/data", collectd.data, "POST", "collectd value lists (write_http)", "ingest", op_id="collectdData",
+        body=COLLECTD_BODY, body_required=True, gives={200: s.Keys}, errors=TOO_LARGE),
+    api("/collectd/event", collectd.event, "POST", "collectd notifications", "ingest", op_id="collectdEvent",
+        body=COLLECTD_BODY, body_required=True, gives={200: s.Keys}, errors=TOO_LARGE),
     # Operations: always open, they reveal nothing about queues.
     api("/health", ops.health, "GET", "Liveness", "operations", gives={200: s.Health}, public=True),
     api("/ready", ops.ready, "GET", "Readiness", "operations", gives={200: s.Ready, 503: s.Ready}, public=True),
