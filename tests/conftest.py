@@ -9,11 +9,17 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
+from hypothesis import settings
 
 from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.node import RedisStore
 from tests.helpers.cluster import Cluster
 from tests.helpers.server import run_app
+
+# Hypothesis judges correctness here, not speed: its per-example deadline would fail a test on a busy shared
+# machine for being slow (benchmarks judge speed).
+settings.register_profile("restmq", deadline=None)
+settings.load_profile("restmq")
 
 # The marker every test of a directory carries, so `pytest -m unit` (or integration, e2e) selects a whole tier.
 TIERS = {"unit": "unit", "integration": "integration", "faults": "integration", "e2e": "e2e"}
