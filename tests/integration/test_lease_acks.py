@@ -3,9 +3,12 @@ ack's outcome in X-RestMQ-Ack, on one node and across a ring, with token rights.
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
+from restmq.client import AsyncClient, BadRequestError
 from restmq.core.model import PopMode, SettleOutcome
 from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.node import RedisStore
@@ -127,3 +130,74 @@ async def test_on_a_ring_an_ack_goes_to_the_node_its_number_names(ring_engines: 
             await other.close()
     finally:
         await ring.close()
+
+
+async def test_a_long_poll_applies_the_acks_before_it_waits(http: httpx.AsyncClient) -> None:
+    key = await add(http, "poll", "job")
+    assert (await lease(http, "poll", 30))["key"] == key
+
+    async def later() -> str:
+        await wait_stats(http, "poll", lambda s: s["acked"] == 1, "the ack, while the lease waits")
+        return await add(http, "poll", "next")
+
+    waiting = asyncio.create_task(http.get("/q/poll", params={"lease": 30, "ack": key, "wait": 10}))
+    added = await later()
+    reply = await waiting
+    assert reply.json()["key"] == added and reply.headers["x-restmq-ack"] == f"{key}=ok"
+
+
+@pytest.mark.parametrize("topology", ["node", "ring", "cluster"], indirect=True)
+async def test_every_topology(topology: str) -> None:
+    async with httpx.AsyncClient(base_url=topology, timeout=30) as http:
+        keys = [await add(http, "topo", f"m{i}") for i in range(3)]
+        held = (await lease(http, "topo", 30))["key"]
+        reply = await http.get("/q/topo", params={"lease": 30, "ack": [held, "topo:999"], "count": 5})
+        assert reply.headers["x-restmq-ack"] == f"{held}=ok, topo:999=MESSAGE_NOT_FOUND"
+        assert sorted(m["key"] for m in reply.json()) == sorted(keys[1:])
+
+
+class Recorder(httpx.AsyncBaseTransport):
+    """The real transport, remembering each request's method and query."""
+
+    def __init__(self) -> None:
+        self.inner = httpx.AsyncHTTPTransport()
+        self.sent: list[tuple[str, str]] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append((request.method, request.url.query.decode()))
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def test_the_worker_acks_on_its_next_lease(server: str, http: httpx.AsyncClient) -> None:
+    values = [f"job{i}" for i in range(5)]
+    for value in values:
+        await add(http, "piggy", value)
+    handled: list[str] = []
+    recorder = Recorder()
+    async with AsyncClient(server, transport=recorder) as client:
+        done = await client.consume("piggy", lambda m: handled.append(m.value), max_messages=5, wait=0.2)
+    assert handled == values and (done.handled, done.failed, done.errors) == (5, 0, 0)
+    leases = [query for method, query in recorder.sent if method == "GET"]
+    assert sum("ack=" in query for query in leases) == 4  # each handled message acked on the next lease
+    assert [method for method, _ in recorder.sent].count("DELETE") == 1  # the last one, as the worker stops
+    current = await stats(http, "piggy")
+    assert (current["length"], current["leased"], current["acked"]) == (0, 0, 5)
+
+
+async def test_the_client_reports_each_ack(server: str) -> None:
+    async with AsyncClient(server) as client:
+        await client.add_batch("told", ["a", "b"])
+        first = await client.lease("told", 30)
+        assert first is not None
+        outcomes: dict[str, str] = {}
+        second = await client.lease("told", 30, ack=[first, "told:99"], acked=outcomes)
+        assert second is not None and second.value == "b"
+        assert outcomes == {first.key: "ok", "told:99": "MESSAGE_NOT_FOUND"}
+        outcomes.clear()
+        assert await client.lease("told", 30, count=2, ack=[first], acked=outcomes) == []
+        assert outcomes == {first.key: "MESSAGE_NOT_FOUND"}
+        with pytest.raises(BadRequestError):
+            await client.lease("told", 30, ack=["other:1"])
