@@ -4,19 +4,21 @@ ack's outcome in X-RestMQ-Ack, on one node and across a ring, with token rights.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import httpx
 import pytest
 
 from restmq.client import AsyncClient, BadRequestError
 from restmq.core.model import PopMode, SettleOutcome
+from restmq.errors import BackendUnavailable
 from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.node import RedisStore
 from restmq.storage.sharded import KEY_STRIDE, ShardedStore
 from tests.helpers.auth import create_token_async
 from tests.helpers.queues import add, lease, stats, wait_stats
 from tests.helpers.server import run_app
-from tests.helpers.topology import flush_engines
+from tests.helpers.topology import engines, flush_engines
 
 pytestmark = pytest.mark.integration
 
@@ -201,3 +203,28 @@ async def test_the_client_reports_each_ack(server: str) -> None:
         assert outcomes == {first.key: "MESSAGE_NOT_FOUND"}
         with pytest.raises(BadRequestError):
             await client.lease("told", 30, ack=["other:1"])
+
+
+async def test_on_a_ring_a_down_home_keeps_neither_acks_elsewhere_nor_its_own_error(tmp_path: Path) -> None:
+    with engines(tmp_path / "ring", 3) as nodes:
+        ring = ShardedStore([e.url for e in nodes])
+        try:
+            home_n = (await ring.add("down", ["home"])).first
+            home = home_n // KEY_STRIDE
+            far = (home + 1) % len(nodes)
+            other = RedisStore.from_url(nodes[far].url, key_base=far * KEY_STRIDE)
+            try:
+                far_n = (await other.add("down", ["far"])).first
+                await other.pop("down", PopMode.LEASE, 1, 30_000)
+                home_leased = (await ring.pop("down", PopMode.LEASE, 1, 30_000)).messages[0].n
+                nodes[home].stop()
+
+                result = await ring.ack_lease("down", [(far_n, 1)], 1, 30_000)  # the home node is down
+                assert [r.outcome for r in result.acked] == [SettleOutcome.OK] and result.messages == []
+                assert (await other.stats(["down"]))[0].leased == 0
+                with pytest.raises(BackendUnavailable):  # as a DELETE of a message on a down node answers
+                    await ring.ack_lease("down", [(home_leased, 1)], 1, 30_000)
+            finally:
+                await other.close()
+        finally:
+            await ring.close()
