@@ -38,6 +38,7 @@ TESTS = {
         Test("get", "GET 1 msg", "get.lua", 1),
         Test("batch", "POST 100 msgs", "batch.lua", 100),
         Test("lease", "lease + ack", "leaseack.lua", 0.5),
+        Test("next", "lease + ack= on the next lease", "leasenext.lua", 1),
     )
 }
 
@@ -102,7 +103,7 @@ class WrkContender:
 
     def prepare(self, test: Test, seconds: float) -> None:
         queue = f"bench-{test.name}"
-        if test.name in ("get", "lease"):
+        if test.name in ("get", "lease", "next"):
             missing = round(seconds * GET_CEILING) - self.depth(queue)
             if missing > 0:
                 self.fill(queue, missing)
@@ -119,7 +120,7 @@ class WrkContender:
         return test.messages
 
     def after(self, test: Test) -> None:
-        if test.name in ("get", "lease") and self.depth(f"bench-{test.name}") == 0:  # a 204 is no error to wrk
+        if test.name in ("get", "lease", "next") and self.depth(f"bench-{test.name}") == 0:  # a 204 is no error to wrk
             raise RuntimeError(f"{self.name}: the {test.name} queue ran empty; raise GET_CEILING")
 
 
@@ -136,7 +137,7 @@ def restmq(name: str, port: int, pid: int, engine_pid: int, check: Callable[[], 
     def purge(queue: str) -> None:
         http("DELETE", f"{base}/q/{queue}")
 
-    tests = ("post", "get", "batch", "lease")
+    tests = ("post", "get", "batch", "lease", "next")
     return WrkContender(name, tests, lambda q: f"{base}/q/{q}", pid, engine_pid, check, fill, depth, purge)
 
 

@@ -8,8 +8,9 @@ same run, alternating round by round:
 
   (a) GET /q/<q> round trips/s (destructive pop) with ~50 concurrent asyncio httpx clients,
   (b) lease+ack cycles/s (GET /q/<q>?lease=30, then DELETE /q/<q>/<key>) with the same clients,
+  (b') lease+ack cycles/s with the ack carried on the next lease (GET /q/<q>?lease=30&ack=<key>@<count>),
 
-and reports the ratio (b)/(a) (target >= 0.6). Then (c), the reaper with N leased messages in flight
+and reports the ratios (b)/(a) and (b')/(a) (target >= 0.6). Then (c), the reaper with N leased messages in flight
 (100,000; 20,000 with --quick): the engine's CPU (INFO cpu) while they sit leased and unexpired for
 10 s against the same engine with nothing leased; the time of one Store.reap() sweep once every lease
 has expired; and the time until the reaper loop the server runs (restmq.web.app.run_reaper, every
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -59,7 +61,7 @@ FILL_CHUNK = 5_000
 
 @dataclass(frozen=True)
 class Round:
-    kind: str  # "get" or "lease_ack"
+    kind: str  # "get", "lease_ack" or "ack_next"
     round: int
     seconds: float
     operations: int  # GET round trips, or lease+ack cycles
@@ -131,8 +133,23 @@ async def lease_ack_once(client: httpx.AsyncClient, queue: str) -> bool:
     return acked.status_code == 200
 
 
+def ack_next(held: dict[int, str]) -> Callable[[httpx.AsyncClient, str], Awaitable[bool]]:
+    """A cycle with the ack carried on the next lease: GET ?lease=30&ack=<the key this client holds>@<count>."""
+
+    async def once(client: httpx.AsyncClient, queue: str) -> bool:
+        params = {"lease": "30", **({"ack": held.pop(id(client))} if id(client) in held else {})}
+        got = await client.get(f"/q/{queue}", params=params)
+        if got.status_code != 200 or got.headers.get("x-restmq-ack", "=ok").partition("=")[2] != "ok":
+            return False
+        message = got.json()
+        held[id(client)] = f"{message['key']}@{message['count']}"
+        return True
+
+    return once
+
+
 async def _clients(url: str, queue: str, kind: str, n: int, start_at: float, seconds: float) -> dict[str, Any]:
-    one = get_once if kind == "get" else lease_ack_once
+    one = {"get": get_once, "lease_ack": lease_ack_once}.get(kind) or ack_next({})
     latencies: list[float] = []
     counts = [0, 0]
     clients = [httpx.AsyncClient(base_url=url, timeout=30) for _ in range(n)]
@@ -163,14 +180,14 @@ def client_process(url: str, queue: str, kind: str, n: int, start_at: float, sec
 
 
 async def throughput(store: RedisStore, server: Server, db: redis.Redis, args: argparse.Namespace) -> list[Round]:
-    """(a) and (b), alternating round by round, each queue topped up before its round."""
+    """(a), (b) and (b'), alternating round by round, each queue topped up before its round."""
     rounds: list[Round] = []
     loop = asyncio.get_running_loop()
     share = [CLIENTS // args.procs + (1 if i < CLIENTS % args.procs else 0) for i in range(args.procs)]
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(args.procs, mp_context=context) as pool:
         for number in range(1, args.rounds + 1):
-            for kind, queue in (("get", "bench-get"), ("lease_ack", "bench-lease")):
+            for kind, queue in (("get", "bench-get"), ("lease_ack", "bench-lease"), ("ack_next", "bench-next")):
                 (stats,) = await store.stats([queue])
                 want = int(args.seconds * args.ceiling)
                 if stats.length < want:
@@ -303,10 +320,15 @@ def summarize(rounds: list[Round]) -> dict[str, Any]:
     def median(kind: str, field: str) -> float:
         return float(statistics.median(getattr(r, field) for r in rounds if r.kind == kind))
 
-    get, cycle = median("get", "per_second"), median("lease_ack", "per_second")
+    get, cycle, nexts = median("get", "per_second"), median("lease_ack", "per_second"), median("ack_next", "per_second")
     get_cost = median("get", "server_cpu_ms") + median("get", "engine_cpu_ms")
     cycle_cost = median("lease_ack", "server_cpu_ms") + median("lease_ack", "engine_cpu_ms")
+    next_cost = median("ack_next", "server_cpu_ms") + median("ack_next", "engine_cpu_ms")
     return {
+        "ack_next_per_second": round(nexts, 1),
+        "ack_next_ratio": round(nexts / get, 3) if get else None,
+        "ack_next_cpu_ms": round(next_cost, 4),
+        "ack_next_cpu_ratio": round(get_cost / next_cost, 3) if next_cost else None,
         "get_per_second": round(get, 1),
         "lease_ack_per_second": round(cycle, 1),
         "ratio": round(cycle / get, 3) if get else None,
@@ -329,6 +351,12 @@ def table(summary: dict[str, Any], reap: dict[str, Any]) -> str:
         ("(b)/(a) ratio", f"{ratio} ({verdict} target {RATIO_TARGET})"),
         ("    server+engine CPU per GET / per cycle", f"{summary['get_cpu_ms']} / {summary['lease_ack_cpu_ms']} ms"),
         ("    ratio when server-bound (CPU per GET / per cycle)", f"{summary['cpu_ratio']}"),
+        ("(b') lease+ack cycles/s, ack= on the next lease", f"{summary['ack_next_per_second']:.0f}"),
+        ("(b')/(a) ratio", f"{summary['ack_next_ratio']} (target {RATIO_TARGET})"),
+        (
+            "    server+engine CPU per cycle; ratio when server-bound",
+            f"{summary['ack_next_cpu_ms']} ms; {summary['ack_next_cpu_ratio']}",
+        ),
         (f"{idle}, nothing leased", f"{reap['engine_cpu_pct_nothing_leased']}%"),
         (f"{idle}, {reap['leases']} leases idle", f"{reap['engine_cpu_pct_leases_idle']}%"),
         ("(c) one reap() sweep, all leases expired", f"{reap['one_sweep_ms']} ms ({reap['one_sweep_moved']} back)"),

@@ -11,7 +11,7 @@ import json
 import os
 import random
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Generic, TypeVar
@@ -123,7 +123,7 @@ class Call(Generic[T]):
     method: str
     path: str
     parse: Callable[[httpx.Response], T]
-    params: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] | tuple[tuple[str, str], ...] = field(default_factory=dict)  # a tuple repeats names
     data: dict[str, str] | None = None
     content: bytes | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -195,8 +195,17 @@ def add_batch(
 # -- consuming -------------------------------------------------------------------------------
 
 
-def get(queue: str, *, count: int | None, wait: float, lease: float | None) -> Call[list[Message]]:
-    """GET /q/<queue>: up to `count` messages (a list either way; empty when none is ready)."""
+def get(
+    queue: str,
+    *,
+    count: int | None,
+    wait: float,
+    lease: float | None,
+    ack: Sequence[Message | str] = (),
+    acked: dict[str, str] | None = None,
+) -> Call[list[Message]]:
+    """GET /q/<queue>: up to `count` messages (a list either way; empty when none is ready). With `ack` (a lease),
+    the server acks those messages first; `acked` gets each one's outcome by key, from X-RestMQ-Ack."""
     check_queue(queue)
     params: dict[str, str] = {}
     if count is not None:
@@ -205,15 +214,37 @@ def get(queue: str, *, count: int | None, wait: float, lease: float | None) -> C
         params["wait"] = _seconds(wait)
     if lease is not None:
         params["lease"] = _seconds(lease)
+    sent = [_ack_param(queue, message) for message in ack]
 
     def parse(response: httpx.Response) -> list[Message]:
+        if acked is not None and sent:
+            acked.update(_ack_outcomes(response, sent))
         if response.status_code == 204:
             return []
         data = response.json()
         items = data if isinstance(data, list) else [data]
         return [Message.from_dict(queue, item, lease) for item in items]
 
-    return Call("GET", f"/q/{_q(queue)}", parse, params=params, wait=float(wait or 0))
+    query = (*params.items(), *(("ack", sent_as) for _, sent_as in sent)) if sent else params
+    return Call("GET", f"/q/{_q(queue)}", parse, params=query, wait=float(wait or 0))
+
+
+def _ack_param(queue: str, message: Message | str) -> tuple[str, str]:
+    """The key of a message to ack on a lease, and what `ack=` sends for it: `<key>@<count>` for a delivered
+    Message, so that the ack leaves a later delivery of it alone (as ack() sends `count=`)."""
+    key = message.key if isinstance(message, Message) else message
+    if queue_of(key) != queue:
+        raise BadRequestError(f"{key!r} is not a message of {queue}: acks ride on a lease of their own queue")
+    if isinstance(message, Message) and message.count > 0:
+        return key, f"{key}@{message.count}"
+    return key, key
+
+
+def _ack_outcomes(response: httpx.Response, sent: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """key -> "ok" or the error code of its ack (LEASE_EXPIRED, LEASE_STALE, MESSAGE_NOT_FOUND), from X-RestMQ-Ack."""
+    answered = response.headers.get("X-RestMQ-Ack", "")
+    codes = dict(item.rpartition("=")[::2] for item in answered.split(", ") if item)
+    return {key: codes.get(sent_as, "UNKNOWN") for key, sent_as in sent}
 
 
 def _protocol(command: dict[str, Any]) -> tuple[bytes, dict[str, str]]:

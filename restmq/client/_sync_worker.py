@@ -1,4 +1,5 @@
-"""The worker loop behind :meth:`Client.consume`: lease, handle, then ack or release with backoff.
+"""The worker loop behind :meth:`Client.consume`: lease, handle, then ack (on the next lease) or release with
+backoff.
 
 GENERATED from restmq/client/_aio_worker.py by scripts/generate-sync-client: edit that file, then run the script.
 """
@@ -59,11 +60,21 @@ class Worker:
             setattr(self.stats, field, getattr(self.stats, field) + 1)
 
     def run(self) -> None:
+        done: list[Message] = []  # handled: their acks ride on this worker's next lease
+        try:
+            self._lease_and_handle(done)
+        finally:
+            for message in done:  # stopping: no next lease to carry them
+                if self._settle(message):
+                    self._count("handled")
+
+    def _lease_and_handle(self, done: list[Message]) -> None:
         failures = 0
         while not self.stop.is_set():
+            acked: dict[str, str] = {}
             try:
-                message = self.client.lease(self.queue, self.lease, wait=self.wait)
-            except ClientError as exc:
+                message = self.client.lease(self.queue, self.lease, wait=self.wait, ack=done, acked=acked)
+            except ClientError as exc:  # the acks stay in `done`, for the next lease
                 self._count("errors")
                 failures += 1
                 delay = _calls.jittered_delay(failures, 0.5, 10.0)
@@ -71,14 +82,27 @@ class Worker:
                 _sync_flavor.wait_event(self.stop, delay)
                 continue
             failures = 0
+            self._count_acks(done, acked)
+            done.clear()
             if message is None:
                 continue
             if self.stop.is_set() or not self._claim():
                 self._settle(message, release_after=0.0)
                 return
-            self._handle(message)
+            if self._handle(message):
+                done.append(message)
 
-    def _handle(self, message: Message) -> None:
+    def _count_acks(self, done: list[Message], acked: dict[str, str]) -> None:
+        for message in done:
+            outcome = acked.get(message.key)
+            if outcome == "ok":
+                self._count("handled")
+            else:
+                self._count("errors")
+                log.warning("consume %s: acking %s failed: %s", self.queue, message.key, outcome)
+
+    def _handle(self, message: Message) -> bool:
+        """Run the handler: True when it succeeded (the message is to be acked), else it is released."""
         try:
             _sync_flavor.call_handler(self.handler, message)
         except Exception:
@@ -86,9 +110,8 @@ class Worker:
             delay = _calls.retry_delay(max(message.count, 1), self.backoff, self.max_backoff)
             log.exception("consume %s: handler failed on %s; released, retry in %gs", self.queue, message.key, delay)
             self._settle(message, release_after=delay)
-        else:
-            if self._settle(message):
-                self._count("handled")
+            return False
+        return True
 
     def _settle(self, message: Message, *, release_after: float | None = None) -> bool:
         """Ack `message`, or release it to come back after `release_after` seconds; False when that failed."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar, overload
 
 import httpx
@@ -177,14 +177,46 @@ class AsyncClient:
         return messages[0] if messages else None
 
     @overload
-    async def lease(self, queue: str, seconds: float, *, wait: float = 0.0) -> Message | None: ...
-    @overload
-    async def lease(self, queue: str, seconds: float, *, count: int, wait: float = 0.0) -> list[Message]: ...
     async def lease(
-        self, queue: str, seconds: float, *, count: int | None = None, wait: float = 0.0
+        self,
+        queue: str,
+        seconds: float,
+        *,
+        wait: float = 0.0,
+        ack: Sequence[Message | str] = (),
+        acked: dict[str, str] | None = None,
+    ) -> Message | None: ...
+    @overload
+    async def lease(
+        self,
+        queue: str,
+        seconds: float,
+        *,
+        count: int,
+        wait: float = 0.0,
+        ack: Sequence[Message | str] = (),
+        acked: dict[str, str] | None = None,
+    ) -> list[Message]: ...
+    async def lease(
+        self,
+        queue: str,
+        seconds: float,
+        *,
+        count: int | None = None,
+        wait: float = 0.0,
+        ack: Sequence[Message | str] = (),
+        acked: dict[str, str] | None = None,
     ) -> Message | None | list[Message]:
-        """:meth:`get` with ``lease=seconds``: at-least-once delivery, settle with :meth:`ack`."""
-        messages = await self._run(_calls.get(queue, count=count, wait=wait, lease=seconds))
+        """:meth:`get` with ``lease=seconds``: at-least-once delivery, settle with :meth:`ack`.
+
+        ``ack`` acknowledges messages of this queue in the same request, before the lease (``GET
+        /q/<queue>?lease=S&ack=<key>``: one round trip instead of an :meth:`ack` each). An ack that fails never
+        keeps the lease from running, nor the lease that finds nothing the acks: pass a dict as ``acked`` to get
+        each ack's outcome by key, ``"ok"`` or the error code its :meth:`ack` would raise with (``LEASE_EXPIRED``,
+        ``LEASE_STALE``, ``MESSAGE_NOT_FOUND``). A :class:`Message` is acked only if not delivered again since.
+        """
+        call = _calls.get(queue, count=count, wait=wait, lease=seconds, ack=ack, acked=acked)
+        messages = await self._run(call)
         if count is not None:
             return messages
         return messages[0] if messages else None
@@ -327,7 +359,8 @@ class AsyncClient:
 
         ``concurrency`` workers (threads of the blocking client, tasks of the asyncio one) each lease
         one message (``lease`` seconds; a long-poll of up to ``wait`` seconds when the queue is idle),
-        call ``handler(message)``, and :meth:`ack` it when the handler returns. The asyncio client
+        call ``handler(message)``, and ack it when the handler returns: on the worker's next lease, in the same
+        request (``ack=``), with a plain :meth:`ack` for the last ones when it stops. The asyncio client
         takes a coroutine function or a plain one (a plain one runs in the event loop: keep it short,
         or hand the work to a thread yourself). When the handler raises, the exception is logged and
         the message is released with a delay of ``backoff * 2**(count-1)`` seconds (at most

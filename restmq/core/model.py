@@ -59,15 +59,16 @@ class AddResult:
 
 
 @dataclass(frozen=True, slots=True)
-class PopResult:
-    stopped: bool
-    messages: list[Message] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
 class SettleResult:
     outcome: SettleOutcome
     count: int
+
+
+@dataclass(frozen=True, slots=True)
+class PopResult:
+    stopped: bool
+    messages: list[Message] = field(default_factory=list)
+    acked: list[SettleResult] = field(default_factory=list)  # the outcome of each ack a lease carried, in order
 
 
 @dataclass(frozen=True, slots=True)

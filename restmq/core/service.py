@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from restmq.config import Limits
 from restmq.core import deadline, listing
@@ -40,6 +40,13 @@ DEAD_SUFFIX = ":dead"
 # A long-poll looks again this often even without an event: a safety net, since every path that
 # makes a message ready publishes one and the subscription is confirmed before the first look.
 SAFETY_RECHECK = 2.0
+# What a lease answers for each ack it carried: "ok", or the error code the same ack as a DELETE would answer.
+ACK_CODES = {
+    SettleOutcome.OK: "ok",
+    SettleOutcome.MISSING: "MESSAGE_NOT_FOUND",
+    SettleOutcome.NOT_LEASED: "LEASE_EXPIRED",
+    SettleOutcome.STALE: "LEASE_STALE",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +123,28 @@ class QueueService:
                     return result
                 await line.wait(ticket, min(remaining, SAFETY_RECHECK))
                 deadline.renew()  # the wait was not backend work: the next look gets the whole --backend-timeout
+
+    async def lease_after_acks(
+        self, queue: str, acks: Sequence[str], *, count: int = 1, lease: float, wait: float = 0.0
+    ) -> PopResult:
+        """Ack each key of `acks` (`<key>`, or `<key>@<count>`: only if not delivered again since), then lease
+        like get(): one backend round trip where the messages live on one node. The acks run whatever they
+        find, and the lease whatever the acks found; PopResult.acked tells each ack's outcome."""
+        self.check_get(queue, mode=PopMode.LEASE, count=count, lease=lease, wait=wait)
+        if len(acks) > self.limits.max_count:
+            raise InvalidParameter(f"at most {self.limits.max_count} acks in one request")
+        items = [self._ack_item(queue, ack) for ack in acks]
+        result = await self.store.ack_lease(queue, items, count, max(1, round(lease * 1000)))
+        if result.messages or result.stopped or wait <= 0:
+            return result
+        later = await self.get(queue, mode=PopMode.LEASE, count=count, lease=lease, wait=wait)
+        return replace(later, acked=result.acked)
+
+    def _ack_item(self, queue: str, ack: str) -> tuple[int, int | None]:
+        key, at, count = ack.rpartition("@")  # a key never holds "@" after its last ":"
+        if at and count.isascii() and count.isdigit() and len(count) <= 15:
+            return self.message_number(queue, key), int(count)
+        return self.message_number(queue, ack), None
 
     def check_get(self, queue: str, *, mode: PopMode, count: int, lease: float, wait: float) -> None:
         """Raise the error get() would raise for these arguments, without reading anything (HEAD)."""

@@ -53,6 +53,14 @@ class Store(Protocol):
         delivers nothing and returns stopped=True. Each message's delivery count rises by one."""
         ...
 
+    async def ack_lease(
+        self, queue: str, acks: Sequence[tuple[int, int | None]], count: int, lease_ms: int
+    ) -> PopResult:
+        """Ack each (n, expected count or None) like `settle`, then `pop` in lease mode, in one round trip
+        where the messages live on one node. An ack that fails never keeps the lease from running, nor a
+        stopped or empty queue the acks; PopResult.acked holds their outcomes in order."""
+        ...
+
     async def settle(
         self, queue: str, action: SettleAction, n: int, *, expected_count: int | None = None, ms: int = 0
     ) -> SettleResult:

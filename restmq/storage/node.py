@@ -73,7 +73,7 @@ BROKEN = (rexc.ConnectionError, rexc.TimeoutError, OSError)
 NOT_BROKEN = (rexc.BusyLoadingError, rexc.MaxConnectionsError, rexc.AuthenticationError)
 # Scripts whose repeat is harmless: those carrying an operation id, reads, and idempotent writes. Not the
 # streaming dispatch (broadcast, assign): its loop calls again anyway.
-OPERATIONS = frozenset({"add", "pop", "settle", "delete", "purge", "redrive"})
+OPERATIONS = frozenset({"add", "pop", "ack_lease", "settle", "delete", "purge", "redrive"})
 RETRIED = OPERATIONS | {"peek_recent", "history"} | {"settings", "presence"}
 
 # meta hash field -> statistics name
@@ -282,6 +282,24 @@ class RedisStore:
         rest = reply[3:]
         messages = [Message(queue, int(rest[i]), rest[i + 1], int(rest[i + 2])) for i in range(0, len(rest), 3)]
         return PopResult(stopped=status == "stop", messages=messages)
+
+    async def ack_lease(
+        self, queue: str, acks: Sequence[tuple[int, int | None]], count: int, lease_ms: int
+    ) -> PopResult:
+        qk = keys.queue_keys(queue)
+        dead_keys, dead_name = _dead_args(queue)
+        args: list[Any] = [queue, dead_name, count, lease_ms]
+        for n, expected in acks:
+            args += (n, "" if expected is None else expected)
+        reply = await self._change("ack_lease", qk, [*qk.message_keys, *dead_keys], args)
+        status, dead_listed, timer, n_acks = reply[0], reply[1], reply[2], reply[3]
+        if dead_listed or timer >= 0:
+            await self._index(listed=[dead_name] if dead_listed else (), timer=(queue, timer) if timer >= 0 else None)
+        cut = 4 + 2 * n_acks
+        acked = [SettleResult(SettleOutcome(reply[i]), int(reply[i + 1])) for i in range(4, cut, 2)]
+        rest = reply[cut:]
+        messages = [Message(queue, int(rest[i]), rest[i + 1], int(rest[i + 2])) for i in range(0, len(rest), 3)]
+        return PopResult(stopped=status == "stop", messages=messages, acked=acked)
 
     async def settle(
         self, queue: str, action: SettleAction, n: int, *, expected_count: int | None = None, ms: int = 0

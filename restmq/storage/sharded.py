@@ -17,7 +17,7 @@ import heapq
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -271,20 +271,62 @@ class ShardedStore:
         raise BackendUnavailable("every ring node is down")
 
     async def pop(self, queue: str, mode: PopMode, count: int = 1, lease_ms: int = 0) -> PopResult:
-        messages: list[Message] = []
-        stopped = False
-        for node in self._readers(queue):
+        return await self._pop_from(self._readers(queue), queue, mode, count, lease_ms)
+
+    async def _pop_from(
+        self,
+        readers: Sequence[Node],
+        queue: str,
+        mode: PopMode,
+        count: int,
+        lease_ms: int,
+        first: PopResult | None = None,
+    ) -> PopResult:
+        """pop over `readers` in turn, after what `first` (an earlier node's answer) delivered."""
+        messages: list[Message] = list(first.messages) if first else []
+        stopped = first.stopped if first else False
+        for node in readers:
+            if len(messages) >= count or stopped:
+                break
             try:
                 result = await self._on(node, lambda s: s.pop(queue, mode, count - len(messages), lease_ms))
             except BackendUnavailable:
                 continue
             stopped = stopped or result.stopped
             messages.extend(result.messages)
-            if len(messages) >= count or result.stopped:
-                break
         if not messages and not stopped and not self._live():
             raise BackendUnavailable("every ring node is down")
-        return PopResult(stopped=stopped and not messages, messages=messages)
+        return PopResult(stopped=stopped and not messages, messages=messages, acked=first.acked if first else [])
+
+    async def ack_lease(
+        self, queue: str, acks: Sequence[tuple[int, int | None]], count: int, lease_ms: int
+    ) -> PopResult:
+        """The acks of messages numbered by the queue's first reader ride on its lease call; the others are
+        settled on their own nodes first (as settle finds them). The lease goes on to the other readers as pop's."""
+        readers = self._readers(queue)
+        first = readers[0] if readers else None
+        local = [i for i, (n, _) in enumerate(acks) if first is not None and self._by_number(queue, n)[0] is first]
+        acked = [SettleResult(SettleOutcome.MISSING, 0)] * len(acks)
+        for i, (n, expected) in enumerate(acks):
+            if i not in local:
+                acked[i] = await self.settle(queue, SettleAction.ACK, n, expected_count=expected)
+        if first is None or not local:
+            result = await self.pop(queue, PopMode.LEASE, count, lease_ms)
+            return PopResult(result.stopped, result.messages, acked)
+        try:
+            head = await self._on(first, lambda s: s.ack_lease(queue, [acks[i] for i in local], count, lease_ms))
+        except BackendUnavailable:  # their node is down: settle finds them elsewhere, or raises as a DELETE would
+            for i in local:
+                n, expected = acks[i]
+                acked[i] = await self.settle(queue, SettleAction.ACK, n, expected_count=expected)
+            result = await self.pop(queue, PopMode.LEASE, count, lease_ms)
+            return PopResult(result.stopped, result.messages, acked)
+        for i, outcome in zip(local, head.acked, strict=True):
+            n, expected = acks[i]
+            elsewhere = self._by_number(queue, n)[1:]
+            missing = outcome.outcome is SettleOutcome.MISSING
+            acked[i] = await self._settle_on(elsewhere, queue, SettleAction.ACK, n, expected) if missing else outcome
+        return await self._pop_from(readers[1:], queue, PopMode.LEASE, count, lease_ms, replace(head, acked=acked))
 
     def _by_number(self, queue: str, n: int) -> list[Node]:
         index = n // KEY_STRIDE
@@ -294,9 +336,15 @@ class ShardedStore:
     async def settle(
         self, queue: str, action: SettleAction, n: int, *, expected_count: int | None = None, ms: int = 0
     ) -> SettleResult:
+        return await self._settle_on(self._by_number(queue, n), queue, action, n, expected_count, ms)
+
+    async def _settle_on(
+        self, nodes: Sequence[Node], queue: str, action: SettleAction, n: int, expected: int | None, ms: int = 0
+    ) -> SettleResult:
+        """settle on the first of `nodes` that has message n."""
         result = SettleResult(SettleOutcome.MISSING, 0)
-        for node in self._by_number(queue, n):
-            result = await self._on(node, lambda s: s.settle(queue, action, n, expected_count=expected_count, ms=ms))
+        for node in nodes:
+            result = await self._on(node, lambda s: s.settle(queue, action, n, expected_count=expected, ms=ms))
             if result.outcome is not SettleOutcome.MISSING:
                 return result
         return result

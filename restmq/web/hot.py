@@ -7,24 +7,26 @@ alive (about 4 KiB each).
 So these requests go straight to the endpoint that routes.py gives their path (access check
 included); errors become the same JSON answers.
 
-A plain `GET /q/<queue>` (or one with only `?lease=<seconds>`), a form `POST /q/<queue>` and an
-ack (`DELETE /q/<queue>/<key>`), without any other query parameter, take a shorter road still: the
-same access check, form parser and service call, written out without building a Response.
+A plain `GET /q/<queue>` (or one with only `?lease=<seconds>`, or `?lease=<seconds>&ack=<key>`), a
+form `POST /q/<queue>` and an ack (`DELETE /q/<queue>/<key>`), without any other query parameter,
+take a shorter road still: the same access check, form parser and service call, written out without
+building a Response.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable, Sequence
+from urllib.parse import unquote
 
 import orjson
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from restmq.core.model import PopMode, SettleAction
+from restmq.core.model import PopMode, PopResult, SettleAction
 from restmq.core.names import check_queue_name
-from restmq.core.service import QueueService
+from restmq.core.service import ACK_CODES, QueueService
 from restmq.errors import MissingField, RestMQError
 from restmq.web import rest
 from restmq.web.auth import CONSUMER, PRODUCER, Endpoint, authorize
@@ -41,6 +43,8 @@ JSON = (b"content-type", b"application/json")
 TEXT = (b"content-type", b"text/plain; charset=utf-8")
 REPLAYED = (b"idempotent-replayed", b"true")
 LEASE_ONLY = re.compile(rb"lease=(\d{1,9}(?:\.\d{0,9})?)")  # plain digits: float() takes them, finite
+# A worker's ack carried on its next lease: one key (`<key>` or `<key>@<count>`, maybe %-encoded), lease first.
+LEASE_ACK = re.compile(rb"lease=(\d{1,9}(?:\.\d{0,9})?)&ack=([A-Za-z0-9_\-.:@%]{1,300})")
 
 
 def direct_endpoints(routes: Sequence[BaseRoute]) -> dict[tuple[str, str], Endpoint]:
@@ -89,16 +93,31 @@ async def _lease(request: Request, service: QueueService, send: Send) -> None:
     await _pop(request, service, send, PopMode.LEASE, float(match[1]))
 
 
+async def _lease_ack(request: Request, service: QueueService, send: Send) -> None:
+    """GET /q/<queue>?lease=S&ack=<key> (rest.get_message with `lease` and one `ack`)."""
+    match = LEASE_ACK.fullmatch(request.scope["query_string"])
+    assert match is not None  # _lean_handler chose this handler by it
+    ack = unquote(match[2].decode()) if b"%" in match[2] else match[2].decode()
+    queue = request.path_params["queue"]
+    await authorize(request, CONSUMER, queue, "read")
+    result = await service.lease_after_acks(queue, [ack], lease=float(match[1]))
+    acked = (b"x-restmq-ack", f"{ack}={ACK_CODES[result.acked[0].outcome]}".encode())
+    await _answer(send, result, acked)
+
+
 async def _pop(request: Request, service: QueueService, send: Send, mode: PopMode, lease: float) -> None:
     queue = request.path_params["queue"]
     await authorize(request, CONSUMER, queue, "read")
-    result = await service.get(queue, mode=mode, count=1, lease=lease, wait=0.0)
+    await _answer(send, await service.get(queue, mode=mode, count=1, lease=lease, wait=0.0))
+
+
+async def _answer(send: Send, result: PopResult, *extra: tuple[bytes, bytes]) -> None:
     if not result.messages:
-        await _send(send, 204, [NO_STORE, STOPPED] if result.stopped else [NO_STORE])
+        await _send(send, 204, [NO_STORE, STOPPED, *extra] if result.stopped else [NO_STORE, *extra])
         return
     message = result.messages[0]
     data: Message = {"key": message.key, "value": message.value, "count": message.count}
-    await _send(send, 200, [NO_STORE, JSON], orjson.dumps(data, option=orjson.OPT_APPEND_NEWLINE))
+    await _send(send, 200, [NO_STORE, JSON, *extra], orjson.dumps(data, option=orjson.OPT_APPEND_NEWLINE))
 
 
 async def _add(request: Request, service: QueueService, send: Send) -> None:
@@ -131,7 +150,9 @@ def _lean_handler(template: str, method: str, scope: Scope) -> Lean | None:
     query = scope["query_string"]
     if template == "/q/{queue}":
         if method == "GET":
-            return _take if not query else _lease if LEASE_ONLY.fullmatch(query) else None
+            if not query:
+                return _take
+            return _lease if LEASE_ONLY.fullmatch(query) else _lease_ack if LEASE_ACK.fullmatch(query) else None
         return _add if method == "POST" and not query and _is_form(scope) else None
     return _ack if method == "DELETE" and not query and template == "/q/{queue}/{key}" else None
 

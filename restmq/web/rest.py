@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, cast
 
 from starlette.requests import Request
@@ -10,7 +11,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from restmq.core import protocol
 from restmq.core.model import Message, PopMode, PopResult, QueueSettings, QueueStats, SettleAction
 from restmq.core.names import check_queue_name
-from restmq.core.service import DEAD_SUFFIX, AddOptions, QueueService
+from restmq.core.service import ACK_CODES, DEAD_SUFFIX, AddOptions, QueueService
 from restmq.errors import InvalidParameter, MissingField, NotFound
 from restmq.web import listings, ops, pages, shapes, ui
 from restmq.web.auth import CONSUMER, PRODUCER, authorize
@@ -110,13 +111,25 @@ def read_arguments(request: Request) -> dict[str, Any]:
     }
 
 
-async def _get(request: Request, queue: str) -> PopResult:
+async def _get(request: Request, queue: str, acks: list[str] | None = None) -> PopResult:
     arguments, service = read_arguments(request), service_of(request)
+    if acks:
+        if arguments.pop("mode") is not PopMode.LEASE:
+            raise InvalidParameter("ack= goes with lease=: it acknowledges leased messages")
+        call = functools.partial(service.lease_after_acks, queue, acks, **arguments)
+    else:
+        call = functools.partial(service.get, queue, **arguments)
     if arguments["wait"] <= 0:  # answers at once (a negative wait is refused by the service)
-        return await service.get(queue, **arguments)
+        return await call()
     slots: StreamSlots = request.app.state.stream_slots
     with slots.held(client_of(request)):  # a long-poll holds its connection like a stream: it takes a slot
-        return await service.get(queue, **arguments)
+        return await call()
+
+
+def _pop_headers(result: PopResult, acks: list[str]) -> dict[str, str]:
+    """With acks, X-RestMQ-Ack: each ack as given, `=ok` or `=` the error code its DELETE would answer, in order."""
+    outcomes = ", ".join(f"{ack}={ACK_CODES[r.outcome]}" for ack, r in zip(acks, result.acked, strict=True))
+    return {**_stopped_headers(result), "X-RestMQ-Ack": outcomes}
 
 
 def _stopped_headers(result: PopResult) -> dict[str, str]:
@@ -125,17 +138,20 @@ def _stopped_headers(result: PopResult) -> dict[str, str]:
 
 async def get_message(request: Request) -> Response:
     """The oldest message, removed as it is delivered. `lease=S` hides it for S seconds instead (ack with
-    DELETE /q/{queue}/{key}). `wait=S` long-polls. `count=N` answers a JSON array of up to N. 204 when nothing is
-    ready (with `X-RestMQ-Status: stop` when the queue is stopped)."""
+    DELETE /q/{queue}/{key}, or with `ack=<key>` on the next lease: X-RestMQ-Ack tells each ack's outcome).
+    `wait=S` long-polls. `count=N` answers a JSON array of up to N. 204 when nothing is ready (with
+    `X-RestMQ-Status: stop` when the queue is stopped)."""
     queue = request.path_params["queue"]
-    result = await _get(request, queue)
+    acks = request.query_params.getlist("ack") if request.scope["query_string"] else []
+    result = await _get(request, queue, acks)
+    headers = _pop_headers(result, acks) if acks else None
     if "count" in request.query_params:
         if not result.messages:
-            return Response(status_code=204, headers=_stopped_headers(result))
-        return render(request, [_message(m) for m in result.messages], headers=NO_STORE)
+            return Response(status_code=204, headers=headers or _stopped_headers(result))
+        return render(request, [_message(m) for m in result.messages], headers=headers or NO_STORE)
     if not result.messages:
-        return Response(status_code=204, headers=_stopped_headers(result))
-    return render(request, _message(result.messages[0]), headers=NO_STORE)
+        return Response(status_code=204, headers=headers or _stopped_headers(result))
+    return render(request, _message(result.messages[0]), headers=headers or NO_STORE)
 
 
 async def redrive(request: Request) -> Response:

@@ -16,8 +16,12 @@ from restmq.web.auth import COMET, CONSUMER, PRODUCER, guard
 REPLAYED = "`true` when an Idempotency-Key retry added nothing."
 KEY = Out("The new key, `<queue>:<n>\\r\\n`.", media=[TEXT], headers={"Idempotent-Replayed": REPLAYED})
 KEYS = Out("The key (text) of one message, or the keys (JSON) of a batch.", s.Keys, [TEXT], KEY.headers)
-NOTHING = Out("Nothing ready.", headers={"X-RestMQ-Status": "`stop` when the queue is stopped."})
-ONE_OR_MORE = Out("A message, or an array with `count`.", s.Message | list[s.Message])
+ACKED = (
+    "With `ack=`: each ack as given, `=ok` or `=` the error code its DELETE would answer (MESSAGE_NOT_FOUND, "
+    "LEASE_EXPIRED, LEASE_STALE), comma-separated in order, e.g. `jobs:7=ok, jobs:9@2=LEASE_STALE`."
+)
+NOTHING = Out("Nothing ready.", headers={"X-RestMQ-Status": "`stop` when the queue is stopped.", "X-RestMQ-Ack": ACKED})
+ONE_OR_MORE = Out("A message, or an array with `count`.", s.Message | list[s.Message], headers={"X-RestMQ-Ack": ACKED})
 PAGE = Out("An HTML page.", media=[HTML])
 ADD_BODY: dict[str, Any] = {JSON: s.JsonBody, NDJSON: str, TEXT: str}
 SETTLE = (*ERRORS, 404, 409)

@@ -83,6 +83,22 @@ StreamLease = Annotated[
         description="Lease mode (roundrobin queues): messages stay leased this many seconds until acked.",
     ),
 ]
+AckKey = Annotated[
+    str,
+    Meta(
+        pattern=f"^{MESSAGE_KEY_PATTERN}(@[0-9]{{1,15}})?$",
+        description="A leased message key `<queue>:<n>`, or `<queue>:<n>@<count>` to ack it only if not delivered "
+        "again since that delivery.",
+    ),
+]
+Acks = Annotated[
+    list[AckKey],
+    Meta(
+        description="With `lease`: acknowledge these messages of the queue first, in the same request (repeat `ack=`; "
+        "at most --max-count, 1000 unless set). An ack that fails never keeps the lease from running, nor an empty "
+        "or stopped queue the acks; `X-RestMQ-Ack` tells each ack's outcome."
+    ),
+]
 DeliveryCount = Annotated[
     int, Meta(ge=0, description="The delivery's count: 409 LEASE_STALE if the message was delivered again since.")
 ]
@@ -318,6 +334,7 @@ class Pop(Jsonp, total=False):
 
 class PopMany(Pop, total=False):
     count: Count
+    ack: Acks
 
 
 class PopIndex(Pop, total=False):

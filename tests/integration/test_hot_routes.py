@@ -1,7 +1,7 @@
-"""restmq/web/hot.py serves a plain GET (or one with `?lease=` alone), a form POST on /q/<queue> and an ack
-(DELETE /q/<queue>/<key>) with a lean handler of its own. Any other query parameter sends the same request to
-the route's full handler in rest.py instead (`?via=router` is ignored there), so each case below is asked both
-ways and must get the same answer."""
+"""restmq/web/hot.py serves a plain GET (or one with `?lease=` alone, or `?lease=&ack=<key>`), a form POST on
+/q/<queue> and an ack (DELETE /q/<queue>/<key>) with a lean handler of its own. Any other query parameter sends
+the same request to the route's full handler in rest.py instead (`?via=router` is ignored there), so each case
+below is asked both ways and must get the same answer."""
 
 from __future__ import annotations
 
@@ -145,3 +145,28 @@ async def test_metrics_name_the_hot_handlers(client: httpx.AsyncClient) -> None:
     await client.get("/q/m")
     text = (await client.get("/metrics")).text
     assert 'handler="add_message"' in text and 'handler="get_message"' in text
+
+
+async def test_acks_carried_on_a_lease_answer_alike(client: httpx.AsyncClient) -> None:
+    for queue in ("nh", "nr"):
+        for value in ("one", "two"):
+            await client.post(f"/q/{queue}", data={"value": value})
+        assert (await client.get(f"/q/{queue}", params={"lease": "30"})).status_code == 200
+    hot = answer(await client.get("/q/nh", params={"lease": "30", "ack": "nh:1@1"}))
+    routed = answer(await client.get("/q/nr", params={"lease": "30", "ack": "nr:1@1", **ROUTER}))
+    assert hot[0] == routed[0] == 200
+    assert (hot[2].pop("x-restmq-ack"), routed[2].pop("x-restmq-ack")) == ("nh:1@1=ok", "nr:1@1=ok")
+    assert hot[2] == routed[2]
+    await client.post("/control/nh", data={"status": "stop"})
+    await client.post("/control/nr", data={"status": "stop"})
+    hot = answer(await client.get("/q/nh", params={"lease": "30", "ack": "nh:9"}))
+    routed = answer(await client.get("/q/nr", params={"lease": "30", "ack": "nr:9", **ROUTER}))
+    assert hot[0] == routed[0] == 204 and hot[2]["x-restmq-status"] == "stop"
+    assert (hot[2].pop("x-restmq-ack"), routed[2].pop("x-restmq-ack")) == (
+        "nh:9=MESSAGE_NOT_FOUND",
+        "nr:9=MESSAGE_NOT_FOUND",
+    )
+    assert hot == routed
+    hot = answer(await client.get("/q/nh", params={"lease": "30", "ack": "other:1"}))
+    assert hot == answer(await client.get("/q/nh", params={"lease": "30", "ack": "other:1", **ROUTER}))
+    assert hot[0] == 400

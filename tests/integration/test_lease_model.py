@@ -139,6 +139,32 @@ class LeaseModel(RuleBasedStateMachine):
         del self.leased[n]
         self.finished.add(n)
 
+    @rule(data=st.data(), count=st.integers(1, 3))
+    def ack_and_lease(self, data: st.DataObject, count: int) -> None:
+        """Acks carried on a lease (GET ?lease=&ack=): each ack as settle would answer it, then the lease."""
+        pool = sorted(self.leased) + sorted(self.finished)[:3]
+        picked = data.draw(st.lists(st.sampled_from(pool), max_size=3)) if pool else []
+        acks = [(n, data.draw(st.sampled_from([None, self.counts[n], self.counts[n] + 1]))) for n in picked]
+        result = self.run(self.store.ack_lease(Q, acks, count, LEASE_MS))
+        for (n, expected), got in zip(acks, result.acked, strict=True):
+            if n not in self.leased:  # acked or taken before, or earlier in this call
+                want = SettleOutcome.MISSING
+            elif expected is not None and expected != self.counts[n]:
+                want = SettleOutcome.STALE
+            elif n in self.overdue:
+                want = SettleOutcome.NOT_LEASED
+            else:
+                want = SettleOutcome.OK
+                del self.leased[n]
+                self.finished.add(n)
+            assert got.outcome is want, ("ack on a lease", n, expected, got.outcome, want)
+        self.take_back_overdue()
+        delivered = self.ready()[:count]
+        self.check_delivery(result.messages, delivered)
+        for n in delivered:
+            self.remove_ready(n)
+            self.leased[n] = self.counts[n]
+
     @precondition(lambda self: self.leased)
     @rule(data=st.data(), action=st.sampled_from([SettleAction.ACK, SettleAction.RELEASE, SettleAction.EXTEND]))
     def stale_settle(self, data: st.DataObject, action: SettleAction) -> None:

@@ -113,3 +113,17 @@ async def test_changes_are_remembered_and_empty_polls_are_not(
     remembered = redis_client.keys(f"rmq:{{{queue}}}:op:*")
     assert len(remembered) == 1
     assert 0 < int(redis_client.pttl(remembered[0])) <= 30_000
+
+
+async def test_a_repeated_ack_lease_acks_once_and_leases_the_same(linked: tuple[RedisStore, LossyLink]) -> None:
+    store, link = linked
+    queue = fresh_queue()
+    await store.add(queue, ["done", "next"])
+    held = (await store.pop(queue, PopMode.LEASE, lease_ms=300_000)).messages[0]
+    link.lose_next_reply_to(queue.encode())
+    result = await store.ack_lease(queue, [(held.n, held.count)], 1, 300_000)
+    assert link.lost == 1
+    assert [r.outcome for r in result.acked] == [SettleOutcome.OK]  # the retry replayed: not MISSING
+    assert [(m.value, m.count) for m in result.messages] == [("next", 1)]
+    stats = (await store.stats([queue]))[0]
+    assert (stats.length, stats.leased, stats.counters["acked"]) == (0, 1, 1)

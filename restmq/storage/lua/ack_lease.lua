@@ -1,0 +1,88 @@
+-- ack_lease: acknowledge leased messages, then lease up to COUNT more: a worker's "done with these, the next
+-- please" (GET /q/<queue>?lease=S&ack=<key>) in one call instead of a settle per ack and a pop.
+-- KEYS[1..9] the queue's message keys, KEYS[10..18] its dead-letter queue's (or the same nine again)
+-- KEYS[19] the call's operation key, KEYS[20] it again on a repeat (see _lib.lua: a repeat replays its reply)
+-- ARGV[1] queue name  ARGV[2] dead-letter queue name or ''  ARGV[3] count  ARGV[4] lease ms
+-- ARGV[5..] the acks, in pairs: n, expected delivery count or '' (any)
+-- Reply: {status ('ok' | 'stop'), dead listed (0|1), timer deadline to index or -1, A (acks),
+--         outcome1, count1, ... (A pairs: ok | missing | not_leased | stale, as settle.lua answers an ack),
+--         n1, value1, count1, ... (the leased messages, as pop.lua answers)}
+-- Each ack is settle.lua's, on its own: one that fails changes nothing and never keeps the others or the lease
+-- from running; the lease is pop.lua's lease mode, and runs whatever the acks found.
+local queue, dead_name = ARGV[1], ARGV[2]
+local want, lease_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
+local done = replayed(KEYS[19], KEYS[20])
+if done then return done end
+local now = now_ms()
+
+local outcomes, acked = {}, 0
+for i = 5, #ARGV, 2 do
+  local n, expected = ARGV[i], ARGV[i + 1]
+  local outcome, count = 'missing', 0
+  if redis.call('HEXISTS', K_MSGS, n) == 1 then
+    count = tonumber(redis.call('HGET', K_COUNTS, n) or '0')
+    local deadline = redis.call('ZSCORE', K_LEASED, n)
+    if expected ~= '' and tonumber(expected) ~= count then
+      outcome = 'stale'
+    elseif not deadline or tonumber(deadline) <= now then
+      outcome = 'not_leased'
+    else
+      -- leased, so in no ready or delayed set; an origin only in a dead-letter queue (no dead_name of its own)
+      redis.call('HDEL', K_MSGS, n)
+      redis.call('HDEL', K_COUNTS, n)
+      redis.call('HDEL', K_PRIO, n)
+      redis.call('ZREM', K_LEASED, n)
+      redis.call('ZREM', K_EXPIRES, n)
+      if dead_name == '' then redis.call('HDEL', K_ORIGIN, n) end
+      outcome, acked = 'ok', acked + 1
+    end
+  end
+  outcomes[#outcomes + 1] = outcome
+  outcomes[#outcomes + 1] = count
+end
+if acked > 0 then redis.call('HINCRBY', K_META, 'acked', acked) end
+
+local meta = redis.call('HMGET', K_META, 'status', 'max_deliveries')
+local maxd = tonumber(meta[2] or '0')
+local timed = redis.call('EXISTS', K_DELAYED, K_LEASED, K_EXPIRES) > 0
+local listed = 0
+if timed then listed = housekeep(queue, dead_name, now)[2] end
+local out = {'ok', listed, -1, #outcomes / 2}
+for _, v in ipairs(outcomes) do out[#out + 1] = v end
+local delivered = 0
+if meta[1] == 'stop' then
+  out[1] = 'stop'
+else
+  local has_ttl = timed and redis.call('EXISTS', K_EXPIRES) == 1
+  local timer = lowered(K_LEASED, now + lease_ms)  -- every lease of this call has that deadline
+  local budget = want + 1000
+  while delivered < want and budget > 0 do
+    budget = budget - 1
+    local n = redis.call('ZPOPMIN', K_READY)[1]
+    if not n then break end
+    local expires = has_ttl and redis.call('ZSCORE', K_EXPIRES, n)
+    local value = redis.call('HGET', K_MSGS, n)
+    local count = tonumber(redis.call('HGET', K_COUNTS, n) or '0')
+    if (expires and tonumber(expires) <= now) or not value then
+      forget(n)
+      redis.call('HINCRBY', K_META, 'expired', 1)
+    elseif maxd > 0 and count >= maxd and dead_name ~= '' then
+      if dead_letter(n, queue, dead_name, now) == 1 then out[2] = 1 end
+    else
+      count = count + 1
+      redis.call('HSET', K_COUNTS, n, count)
+      redis.call('ZADD', K_LEASED, now + lease_ms, n)
+      out[#out + 1] = tonumber(n)
+      out[#out + 1] = value
+      out[#out + 1] = count
+      delivered = delivered + 1
+    end
+  end
+  if delivered > 0 then
+    redis.call('HINCRBY', K_META, 'delivered', delivered)
+    out[3] = timer
+  end
+end
+-- a call that changed nothing may run again: nothing to remember
+if acked > 0 or delivered > 0 or out[2] == 1 then return remember(KEYS[19], out) end
+return out
