@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/scale.py           # full run (a few minutes)
     .venv/bin/python bench/scale.py --quick   # a shorter smoke run
-    .venv/bin/python bench/scale.py --topologies node ring-3 --workers 1 2 --stats-queues 0   # docs/capacity.md
+    .venv/bin/python bench/scale.py --topologies node ring-3 --workers 1 2 --rounds 3 --stats-queues 0  # capacity.md
 
 For every topology it starts the backends it needs (embedded engines in a temporary directory, a 3-master
 Redis Cluster with 3 replicas), then `restmq serve` with each --workers count (default one), and measures over
@@ -32,11 +32,12 @@ import random
 import resource
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,22 @@ class Row:
     stats_p50_ms: float
     stats_p99_ms: float
     stats_samples: list[float]
+    publish_rates: list[float] = field(default_factory=list)  # of each round (publish, consume: their medians)
+    consume_rates: list[float] = field(default_factory=list)
+
+
+def median_load(loads: list[Load]) -> Load:
+    """Field by field, the median of the rounds."""
+    numbers = [f.name for f in fields(Load) if f.name not in ("predicted", "bound")]
+    return Load(**{name: statistics.median(getattr(x, name) for x in loads) for name in numbers})
+
+
+def median_row(rounds: list[Row]) -> Row:
+    first = rounds[0]
+    publish, consume = median_load([r.publish for r in rounds]), median_load([r.consume for r in rounds])
+    row = Row(first.topology, first.nodes, first.workers, publish, consume, 0, math.nan, math.nan, [])
+    row.publish_rates, row.consume_rates = [r.publish.rate for r in rounds], [r.consume.rate for r in rounds]
+    return row
 
 
 # -- processes --------------------------------------------------------------------------------------
@@ -461,6 +478,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--queues", type=int, default=200, help="queues the load spreads over")
     parser.add_argument("--topologies", nargs="+", choices=TOPOLOGIES, default=list(TOPOLOGIES), metavar="NAME")
     parser.add_argument("--workers", nargs="+", type=int, default=[1], help="server processes (`serve --workers`)")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds per setup, alternating; medians are shown")
     parser.add_argument("--stats-queues", type=int, default=10_000, help="0: no /stats/ rounds")
     parser.add_argument("--stats-samples", type=int, help="GET /stats/ calls per topology (default 20, quick 5)")
     parser.add_argument("--consume-ceiling", type=int, default=10_000, help="GET/s no run exceeds (pre-fill size)")
@@ -484,16 +502,21 @@ def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> tuple[list[Row
     cluster = stack.enter_context(running_cluster()) if "cluster" in args.topologies else None
     load_kind = f"wrk -t1 -c{args.connections}" if args.wrk else f"{args.connections} httpx clients"
     print(f"{load_kind}, {args.duration} s per round, {args.queues} queues; backends up", flush=True)
-    rows: list[Row] = []
     chosen = topologies(args.topologies, engines, cluster, args.queues)
-    for topology in chosen:
-        for number, workers in enumerate(args.workers):
+    setups = [(topology, workers) for topology in chosen for workers in args.workers]
+    rounds: list[list[Row]] = [[] for _ in setups]
+    for number in range(args.rounds):  # setups alternate round by round: the machine's drift hits all alike
+        if args.rounds > 1:
+            print(f"round {number + 1} of {args.rounds}", flush=True)
+        for (topology, workers), done in zip(setups, rounds, strict=True):
             flush(engines, cluster)
-            rows.append(measure(topology, workers, args, tmp))
-            if args.stats_queues and number == 0:  # listing queues does not depend on the workers
-                flush(engines, cluster)
-                stats_round(rows[-1], topology.backend, args, tmp)
-        flush(engines, cluster)
+            done.append(measure(topology, workers, args, tmp))
+    rows = [median_row(done) for done in rounds]
+    for row, (topology, workers) in zip(rows, setups, strict=True):
+        if args.stats_queues and workers == args.workers[0]:  # listing queues does not depend on the workers
+            flush(engines, cluster)
+            stats_round(row, topology.backend, args, tmp)
+    flush(engines, cluster)
     predict(rows, {t.name: t.busiest_share for t in chosen})
     return rows, load_kind
 
