@@ -10,6 +10,7 @@ HTTP:
 
 - publish: single-message POSTs to random queues out of --queues (so a ring spreads them over its nodes);
 - consume: single-message GETs from random queues, pre-filled so that none runs empty;
+- batch: POSTs of a JSON array of 100 messages to random queues (the load that binds the engine first);
 - GET /stats/ with --stats-queues queues holding one message each: p50 and p99 of sequential calls.
 
 Load comes from wrk (`-t1 -c<connections>`, a Lua script picking the queue per request) when it is
@@ -57,18 +58,22 @@ from restmq.storage.engine import EmbeddedEngine  # noqa: E402
 from tests.helpers.cluster import Cluster, running_cluster  # noqa: E402
 
 VALUE = "m" * 100
+BATCH = 100  # messages per POST of the batch load
 
 WRK_SCRIPT = """
 -- picks a random queue per request; counts 200 and other answers per thread
 local queues, method, prefix = %(queues)d, "%(method)s", "%(prefix)s"
 local body = "value=" .. string.rep("m", 100)
 local headers = {["Content-Type"] = "application/x-www-form-urlencoded"}
+local batch = "[" .. string.rep('"' .. string.rep("m", 100) .. '",', 99) .. '"' .. string.rep("m", 100) .. '"]'
+local json = {["Content-Type"] = "application/json"}
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
 function init(args) ok = 0; other = 0; math.randomseed(os.time()) end
 function request()
   local path = "/q/" .. prefix .. math.random(0, queues - 1)
   if method == "POST" then return wrk.format("POST", path, headers, body) end
+  if method == "BATCH" then return wrk.format("POST", path, json, batch) end
   return wrk.format("GET", path)
 end
 function response(status, headers, body)
@@ -126,6 +131,7 @@ class Row:
     workers: int
     publish: Load
     consume: Load
+    batch: Load  # its rate and CPU are per request: 100 messages
     stats_queues: int
     stats_p50_ms: float
     stats_p99_ms: float
@@ -143,7 +149,8 @@ def median_load(loads: list[Load]) -> Load:
 def median_row(rounds: list[Row]) -> Row:
     first = rounds[0]
     publish, consume = median_load([r.publish for r in rounds]), median_load([r.consume for r in rounds])
-    row = Row(first.topology, first.nodes, first.workers, publish, consume, 0, math.nan, math.nan, [])
+    batch = median_load([r.batch for r in rounds])
+    row = Row(first.topology, first.nodes, first.workers, publish, consume, batch, 0, math.nan, math.nan, [])
     row.publish_rates, row.consume_rates = [r.publish.rate for r in rounds], [r.consume.rate for r in rounds]
     return row
 
@@ -233,6 +240,8 @@ async def httpx_load(url: str, method: str, prefix: str, args: argparse.Namespac
                 started = time.monotonic()
                 if method == "POST":
                     reply = await client.post(path, data={"value": VALUE})
+                elif method == "BATCH":
+                    reply = await client.post(path, json=[VALUE] * BATCH)
                 else:
                     reply = await client.get(path)
                 latencies.append(time.monotonic() - started)
@@ -362,6 +371,8 @@ def measure(topology: Topology, workers: int, args: argparse.Namespace, tmp: Pat
             load(url, "POST", "warm-", args, tmp)  # warm-up, not counted
         publish = watched_load(url, "POST", "pub-", args, tmp, pids)
         print(f"  {name:12} publish {publish.rate:9,.0f}/s  p50 {publish.p50_ms:6.2f} ms", flush=True)
+        batch = watched_load(url, "BATCH", "bat-", args, tmp, pids)
+        print(f"  {name:12} batch   {batch.rate * BATCH:9,.0f} msg/s  p50 {batch.p50_ms:6.2f} ms", flush=True)
         per_queue = max(100, math.ceil(2 * args.consume_ceiling * args.duration / args.queues))
         asyncio.run(fill(url, [f"sub-{i}" for i in range(args.queues)], per_queue))
         consume = watched_load(url, "GET", "sub-", args, tmp, pids)
@@ -370,14 +381,14 @@ def measure(topology: Topology, workers: int, args: argparse.Namespace, tmp: Pat
             flush=True,
         )
     # /stats/ on a fresh server over flushed backends holding only the --stats-queues queues
-    return Row(topology.name, topology.nodes, workers, publish, consume, 0, math.nan, math.nan, [])
+    return Row(topology.name, topology.nodes, workers, publish, consume, batch, 0, math.nan, math.nan, [])
 
 
 def predict(rows: list[Row], shares: dict[str, float]) -> None:
     """Every row's rate from the first row's CPU per request (bench/capacity.py), for its workers, its engine
     nodes and the cores other processes left free while it ran."""
     usable = len(os.sched_getaffinity(0))
-    for kind in ("publish", "consume"):
+    for kind in ("publish", "consume", "batch"):
         first: Load = getattr(rows[0], kind)
         costs = capacity.Costs(first.server_cpu_us, first.engine_cpu_us, first.client_cpu_us)
         for row in rows:
@@ -394,7 +405,7 @@ def prediction_table(rows: list[Row]) -> str:
         "|---|--:|---|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
-        for kind, m in (("publish", r.publish), ("consume", r.consume)):
+        for kind, m in (("publish", r.publish), ("consume", r.consume), ("batch of 100 (req/s)", r.batch)):
             lines.append(
                 f"| {r.topology} | {r.workers} | {kind} | {m.server_cpu_us:.0f} + {m.engine_cpu_us:.0f} "
                 f"+ {m.client_cpu_us:.0f} | {m.other_cores:.2f} | {m.predicted:,.0f} ({m.bound}) | {m.rate:,.0f} "
@@ -425,14 +436,15 @@ def stats_round(row: Row, backend: list[str], args: argparse.Namespace, tmp: Pat
 def table(rows: list[Row]) -> str:
     lines = [
         "| topology | nodes | workers | publish msg/s | p50 ms | p99 ms | consume msg/s | p50 ms | p99 ms "
-        "| /stats/ p50 ms | /stats/ p99 ms |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+        "| batch msg/s | p50 ms | /stats/ p50 ms | /stats/ p99 ms |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
-        p, c = r.publish, r.consume
+        p, c, b = r.publish, r.consume, r.batch
         lines.append(
             f"| {r.topology} | {r.nodes} | {r.workers} | {p.rate:,.0f} | {p.p50_ms:.2f} | {p.p99_ms:.2f} "
-            f"| {c.rate:,.0f} | {c.p50_ms:.2f} | {c.p99_ms:.2f} | {r.stats_p50_ms:,.0f} | {r.stats_p99_ms:,.0f} |"
+            f"| {c.rate:,.0f} | {c.p50_ms:.2f} | {c.p99_ms:.2f} | {b.rate * BATCH:,.0f} | {b.p50_ms:.2f} "
+            f"| {r.stats_p50_ms:,.0f} | {r.stats_p99_ms:,.0f} |"
         )
     return "\n".join(lines)
 
