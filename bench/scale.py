@@ -136,6 +136,7 @@ class Row:
     stats_p50_ms: float
     stats_p99_ms: float
     stats_samples: list[float]
+    busiest_share: float = math.nan  # of the load's queues, the share the busiest engine node holds
     publish_rates: list[float] = field(default_factory=list)  # of each round (publish, consume: their medians)
     consume_rates: list[float] = field(default_factory=list)
 
@@ -388,6 +389,8 @@ def predict(rows: list[Row], shares: dict[str, float]) -> None:
     """Every row's rate from the first row's CPU per request (bench/capacity.py), for its workers, its engine
     nodes and the cores other processes left free while it ran."""
     usable = len(os.sched_getaffinity(0))
+    for row in rows:
+        row.busiest_share = shares[row.topology]
     for kind in ("publish", "consume", "batch"):
         first: Load = getattr(rows[0], kind)
         costs = capacity.Costs(first.server_cpu_us, first.engine_cpu_us, first.client_cpu_us)
@@ -400,15 +403,16 @@ def predict(rows: list[Row], shares: dict[str, float]) -> None:
 
 def prediction_table(rows: list[Row]) -> str:
     lines = [
-        "| topology | workers | load | CPU µs/req server + engines + load generator | others' cores "
-        "| predicted req/s (bound) | measured req/s | measured / predicted |",
-        "|---|--:|---|--:|--:|--:|--:|--:|",
+        "| topology | workers | load | CPU µs/req server + engines + load generator | busiest engine's share "
+        "(queues' share) | others' cores | predicted req/s (bound) | measured req/s | measured / predicted |",
+        "|---|--:|---|--:|--:|--:|--:|--:|--:|",
     ]
     for r in rows:
         for kind, m in (("publish", r.publish), ("consume", r.consume), ("batch of 100 (req/s)", r.batch)):
             lines.append(
                 f"| {r.topology} | {r.workers} | {kind} | {m.server_cpu_us:.0f} + {m.engine_cpu_us:.0f} "
-                f"+ {m.client_cpu_us:.0f} | {m.other_cores:.2f} | {m.predicted:,.0f} ({m.bound}) | {m.rate:,.0f} "
+                f"+ {m.client_cpu_us:.0f} | {m.busiest_engine_share:.2f} ({r.busiest_share:.2f}) | {m.other_cores:.2f} "
+                f"| {m.predicted:,.0f} ({m.bound}) | {m.rate:,.0f} "
                 f"| {m.rate / m.predicted:.2f} |"
             )
     return "\n".join(lines)
