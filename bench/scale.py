@@ -337,7 +337,8 @@ class Topology:
     name: str
     nodes: int  # engine nodes holding queues (a cluster's masters)
     backend: list[str]  # `restmq serve` options
-    pids: list[int]  # every engine process (a cluster's replicas too: they spend CPU on each write)
+    pids: list[int]  # every engine process (a cluster's replicas too: they spend CPU on each write, and the
+    # busiest share measured is then of all six processes, not of the masters alone)
     busiest_share: float  # the share of the load's queues on its busiest node
 
 
