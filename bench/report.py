@@ -188,6 +188,19 @@ def http_table(med: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def engine_cost_section(med: dict[str, dict[str, dict[str, float]]]) -> str:
+    return f"""## Engine cost per message
+
+{engine_cost_table(engine_costs(med))}
+
+The engine runs every command on one thread, so its CPU per message is the ceiling of one engine node however
+many server processes stand in front of it: ceiling = 10⁶ / engine µs (for lease + ack: cycles/s). Server
+processes scale with cores. From the request-rate tests below: CPU time of the engine (and of the server
+process) during a test divided by its requests, then per message (a POST of 100 counts 100, a lease + ack cycle is
+its two requests). The bare app stores a message with one `LPUSH` and takes it with one `RPOP`.
+[capacity.md](capacity.md) turns these figures into messages/s for N server processes and k engine nodes."""
+
+
 def rounds_table(rounds: list[dict[str, Any]]) -> str:
     lines = [
         "| test | round | contender | req/s | msg/s | p50 ms | p99 ms | CPU µs/req | others' CPU |",
@@ -273,16 +286,7 @@ deployment from these figures: [capacity.md](capacity.md).
 {busy}{nchan_note}
 Each ratio is measured within this one run, contenders alternating round by round.
 
-## Engine cost per message
-
-{engine_cost_table(engine_costs(result["http"]))}
-
-The engine runs every command on one thread, so its CPU per message is the ceiling of one engine node however
-many server processes stand in front of it: ceiling = 10⁶ / engine µs (for lease + ack: cycles/s). Server
-processes scale with cores. From the request-rate tests below: CPU time of the engine (and of the server
-process) during a test divided by its requests, then per message (a POST of 100 counts 100, a lease + ack cycle is
-its two requests). The bare app stores a message with one `LPUSH` and takes it with one `RPOP`.
-[capacity.md](capacity.md) turns these figures into messages/s for N server processes and k engine nodes.
+{engine_cost_section(result["http"])}
 
 ## Request rates
 
