@@ -46,7 +46,7 @@ def grouped_bars(
     if log:
         ax.set_xscale("log")
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -89,4 +89,31 @@ def stream_charts(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
     return [
         grouped_bars(out / "streams-throughput.png", "Streaming deliveries per second", tests, rate, "deliveries/s"),
         grouped_bars(out / "streams-latency.png", "Publish-to-consumer latency (ms)", tests, latency, "ms"),
+    ]
+
+
+def engine_cost_charts(out: Path, rows: list[dict[str, Any]]) -> list[Path]:
+    """The engine-cost table drawn: engine CPU per message, RestMQ against the bare app, and the ceiling of
+    one engine node it makes. `rows`: report.engine_costs()."""
+    if not any(r["restmq"] for r in rows):
+        return []
+    groups = [r["label"] for r in rows]
+
+    def values(field: str) -> list[float]:
+        return [math.nan if r[field] is None else float(r[field]) for r in rows]
+
+    cost = {"restmq": values("restmq"), "baseline (bare app)": values("other")}
+    ceiling = {"restmq": values("ceiling"), "baseline (bare app)": values("bare_ceiling")}
+    return [
+        grouped_bars(
+            out / "engine-cost.png", "Engine CPU per message (µs; lease + ack: per cycle)", groups, cost, "µs"
+        ),
+        grouped_bars(
+            out / "engine-ceiling.png",
+            "Ceiling of one engine node: 10⁶ / engine µs (messages/s; lease + ack: cycles/s)",
+            groups,
+            ceiling,
+            "msg/s",
+            True,
+        ),
     ]

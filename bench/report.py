@@ -6,6 +6,7 @@ import argparse
 import math
 import os
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,68 @@ LABELS = {
 }
 ENGINE_LABELS = {"post": "LPUSH, no pipelining", "batch": "LPUSH, 32 per round trip"}
 IDLE_TARGET_KIB = 20
+
+
+@dataclass(frozen=True)
+class EngineCost:
+    """One row of the engine-cost table: what one message (or one lease + ack cycle) costs the engine."""
+
+    label: str
+    test: str  # the request-rate test it comes from
+    per_request: float  # RestMQ's figure per request times this (1/100: per message of a batch; 2: per cycle)
+    bare_test: str  # the bare app's test it is compared with, and the factor for its figure per request
+    bare_per_request: float
+    goal: float  # the performance issue's target for the ratio RestMQ / bare app
+
+
+ENGINE_COSTS = (
+    EngineCost("POST 1 message", "post", 1, "post", 1, 1.3),
+    EngineCost("GET 1 message", "get", 1, "get", 1, 1.3),
+    EngineCost("POST 100 messages, per message", "batch", 1 / 100, "batch", 1 / 100, 2.0),
+    EngineCost("lease + ack cycle (bare: one RPOP)", "lease", 2, "get", 1, 3.0),
+)
+
+
+def engine_costs(med: dict[str, dict[str, dict[str, float]]]) -> list[dict[str, Any]]:
+    """CPU µs per message (per cycle for lease + ack) of the engine and of the server, RestMQ and the bare app,
+    and what that makes the ceiling of one engine node (it runs commands on one thread)."""
+
+    def cpu(test: str, who: str, field: str, factor: float) -> float | None:
+        value = med.get(test, {}).get(who, {}).get(field)
+        return None if value is None else value * factor
+
+    rows = []
+    for c in ENGINE_COSTS:
+        mine = cpu(c.test, "restmq", "engine_cpu_us", c.per_request)
+        bare = cpu(c.bare_test, "baseline", "engine_cpu_us", c.bare_per_request)
+        rows.append(
+            {
+                **_ratio(f"engine CPU per {c.label} ≤ {c.goal:g}x the bare app's (µs)", mine, bare, c.goal, False),
+                "label": c.label,
+                "goal": c.goal,
+                "ceiling": 1e6 / mine if mine else None,
+                "bare_ceiling": 1e6 / bare if bare else None,
+                "server": cpu(c.test, "restmq", "server_cpu_us", c.per_request),
+                "bare_server": cpu(c.bare_test, "baseline", "server_cpu_us", c.bare_per_request),
+            }
+        )
+    return rows
+
+
+def engine_cost_table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| per message, CPU µs | engine: RestMQ | engine: bare app | ratio | target | met? "
+        "| one engine node's ceiling, msg/s: RestMQ | bare app | server: RestMQ | bare app |",
+        "|---|--:|--:|--:|--:|---|--:|--:|--:|--:|",
+    ]
+    for r in rows:
+        met = "–" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        ratio = "–" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+        lines.append(
+            f"| {r['label']} | {_num(r['restmq'])} | {_num(r['other'])} | {ratio} | ≤ {r['goal']:g}x | {met} "
+            f"| {_num(r['ceiling'])} | {_num(r['bare_ceiling'])} | {_num(r['server'])} | {_num(r['bare_server'])} |"
+        )
+    return "\n".join(lines)
 
 
 def _ratio(target: str, mine: float | None, theirs: float | None, goal: float, higher: bool = True) -> dict[str, Any]:
@@ -65,6 +128,7 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             0.6,
         ),
     ]
+    out += [{k: r[k] for k in ("target", "restmq", "other", "ratio", "met")} for r in engine_costs(med)]
     stream_results = result.get("streams") or {}
     for m in streams.targets_met(stream_results):
         out.append(
@@ -131,6 +195,19 @@ def http_table(med: dict[str, dict[str, dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def engine_cost_section(med: dict[str, dict[str, dict[str, float]]]) -> str:
+    return f"""## Engine cost per message
+
+{engine_cost_table(engine_costs(med))}
+
+The engine runs every command on one thread, so its CPU per message is the ceiling of one engine node however
+many server processes stand in front of it: ceiling = 10⁶ / engine µs (for lease + ack: cycles/s). Server
+processes scale with cores. From the request-rate tests below: CPU time of the engine (and of the server
+process) during a test divided by its requests, then per message (a POST of 100 counts 100, a lease + ack cycle is
+its two requests). The bare app stores a message with one `LPUSH` and takes it with one `RPOP`.
+[capacity.md](capacity.md) turns these figures into messages/s for N server processes and k engine nodes."""
+
+
 def rounds_table(rounds: list[dict[str, Any]]) -> str:
     lines = [
         "| test | round | contender | req/s | msg/s | p50 ms | p99 ms | CPU µs/req | others' CPU |",
@@ -160,7 +237,8 @@ def longpoll_table(r: dict[str, Any] | None) -> str:
 
 
 def charts_of(result: dict[str, Any], out: Path) -> list[Path]:
-    pictures = charts.http_charts(out, result["http"], LABELS)
+    pictures = charts.engine_cost_charts(out, engine_costs(result["http"]))
+    pictures += charts.http_charts(out, result["http"], LABELS)
     stream_results = result.get("streams") or {}
     rows = []
     for test, per in stream_results.items():
@@ -206,13 +284,16 @@ def markdown(result: dict[str, Any], args: argparse.Namespace, pictures: list[Pa
     return f"""# Benchmarks
 
 Generated by `bench/run.py` on {info["date"]}; run it again rather than editing this file.
-What the profile showed and what was changed because of it: [performance.md](performance.md).
+What the profile showed and what was changed because of it: [performance.md](performance.md). How to size a
+deployment from these figures: [capacity.md](capacity.md).
 
 ## Targets
 
 {targets_table(targets(result))}
 {busy}{nchan_note}
 Each ratio is measured within this one run, contenders alternating round by round.
+
+{engine_cost_section(result["http"])}
 
 ## Request rates
 
