@@ -92,7 +92,9 @@ class Backends:
         qk = keys.queue_keys(queue)
         args = [queue, qk.channel, 0, delay_ms, 0, 0, key_base, value]
         script_keys = [*qk.message_keys, qk.meta, qk.operation(f"crash-{i}-{value}")]  # its own operation id
-        client.eval(scripts.source("add"), len(script_keys), *script_keys, *args)
+        library = scripts.library()
+        client.function_load(library.code, replace=True)
+        client.fcall(library.function("add"), len(script_keys), *script_keys, *args)
 
     def timer(self, queue: str) -> float | None:
         scores = [score for client in self.clients if (score := client.zscore(keys.TIMERS, queue)) is not None]

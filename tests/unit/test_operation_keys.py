@@ -1,5 +1,6 @@
 """Operation keys: a first attempt sends its key once (no lookup), a retry twice (a lookup, then the replay); where
-the client resends calls by itself, every attempt sends it twice. And each script carries the prelude it calls."""
+the client resends calls by itself, every attempt sends it twice. And the scripts are one library, each a function
+named after it."""
 
 from __future__ import annotations
 
@@ -43,11 +44,22 @@ def test_where_the_client_resends_by_itself_every_attempt_asks_for_the_lookup() 
     assert len(op) == 2 and op[0] == op[1]
 
 
-@pytest.mark.parametrize("name", scripts.names())
-def test_a_script_defines_every_prelude_function_it_calls_before_its_body(name: str) -> None:
-    text = scripts.source(name)
-    defined = re.findall(r"^local function (\w+)\(", text, re.MULTILINE)
-    _, functions = scripts._prelude()
-    called = {f for f in functions if re.search(rf"\b{f}\(", text.replace(f"local function {f}(", ""))}
-    assert called <= set(defined)
-    assert len(defined) == len(set(defined))
+def test_the_library_registers_each_script_as_a_function_named_after_it() -> None:
+    library = scripts.library()
+    assert re.fullmatch(r"restmq_[0-9a-f]{16}", library.name)
+    assert library.code.startswith(f"#!lua name={library.name}\n")
+    registered = re.findall(r"function_name = '(\w+)'", library.code)
+    assert registered == [library.function(name) for name in scripts.names()]
+    defined = re.findall(r"^local function (\w+)\(", library.code, re.MULTILINE)
+    assert len(defined) == len(set(defined))  # the prelude once, not once per script
+
+
+def test_read_only_scripts_may_run_on_a_replica_and_removals_above_maxmemory() -> None:
+    code = scripts.library().code
+    for name in scripts.names():
+        flags = re.search(rf"function_name = '\w+_{name}', flags = (\{{[^}}]*\}})", code)
+        assert flags is not None
+        expected = "{'no-writes'}" if name in scripts.READ_ONLY else "{}"
+        expected = "{'allow-oom'}" if name in scripts.RUN_UNDER_OOM else expected
+        assert flags.group(1) == expected, name
+    assert "add" not in scripts.RUN_UNDER_OOM and "pop" in scripts.RUN_UNDER_OOM

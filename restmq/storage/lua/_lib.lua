@@ -1,8 +1,17 @@
--- Shared prelude, prepended to every message script by scripts.py.
--- Message scripts take the nine keys of one queue as KEYS[1..9] (keys.QueueKeys.message_keys)
--- and, where a message may be dead-lettered, the nine keys of its dead-letter queue as KEYS[10..18].
-local K_META, K_MSGS, K_READY, K_DELAYED, K_LEASED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local K_COUNTS, K_PRIO, K_EXPIRES, K_ORIGIN = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+-- Shared prelude: defined once when scripts.py loads the library, for every function of it.
+-- Each function call sets KEYS and ARGV to its own keys and arguments before its script runs (scripts.py), and the
+-- queue's key names below: message scripts take the nine keys of one queue as KEYS[1..9]
+-- (keys.QueueKeys.message_keys) and, where a message may be dead-lettered, the nine keys of its dead-letter queue
+-- as KEYS[10..18]. A script runs to its end before another starts, so these never mix two calls.
+local KEYS, ARGV
+local K_META, K_MSGS, K_READY, K_DELAYED, K_LEASED
+local K_COUNTS, K_PRIO, K_EXPIRES, K_ORIGIN
+
+local function bind(keys, args)
+  KEYS, ARGV = keys, args
+  K_META, K_MSGS, K_READY, K_DELAYED, K_LEASED = keys[1], keys[2], keys[3], keys[4], keys[5]
+  K_COUNTS, K_PRIO, K_EXPIRES, K_ORIGIN = keys[6], keys[7], keys[8], keys[9]
+end
 
 -- Ready-set scores: the priority band first (priority 9 lowest score), then insertion order.
 -- Tail inserts count up from MID, head inserts (expired leases) count down from it.
