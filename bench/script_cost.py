@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import uuid
 from dataclasses import dataclass
 from io import BytesIO
@@ -98,16 +99,24 @@ def _calls(client: redis.Redis) -> dict[str, tuple[int, float]]:
 def _script_args(case: str, head: list[str], lua: str, queue: str) -> list[str]:
     """The command of one call (a first attempt); `__rand_int__` gives each call its own operation id."""
     qk, dk = keys.queue_keys(queue), keys.queue_keys(keys.dead_letter_queue(queue))
-    op = qk.operation("__rand_int__")
     with_op = "replayed(KEYS" in lua  # revisions before operation ids: no such key
+    op_keys, op_args = operation(lua, qk, "__rand_int__") if with_op else ([], [])
     if case.startswith("add"):
-        script_keys = [*qk.message_keys, qk.meta] + ([op] if with_op else [])
+        script_keys = [*qk.message_keys, qk.meta, *op_keys]
         values = ["x" * 100] * (BATCH if case == "add100" else 1)
-        args = [queue, qk.channel, "0", "0", "0", "0", "0", *values]
+        args = [queue, qk.channel, "0", "0", "0", "0", "0", *values, *op_args]
     else:
-        script_keys = [*qk.message_keys, *dk.message_keys] + ([op] if with_op else [])
-        args = [queue, keys.dead_letter_queue(queue), "take", "1", "0"]
+        script_keys = [*qk.message_keys, *dk.message_keys, *op_keys]
+        args = [queue, keys.dead_letter_queue(queue), "take", "1", "0", *op_args]
     return [*head, str(len(script_keys)), *script_keys, *args]
+
+
+def operation(lua: str, qk: keys.QueueKeys, op_id: str) -> tuple[list[str], list[str]]:
+    """The operation key and argument of a first attempt: the window's hash and the id as last argument, or (in
+    revisions before the window hashes) the id's own key."""
+    if "OPS_TTL_MS" in lua:
+        return [f"{qk.meta[:-4]}ops:{int(time.time()) // 30}"], [op_id]
+    return [f"{qk.meta[:-4]}op:{op_id}"], []
 
 
 def measure(

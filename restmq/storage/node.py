@@ -65,6 +65,7 @@ log = logging.getLogger("restmq.storage")
 STATS_BATCH = 500  # queues per stats script call: the engine is never blocked long, whatever the page size
 REAP_ROUNDS = 50  # reap scripts per due queue per sweep (each moves up to 200 messages)
 REPAIR_EVERY = 2  # sweeps between steps of the index repair (a step at the first sweep)
+OP_WINDOW_S = 30  # operation records: one hash per queue and window of this many seconds (lua/_lib.lua)
 T = TypeVar("T")
 
 # A connection that broke: the call is sent once more on a fresh one. Not the ConnectionError subclasses
@@ -206,15 +207,17 @@ class RedisStore:
                 return await self.scripts.run(script, _repeat(script, keys_), args)
 
     async def _change(self, script: str, qk: keys.QueueKeys, keys_: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run a state-changing script with a new operation id (its last key): a retry of the call replays."""
-        return await self._run(script, [*keys_, *self._op_keys(qk)], args)
+        """Run a state-changing script with a new operation id (its last argument, and the operations key of its
+        window its last key): a retry of the call replays."""
+        op_keys, op_id = self._operation(qk)
+        return await self._run(script, [*keys_, *op_keys], [*args, op_id])
 
-    def _op_keys(self, qk: keys.QueueKeys) -> list[str]:
-        """The key of a new operation id (unique per call, in the queue's hash slot), as a first attempt sends it:
-        once, as nothing can be stored under a new id yet; twice where the client may repeat a call by itself
-        (then every attempt must look for a reply to replay: see _lib.lua)."""
-        op = qk.operation(f"{self._op_prefix}{next(self._op_counter):x}")
-        return [op] if self.retries_broken_calls else [op, op]
+    def _operation(self, qk: keys.QueueKeys) -> tuple[list[str], str]:
+        """A new operation id (unique per call), and the key of the hash of its window (in the queue's hash slot) as a
+        first attempt sends it: once, as nothing can be stored under a new id yet; twice where the client may repeat
+        a call by itself (then every attempt must look for a reply to replay: see _lib.lua). A retry keeps both."""
+        ops = qk.operations(int(time.time()) // OP_WINDOW_S)
+        return ([ops] if self.retries_broken_calls else [ops, ops]), f"{self._op_prefix}{next(self._op_counter):x}"
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """`call()` (a read, or a write whose repeat is harmless), once more on a fresh connection if it broke."""
@@ -298,13 +301,15 @@ class RedisStore:
     ) -> list[SettleResult]:
         qk = keys.queue_keys(queue)
         dead_keys, dead_name = _dead_args(queue)
-        calls = [
-            (
-                [*qk.message_keys, *dead_keys, *self._op_keys(qk)],
-                [queue, dead_name, qk.channel, action.value, n, count, 0],
+        calls = []
+        for n, count in items:
+            op_keys, op_id = self._operation(qk)
+            calls.append(
+                (
+                    [*qk.message_keys, *dead_keys, *op_keys],
+                    [queue, dead_name, qk.channel, action.value, n, count, 0, op_id],
+                )
             )
-            for n, count in items
-        ]
         with backend_errors(self.name):
             replies = await self.scripts.run_many("settle", calls)
             broken = any(isinstance(reply, BROKEN) and not isinstance(reply, NOT_BROKEN) for reply in replies)

@@ -21,14 +21,14 @@ def store() -> RedisStore:
 
 def test_a_first_attempt_sends_a_new_operation_key_once() -> None:
     qk = keys.queue_keys("jobs")
-    first, second = store()._op_keys(qk), store()._op_keys(qk)
-    assert len(first) == 1 and first != second
-    assert first[0].startswith("rmq:{jobs}:op:")
+    (first, first_id), (_, second_id) = store()._operation(qk), store()._operation(qk)
+    assert len(first) == 1 and first_id != second_id
+    assert first[0].startswith("rmq:{jobs}:ops:")
 
 
 @pytest.mark.parametrize("script", sorted(OPERATIONS))
 def test_a_retry_sends_the_same_operation_key_twice(script: str) -> None:
-    sent = [*keys.queue_keys("jobs").message_keys, *store()._op_keys(keys.queue_keys("jobs"))]
+    sent = [*keys.queue_keys("jobs").message_keys, *store()._operation(keys.queue_keys("jobs"))[0]]
     assert _repeat(script, sent) == [*sent, sent[-1]]
 
 
@@ -40,7 +40,7 @@ def test_a_retried_read_keeps_its_keys() -> None:
 def test_where_the_client_resends_by_itself_every_attempt_asks_for_the_lookup() -> None:
     resent = store()
     resent.retries_broken_calls = False  # as ClusterStore: redis-py's cluster client repeats a broken command
-    op = resent._op_keys(keys.queue_keys("jobs"))
+    op, _ = resent._operation(keys.queue_keys("jobs"))
     assert len(op) == 2 and op[0] == op[1]
 
 

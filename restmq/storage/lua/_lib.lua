@@ -18,23 +18,28 @@ end
 local BAND = 35184372088832 -- 2^45
 local MID = 17592186044416  -- 2^44
 
--- Operation ids: a script that changes state takes the key of its call's operation id
--- (keys.QueueKeys.operation) as its last KEYS entry. It remembers its reply there for OP_TTL_MS, and a
--- call repeating that id (the storage layer's retry after a broken connection) gets the same reply and
--- changes nothing. Longer than a socket timeout (10 s) plus a connect (2 s): a retry arrives within that.
+-- Operation ids: a script that changes state takes its call's operation id as its last ARGV entry, and the queue's
+-- operation hash of the call's time window (keys.QueueKeys.operations) as its last KEYS entry. It remembers its reply
+-- there under the id, and a call repeating that id (the storage layer's retry after a broken connection) gets the
+-- same reply and changes nothing. The client picks the window (wall clock, OP_WINDOW_S in storage/node.py) and keeps
+-- it for the call's retry; the hash expires OPS_TTL_MS after its first record: the window (30 s), then 30 s for a
+-- retry to arrive (a socket timeout of 10 s plus a connect of 2 s), and 15 s more for a call sent late in its window
+-- and for clocks that differ between server hosts. One key per queue and window instead of one per call: nothing
+-- to expire one by one, and the whole hash freed at once by the engine's lazy-free thread.
 -- An id is new on a call's first attempt, which has nothing to replay: only a call that may be a repeat
--- sends its operation key twice (repeat_key: the KEYS entry after it), and only such a call looks it up.
-local OP_TTL_MS = 30000
+-- sends its operations key twice (repeat_key: the KEYS entry after it), and only such a call looks it up.
+local OPS_TTL_MS = 75000
 
-local function replayed(op_key, repeat_key)
+local function replayed(ops_key, repeat_key)
   if not repeat_key then return nil end
-  local seen = redis.call('GET', op_key)
+  local seen = redis.call('HGET', ops_key, ARGV[#ARGV])
   if seen then return cmsgpack.unpack(seen) end
   return nil
 end
 
-local function remember(op_key, reply)
-  redis.call('SET', op_key, cmsgpack.pack(reply), 'PX', OP_TTL_MS)
+local function remember(ops_key, reply)
+  redis.call('HSET', ops_key, ARGV[#ARGV], cmsgpack.pack(reply))
+  redis.call('PEXPIRE', ops_key, OPS_TTL_MS, 'NX')
   return reply
 end
 

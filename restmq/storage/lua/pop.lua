@@ -1,8 +1,8 @@
 -- pop: deliver up to COUNT messages from the head of a queue.
 -- KEYS[1..9] the queue's message keys, KEYS[10..18] its dead-letter queue's (or the same nine again)
--- KEYS[19] the call's operation key, KEYS[20] it again on a repeat (see _lib.lua: a repeat replays its reply)
+-- KEYS[19] the queue's operations key, KEYS[20] it again on a repeat (see _lib.lua: a repeat replays its reply)
 -- ARGV[1] queue name  ARGV[2] dead-letter queue name or ''  ARGV[3] mode: take | lease | peek
--- ARGV[4] count  ARGV[5] lease ms (lease mode)
+-- ARGV[4] count  ARGV[5] lease ms (lease mode)  ARGV[6] the call's operation id
 -- Reply: {status ('ok' | 'stop'), dead listed (0|1), timer deadline to index or -1, n1, value1, count1, ...}
 -- take removes the message; lease hides it until the deadline; peek (the original soft get) leaves it
 -- at the head and only raises its delivery count.

@@ -2,8 +2,8 @@
 -- KEYS[1..9] the queue's message keys, KEYS[10..18] its dead-letter queue's (or the same nine again)
 -- ARGV[1] queue name  ARGV[2] dead-letter queue name or ''  ARGV[3] event channel
 -- ARGV[4] action: ack | release | extend  ARGV[5] n  ARGV[6] expected delivery count or '' (any)
--- ARGV[7] ms: release delay or new lease length  KEYS[19] the call's operation key (KEYS[20] it again on a
--- repeat: see _lib.lua)
+-- ARGV[7] ms: release delay or new lease length  ARGV[8] the call's operation id
+-- KEYS[19] the queue's operations key (KEYS[20] it again on a repeat: see _lib.lua)
 -- Reply: {status, count, dead listed, timer deadline to index or -1}; status is one of
 -- ok | missing (no such message) | not_leased (lease expired or never taken) | stale (re-delivered since)
 local queue, dead_name, channel, action, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
