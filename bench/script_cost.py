@@ -106,7 +106,8 @@ def _script_args(case: str, head: list[str], lua: str, queue: str) -> list[str]:
         values = ["x" * 100] * (BATCH if case == "add100" else 1)
         args = [queue, qk.channel, "0", "0", "0", "0", "0", *values, *op_args]
     else:
-        script_keys = [*qk.message_keys, *dk.message_keys, *op_keys]
+        dead_keys = () if "'dead_keys'" in lua else dk.message_keys  # sent only where needed (pop.lua)
+        script_keys = [*qk.message_keys, *dead_keys, *op_keys]
         args = [queue, keys.dead_letter_queue(queue), "take", "1", "0", *op_args]
     return [*head, str(len(script_keys)), *script_keys, *args]
 

@@ -144,6 +144,11 @@ def _dead_args(queue: str) -> tuple[tuple[str, ...], str]:
     return keys.queue_keys(dead).message_keys, dead
 
 
+def _settle_keys(qk: keys.QueueKeys, action: SettleAction, dead_keys: Sequence[str]) -> Sequence[str]:
+    """The keys of a settle call: the dead-letter queue's only with a release, the one action that may dead-letter."""
+    return [*qk.message_keys, *dead_keys] if action is SettleAction.RELEASE else qk.message_keys
+
+
 def _settings(values: Sequence[str | None]) -> QueueSettings:
     policy, status, max_deliveries = values
     return QueueSettings(
@@ -184,6 +189,8 @@ class RedisStore:
         self._sweeps = 0
         self._up = True
         self._legacy_folded = False
+        # queues seen with max_deliveries: their pops carry the dead-letter queue's keys (pop.lua)
+        self._dead_lettering: set[str] = set()
         self.events = EventListener(self._make_pubsub, lambda q: keys.queue_keys(q).channel, name)
         self.index_repair = IndexRepair(client, self.scripts)
 
@@ -278,7 +285,13 @@ class RedisStore:
         qk = keys.queue_keys(queue)
         dead_keys, dead_name = _dead_args(queue)
         args = [queue, dead_name, mode.value, count, lease_ms]
-        reply = await self._change("pop", qk, [*qk.message_keys, *dead_keys], args)
+        if queue in self._dead_lettering:
+            reply = await self._change("pop", qk, [*qk.message_keys, *dead_keys], args)
+        else:  # nine keys fewer while the queue has no max_deliveries (pop.lua)
+            reply = await self._change("pop", qk, qk.message_keys, args)
+            if reply[0] == "dead_keys":
+                self._dead_lettering.add(queue)
+                reply = await self._change("pop", qk, [*qk.message_keys, *dead_keys], args)
         status, dead_listed, timer = reply[0], reply[1], reply[2]
         if dead_listed or timer >= 0:
             await self._index(listed=[dead_name] if dead_listed else (), timer=(queue, timer) if timer >= 0 else None)
@@ -293,7 +306,7 @@ class RedisStore:
         dead_keys, dead_name = _dead_args(queue)
         expected = "" if expected_count is None else expected_count
         args = [queue, dead_name, qk.channel, action.value, n, expected, ms]
-        reply = await self._change("settle", qk, [*qk.message_keys, *dead_keys], args)
+        reply = await self._change("settle", qk, _settle_keys(qk, action, dead_keys), args)
         return await self._settled(queue, dead_name, reply)
 
     async def settle_many(
@@ -306,7 +319,7 @@ class RedisStore:
             op_keys, op_id = self._operation(qk)
             calls.append(
                 (
-                    [*qk.message_keys, *dead_keys, *op_keys],
+                    [*_settle_keys(qk, action, dead_keys), *op_keys],
                     [queue, dead_name, qk.channel, action.value, n, count, 0, op_id],
                 )
             )
