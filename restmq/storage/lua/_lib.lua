@@ -43,11 +43,8 @@ local function remember(ops_key, reply)
   return reply
 end
 
--- A score as a string: redis.call would print a number this large in exponent form. Scores are whole numbers
--- below 2^53, which %d prints exactly (as a C long), at half the cost of %.0f.
-local function fmt(x)
-  return string.format('%d', x)
-end
+-- Scores are whole numbers below 2^53, passed to redis.call as numbers: since Redis 7.0 (the oldest engine with
+-- functions) it prints a whole number as an integer, exactly, in C (Lua's own tostring would use exponent form).
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -68,12 +65,12 @@ end
 
 local function push_tail(meta, ready, n, p)
   local order = redis.call('HINCRBY', meta, 'order', 1)
-  redis.call('ZADD', ready, fmt((9 - p) * BAND + MID + order), n)
+  redis.call('ZADD', ready, (9 - p) * BAND + MID + order, n)
 end
 
 local function push_head(n)
   local head = redis.call('HINCRBY', K_META, 'head', 1)
-  redis.call('ZADD', K_READY, fmt((9 - priority_of(n)) * BAND + MID - head), n)
+  redis.call('ZADD', K_READY, (9 - priority_of(n)) * BAND + MID - head, n)
 end
 
 -- Remove every trace of message n from this queue.

@@ -39,7 +39,7 @@ for from = 1, count, CHUNK do
     -- positions counted here: Lua 5.1's # operator searches the table on every use
     local n, j = first + i - 1, 2 * (i - from)
     bodies[j + 1], bodies[j + 2] = n, ARGV[7 + i]
-    if delay > 0 then scores[j + 1] = due else scores[j + 1] = fmt(base + order + i) end
+    if delay > 0 then scores[j + 1] = due else scores[j + 1] = base + order + i end
     scores[j + 2] = n
     if p > 0 then prios[j + 1], prios[j + 2] = n, p end
     if ttl > 0 then expiry[j + 1], expiry[j + 2] = expires_at, n end
