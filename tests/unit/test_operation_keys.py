@@ -5,11 +5,14 @@ named after it."""
 from __future__ import annotations
 
 import re
+from types import SimpleNamespace
 
 import pytest
 from redis.asyncio import Redis
+from redis.crc import key_slot
 
 from restmq.storage import keys, scripts
+from restmq.storage.cluster import _WarmCluster
 from restmq.storage.node import OPERATIONS, RedisStore, _repeat
 
 pytestmark = pytest.mark.unit
@@ -63,3 +66,11 @@ def test_read_only_scripts_may_run_on_a_replica_and_removals_above_maxmemory() -
         expected = "{'allow-oom'}" if name in scripts.RUN_UNDER_OOM else expected
         assert flags.group(1) == expected, name
     assert "add" not in scripts.RUN_UNDER_OOM and "pop" in scripts.RUN_UNDER_OOM
+
+
+async def test_a_cluster_routes_a_script_call_by_its_first_key_without_asking_the_server() -> None:
+    """redis-py's own routing of FCALL asks the server for its keys (COMMAND GETKEYS): a round trip per call."""
+    client = SimpleNamespace(keyslot=lambda key: key_slot(key.encode()))
+    meta = keys.queue_keys("jobs").meta
+    slot = await _WarmCluster._determine_slot(client, "FCALL", "restmq_x_add", 2, meta, "rmq:{jobs}:msgs")  # type: ignore[arg-type]
+    assert slot == key_slot(meta.encode())
