@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
-from script_cost import WORK, source
+from script_cost import WORK, code, operation
 
 from restmq.storage import keys
 from restmq.storage.engine import find_engine_binary
@@ -73,19 +73,24 @@ class Engine:
 
 
 class Calls:
-    """EVALSHA calls of one revision's scripts on one queue, each with a new operation id (a first attempt)."""
+    """Calls of one revision's scripts (FCALL or EVALSHA) on one queue, each with a new operation id (a first
+    attempt)."""
 
     def __init__(self, engine: Engine, revision: str, queue: str) -> None:
-        self.sha = {name: engine.client.script_load(source(name, revision)) for name in ("add", "pop", "settle")}
+        self.head = code(revision).load(engine.client)
+        self.text = code(revision).text
         self.queue, self.dead = queue, keys.dead_letter_queue(queue)
         self.qk = keys.queue_keys(queue)
-        self.dead_keys = keys.queue_keys(self.dead).message_keys
+        # what the storage layer sends for a queue without max_deliveries: revisions that answer 'dead_keys' without
+        # them take the dead-letter queue's keys only when they need them
+        self.dead_keys = () if "'dead_keys'" in self.text else keys.queue_keys(self.dead).message_keys
         self.ids = 0
 
     def _call(self, script: str, script_keys: Sequence[str], *args: Any) -> list[Any]:
         self.ids += 1
-        script_keys = [*script_keys, self.qk.operation(f"bench{self.ids:x}")]
-        return ["EVALSHA", self.sha[script], len(script_keys), *script_keys, *args]
+        op_keys, op_args = operation(self.text, self.qk, f"bench{self.ids:x}")
+        script_keys = [*script_keys, *op_keys]
+        return [*self.head[script], len(script_keys), *script_keys, *args, *op_args]
 
     def add(self, count: int = 1) -> list[Any]:
         return self._call("add", [*self.qk.message_keys, self.qk.meta], self.queue, self.qk.channel, 0, 0, 0, 0, 0,

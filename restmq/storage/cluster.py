@@ -48,6 +48,13 @@ class _WarmCluster(RedisCluster):
                     self._warm = True
         return await super().execute_command(*args, **kwargs)
 
+    async def _determine_slot(self, command: str, *args: Any) -> int:
+        """An FCALL's slot from its first key, as redis-py does for EVALSHA: its own way asks the server for the
+        keys of every FCALL (COMMAND GETKEYS), a round trip per call. A script's keys always share one slot."""
+        if command == "FCALL" and int(args[1]) > 0:
+            return self.keyslot(args[2])
+        return await super()._determine_slot(command, *args)
+
 
 def connect_cluster(url: str, *, max_connections: int = 200) -> RedisCluster:
     return _WarmCluster.from_url(

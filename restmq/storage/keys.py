@@ -26,8 +26,12 @@ rmq:{T}N:history         LIST    recent broadcast deliveries, newest first (SSE 
 rmq:{T}N:consumers       ZSET    streaming consumer id ("<process>/<conn>/<lease ms>") -> presence
                                  deadline (ms): its process's last heartbeat + the presence ttl
 rmq:{T}N:idem:<sha256>   STRING  key of the first add with that Idempotency-Key (PX window)
-rmq:{T}N:op:<id>        STRING  reply of one state-changing script call, msgpack (PX 30 s): a
-                                 retried call with the same operation id replays it, changing nothing
+rmq:{T}N:ops:<window>    HASH    operation id -> reply of one state-changing script call, msgpack,
+                                 for the calls of one 30 s window (unix time // 30; PEXPIRE 75 s from
+                                 its first record): a retried call with the same operation id
+                                 replays it, changing nothing
+rmq:{T}N:op:<id>         STRING  the same for one call, in versions before the window hashes (PX 30 s:
+                                 expires by itself)
 rmq:{T}N:ev              (pub/sub shard channel) queue events: add:N, add, settings, purge,
                                  b[...] and r[...] deliveries, sync: echoes (docs/ARCHITECTURE.md)
 rmq:names                ZSET    names of listed queues, all scored 0: ordered by name, so that a
@@ -115,9 +119,10 @@ class QueueKeys:
         digest = hashlib.sha256(idem_key.encode()).hexdigest()
         return f"{_base(self.queue)}:idem:{digest}"
 
-    def operation(self, op_id: str) -> str:
-        """Where a script call remembers its reply under its operation id (beside the meta key: same slot)."""
-        return self.meta[:-4] + "op:" + op_id
+    def operations(self, window: int) -> str:
+        """The hash where the script calls of one time window remember their replies under their operation ids
+        (beside the meta key: same slot)."""
+        return f"{self.meta[:-4]}ops:{window}"
 
     @property
     def message_keys(self) -> tuple[str, ...]:

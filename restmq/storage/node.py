@@ -65,6 +65,7 @@ log = logging.getLogger("restmq.storage")
 STATS_BATCH = 500  # queues per stats script call: the engine is never blocked long, whatever the page size
 REAP_ROUNDS = 50  # reap scripts per due queue per sweep (each moves up to 200 messages)
 REPAIR_EVERY = 2  # sweeps between steps of the index repair (a step at the first sweep)
+OP_WINDOW_S = 30  # operation records: one hash per queue and window of this many seconds (lua/_lib.lua)
 T = TypeVar("T")
 
 # A connection that broke: the call is sent once more on a fresh one. Not the ConnectionError subclasses
@@ -143,6 +144,11 @@ def _dead_args(queue: str) -> tuple[tuple[str, ...], str]:
     return keys.queue_keys(dead).message_keys, dead
 
 
+def _settle_keys(qk: keys.QueueKeys, action: SettleAction, dead_keys: Sequence[str]) -> Sequence[str]:
+    """The keys of a settle call: the dead-letter queue's only with a release, the one action that may dead-letter."""
+    return [*qk.message_keys, *dead_keys] if action is SettleAction.RELEASE else qk.message_keys
+
+
 def _settings(values: Sequence[str | None]) -> QueueSettings:
     policy, status, max_deliveries = values
     return QueueSettings(
@@ -183,6 +189,8 @@ class RedisStore:
         self._sweeps = 0
         self._up = True
         self._legacy_folded = False
+        # queues seen with max_deliveries: their pops carry the dead-letter queue's keys (pop.lua)
+        self._dead_lettering: set[str] = set()
         self.events = EventListener(self._make_pubsub, lambda q: keys.queue_keys(q).channel, name)
         self.index_repair = IndexRepair(client, self.scripts)
 
@@ -206,15 +214,17 @@ class RedisStore:
                 return await self.scripts.run(script, _repeat(script, keys_), args)
 
     async def _change(self, script: str, qk: keys.QueueKeys, keys_: Sequence[str], args: Sequence[Any]) -> Any:
-        """Run a state-changing script with a new operation id (its last key): a retry of the call replays."""
-        return await self._run(script, [*keys_, *self._op_keys(qk)], args)
+        """Run a state-changing script with a new operation id (its last argument, and the operations key of its
+        window its last key): a retry of the call replays."""
+        op_keys, op_id = self._operation(qk)
+        return await self._run(script, [*keys_, *op_keys], [*args, op_id])
 
-    def _op_keys(self, qk: keys.QueueKeys) -> list[str]:
-        """The key of a new operation id (unique per call, in the queue's hash slot), as a first attempt sends it:
-        once, as nothing can be stored under a new id yet; twice where the client may repeat a call by itself
-        (then every attempt must look for a reply to replay: see _lib.lua)."""
-        op = qk.operation(f"{self._op_prefix}{next(self._op_counter):x}")
-        return [op] if self.retries_broken_calls else [op, op]
+    def _operation(self, qk: keys.QueueKeys) -> tuple[list[str], str]:
+        """A new operation id (unique per call), and the key of the hash of its window (in the queue's hash slot) as a
+        first attempt sends it: once, as nothing can be stored under a new id yet; twice where the client may repeat
+        a call by itself (then every attempt must look for a reply to replay: see _lib.lua). A retry keeps both."""
+        ops = qk.operations(int(time.time()) // OP_WINDOW_S)
+        return ([ops] if self.retries_broken_calls else [ops, ops]), f"{self._op_prefix}{next(self._op_counter):x}"
 
     async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
         """`call()` (a read, or a write whose repeat is harmless), once more on a fresh connection if it broke."""
@@ -275,13 +285,26 @@ class RedisStore:
         qk = keys.queue_keys(queue)
         dead_keys, dead_name = _dead_args(queue)
         args = [queue, dead_name, mode.value, count, lease_ms]
-        reply = await self._change("pop", qk, [*qk.message_keys, *dead_keys], args)
+        reply = await self._delivering("pop", queue, qk, dead_keys, args)
         status, dead_listed, timer = reply[0], reply[1], reply[2]
         if dead_listed or timer >= 0:
             await self._index(listed=[dead_name] if dead_listed else (), timer=(queue, timer) if timer >= 0 else None)
         rest = reply[3:]
         messages = [Message(queue, int(rest[i]), rest[i + 1], int(rest[i + 2])) for i in range(0, len(rest), 3)]
         return PopResult(stopped=status == "stop", messages=messages)
+
+    async def _delivering(
+        self, script: str, queue: str, qk: keys.QueueKeys, dead_keys: Sequence[str], args: Sequence[Any]
+    ) -> Any:
+        """A delivering script (pop, ack_lease): the dead-letter queue's nine keys go only with the calls of a queue
+        seen with max_deliveries; another queue's call answers 'dead_keys' (changing nothing) and is sent again."""
+        if queue in self._dead_lettering:
+            return await self._change(script, qk, [*qk.message_keys, *dead_keys], args)
+        reply = await self._change(script, qk, qk.message_keys, args)
+        if reply[0] == "dead_keys":
+            self._dead_lettering.add(queue)
+            reply = await self._change(script, qk, [*qk.message_keys, *dead_keys], args)
+        return reply
 
     async def ack_lease(
         self, queue: str, acks: Sequence[tuple[int, int | None]], count: int, lease_ms: int
@@ -291,7 +314,7 @@ class RedisStore:
         args: list[Any] = [queue, dead_name, count, lease_ms]
         for n, expected in acks:
             args += (n, "" if expected is None else expected)
-        reply = await self._change("ack_lease", qk, [*qk.message_keys, *dead_keys], args)
+        reply = await self._delivering("ack_lease", queue, qk, dead_keys, args)
         status, dead_listed, timer, n_acks = reply[0], reply[1], reply[2], reply[3]
         if dead_listed or timer >= 0:
             await self._index(listed=[dead_name] if dead_listed else (), timer=(queue, timer) if timer >= 0 else None)
@@ -308,7 +331,7 @@ class RedisStore:
         dead_keys, dead_name = _dead_args(queue)
         expected = "" if expected_count is None else expected_count
         args = [queue, dead_name, qk.channel, action.value, n, expected, ms]
-        reply = await self._change("settle", qk, [*qk.message_keys, *dead_keys], args)
+        reply = await self._change("settle", qk, _settle_keys(qk, action, dead_keys), args)
         return await self._settled(queue, dead_name, reply)
 
     async def settle_many(
@@ -316,13 +339,15 @@ class RedisStore:
     ) -> list[SettleResult]:
         qk = keys.queue_keys(queue)
         dead_keys, dead_name = _dead_args(queue)
-        calls = [
-            (
-                [*qk.message_keys, *dead_keys, *self._op_keys(qk)],
-                [queue, dead_name, qk.channel, action.value, n, count, 0],
+        calls = []
+        for n, count in items:
+            op_keys, op_id = self._operation(qk)
+            calls.append(
+                (
+                    [*_settle_keys(qk, action, dead_keys), *op_keys],
+                    [queue, dead_name, qk.channel, action.value, n, count, 0, op_id],
+                )
             )
-            for n, count in items
-        ]
         with backend_errors(self.name):
             replies = await self.scripts.run_many("settle", calls)
             broken = any(isinstance(reply, BROKEN) and not isinstance(reply, NOT_BROKEN) for reply in replies)

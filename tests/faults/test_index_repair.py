@@ -90,9 +90,11 @@ class Backends:
         client = self.clients[i % len(self.clients)]
         key_base = (i % len(self.clients)) * KEY_STRIDE if len(self.clients) > 1 else 0
         qk = keys.queue_keys(queue)
-        args = [queue, qk.channel, 0, delay_ms, 0, 0, key_base, value]
-        script_keys = [*qk.message_keys, qk.meta, qk.operation(f"crash-{i}-{value}")]  # its own operation id
-        client.eval(scripts.source("add"), len(script_keys), *script_keys, *args)
+        args = [queue, qk.channel, 0, delay_ms, 0, 0, key_base, value, f"crash-{i}-{value}"]  # its own operation id
+        script_keys = [*qk.message_keys, qk.meta, qk.operations(0)]
+        library = scripts.library()
+        client.function_load(library.code, replace=True)
+        client.fcall(library.function("add"), len(script_keys), *script_keys, *args)
 
     def timer(self, queue: str) -> float | None:
         scores = [score for client in self.clients if (score := client.zscore(keys.TIMERS, queue)) is not None]

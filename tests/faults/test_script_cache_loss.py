@@ -1,5 +1,6 @@
-"""An engine that lost its script cache (a restarted engine: EVALSHA answers NOSCRIPT) runs every script path
-again by itself, on one node and on a Redis Cluster (issue 14, item 1)."""
+"""An engine that lost its scripts (an engine started without its data, a new cluster primary: FCALL answers
+"Function not found") runs every script path again by itself, on one node and on a Redis Cluster (issue 14,
+item 1; issue 16: the scripts are a FUNCTION library now)."""
 
 from __future__ import annotations
 
@@ -36,10 +37,15 @@ def deadline_call(i: int) -> tuple[list[str], list[str]]:
     return list(keys.queue_keys(f"noscript-{i}").message_keys), []
 
 
+async def flush_functions(client: Client) -> None:
+    reply = await client.function_flush()  # a cluster answers for each primary
+    assert all(done in (True, "OK") for done in (reply.values() if isinstance(reply, dict) else [reply]))
+
+
 async def loaded_then_flushed(client: Client, coalesce: bool) -> Scripts:
     scripts = Scripts(client, coalesce=coalesce)
     assert await scripts.run("deadline", *deadline_call(0)) == -1  # loaded once, as before an engine restart
-    assert await client.script_flush() in (True, "OK")  # what a restarted engine has: no scripts
+    await flush_functions(client)  # what an engine started empty has: no library
     return scripts
 
 
@@ -47,8 +53,8 @@ async def loaded_then_flushed(client: Client, coalesce: bool) -> Scripts:
 async def test_single_and_concurrent_calls_reload_the_script(client: Client, coalesce: bool) -> None:
     scripts = await loaded_then_flushed(client, coalesce)
     assert await scripts.run("deadline", *deadline_call(1)) == -1
-    await client.script_flush()
-    # Concurrent calls share one pipeline when coalescing: every one of them gets NOSCRIPT at once.
+    await flush_functions(client)
+    # Concurrent calls share one pipeline when coalescing: every one of them finds no function at once.
     replies = await asyncio.gather(*(scripts.run("deadline", *deadline_call(i)) for i in range(CALLS)))
     assert replies == [-1] * CALLS
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -9,7 +10,9 @@ import orjson
 import pytest
 import redis
 
+from restmq.core.model import PopMode
 from restmq.storage import keys
+from restmq.storage.node import RedisStore
 from tests.helpers.queues import stats, wait_stats
 
 pytestmark = pytest.mark.integration
@@ -143,3 +146,34 @@ async def test_dead_letter_queues_are_not_dead_lettered_again(http: httpx.AsyncC
     assert (await stats(http, "dd:dead"))["length"] == 1
     listed = (await http.get("/q/", headers={"Accept": "application/json"})).json()["queues"]
     assert "dd:dead:dead" not in listed
+
+
+async def test_pops_carry_the_dead_letter_keys_once_the_queue_has_max_deliveries(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A pop sends the dead-letter queue's nine keys only for a queue this store has seen with max_deliveries: a
+    queue that gained one since answers 'dead_keys' without changing anything, and the call is made again."""
+    store = RedisStore.from_url(redis_url)
+    sent: list[tuple[str, int]] = []
+    run = store.scripts.run
+
+    async def counted(name: str, keys_: Sequence[str], args: Sequence[Any]) -> Any:
+        sent.append((name, len(keys_)))
+        return await run(name, keys_, args)
+
+    monkeypatch.setattr(store.scripts, "run", counted)
+    try:
+        await store.add("limited", ["a", "b"])
+        assert [m.value for m in (await store.pop("limited", PopMode.TAKE)).messages] == ["a"]
+        await store.update_settings("limited", max_deliveries=1)
+        sent.clear()
+        peeked = (await store.pop("limited", PopMode.PEEK)).messages
+        assert [(m.value, m.count) for m in peeked] == [("b", 1)]
+        assert (await store.pop("limited", PopMode.TAKE)).messages == []  # delivered max_deliveries times already
+        assert [n for name, n in sent if name == "pop"] == [10, 19, 19]  # without, refused, with; then with at once
+        dead = (await store.stats(["limited:dead"]))[0]
+        assert dead.length == 1
+        assert [m.value for m in (await store.pop("limited:dead", PopMode.TAKE)).messages] == ["b"]
+        assert sent[-1] == ("pop", 10)  # a dead-letter queue dead-letters nothing
+    finally:
+        await store.close()

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from restmq.core.model import PopMode, SettleAction, SettleOutcome
+from restmq.storage import node
 from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.node import RedisStore
 from tests.helpers.lossy_link import LossyLink, lossy_link
@@ -108,11 +109,12 @@ async def test_changes_are_remembered_and_empty_polls_are_not(
     store, _ = linked
     queue = fresh_queue()
     assert (await store.pop(queue, PopMode.TAKE)).messages == []  # polls of empty queues stay one script, no write
-    assert redis_client.keys(f"rmq:{{{queue}}}:op:*") == []
+    assert redis_client.keys(f"rmq:{{{queue}}}:op*") == []
     await store.add(queue, ["x"])
-    remembered = redis_client.keys(f"rmq:{{{queue}}}:op:*")
-    assert len(remembered) == 1
-    assert 0 < int(redis_client.pttl(remembered[0])) <= 30_000
+    remembered = [str(key) for key in redis_client.keys(f"rmq:{{{queue}}}:op*")]
+    assert len(remembered) == 1 and remembered[0].startswith(f"rmq:{{{queue}}}:ops:")
+    assert redis_client.hlen(remembered[0]) == 1
+    assert 0 < int(redis_client.pttl(remembered[0])) <= 75_000
 
 
 async def test_a_repeated_ack_lease_acks_once_and_leases_the_same(linked: tuple[RedisStore, LossyLink]) -> None:
@@ -127,3 +129,57 @@ async def test_a_repeated_ack_lease_acks_once_and_leases_the_same(linked: tuple[
     assert [(m.value, m.count) for m in result.messages] == [("next", 1)]
     stats = (await store.stats([queue]))[0]
     assert (stats.length, stats.leased, stats.counters["acked"]) == (0, 1, 1)
+
+
+class Clock:
+    """time.time for restmq.storage.node, moved on by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+async def test_a_retry_after_its_window_ended_replays_from_the_window_it_began_in(
+    linked: tuple[RedisStore, LossyLink], redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, link = linked
+    clock = Clock()
+    monkeypatch.setattr(node, "time", clock)
+    reconnect = store._drop_idle_connections
+
+    async def late_retry() -> None:  # the call's window ends before its retry is sent
+        clock.now += node.OP_WINDOW_S
+        await reconnect()
+
+    monkeypatch.setattr(store, "_drop_idle_connections", late_retry)
+    queue = fresh_queue()
+    first_window = f"rmq:{{{queue}}}:ops:{int(clock.now) // node.OP_WINDOW_S}"
+    await store.add(queue, ["a"])
+    link.lose_next_reply_to(b"retried-across")
+    added = await store.add(queue, ["retried-across"])
+    assert link.lost == 1
+    assert (added.first, added.last) == (2, 2)
+    assert await ready_count(store, queue) == 2
+    assert redis_client.hlen(first_window) == 2  # both calls: the retry looked where the call had remembered
+    assert redis_client.keys(f"rmq:{{{queue}}}:ops:*") == [first_window]
+    await store.add(queue, ["after"])  # a new call: the window of now
+    assert redis_client.exists(f"rmq:{{{queue}}}:ops:{int(clock.now) // node.OP_WINDOW_S}") == 1
+
+
+async def test_records_of_the_previous_version_are_left_to_expire(
+    linked: tuple[RedisStore, LossyLink], redis_client: redis.Redis
+) -> None:
+    """Before the window hashes, each call remembered its reply in its own key, `op:<id>` (PX 30 s). A retry is sent
+    by the process that sent the call, with its own code: such a key is read only by the version that wrote it, and
+    an upgraded process neither reads nor removes it."""
+    store, link = linked
+    queue = fresh_queue()
+    legacy = f"rmq:{{{queue}}}:op:0123456789abcdef0"
+    redis_client.set(legacy, "a reply of the previous version", px=30_000)
+    link.lose_next_reply_to(queue.encode())
+    assert (await store.add(queue, ["a"])).first == 1
+    assert link.lost == 1
+    assert await ready_count(store, queue) == 1
+    assert redis_client.get(legacy) == "a reply of the previous version" and 0 < redis_client.pttl(legacy) <= 30_000

@@ -1,39 +1,50 @@
--- Shared prelude, prepended to every message script by scripts.py.
--- Message scripts take the nine keys of one queue as KEYS[1..9] (keys.QueueKeys.message_keys)
--- and, where a message may be dead-lettered, the nine keys of its dead-letter queue as KEYS[10..18].
-local K_META, K_MSGS, K_READY, K_DELAYED, K_LEASED = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local K_COUNTS, K_PRIO, K_EXPIRES, K_ORIGIN = KEYS[6], KEYS[7], KEYS[8], KEYS[9]
+-- Shared prelude: defined once when scripts.py loads the library, for every function of it.
+-- Each function call sets KEYS and ARGV to its own keys and arguments before its script runs (scripts.py), and the
+-- queue's key names below: message scripts take the nine keys of one queue as KEYS[1..9]
+-- (keys.QueueKeys.message_keys) and, where a message may be dead-lettered, the nine keys of its dead-letter queue
+-- as KEYS[10..18]. A script runs to its end before another starts, so these never mix two calls.
+local KEYS, ARGV
+local K_META, K_MSGS, K_READY, K_DELAYED, K_LEASED
+local K_COUNTS, K_PRIO, K_EXPIRES, K_ORIGIN
+
+local function bind(keys, args)
+  KEYS, ARGV = keys, args
+  K_META, K_MSGS, K_READY, K_DELAYED, K_LEASED = keys[1], keys[2], keys[3], keys[4], keys[5]
+  K_COUNTS, K_PRIO, K_EXPIRES, K_ORIGIN = keys[6], keys[7], keys[8], keys[9]
+end
 
 -- Ready-set scores: the priority band first (priority 9 lowest score), then insertion order.
 -- Tail inserts count up from MID, head inserts (expired leases) count down from it.
 local BAND = 35184372088832 -- 2^45
 local MID = 17592186044416  -- 2^44
 
--- Operation ids: a script that changes state takes the key of its call's operation id
--- (keys.QueueKeys.operation) as its last KEYS entry. It remembers its reply there for OP_TTL_MS, and a
--- call repeating that id (the storage layer's retry after a broken connection) gets the same reply and
--- changes nothing. Longer than a socket timeout (10 s) plus a connect (2 s): a retry arrives within that.
+-- Operation ids: a script that changes state takes its call's operation id as its last ARGV entry, and the queue's
+-- operation hash of the call's time window (keys.QueueKeys.operations) as its last KEYS entry. It remembers its reply
+-- there under the id, and a call repeating that id (the storage layer's retry after a broken connection) gets the
+-- same reply and changes nothing. The client picks the window (wall clock, OP_WINDOW_S in storage/node.py) and keeps
+-- it for the call's retry; the hash expires OPS_TTL_MS after its first record: the window (30 s), then 30 s for a
+-- retry to arrive (a socket timeout of 10 s plus a connect of 2 s), and 15 s more for a call sent late in its window
+-- and for clocks that differ between server hosts. One key per queue and window instead of one per call: nothing
+-- to expire one by one, and the whole hash freed at once by the engine's lazy-free thread.
 -- An id is new on a call's first attempt, which has nothing to replay: only a call that may be a repeat
--- sends its operation key twice (repeat_key: the KEYS entry after it), and only such a call looks it up.
-local OP_TTL_MS = 30000
+-- sends its operations key twice (repeat_key: the KEYS entry after it), and only such a call looks it up.
+local OPS_TTL_MS = 75000
 
-local function replayed(op_key, repeat_key)
+local function replayed(ops_key, repeat_key)
   if not repeat_key then return nil end
-  local seen = redis.call('GET', op_key)
+  local seen = redis.call('HGET', ops_key, ARGV[#ARGV])
   if seen then return cmsgpack.unpack(seen) end
   return nil
 end
 
-local function remember(op_key, reply)
-  redis.call('SET', op_key, cmsgpack.pack(reply), 'PX', OP_TTL_MS)
+local function remember(ops_key, reply)
+  redis.call('HSET', ops_key, ARGV[#ARGV], cmsgpack.pack(reply))
+  redis.call('PEXPIRE', ops_key, OPS_TTL_MS, 'NX')
   return reply
 end
 
--- A score as a string: redis.call would print a number this large in exponent form. Scores are whole numbers
--- below 2^53, which %d prints exactly (as a C long), at half the cost of %.0f.
-local function fmt(x)
-  return string.format('%d', x)
-end
+-- Scores are whole numbers below 2^53, passed to redis.call as numbers: since Redis 7.0 (the oldest engine with
+-- functions) it prints a whole number as an integer, exactly, in C (Lua's own tostring would use exponent form).
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -54,12 +65,12 @@ end
 
 local function push_tail(meta, ready, n, p)
   local order = redis.call('HINCRBY', meta, 'order', 1)
-  redis.call('ZADD', ready, fmt((9 - p) * BAND + MID + order), n)
+  redis.call('ZADD', ready, (9 - p) * BAND + MID + order, n)
 end
 
 local function push_head(n)
   local head = redis.call('HINCRBY', K_META, 'head', 1)
-  redis.call('ZADD', K_READY, fmt((9 - priority_of(n)) * BAND + MID - head), n)
+  redis.call('ZADD', K_READY, (9 - priority_of(n)) * BAND + MID - head, n)
 end
 
 -- Remove every trace of message n from this queue.

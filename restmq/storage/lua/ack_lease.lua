@@ -1,22 +1,27 @@
 -- ack_lease: acknowledge leased messages, then lease up to COUNT more: a worker's "done with these, the next
 -- please" (GET /q/<queue>?lease=S&ack=<key>) in one call instead of a settle per ack and a pop.
--- KEYS[1..9] the queue's message keys, KEYS[10..18] its dead-letter queue's (or the same nine again)
--- KEYS[19] the call's operation key, KEYS[20] it again on a repeat (see _lib.lua: a repeat replays its reply)
+-- KEYS[1..9] the queue's message keys, KEYS[10..18] its dead-letter queue's (as pop.lua: only from a caller that has
+-- seen the queue answer 'dead_keys'), then the queue's operations key, and it again on a repeat (see _lib.lua)
 -- ARGV[1] queue name  ARGV[2] dead-letter queue name or ''  ARGV[3] count  ARGV[4] lease ms
--- ARGV[5..] the acks, in pairs: n, expected delivery count or '' (any)
--- Reply: {status ('ok' | 'stop'), dead listed (0|1), timer deadline to index or -1, A (acks),
+-- ARGV[5..] the acks, in pairs: n, expected delivery count or '' (any); then the call's operation id
+-- Reply: {status ('ok' | 'stop' | 'dead_keys'), dead listed (0|1), timer deadline to index or -1, A (acks),
 --         outcome1, count1, ... (A pairs: ok | missing | not_leased | stale, as settle.lua answers an ack),
 --         n1, value1, count1, ... (the leased messages, as pop.lua answers)}
 -- Each ack is settle.lua's, on its own: one that fails changes nothing and never keeps the others or the lease
 -- from running; the lease is pop.lua's lease mode, and runs whatever the acks found.
 local queue, dead_name = ARGV[1], ARGV[2]
 local want, lease_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
-local done = replayed(KEYS[19], KEYS[20])
+local ops = #KEYS >= 19 and 19 or 10  -- the operations key follows the dead-letter queue's keys when they came
+local done = replayed(KEYS[ops], KEYS[ops + 1])
 if done then return done end
+local meta = redis.call('HMGET', K_META, 'status', 'max_deliveries')
+local maxd = tonumber(meta[2] or '0')
+-- as pop.lua: a queue with max_deliveries needs the dead-letter keys; answered before any ack changes anything
+if maxd > 0 and dead_name ~= '' and ops == 10 then return {'dead_keys', 0, -1, 0} end
 local now = now_ms()
 
 local outcomes, acked = {}, 0
-for i = 5, #ARGV, 2 do
+for i = 5, #ARGV - 1, 2 do
   local n, expected = ARGV[i], ARGV[i + 1]
   local outcome, count = 'missing', 0
   if redis.call('HEXISTS', K_MSGS, n) == 1 then
@@ -42,8 +47,6 @@ for i = 5, #ARGV, 2 do
 end
 if acked > 0 then redis.call('HINCRBY', K_META, 'acked', acked) end
 
-local meta = redis.call('HMGET', K_META, 'status', 'max_deliveries')
-local maxd = tonumber(meta[2] or '0')
 local timed = redis.call('EXISTS', K_DELAYED, K_LEASED, K_EXPIRES) > 0
 local listed = 0
 if timed then listed = housekeep(queue, dead_name, now)[2] end
@@ -84,5 +87,5 @@ else
   end
 end
 -- a call that changed nothing may run again: nothing to remember
-if acked > 0 or delivered > 0 or out[2] == 1 then return remember(KEYS[19], out) end
+if acked > 0 or delivered > 0 or out[2] == 1 then return remember(KEYS[ops], out) end
 return out

@@ -1,13 +1,14 @@
 -- add: append messages to a queue (all or nothing).
 -- KEYS[1..9]  the queue's message keys; KEYS[10] its idempotency key (or the meta key when unused)
--- KEYS[11] the call's operation key, KEYS[12] it again on a repeat (see _lib.lua: a repeat replays its reply)
+-- KEYS[11] the queue's operations key, KEYS[12] it again on a repeat (see _lib.lua: a repeat replays its reply)
 -- ARGV[1] queue name  ARGV[2] event channel  ARGV[3] priority 0..9  ARGV[4] delay ms
 -- ARGV[5] ttl ms (0 = none)  ARGV[6] idempotency window ms (0 = no idempotency key)
 -- ARGV[7] key base: where this node's numbering starts (0, or i * 10^12 for ring node i)  ARGV[8..] values
+-- ARGV[#ARGV] the call's operation id
 -- Reply: {first n, last n, newly listed (0|1), timer deadline to index or -1, duplicate (0|1)}
 local queue, channel = ARGV[1], ARGV[2]
 local p, delay, ttl, idem_window = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local count = #ARGV - 7
+local count = #ARGV - 8
 local done = replayed(KEYS[11], KEYS[12])
 if done then return done end
 
@@ -38,7 +39,7 @@ for from = 1, count, CHUNK do
     -- positions counted here: Lua 5.1's # operator searches the table on every use
     local n, j = first + i - 1, 2 * (i - from)
     bodies[j + 1], bodies[j + 2] = n, ARGV[7 + i]
-    if delay > 0 then scores[j + 1] = due else scores[j + 1] = fmt(base + order + i) end
+    if delay > 0 then scores[j + 1] = due else scores[j + 1] = base + order + i end
     scores[j + 2] = n
     if p > 0 then prios[j + 1], prios[j + 2] = n, p end
     if ttl > 0 then expiry[j + 1], expiry[j + 2] = expires_at, n end

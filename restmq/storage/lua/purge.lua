@@ -1,7 +1,7 @@
 -- purge: remove every message of a queue and unlist it; settings (policy, status, counters) stay.
--- KEYS[1..9] the queue's message keys, KEYS[10] its broadcast history, KEYS[11] the call's operation key
+-- KEYS[1..9] the queue's message keys, KEYS[10] its broadcast history, KEYS[11] the queue's operations key
 -- (KEYS[12] it again on a repeat: see _lib.lua)
--- ARGV[1] event channel
+-- ARGV[1] event channel  ARGV[2] the call's operation id
 -- Reply: the number of messages removed.
 local done = replayed(KEYS[11], KEYS[12])
 if done then return done[1] end

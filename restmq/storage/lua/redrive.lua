@@ -1,8 +1,8 @@
 -- redrive: move up to LIMIT waiting dead letters back to the tail of their original queue, as new
 -- messages with a fresh delivery count (keeping their priority).
 -- KEYS[1..9] the dead-letter queue's message keys, KEYS[10..18] the original queue's
--- KEYS[19] the call's operation key, KEYS[20] it again on a repeat (see _lib.lua: a repeat replays its reply)
--- ARGV[1] the original queue's event channel  ARGV[2] limit
+-- KEYS[19] the dead-letter queue's operations key, KEYS[20] it again on a repeat (see _lib.lua: a repeat replays its reply)
+-- ARGV[1] the original queue's event channel  ARGV[2] limit  ARGV[3] the call's operation id
 -- Reply: {moved, original queue newly listed (0|1)}
 local done = replayed(KEYS[19], KEYS[20])
 if done then return done end

@@ -1,14 +1,17 @@
 -- settle: finish or change the lease of one message.
--- KEYS[1..9] the queue's message keys, KEYS[10..18] its dead-letter queue's (or the same nine again)
+-- KEYS[1..9] the queue's message keys, KEYS[10..18] its dead-letter queue's (or the same nine again) with a release
+-- (the one action that may dead-letter), then the operations key
 -- ARGV[1] queue name  ARGV[2] dead-letter queue name or ''  ARGV[3] event channel
 -- ARGV[4] action: ack | release | extend  ARGV[5] n  ARGV[6] expected delivery count or '' (any)
--- ARGV[7] ms: release delay or new lease length  KEYS[19] the call's operation key (KEYS[20] it again on a
--- repeat: see _lib.lua)
+-- ARGV[7] ms: release delay or new lease length  ARGV[8] the call's operation id
+-- KEYS[19] (KEYS[10] without the dead-letter keys) the queue's operations key, and after it the same again on a
+-- repeat (see _lib.lua)
 -- Reply: {status, count, dead listed, timer deadline to index or -1}; status is one of
 -- ok | missing (no such message) | not_leased (lease expired or never taken) | stale (re-delivered since)
 local queue, dead_name, channel, action, n = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local expected, ms = ARGV[6], tonumber(ARGV[7])
-local done = replayed(KEYS[19], KEYS[20])
+local ops = #KEYS >= 19 and 19 or 10
+local done = replayed(KEYS[ops], KEYS[ops + 1])
 if done then return done end
 local now = now_ms()
 
@@ -33,7 +36,7 @@ if action == 'ack' then
   redis.call('ZREM', K_EXPIRES, n)
   if dead_name == '' then redis.call('HDEL', K_ORIGIN, n) end
   redis.call('HINCRBY', K_META, 'acked', 1)
-  return remember(KEYS[19], {'ok', count, 0, -1})
+  return remember(KEYS[ops], {'ok', count, 0, -1})
 end
 
 local listed, timer = 0, -1
@@ -53,4 +56,4 @@ else
     redis.call('SPUBLISH', channel, 'add:1')
   end
 end
-return remember(KEYS[19], {'ok', count, listed, timer})
+return remember(KEYS[ops], {'ok', count, listed, timer})
