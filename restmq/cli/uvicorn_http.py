@@ -19,6 +19,14 @@ a body that nobody reads. Here:
 And a response of known length (a Content-Length, or a 204 or 304) goes out in one write: uvicorn
 writes the head on `http.response.start` and the body on `http.response.body`, two system calls
 where one will do (see OneWriteCycle).
+
+A streamed body (no Content-Length) to an HTTP/1.0 request is close-delimited: HTTP/1.0 has no
+chunked coding, so its bytes go out as they are and the connection ends with it (uvicorn chunks it).
+
+A streamed body can also be written without the ASGI send chain: the response start of a stream puts
+a synchronous writer in the scope (restmq/web/sse.py HTTP_WRITE_NOW), which a stream's consumer calls
+from the dispatcher's callback: no task switch, no send through the middleware frames. It refuses
+(returns False) while the transport's write buffer is over its high-water mark, so backpressure holds.
 """
 
 from __future__ import annotations
@@ -28,6 +36,8 @@ from typing import Any
 
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from restmq.web.sse import HTTP_WRITE_NOW
 
 LINGER = 1.0  # seconds a half-closed connection keeps dropping the rest of a body before it closes
 
@@ -104,7 +114,12 @@ class OneWriteCycle(RequestResponseCycle):
     Such a response's body message always makes uvicorn write (b"" for an empty body), so the held
     head always goes out; HEAD responses (no body write) and streamed ones are written as before. A
     cycle that ends after its head without a body (the app failed midway) closes the connection, as
-    before, only without the head."""
+    before, only without the head.
+
+    A streamed response gets a synchronous writer (`write_now`) in its scope, and is close-delimited
+    for an HTTP/1.0 request."""
+
+    close_delimited = False  # an HTTP/1.0 stream: no chunked coding, the connection's end is the body's
 
     async def send(self, message: ASGISendEvent) -> None:
         if message["type"] == "http.response.start" and not self.response_started:
@@ -112,6 +127,14 @@ class OneWriteCycle(RequestResponseCycle):
                 self.keep_alive = False
             if self._known_length(message):
                 self.transport = HeldHead(self, self.transport)  # type: ignore[assignment]
+            elif self.scope["method"] != "HEAD":
+                self._streamed()
+        elif self.close_delimited and message["type"] == "http.response.body" and not self.response_complete:
+            if self.flow.write_paused and not self.disconnected:
+                await self.flow.drain()
+            if not self.disconnected:
+                self._write_close_delimited(message.get("body", b""), more_body=message.get("more_body", False))
+            return
         await super().send(message)
 
     def _known_length(self, message: Any) -> bool:
@@ -120,6 +143,33 @@ class OneWriteCycle(RequestResponseCycle):
         if message["status"] in (204, 304):
             return True
         return any(name.lower() == b"content-length" for name, _ in message.get("headers", ()))
+
+    def _streamed(self) -> None:
+        if self.scope["http_version"] == "1.0":  # keep_alive is already False: uvicorn says `connection: close`
+            self.close_delimited = True
+            self.chunked_encoding = False  # uvicorn adds no transfer-encoding then
+        self.scope[HTTP_WRITE_NOW] = self.write_now  # type: ignore[literal-required]
+
+    def write_now(self, body: bytes) -> bool:
+        """Write a part of a streamed body at once, if the connection takes it now: False while the
+        transport's buffer is over its high-water mark (or the client is gone), when the caller must
+        go through `send`, which waits for it to drain."""
+        if self.flow.write_paused or self.disconnected or self.response_complete:
+            return False
+        if self.close_delimited:
+            self.transport.write(body)
+        elif body:
+            self.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+        return True
+
+    def _write_close_delimited(self, body: bytes, *, more_body: bool) -> None:
+        if body:
+            self.transport.write(body)
+        if not more_body:
+            self.response_complete = True
+            self.message_event.set()
+            self.transport.close()
+            self.on_response()
 
 
 class HeldHead:

@@ -76,6 +76,12 @@ def ws_payload(delivery: Delivery) -> bytes:
 # "texts": a list of UTF-8 payloads, each one text frame, written in order and at once (restmq/cli/uvicorn_ws.py).
 WS_TEXTS = "restmq.websocket.texts"
 
+# A server that writes a streamed HTTP body without the ASGI send chain puts, once the stream's
+# `http.response.start` is sent, a callable under this scope key: `write_now(body) -> bool` writes a part of
+# the body at once, or returns False when the connection cannot take it now (write buffer full, client
+# gone), when the app sends it the ASGI way, which waits for the buffer to drain (restmq/cli/uvicorn_http.py).
+HTTP_WRITE_NOW = "restmq.http.write_now"
+
 
 _SHORT, _MEDIUM, _LONG = struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ")
 
