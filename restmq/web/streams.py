@@ -131,6 +131,9 @@ class ConsumerStream(Response):
         consumer.on_close(self._closed)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            self._write_now = scope.get(sse.HTTP_WRITE_NOW)
+            if self._write_now is not None:  # the dispatcher's callback writes to this stream while it waits
+                consumer.sink = self._sink
             while self.opening:  # one write at a time: the server waits for a slow client between them
                 chunk = self.opening.pop()  # and what was written is not kept
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -148,6 +151,7 @@ class ConsumerStream(Response):
             task.uncancel()  # our own drop: the server closes the connection of an unfinished response
         finally:
             self._task = None
+            consumer.sink = self._write_now = None
             watcher.cancel()
             if self._drop is not None:
                 self._drop.cancel()
@@ -157,6 +161,17 @@ class ConsumerStream(Response):
     _task: asyncio.Task[Any] | None = None
     _drop: asyncio.TimerHandle | None = None
     _dropped = False
+    _write_now: Callable[[bytes], bool] | None = None
+
+    def _sink(self, batch: list[Delivery]) -> bool:
+        """Write `batch` now, as the stream would once it had taken it (Consumer.sink)."""
+        assert self._write_now is not None
+        if not self._write_now(self.encode(batch)):
+            return False
+        streams = streams_of(self.request.app)
+        for delivery in batch:
+            streams.written(self.consumer, delivery)
+        return True
 
     def _closed(self) -> None:
         """The consumer is closed: the stream has STUCK_GRACE seconds to end; one still running then is
