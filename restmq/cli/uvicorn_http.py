@@ -24,20 +24,24 @@ A streamed body (no Content-Length) to an HTTP/1.0 request is close-delimited: H
 chunked coding, so its bytes go out as they are and the connection ends with it (uvicorn chunks it).
 
 A streamed body can also be written without the ASGI send chain: the response start of a stream puts
-a synchronous writer in the scope (restmq/web/sse.py HTTP_WRITE_NOW), which a stream's consumer calls
-from the dispatcher's callback: no task switch, no send through the middleware frames. It refuses
-(returns False) while the transport's write buffer is over its high-water mark, so backpressure holds.
+its cycle in the scope as a DirectStream (restmq/web/sse.py HTTP_STREAM), whose synchronous
+`write_now` a stream's consumer calls from the dispatcher's callback: no task switch, no send through
+the middleware frames. It refuses (returns False) while the transport's write buffer is over its
+high-water mark, so backpressure holds. Its `on_disconnect` tells the stream that the client left,
+without a task waiting in `receive`. And what an idle stream holds is lighter (restmq/cli/uvicorn_lean.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from restmq.web.sse import HTTP_WRITE_NOW
+from restmq.cli.uvicorn_lean import LeanEvent, LeanFlowControl, Pipeline
+from restmq.web.sse import HTTP_STREAM
 
 LINGER = 1.0  # seconds a half-closed connection keeps dropping the rest of a body before it closes
 
@@ -49,6 +53,8 @@ class TimeBoundProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.flow = LeanFlowControl(transport)
+        self.pipeline = Pipeline()  # type: ignore[assignment]
         self._arm()
 
     def data_received(self, data: bytes) -> None:
@@ -79,7 +85,10 @@ class TimeBoundProtocol(HttpToolsProtocol):
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
+        cycle = self.cycle
         super().connection_lost(exc)
+        if isinstance(cycle, OneWriteCycle):
+            cycle.client_left()
 
     def _drop_the_rest_of_the_body(self) -> None:
         self._discarding = True
@@ -120,6 +129,7 @@ class OneWriteCycle(RequestResponseCycle):
     for an HTTP/1.0 request."""
 
     close_delimited = False  # an HTTP/1.0 stream: no chunked coding, the connection's end is the body's
+    _on_disconnect: Callable[[], object] | None = None
 
     async def send(self, message: ASGISendEvent) -> None:
         if message["type"] == "http.response.start" and not self.response_started:
@@ -148,7 +158,9 @@ class OneWriteCycle(RequestResponseCycle):
         if self.scope["http_version"] == "1.0":  # keep_alive is already False: uvicorn says `connection: close`
             self.close_delimited = True
             self.chunked_encoding = False  # uvicorn adds no transfer-encoding then
-        self.scope[HTTP_WRITE_NOW] = self.write_now  # type: ignore[literal-required]
+        # An idle stream holds its cycle for long: a lighter event than asyncio's (its request has been read)
+        self.message_event = LeanEvent(self.message_event.is_set())  # type: ignore[assignment]
+        self.scope[HTTP_STREAM] = self  # type: ignore[literal-required]
 
     def write_now(self, body: bytes) -> bool:
         """Write a part of a streamed body at once, if the connection takes it now: False while the
@@ -161,6 +173,17 @@ class OneWriteCycle(RequestResponseCycle):
         elif body:
             self.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
         return True
+
+    def on_disconnect(self, callback: Callable[[], object]) -> None:
+        if self.disconnected:
+            callback()
+        else:
+            self._on_disconnect = callback
+
+    def client_left(self) -> None:
+        callback, self._on_disconnect = self._on_disconnect, None
+        if callback is not None:
+            callback()
 
     def _write_close_delimited(self, body: bytes, *, more_body: bool) -> None:
         if body:
