@@ -155,7 +155,7 @@ class OneWriteCycle(RequestResponseCycle):
         return any(name.lower() == b"content-length" for name, _ in message.get("headers", ()))
 
     def _streamed(self) -> None:
-        if self.scope["http_version"] == "1.0":  # keep_alive is already False: uvicorn says `connection: close`
+        if self.scope.get("http_version") == "1.0":  # keep_alive is already False: uvicorn says `connection: close`
             self.close_delimited = True
             self.chunked_encoding = False  # uvicorn adds no transfer-encoding then
         # An idle stream holds its cycle for long: a lighter event than asyncio's (its request has been read)
