@@ -173,9 +173,10 @@ class ConsumerStream(Response):
         assert self._direct is not None
         if not self._direct.write_now(self.encode(batch)):
             return False
-        streams = streams_of(self.request.app)
-        for delivery in batch:
-            streams.written(self.consumer, delivery)
+        if self.consumer.inflight:  # roundrobin messages to ack (a broadcast has none: skip the lookups)
+            streams = streams_of(self.request.app)
+            for delivery in batch:
+                streams.written(self.consumer, delivery)
         return True
 
     def _client_left(self) -> None:
