@@ -21,7 +21,8 @@ writes the head on `http.response.start` and the body on `http.response.body`, t
 where one will do (see OneWriteCycle).
 
 A streamed body (no Content-Length) to an HTTP/1.0 request is close-delimited: HTTP/1.0 has no
-chunked coding, so its bytes go out as they are and the connection ends with it (uvicorn chunks it).
+chunked coding, so its bytes go out as they are and the connection ends with it (uvicorn itself
+would send it chunked).
 
 A streamed body can also be written without the ASGI send chain: the response start of a stream puts
 its cycle in the scope as a DirectStream (restmq/web/sse.py HTTP_STREAM), whose synchronous
@@ -125,8 +126,8 @@ class OneWriteCycle(RequestResponseCycle):
     cycle that ends after its head without a body (the app failed midway) closes the connection, as
     before, only without the head.
 
-    A streamed response gets a synchronous writer (`write_now`) in its scope, and is close-delimited
-    for an HTTP/1.0 request."""
+    A streamed response puts the cycle in its scope as a DirectStream (`write_now`, `on_disconnect`),
+    and is close-delimited for an HTTP/1.0 request."""
 
     close_delimited = False  # an HTTP/1.0 stream: no chunked coding, the connection's end is the body's
     _on_disconnect: Callable[[], object] | None = None
