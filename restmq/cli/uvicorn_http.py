@@ -19,15 +19,30 @@ a body that nobody reads. Here:
 And a response of known length (a Content-Length, or a 204 or 304) goes out in one write: uvicorn
 writes the head on `http.response.start` and the body on `http.response.body`, two system calls
 where one will do (see OneWriteCycle).
+
+A streamed body (no Content-Length) to an HTTP/1.0 request is close-delimited: HTTP/1.0 has no
+chunked coding, so its bytes go out as they are and the connection ends with it (uvicorn itself
+would send it chunked).
+
+A streamed body can also be written without the ASGI send chain: the response start of a stream puts
+its cycle in the scope as a DirectStream (restmq/web/sse.py HTTP_STREAM), whose synchronous
+`write_now` a stream's consumer calls from the dispatcher's callback: no task switch, no send through
+the middleware frames. It refuses (returns False) while the transport's write buffer is over its
+high-water mark, so backpressure holds. Its `on_disconnect` tells the stream that the client left,
+without a task waiting in `receive`. And what an idle stream holds is lighter (restmq/cli/uvicorn_lean.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from restmq.cli.uvicorn_lean import LeanEvent, LeanFlowControl, Pipeline
+from restmq.web.sse import HTTP_STREAM
 
 LINGER = 1.0  # seconds a half-closed connection keeps dropping the rest of a body before it closes
 
@@ -39,6 +54,8 @@ class TimeBoundProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.flow = LeanFlowControl(transport)
+        self.pipeline = Pipeline()  # type: ignore[assignment]
         self._arm()
 
     def data_received(self, data: bytes) -> None:
@@ -69,7 +86,10 @@ class TimeBoundProtocol(HttpToolsProtocol):
         if self._linger is not None:
             self._linger.cancel()
             self._linger = None
+        cycle = self.cycle
         super().connection_lost(exc)
+        if isinstance(cycle, OneWriteCycle):
+            cycle.client_left()
 
     def _drop_the_rest_of_the_body(self) -> None:
         self._discarding = True
@@ -104,7 +124,13 @@ class OneWriteCycle(RequestResponseCycle):
     Such a response's body message always makes uvicorn write (b"" for an empty body), so the held
     head always goes out; HEAD responses (no body write) and streamed ones are written as before. A
     cycle that ends after its head without a body (the app failed midway) closes the connection, as
-    before, only without the head."""
+    before, only without the head.
+
+    A streamed response puts the cycle in its scope as a DirectStream (`write_now`, `on_disconnect`),
+    and is close-delimited for an HTTP/1.0 request."""
+
+    close_delimited = False  # an HTTP/1.0 stream: no chunked coding, the connection's end is the body's
+    _on_disconnect: Callable[[], object] | None = None
 
     async def send(self, message: ASGISendEvent) -> None:
         if message["type"] == "http.response.start" and not self.response_started:
@@ -112,6 +138,14 @@ class OneWriteCycle(RequestResponseCycle):
                 self.keep_alive = False
             if self._known_length(message):
                 self.transport = HeldHead(self, self.transport)  # type: ignore[assignment]
+            elif self.scope["method"] != "HEAD":
+                self._streamed()
+        elif self.close_delimited and message["type"] == "http.response.body" and not self.response_complete:
+            if self.flow.write_paused and not self.disconnected:
+                await self.flow.drain()
+            if not self.disconnected:
+                self._write_close_delimited(message.get("body", b""), more_body=message.get("more_body", False))
+            return
         await super().send(message)
 
     def _known_length(self, message: Any) -> bool:
@@ -120,6 +154,46 @@ class OneWriteCycle(RequestResponseCycle):
         if message["status"] in (204, 304):
             return True
         return any(name.lower() == b"content-length" for name, _ in message.get("headers", ()))
+
+    def _streamed(self) -> None:
+        if self.scope.get("http_version") == "1.0":  # keep_alive is already False: uvicorn says `connection: close`
+            self.close_delimited = True
+            self.chunked_encoding = False  # uvicorn adds no transfer-encoding then
+        # An idle stream holds its cycle for long: a lighter event than asyncio's (its request has been read)
+        self.message_event = LeanEvent(self.message_event.is_set())  # type: ignore[assignment]
+        self.scope[HTTP_STREAM] = self  # type: ignore[literal-required]
+
+    def write_now(self, body: bytes) -> bool:
+        """Write a part of a streamed body at once, if the connection takes it now: False while the
+        transport's buffer is over its high-water mark (or the client is gone), when the caller must
+        go through `send`, which waits for it to drain."""
+        if self.flow.write_paused or self.disconnected or self.response_complete:
+            return False
+        if self.close_delimited:
+            self.transport.write(body)
+        elif body:
+            self.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+        return True
+
+    def on_disconnect(self, callback: Callable[[], object]) -> None:
+        if self.disconnected:
+            callback()
+        else:
+            self._on_disconnect = callback
+
+    def client_left(self) -> None:
+        callback, self._on_disconnect = self._on_disconnect, None
+        if callback is not None:
+            callback()
+
+    def _write_close_delimited(self, body: bytes, *, more_body: bool) -> None:
+        if body:
+            self.transport.write(body)
+        if not more_body:
+            self.response_complete = True
+            self.message_event.set()
+            self.transport.close()
+            self.on_response()
 
 
 class HeldHead:

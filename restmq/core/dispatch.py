@@ -80,6 +80,11 @@ class Consumer:
     it as one chunk, so a burst costs one write per connection, not one per message. Waiting costs
     one future, never a task. Thousands stay open and idle, so each holds little: slots, and a list
     (an empty deque holds a 64-slot block) swapped out whole by `take`.
+
+    A transport that can write synchronously sets `sink`: while it waits in `take` with nothing queued,
+    what is offered is written at once from the offering callback (no task switch); when the sink
+    refuses (the connection's write buffer is full), it is queued as before, and the bound on what
+    waits holds.
     """
 
     __slots__ = (
@@ -93,6 +98,7 @@ class Consumer:
         "_waiter",
         "_on_close",
         "quiet",
+        "sink",
     )
 
     def __init__(self, queue: str, consumer_id: str, lease_ms: int, buffer: int) -> None:
@@ -107,16 +113,31 @@ class Consumer:
         self._waiter: asyncio.Future[None] | None = None
         self._on_close: list[Callable[[], object]] = []
         self.quiet = 0.0  # seconds since the transport last took something (see heartbeat)
+        # writes deliveries now if the connection takes them (True), else refuses (False)
+        self.sink: Callable[[list[Delivery]], bool] | None = None
 
     def offer(self, delivery: Delivery) -> bool:
         if self.closed is not None:
             return False
+        if self._waiter is not None and self.sink is not None and not self._mailbox and self.sink([delivery]):
+            self.quiet = 0.0
+            return True
         if len(self._mailbox) >= self._buffer:
             self.close(f"too slow: {self._buffer} messages waiting to be written")
             return False
         self._mailbox.append(delivery)
         self._wake()
         return True
+
+    def offer_all(self, deliveries: list[Delivery]) -> None:
+        """Offer `deliveries` in order: to a waiting sink, all in one write."""
+        if self._waiter is not None and self.sink is not None and not self._mailbox and self.closed is None:
+            if self.sink(deliveries):
+                self.quiet = 0.0
+                return
+        for delivery in deliveries:
+            if not self.offer(delivery):
+                break
 
     def close(self, reason: str, *, discard: bool = False) -> None:
         """End the stream once what is queued has been written; with `discard` (the reader may no
@@ -205,9 +226,7 @@ class QueueDispatcher:
         if kind == "b":
             deliveries = [Delivery(m["key"], m["value"], m["count"]) for m in orjson.loads(event[1:])]
             for consumer in list(self.consumers.values()):
-                for delivery in deliveries:
-                    if not consumer.offer(delivery):
-                        break
+                consumer.offer_all(deliveries)
         elif kind == "r":
             self._on_assignments(orjson.loads(event[1:]))
         elif event == "purge":

@@ -7,7 +7,8 @@ encodes every message once per format.
 from __future__ import annotations
 
 import struct
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 import orjson
 
@@ -75,6 +76,20 @@ def ws_payload(delivery: Delivery) -> bytes:
 # A server that puts this key in a WebSocket scope's "extensions" accepts a `websocket.send` event with
 # "texts": a list of UTF-8 payloads, each one text frame, written in order and at once (restmq/cli/uvicorn_ws.py).
 WS_TEXTS = "restmq.websocket.texts"
+
+# A server that can write a streamed HTTP body without the ASGI send chain puts, once the stream's
+# `http.response.start` is sent, a DirectStream under this scope key (restmq/cli/uvicorn_http.py).
+HTTP_STREAM = "restmq.http.stream"
+
+
+class DirectStream(Protocol):
+    def write_now(self, body: bytes) -> bool:
+        """Write a part of the body at once; False when the connection cannot take it now (write buffer
+        full, client gone): then the app sends it the ASGI way, which waits for the buffer to drain."""
+
+    def on_disconnect(self, callback: Callable[[], object]) -> None:
+        """Call `callback` once when the client is gone (at once if it already is), so that the app need
+        not wait in `receive` for `http.disconnect`."""
 
 
 _SHORT, _MEDIUM, _LONG = struct.Struct("!BB"), struct.Struct("!BBH"), struct.Struct("!BBQ")

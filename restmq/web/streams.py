@@ -105,8 +105,9 @@ def _raw_headers(media_type: str) -> list[tuple[bytes, bytes]]:
 class ConsumerStream(Response):
     """The ASGI response of one COMET/SSE consumer: the opening chunks (an SSE replay) one by one, then
     everything due as one chunk. It costs the server's own task plus one that notices the client
-    leaving; it ends when the consumer is closed (client gone, too slow, queue deleted, shutdown), even
-    when the client stopped reading."""
+    leaving (none on a server that offers a DirectStream, which also writes to it while it waits);
+    it ends when the consumer is closed (client gone, too slow, queue deleted, shutdown), even when
+    the client stopped reading."""
 
     def __init__(
         self,
@@ -125,12 +126,18 @@ class ConsumerStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         consumer, streams = self.consumer, streams_of(self.request.app)
-        watcher = asyncio.ensure_future(_watch_disconnect(receive, consumer))
+        watcher: asyncio.Future[None] | None = None
         self._task = task = asyncio.current_task()
         assert task is not None
         consumer.on_close(self._closed)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            self._direct = scope.get(sse.HTTP_STREAM)
+            if self._direct is not None:  # the dispatcher's callback writes to this stream while it waits
+                consumer.sink = self._sink
+                self._direct.on_disconnect(self._client_left)
+            else:
+                watcher = asyncio.ensure_future(_watch_disconnect(receive, consumer))
             while self.opening:  # one write at a time: the server waits for a slow client between them
                 chunk = self.opening.pop()  # and what was written is not kept
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -148,7 +155,9 @@ class ConsumerStream(Response):
             task.uncancel()  # our own drop: the server closes the connection of an unfinished response
         finally:
             self._task = None
-            watcher.cancel()
+            consumer.sink = self._direct = None
+            if watcher is not None:
+                watcher.cancel()
             if self._drop is not None:
                 self._drop.cancel()
             _close(self.request, streams, consumer)
@@ -157,6 +166,21 @@ class ConsumerStream(Response):
     _task: asyncio.Task[Any] | None = None
     _drop: asyncio.TimerHandle | None = None
     _dropped = False
+    _direct: sse.DirectStream | None = None
+
+    def _sink(self, batch: list[Delivery]) -> bool:
+        """Write `batch` now, as the stream would once it had taken it (Consumer.sink)."""
+        assert self._direct is not None
+        if not self._direct.write_now(self.encode(batch)):
+            return False
+        if self.consumer.inflight:  # roundrobin messages to ack (a broadcast has none: skip the lookups)
+            streams = streams_of(self.request.app)
+            for delivery in batch:
+                streams.written(self.consumer, delivery)
+        return True
+
+    def _client_left(self) -> None:
+        self.consumer.close("client disconnected")
 
     def _closed(self) -> None:
         """The consumer is closed: the stream has STUCK_GRACE seconds to end; one still running then is
