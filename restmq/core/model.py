@@ -76,6 +76,10 @@ class QueueSettings:
     policy: Policy = Policy.BROADCAST
     status: FlowStatus = FlowStatus.START
     max_deliveries: int = 0
+    # Whether the policy and status were ever set, rather than left at their defaults (the 2010 replies say
+    # "unknown" and null for such a queue); not part of a setting's value, so equality ignores them.
+    policy_set: bool = field(default=False, compare=False)
+    status_set: bool = field(default=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

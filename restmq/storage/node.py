@@ -155,6 +155,8 @@ def _settings(values: Sequence[str | None]) -> QueueSettings:
         policy=Policy(policy) if policy in ("broadcast", "roundrobin") else Policy.BROADCAST,
         status=FlowStatus(status) if status in ("start", "stop") else FlowStatus.START,
         max_deliveries=int(max_deliveries or 0),
+        policy_set=policy is not None,
+        status_set=status is not None,
     )
 
 

@@ -25,7 +25,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 from starlette.staticfiles import StaticFiles
 
 from restmq.config import Settings
-from restmq.core.model import FlowStatus, Policy, QueueSettings, QueueStats
+from restmq.core.model import FlowStatus, Policy, QueueStats
 from restmq.errors import MissingField
 from restmq.web import compat2010_protocol, listings, rest, ui
 from restmq.web.api import ApiRoute
@@ -84,12 +84,11 @@ async def _stats(request: Request, queue: str) -> QueueStats:
     return stats
 
 
-def _known(stats: QueueStats) -> bool:
-    """Whether the queue was ever added to or set. 2010 answered `null` (status) and `unknown` (policy) for one
-    that was not; this server keeps no trace of a setting left at its default, so a queue that holds or held
-    messages answers its effective settings."""
+def _status_known(stats: QueueStats) -> bool:
+    """Whether 2010 would have a status for the queue: its first add wrote `start`, as does a set. It answered
+    `null` (and `""` in /stats/) for a queue never added to and never set."""
     used = stats.counters.get("added", 0) or stats.length or stats.delayed or stats.leased
-    return bool(used) or stats.settings != QueueSettings()
+    return bool(used) or stats.settings.status_set
 
 
 # -- GET / and GET /queue: the 2010 redirects ---------------------------------------------------------
@@ -112,7 +111,9 @@ async def queue_help(request: Request) -> Response:
 async def policy_get(request: Request) -> Response:
     queue = request.path_params["queue"]
     stats = await _stats(request, queue)
-    return _custom(request, {"queue": queue, "value": stats.settings.policy.value if _known(stats) else "unknown"})
+    return _custom(
+        request, {"queue": queue, "value": stats.settings.policy.value if stats.settings.policy_set else "unknown"}
+    )
 
 
 async def policy_set(request: Request) -> Response:
@@ -131,7 +132,7 @@ async def policy_set(request: Request) -> Response:
 
 
 def _status(stats: QueueStats) -> dict[str, object]:
-    return {"queue": stats.queue, "status": STATUS_IDS[stats.settings.status] if _known(stats) else None}
+    return {"queue": stats.queue, "status": STATUS_IDS[stats.settings.status] if _status_known(stats) else None}
 
 
 async def control_get(request: Request) -> Response:
@@ -172,8 +173,9 @@ async def stats_all(request: Request) -> Response:
     page, _ = await listings.visible_page(request)
     listed = {}
     for stats in await rest.service_of(request).stats(page.queues):
-        started = stats.settings.status is FlowStatus.START
-        policy = POLICY_IDS[stats.settings.policy] if _known(stats) else ""
+        # 2010 printed what its keys held, "" for a key never set (and for stop, whose 0 read as false)
+        started = _status_known(stats) and stats.settings.status is FlowStatus.START
+        policy = POLICY_IDS[stats.settings.policy] if stats.settings.policy_set else ""
         listed[stats.queue] = {
             "name": stats.queue,
             "len": stats.length,

@@ -93,8 +93,8 @@ def check_transcript(output: bytes, redis: str) -> None:
     ).encode()
     assert control.startswith(expected_control), control
     assert orjson.loads(control[len(expected_control) :]) == {"queue": "test", "status": 1}  # DELETE: test:2 went
-    # QUEUE POLICY: 2010 said "unknown" for a policy never set; this server says what is in force (docs/compat.md)
-    assert policy.startswith(b'{"queue": "test", "value": "broadcast"}\r\n'), policy
+    # QUEUE POLICY: "unknown" for a policy never set, as 2010 said
+    assert policy.startswith(b'{"queue": "test", "value": "unknown"}\r\n'), policy
     assert policy.count(b"HTTP/1.1 200 OK\r\n") == 2 and policy.count(b"\r\n\r\nOK\r\n") == 2
     assert b'{"queue": "test", "value": "roundrobin"}\r\n' in policy
     assert policy.rstrip().endswith(b'{"queue": "test", "value": "broadcast"}')
