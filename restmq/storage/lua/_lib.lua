@@ -164,3 +164,75 @@ local function housekeep(queue, dead_name, now)
   end
   return {moved, listed}
 end
+
+-- Where a leased message stands for a caller that settles it: 'leased' (its lease runs), or 'missing' (no such
+-- message), 'stale' (delivered again since the caller's count) or 'not_leased' (lease expired or never taken);
+-- and its delivery count.
+local function lease_state(n, expected, now)
+  if redis.call('HEXISTS', K_MSGS, n) == 0 then return 'missing', 0 end
+  local count = tonumber(redis.call('HGET', K_COUNTS, n) or '0')
+  if expected ~= '' and tonumber(expected) ~= count then return 'stale', count end
+  local deadline = redis.call('ZSCORE', K_LEASED, n)
+  if not deadline or tonumber(deadline) <= now then return 'not_leased', count end
+  return 'leased', count
+end
+
+-- An ack: a leased message is in no ready or delayed set; its origin is kept only in a dead-letter queue (which
+-- has no dead_name of its own).
+local function remove_leased(n, dead_name)
+  redis.call('HDEL', K_MSGS, n)
+  redis.call('HDEL', K_COUNTS, n)
+  redis.call('HDEL', K_PRIO, n)
+  redis.call('ZREM', K_LEASED, n)
+  redis.call('ZREM', K_EXPIRES, n)
+  if dead_name == '' then redis.call('HDEL', K_ORIGIN, n) end
+end
+
+-- Deliver up to `want` messages from the head of the ready set, appending n, value, count of each to `out`; `out[2]`
+-- becomes 1 when a dead-letter queue must be listed. take removes a message; lease hides it until now + lease_ms;
+-- peek (the original soft get) leaves it at the head and only raises its delivery count. Returns how many.
+local function deliver(queue, dead_name, mode, want, lease_ms, now, has_ttl, maxd, out)
+  local delivered, budget = 0, want + 1000
+  while delivered < want and budget > 0 do
+    budget = budget - 1
+    local n, score
+    if mode == 'peek' then
+      n = redis.call('ZRANGE', K_READY, 0, 0)[1]
+    else
+      local head = redis.call('ZPOPMIN', K_READY)
+      n, score = head[1], head[2]
+    end
+    if not n then break end
+    local expires = has_ttl and redis.call('ZSCORE', K_EXPIRES, n)
+    local value = redis.call('HGET', K_MSGS, n)
+    local count = tonumber(redis.call('HGET', K_COUNTS, n) or '0')
+    if (expires and tonumber(expires) <= now) or not value then
+      forget(n)
+      redis.call('HINCRBY', K_META, 'expired', 1)
+    elseif maxd > 0 and count >= maxd and dead_name ~= '' then
+      -- already delivered max_deliveries times without an ack (soft gets, or a lowered limit):
+      -- no mode may deliver it again
+      if dead_letter(n, queue, dead_name, now) == 1 then out[2] = 1 end
+    else
+      count = count + 1
+      if mode == 'take' then
+        -- popped from ready, so it is in no other set: only its fields and its ttl entry remain
+        redis.call('HDEL', K_MSGS, n)
+        if count > 1 then redis.call('HDEL', K_COUNTS, n) end
+        if tonumber(score) < 9 * BAND then redis.call('HDEL', K_PRIO, n) end  -- its band: priority above 0
+        if expires then redis.call('ZREM', K_EXPIRES, n) end
+        if dead_name == '' then redis.call('HDEL', K_ORIGIN, n) end  -- a dead letter's history
+      else
+        redis.call('HSET', K_COUNTS, n, count)
+        if mode == 'lease' then redis.call('ZADD', K_LEASED, now + lease_ms, n) end
+      end
+      out[#out + 1] = tonumber(n)
+      out[#out + 1] = value
+      out[#out + 1] = count
+      delivered = delivered + 1
+      if mode == 'peek' then break end
+    end
+  end
+  if delivered > 0 then redis.call('HINCRBY', K_META, 'delivered', delivered) end
+  return delivered
+end

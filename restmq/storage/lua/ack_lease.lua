@@ -22,27 +22,13 @@ local now = now_ms()
 
 local outcomes, acked = {}, 0
 for i = 5, #ARGV - 1, 2 do
-  local n, expected = ARGV[i], ARGV[i + 1]
-  local outcome, count = 'missing', 0
-  if redis.call('HEXISTS', K_MSGS, n) == 1 then
-    count = tonumber(redis.call('HGET', K_COUNTS, n) or '0')
-    local deadline = redis.call('ZSCORE', K_LEASED, n)
-    if expected ~= '' and tonumber(expected) ~= count then
-      outcome = 'stale'
-    elseif not deadline or tonumber(deadline) <= now then
-      outcome = 'not_leased'
-    else
-      -- leased, so in no ready or delayed set; an origin only in a dead-letter queue (no dead_name of its own)
-      redis.call('HDEL', K_MSGS, n)
-      redis.call('HDEL', K_COUNTS, n)
-      redis.call('HDEL', K_PRIO, n)
-      redis.call('ZREM', K_LEASED, n)
-      redis.call('ZREM', K_EXPIRES, n)
-      if dead_name == '' then redis.call('HDEL', K_ORIGIN, n) end
-      outcome, acked = 'ok', acked + 1
-    end
+  local n = ARGV[i]
+  local state, count = lease_state(n, ARGV[i + 1], now)
+  if state == 'leased' then
+    remove_leased(n, dead_name)
+    state, acked = 'ok', acked + 1
   end
-  outcomes[#outcomes + 1] = outcome
+  outcomes[#outcomes + 1] = state
   outcomes[#outcomes + 1] = count
 end
 if acked > 0 then redis.call('HINCRBY', K_META, 'acked', acked) end
@@ -58,33 +44,8 @@ if meta[1] == 'stop' then
 else
   local has_ttl = timed and redis.call('EXISTS', K_EXPIRES) == 1
   local timer = lowered(K_LEASED, now + lease_ms)  -- every lease of this call has that deadline
-  local budget = want + 1000
-  while delivered < want and budget > 0 do
-    budget = budget - 1
-    local n = redis.call('ZPOPMIN', K_READY)[1]
-    if not n then break end
-    local expires = has_ttl and redis.call('ZSCORE', K_EXPIRES, n)
-    local value = redis.call('HGET', K_MSGS, n)
-    local count = tonumber(redis.call('HGET', K_COUNTS, n) or '0')
-    if (expires and tonumber(expires) <= now) or not value then
-      forget(n)
-      redis.call('HINCRBY', K_META, 'expired', 1)
-    elseif maxd > 0 and count >= maxd and dead_name ~= '' then
-      if dead_letter(n, queue, dead_name, now) == 1 then out[2] = 1 end
-    else
-      count = count + 1
-      redis.call('HSET', K_COUNTS, n, count)
-      redis.call('ZADD', K_LEASED, now + lease_ms, n)
-      out[#out + 1] = tonumber(n)
-      out[#out + 1] = value
-      out[#out + 1] = count
-      delivered = delivered + 1
-    end
-  end
-  if delivered > 0 then
-    redis.call('HINCRBY', K_META, 'delivered', delivered)
-    out[3] = timer
-  end
+  delivered = deliver(queue, dead_name, 'lease', want, lease_ms, now, has_ttl, maxd, out)
+  if delivered > 0 then out[3] = timer end
 end
 -- a call that changed nothing may run again: nothing to remember
 if acked > 0 or delivered > 0 or out[2] == 1 then return remember(KEYS[ops], out) end

@@ -15,26 +15,11 @@ local done = replayed(KEYS[ops], KEYS[ops + 1])
 if done then return done end
 local now = now_ms()
 
-if redis.call('HEXISTS', K_MSGS, n) == 0 then
-  return {'missing', 0, 0, -1}
-end
-local count = tonumber(redis.call('HGET', K_COUNTS, n) or '0')
-local deadline = redis.call('ZSCORE', K_LEASED, n)
-if expected ~= '' and tonumber(expected) ~= count then
-  return {'stale', count, 0, -1}
-end
-if not deadline or tonumber(deadline) <= now then
-  return {'not_leased', count, 0, -1}
-end
+local state, count = lease_state(n, expected, now)
+if state ~= 'leased' then return {state, count, 0, -1} end
 
 if action == 'ack' then
-  -- leased, so in no ready or delayed set; an origin only in a dead-letter queue (no dead_name of its own)
-  redis.call('HDEL', K_MSGS, n)
-  redis.call('HDEL', K_COUNTS, n)
-  redis.call('HDEL', K_PRIO, n)
-  redis.call('ZREM', K_LEASED, n)
-  redis.call('ZREM', K_EXPIRES, n)
-  if dead_name == '' then redis.call('HDEL', K_ORIGIN, n) end
+  remove_leased(n, dead_name)
   redis.call('HINCRBY', K_META, 'acked', 1)
   return remember(KEYS[ops], {'ok', count, 0, -1})
 end
