@@ -17,7 +17,8 @@ from typing import Any, cast
 
 import hiredis
 from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
-from redis.exceptions import ConnectionError, DataError, TimeoutError
+from redis.exceptions import ConnectionError, DataError
+from redis.exceptions import TimeoutError as WriteTimeout
 
 
 class _HiredisPacking:
@@ -52,9 +53,9 @@ class _DirectWrites(AbstractConnection):
                     await writer.drain()
             else:
                 await writer.drain()
-        except asyncio.TimeoutError:
+        except TimeoutError:
             await self.disconnect(nowait=True)
-            raise TimeoutError("Timeout writing to socket") from None
+            raise WriteTimeout("Timeout writing to socket") from None
         except OSError as exc:
             await self.disconnect(nowait=True)
             err_no, message = ("UNKNOWN", exc.args[0]) if len(exc.args) == 1 else exc.args[:2]
