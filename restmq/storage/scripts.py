@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
@@ -100,6 +100,11 @@ class Scripts:
         self._library = library()
         self._functions = {name: self._library.function(name) for name in names()}
         self._coalesce = coalesce and isinstance(client, Redis)
+        # one server's client that retries nothing itself (connect()): a call goes to a pooled connection directly
+        retry = client.get_retry() if isinstance(client, Redis) else None
+        self._direct = (
+            retry is not None and retry.get_retries() == 0 and not cast(Redis, client).single_connection_client
+        )
         self._pending: list[Call] = []
         self._senders: set[asyncio.Task[None]] = set()
         self._loading: asyncio.Future[None] | None = None
@@ -120,12 +125,25 @@ class Scripts:
     async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         command = self._fcall(name, keys, args)
         try:
-            return await self._client.execute_command(*command)
+            return await self._execute(command)
         except ResponseError as exc:
             if not function_missing(exc):
                 raise
         await self.load()
-        return await self._client.execute_command(*command)
+        return await self._execute(command)
+
+    async def _execute(self, command: tuple[Any, ...]) -> Any:
+        """What Redis.execute_command does for one FCALL, without its retry wrapper (which would retry nothing)
+        and its per-call metrics: the connection's send and read disconnect it on any error themselves."""
+        if not self._direct:
+            return await self._client.execute_command(*command)
+        pool = cast(Redis, self._client).connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await connection.send_command(*command)
+            return await connection.read_response()
+        finally:
+            await pool.release(connection)
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         if not self._coalesce:
