@@ -26,7 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from restmq.core.model import PopMode, PopResult, SettleAction
 from restmq.core.names import check_queue_name
-from restmq.core.service import ACK_CODES, QueueService
+from restmq.core.service import QueueService
 from restmq.errors import MissingField, RestMQError
 from restmq.web import rest
 from restmq.web.auth import CONSUMER, PRODUCER, Endpoint, authorize
@@ -101,7 +101,7 @@ async def _lease_ack(request: Request, service: QueueService, send: Send) -> Non
     queue = request.path_params["queue"]
     await authorize(request, CONSUMER, queue, "read")
     result = await service.lease_after_acks(queue, [ack], lease=float(match[1]))
-    acked = (b"x-restmq-ack", f"{ack}={ACK_CODES[result.acked[0].outcome]}".encode())
+    acked = (b"x-restmq-ack", rest.ack_outcomes([ack], result).encode())
     await _answer(send, result, acked)
 
 

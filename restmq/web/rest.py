@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import Any, cast
 
 from starlette.requests import Request
@@ -126,10 +127,13 @@ async def _get(request: Request, queue: str, acks: list[str] | None = None) -> P
         return await call()
 
 
+def ack_outcomes(acks: Sequence[str], result: PopResult) -> str:
+    """X-RestMQ-Ack: each ack as given, `=ok` or `=` the error code its DELETE would answer, in order."""
+    return ", ".join(f"{ack}={ACK_CODES[r.outcome]}" for ack, r in zip(acks, result.acked, strict=True))
+
+
 def _pop_headers(result: PopResult, acks: list[str]) -> dict[str, str]:
-    """With acks, X-RestMQ-Ack: each ack as given, `=ok` or `=` the error code its DELETE would answer, in order."""
-    outcomes = ", ".join(f"{ack}={ACK_CODES[r.outcome]}" for ack, r in zip(acks, result.acked, strict=True))
-    return {**_stopped_headers(result), "X-RestMQ-Ack": outcomes}
+    return {**_stopped_headers(result), "X-RestMQ-Ack": ack_outcomes(acks, result)}
 
 
 def _stopped_headers(result: PopResult) -> dict[str, str]:
