@@ -33,6 +33,8 @@ class Settings:
     data_dir: str = "./restmq-data"
     redis: tuple[str, ...] = ()  # external node URLs; more than one builds a ring
     redis_cluster: str | None = None
+    ring_placement: str = "static"  # capacity: ring weights follow the nodes' measured headroom (docs/scaling.md)
+    ring_placement_interval: float = 30.0  # seconds between two placement recomputations (capacity mode)
     fsync: str = "everysec"
     engine_binary: str | None = None
     acl: str | None = None

@@ -10,7 +10,14 @@ from restmq.storage.node import RedisStore
 from restmq.storage.sharded import ShardedStore
 
 
-def open_store(urls: Sequence[str], cluster_url: str | None = None, *, coalesce: bool = True) -> Store:
+def open_store(
+    urls: Sequence[str],
+    cluster_url: str | None = None,
+    *,
+    coalesce: bool = True,
+    placement: str = "static",
+    placement_interval: float = 30.0,
+) -> Store:
     """One node, a consistent-hash ring over several nodes, or a Redis Cluster. `coalesce` pipelines
     the commands of concurrent requests (single nodes and rings; a cluster client routes per slot)."""
     if cluster_url:
@@ -19,4 +26,4 @@ def open_store(urls: Sequence[str], cluster_url: str | None = None, *, coalesce:
         raise ValueError("no backend URL given")
     if len(urls) == 1 and "weight=" not in urls[0]:
         return RedisStore.from_url(urls[0], coalesce=coalesce)
-    return ShardedStore(urls, coalesce=coalesce)
+    return ShardedStore(urls, coalesce=coalesce, placement=placement, placement_interval=placement_interval)

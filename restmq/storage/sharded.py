@@ -40,8 +40,9 @@ from restmq.core.model import (
 )
 from restmq.core.store import EventHandler
 from restmq.errors import BackendUnavailable, DeadlinePassed, RingIncomplete
-from restmq.storage import keys
+from restmq.storage import keys, ring_admin
 from restmq.storage.node import COUNTERS, RedisStore, TokenStates, revocation_time
+from restmq.storage.placement_keeper import PlacementKeeper
 from restmq.storage.ring import HashRing
 from restmq.storage.urls import redact
 
@@ -129,7 +130,15 @@ class Node:
 
 
 class ShardedStore:
-    def __init__(self, urls: Sequence[str], *, refresh_interval: float = 2.0, coalesce: bool = True) -> None:
+    def __init__(
+        self,
+        urls: Sequence[str],
+        *,
+        refresh_interval: float = 2.0,
+        coalesce: bool = True,
+        placement: str = "static",
+        placement_interval: float = 30.0,
+    ) -> None:
         self.nodes: list[Node] = []
         for index, url in enumerate(urls):
             clean, weight = split_weight(url)
@@ -143,12 +152,46 @@ class ShardedStore:
         self._holders_loaded = False  # until the first refresh, every live node may hold any queue
         self._refresh_interval = refresh_interval
         self._monitor: asyncio.Task[None] | None = None
+        # capacity placement (docs/scaling.md): the keeper follows the shared table and swaps self.ring
+        self.placement: PlacementKeeper | None = None
+        if placement == "capacity":
+            self.placement = PlacementKeeper(self.nodes, self._reweigh, interval=placement_interval)
+        self._placer: asyncio.Task[None] | None = None
 
     # -- node selection and health ------------------------------------------------------------
 
     def _start_monitor(self) -> None:
         if self._monitor is None:
             self._monitor = asyncio.get_running_loop().create_task(self._watch(), name="restmq-ring-health")
+        if self.placement is not None and self._placer is None:
+            self._placer = asyncio.get_running_loop().create_task(self.placement.run(), name="restmq-ring-placement")
+
+    def _reweigh(self, weights: Sequence[float]) -> None:
+        """Use new effective weights: only queues whose owner changes move; their older messages are read from
+        the previous owner as after adding a node (it lists them in its registry: self._holders)."""
+        self.ring = HashRing({node.key: weight for node, weight in zip(self.nodes, weights, strict=True)})
+
+    async def _placed(self) -> None:
+        """Before the first placement of this process: follow the shared table once (later, the keeper's loop)."""
+        if self.placement is not None and not self.placement.followed:
+            self._start_monitor()
+            with contextlib.suppress(BackendUnavailable):
+                await self.placement.follow()
+
+    async def ring_view(self) -> dict[str, Any]:
+        return await ring_admin.ring_view(self)
+
+    async def ring_override(self, node: str, weight: float | None) -> dict[str, Any]:
+        return await ring_admin.ring_override(self, node, weight)
+
+    def placement_version(self) -> int | None:
+        table = self.placement.table if self.placement is not None else None
+        return table.version if table is not None else None
+
+    async def owner(self, queue: str) -> int:
+        """The index of the node new messages of `queue` go to now (its first live node on the ring)."""
+        await self._placed()
+        return self._home(queue).index
 
     async def _watch(self) -> None:
         """Probe down nodes with backoff and refresh which nodes hold which queues."""
@@ -259,6 +302,7 @@ class ShardedStore:
     # -- messages -----------------------------------------------------------------------------
 
     async def add(self, queue: str, values: Sequence[str], **options: Any) -> AddResult:
+        await self._placed()
         for node in self._walk(queue):
             if not node.healthy:
                 continue
@@ -608,9 +652,9 @@ class ShardedStore:
         await self._each(lambda s: s.ping())
 
     async def close(self) -> None:
-        if self._monitor is not None:
-            while not self._monitor.done():  # again and again: Python 3.11's wait_for can swallow a cancel
-                self._monitor.cancel()
-                await asyncio.wait({self._monitor}, timeout=0.1)
+        for task in (self._monitor, self._placer):
+            while task is not None and not task.done():  # again and again: Python 3.11's wait_for can swallow a cancel
+                task.cancel()
+                await asyncio.wait({task}, timeout=0.1)
         for node in self.nodes:
             await node.store.close()

@@ -102,7 +102,13 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
     def make_store() -> Store:
         if store_factory is not None:
             return store_factory()
-        return open_store(settings.redis, settings.redis_cluster, coalesce=settings.coalesce)
+        return open_store(
+            settings.redis,
+            settings.redis_cluster,
+            coalesce=settings.coalesce,
+            placement=settings.ring_placement,
+            placement_interval=settings.ring_placement_interval,
+        )
 
     acl = load_acl(settings.acl) if settings.acl else None  # a bad ACL file stops start-up
     shutdown = ShutdownHooks()
@@ -112,6 +118,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         store = make_store()
         service = QueueService(store, settings.limits)
         app.state.service = service
+        app.state.ring = store if hasattr(store, "ring_view") else None  # a ring's admin routes (web/ring.py)
         app.state.streams = streams = Streams(store, service.waiters)
         streams.start()
         remove_hook = shutdown.add(streams.close_consumers)

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from restmq.web import collectd, docs_page, head, observe, openapi, ops, rest, streams, ui
+from restmq.web import collectd, docs_page, head, observe, openapi, ops, rest, ring, streams, ui
 from restmq.web import shapes as s
 from restmq.web.api import ERRORS, HTML, JSON, JSONP, NDJSON, SSE, TEXT, Api, ApiRoute, Out
 from restmq.web.auth import COMET, CONSUMER, PRODUCER, guard
@@ -108,6 +108,11 @@ routes = [
     api("/ready", ops.ready, "GET", "Readiness", "operations", gives={200: s.Ready, 503: s.Ready}, public=True),
     api("/metrics", guard(CONSUMER, "read", observe.metrics), "GET", "Prometheus metrics", "operations",
         gives={200: Out("Metrics.", media=[TEXT])}, errors=(401, 403)),
+    # The ring's placement (restmq/web/ring.py, docs/scaling.md): admins only.
+    api("/admin/ring", guard(PRODUCER, "admin", ring.show), "GET", "Ring placement", "operations",
+        gives={200: Out("Nodes, capacity, weights, shares, placement version.", dict[str, Any])}, errors=(*ERRORS, 409)),
+    api("/admin/ring/{node}/{action}", guard(PRODUCER, "admin", ring.override), "POST", "Override a ring weight",
+        "operations", gives={200: Out("The ring after the change.", dict[str, Any])}, errors=(*ERRORS, 404, 409)),
     # API descriptions (restmq/web/openapi.py; tests/integration/test_openapi.py keeps them true to this table).
     api("/openapi.json", openapi.openapi_json, "GET", "This description", "operations", op_id="openapi",
         gives={200: Out("OpenAPI document.", dict[str, Any])}, public=True),
