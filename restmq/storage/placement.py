@@ -18,7 +18,7 @@ FLOOR = 0.02  # a live node keeps this share of its configured weight (3 ring po
 HYSTERESIS = 0.15  # a node's weight changes only when the new value differs by more than 15 %
 FULL_SPEED_FREE = 0.5  # at least half of the memory free: full weight; below, the weight falls linearly...
 RESERVE_FREE = 0.1  # ...to the floor at 10 % free (a nearly full node takes almost no new queue)
-LATENCY_REFERENCE_MS = 5.0  # a PING round trip up to 5 ms costs nothing; above, the weight falls as 5/latency
+LATENCY_REFERENCE_MS = 20.0  # a PING round trip up to 20 ms costs nothing; above, the weight falls as 20/latency
 
 
 @dataclass(frozen=True)

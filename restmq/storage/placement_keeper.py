@@ -23,7 +23,7 @@ from restmq.errors import BackendUnavailable, BadRequest, Conflict
 from restmq.storage import keys
 from restmq.storage.errors import backend_errors
 from restmq.storage.node import RedisStore
-from restmq.storage.placement import Capacity, Table, capacity_view, first_table, fingerprint, next_weights
+from restmq.storage.placement import Capacity, Table, capacity_view, fingerprint, first_table, next_weights
 
 log = logging.getLogger("restmq.placement")
 
@@ -93,8 +93,12 @@ class PlacementKeeper:
 
     async def run(self) -> None:
         while True:
-            with contextlib.suppress(BackendUnavailable):
+            try:
                 await self.tick()
+            except BackendUnavailable:
+                pass  # the nodes come back: the next tick tries again
+            except Exception:  # a bug must not stop placement for good: logged, tried again
+                log.exception("ring placement tick failed")
             await asyncio.sleep(self.follow_every)
 
     async def tick(self) -> None:
@@ -128,7 +132,9 @@ class PlacementKeeper:
                 continue
             with contextlib.suppress(BackendUnavailable), backend_errors(node.store.name):
                 text = await node.store.client.get(keys.PLACEMENT)
-                table = Table.from_json(text) if text else None
+                table = (
+                    Table.from_json(text if isinstance(text, str) else text.decode(errors="replace")) if text else None
+                )
                 if table is not None:
                     found.append(table)
         return found

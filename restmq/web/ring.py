@@ -73,10 +73,9 @@ def _weight(request: Request) -> float:
 async def override(request: Request) -> Response:
     ring = await _ring(request)
     node, action = request.path_params["node"], request.path_params["action"]
-    weights = {"pin": _weight, "drain": lambda _: 0.0, "unpin": lambda _: None}
-    if action not in weights:
+    if action not in ("pin", "drain", "unpin"):
         raise InvalidParameter("the action is pin, drain or unpin")
-    weight = weights[action](request)
+    weight = _weight(request) if action == "pin" else 0.0 if action == "drain" else None
     view = await ring.ring_override(node, weight)
     client = request.client.host if request.client else "?"
     log.warning("ring %s of node %s (weight %s) by an admin from %s", action, node[:200], weight, client)

@@ -24,7 +24,7 @@ def test_the_weight_falls_with_the_free_memory_to_the_floor() -> None:
 
 
 def test_a_slow_node_gets_less() -> None:
-    assert measured_weight(1, Capacity(0, 100 * MIB, 50.0)) == 0.1
+    assert measured_weight(1, Capacity(0, 100 * MIB, 200.0)) == 0.1
 
 
 def test_small_changes_are_ignored() -> None:
