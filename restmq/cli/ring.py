@@ -101,8 +101,9 @@ def ring(ctx: click.Context, queue: str | None, as_json: bool, url: str, token: 
 
 def _override(ctx: click.Context, node: str, action: str, **params: Any) -> None:
     options = ctx.obj
-    path = f"/admin/ring/{node}/{action}"
-    view = _call("POST", path, options["url"], options["token"], options["timeout"], **params)
+    view = _call(
+        "POST", f"/admin/ring/{action}", options["url"], options["token"], options["timeout"], node=node, **params
+    )
     click.echo(json.dumps(view, indent=2)) if options["json"] else show(view)
 
 

@@ -1,6 +1,7 @@
 """Admin routes of a consistent-hash ring (docs/scaling.md): GET /admin/ring shows each node's capacity, effective
-weight, share of queues and messages and the placement version (`?queue=` adds that queue's owner); POST
-/admin/ring/{node}/pin?weight=N, /drain and /unpin override the automatic weights. Admins only."""
+weight, share of queues and messages and the placement version (`?queue=a&queue=b`: those queues' owners only); POST
+/admin/ring/pin?node=NODE&weight=N, /drain?node=NODE and /unpin?node=NODE override the automatic weights (NODE:
+the node's index or its redacted URL; a URL does not fit in a path segment). Admins only."""
 
 from __future__ import annotations
 
@@ -72,7 +73,9 @@ def _weight(request: Request) -> float:
 
 async def override(request: Request) -> Response:
     ring = await _ring(request)
-    node, action = request.path_params["node"], request.path_params["action"]
+    node, action = request.query_params.get("node"), request.path_params["action"]
+    if node is None:
+        raise MissingField("missing parameter 'node' (its index, or its URL as GET /admin/ring shows it)")
     if action not in ("pin", "drain", "unpin"):
         raise InvalidParameter("the action is pin, drain or unpin")
     weight = _weight(request) if action == "pin" else 0.0 if action == "drain" else None

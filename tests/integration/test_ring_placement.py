@@ -212,7 +212,7 @@ async def test_a_server_with_another_node_list_refuses_the_table(tmp_path: Path,
                 assert [m["value"] for m in await drain(http, "still-served", base=two.url)] == ["v"]
                 cli = await asyncio.to_thread(ring_cli, two.url)
                 assert "CONFLICT" in cli.stdout, cli.stdout
-                pin = await http.post(f"{two.url}/admin/ring/0/pin", params={"weight": "2"})
+                pin = await http.post(f"{two.url}/admin/ring/pin", params={"node": "0", "weight": "2"})
                 assert pin.status_code == 409, pin.text
                 assert "another node list" in two.log()
             # the three-node server's table is intact
@@ -223,23 +223,43 @@ async def test_bad_override_requests_get_clear_errors(tmp_path: Path, nodes: lis
     with serve(capacity_args(nodes), tmp_path, "bad") as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
             for path, params, status in [
-                ("/admin/ring/0/pin", {"weight": "abc"}, 400),
-                ("/admin/ring/0/pin", {"weight": "nan"}, 400),
-                ("/admin/ring/0/pin", {"weight": "-1"}, 400),
-                ("/admin/ring/0/pin", {}, 400),
-                ("/admin/ring/9/drain", {}, 404),
-                ("/admin/ring/redis%3A%2F%2Fnope/drain", {}, 404),
-                ("/admin/ring/0/explode", {}, 400),
+                ("/admin/ring/pin", {"node": "0", "weight": "abc"}, 400),
+                ("/admin/ring/pin", {"node": "0", "weight": "nan"}, 400),
+                ("/admin/ring/pin", {"node": "0", "weight": "-1"}, 400),
+                (
+                    "/admin/ring/pin",
+                    {
+                        "node": "0",
+                    },
+                    400,
+                ),
+                (
+                    "/admin/ring/drain",
+                    {
+                        "node": "9",
+                    },
+                    404,
+                ),
+                ("/admin/ring/drain", {"node": "redis://:***@nope:6379/0"}, 404),
+                ("/admin/ring/drain", {}, 400),
+                (
+                    "/admin/ring/explode",
+                    {
+                        "node": "0",
+                    },
+                    400,
+                ),
             ]:
                 reply = await http.post(path, params=params)
                 assert reply.status_code == status, (path, params, reply.text)
                 assert reply.json()["code"], reply.text
-            for i in (0, 1):
-                assert (await http.post(f"/admin/ring/{i}/drain")).status_code == 200
-            last = await http.post("/admin/ring/2/drain")
+            first = nodes[0].url  # a node named by its URL, as `restmq ring` shows it
+            assert (await http.post("/admin/ring/drain", params={"node": first})).status_code == 200
+            assert (await http.post("/admin/ring/drain", params={"node": "1"})).status_code == 200
+            last = await http.post("/admin/ring/drain", params={"node": "2"})
             assert last.status_code == 409 and "every ring node" in last.json()["error"]
             assert (await http.get("/admin/ring", params={"queue": "bad name!"})).status_code == 400
             assert (await http.get("/ready")).status_code == 200
     with serve([arg for e in nodes for arg in ("--redis", e.url)], tmp_path, "static") as static:
-        reply = httpx.post(f"{static.url}/admin/ring/0/drain")
+        reply = httpx.post(f"{static.url}/admin/ring/drain", params={"node": "0"})
         assert reply.status_code == 409 and "static" in reply.json()["error"]
