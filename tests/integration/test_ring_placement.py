@@ -63,7 +63,9 @@ async def same_owners(http: httpx.AsyncClient, bases: Sequence[str], queues: Seq
         assert all(found == answers[0][1] for _, found in answers), answers
         return answers[0][1]
 
-    return await wait_for(agreed, 20, 0.1, "every server at the same placement version")
+    found = await wait_for(agreed, 20, 0.1, "every server at the same placement version")
+    assert found is not None  # wait_for returns a truthy value
+    return found
 
 
 def squeeze(engine: EmbeddedEngine) -> None:
@@ -206,6 +208,7 @@ async def test_a_server_with_another_node_list_refuses_the_table(tmp_path: Path,
                     return ring if ring["conflict"] else None
 
                 ring = await wait_for(refused, 20, 0.1, "the two-node server to refuse the table")
+                assert ring is not None
                 assert "another node list" in ring["conflict"] and ring["version"] is None
                 assert [n["weight"] for n in ring["nodes"]] == [1.0, 1.0]  # its own static placement
                 await add(http, "still-served", "v", base=two.url)
