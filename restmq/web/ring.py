@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -17,6 +17,11 @@ from restmq.errors import Conflict, Forbidden, InvalidParameter, MissingField
 from restmq.web.auth import Access
 
 log = logging.getLogger("restmq.placement")
+
+
+class OverrideQuery(TypedDict, total=False):
+    node: str  # the node's index in the --redis list, or its URL as GET /admin/ring shows it (password ***)
+    weight: float  # pin only: 0 to 1000
 
 
 class RingAdmin(Protocol):
@@ -73,7 +78,7 @@ def _weight(request: Request) -> float:
 
 async def override(request: Request) -> Response:
     ring = await _ring(request)
-    node, action = request.query_params.get("node"), request.path_params["action"]
+    node, action = request.query_params.get("node"), request.url.path.rsplit("/", 1)[-1]
     if node is None:
         raise MissingField("missing parameter 'node' (its index, or its URL as GET /admin/ring shows it)")
     if action not in ("pin", "drain", "unpin"):

@@ -111,8 +111,9 @@ routes = [
     # The ring's placement (restmq/web/ring.py, docs/scaling.md): admins only.
     api("/admin/ring", guard(PRODUCER, "admin", ring.show), "GET", "Ring placement", "operations",
         gives={200: Out("Nodes, capacity, weights, shares, version.", dict[str, Any])}, errors=(*ERRORS, 409)),
-    api("/admin/ring/{action}", guard(PRODUCER, "admin", ring.override), "POST", "Override a ring weight",
-        "operations", gives={200: Out("The ring after the change.", dict[str, Any])}, errors=(*ERRORS, 404, 409)),
+    *(api(f"/admin/ring/{action}", guard(PRODUCER, "admin", ring.override), "POST", f"Ring: {action} a node",
+          "operations", query=ring.OverrideQuery, gives={200: Out("The ring after the change.", dict[str, Any])},
+          errors=(*ERRORS, 404, 409)) for action in ("pin", "drain", "unpin")),
     # API descriptions (restmq/web/openapi.py; tests/integration/test_openapi.py keeps them true to this table).
     api("/openapi.json", openapi.openapi_json, "GET", "This description", "operations", op_id="openapi",
         gives={200: Out("OpenAPI document.", dict[str, Any])}, public=True),
