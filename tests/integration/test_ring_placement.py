@@ -263,6 +263,10 @@ async def test_bad_override_requests_get_clear_errors(tmp_path: Path, nodes: lis
             assert last.status_code == 409 and "every ring node" in last.json()["error"]
             assert (await http.get("/admin/ring", params={"queue": "bad name!"})).status_code == 400
             assert (await http.get("/ready")).status_code == 200
+            # the dashboard's ring panel: its script is served and the page has its place (shown to admins)
+            assert 'id="ring"' in (await http.get("/ui")).text
+            script = await http.get("/ui/static/ring.js")
+            assert script.status_code == 200 and "/admin/ring" in script.text
     with serve([arg for e in nodes for arg in ("--redis", e.url)], tmp_path, "static") as static:
         reply = httpx.post(f"{static.url}/admin/ring/drain", params={"node": "0"})
         assert reply.status_code == 409 and "static" in reply.json()["error"]
