@@ -76,12 +76,28 @@ class Table:
             table = cls(**raw)
         except (ValueError, TypeError):
             return None
-        sizes = {len(table.names), len(table.configured), len(table.weights)}
-        if not isinstance(table.version, int) or len(sizes) != 1:
-            return None
-        if any(not isinstance(w, int | float) or w < 0 for w in (*table.weights, *table.configured)):
+        if not _well_formed(table):
             return None
         return table
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value < float("inf")
+
+
+def _well_formed(table: Table) -> bool:
+    """Every field of the type it must have (the value is read from a backend anyone with access may write)."""
+    lists = (table.names, table.configured, table.weights)
+    if not isinstance(table.version, int) or not all(isinstance(x, list) for x in lists):
+        return False
+    if len({len(x) for x in lists}) != 1 or not all(isinstance(name, str) for name in table.names):
+        return False
+    if not all(_number(w) for w in (*table.weights, *table.configured)) or not any(table.weights):
+        return False
+    overrides = table.overrides
+    if not isinstance(overrides, dict) or not all(_number(w) for w in overrides.values()):
+        return False
+    return isinstance(table.fingerprint, str) and isinstance(table.by, str) and _number(table.at)
 
 
 def first_table(fp: str, names: Sequence[str], configured: Sequence[float], by: str, at: float) -> Table:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from restmq.storage.placement import FLOOR, Capacity, Table, damped, first_table, measured_weight, next_weights
@@ -45,8 +47,19 @@ def test_a_malformed_table_is_refused() -> None:
     assert Table.from_json('{"version": 1}') is None
     good = first_table("fp", ["a"], [1.0], "me", 0.0)
     assert Table.from_json(good.to_json()) == good
-    bad = good.to_json().replace('"weights":[1.0]', '"weights":[-1]')
-    assert Table.from_json(bad) is None
+    for field, value in [
+        ("weights", [-1]),
+        ("weights", [0]),
+        ("names", [1]),
+        ("overrides", {"0": "x"}),
+        ("version", "1"),
+        ("by", None),
+        ("weights", [float("inf")]),
+        ("configured", {}),
+    ]:
+        raw = json.loads(good.to_json())
+        raw[field] = value
+        assert Table.from_json(json.dumps(raw)) is None, raw
 
 
 def test_a_drained_node_owns_nothing_but_is_walked_last() -> None:
