@@ -10,7 +10,9 @@ so a request's owner lookup never leaves the process. A table for another node l
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
@@ -26,6 +28,8 @@ from restmq.storage.node import RedisStore
 from restmq.storage.placement import Capacity, Table, capacity_view, fingerprint, first_table, next_weights
 
 log = logging.getLogger("restmq.placement")
+
+LATENCY_WINDOW = 5  # samples (intervals) whose median latency a node's weight uses
 
 # Writes the table unless the node holds a newer (or the same) version: versions only grow on every node.
 WRITE_NEWER = """
@@ -60,7 +64,8 @@ class RingNode(Protocol):
 
 
 async def sample(store: RedisStore) -> Capacity:
-    """INFO memory (maxmemory, else the host's memory) and the median of three PING round trips."""
+    """INFO memory (maxmemory, else the host's memory) and the fastest of three PING round trips (the slower ones
+    mostly measure this process's own event loop being busy)."""
     with backend_errors(store.name):
         info: dict[str, Any] = await store.client.info("memory")
         rtts = []
@@ -69,7 +74,7 @@ async def sample(store: RedisStore) -> Capacity:
             await store.client.ping()
             rtts.append((time.perf_counter() - start) * 1000)
     limit = int(info.get("maxmemory") or 0) or int(info.get("total_system_memory") or 0)
-    return Capacity(int(info.get("used_memory") or 0), limit, statistics.median(rtts))
+    return Capacity(int(info.get("used_memory") or 0), limit, min(rtts))
 
 
 class PlacementKeeper:
@@ -85,6 +90,8 @@ class PlacementKeeper:
         self.table: Table | None = None  # the table applied here
         self.conflict: str | None = None  # why the newest table is refused
         self.samples: list[Capacity | None] = [None] * len(nodes)
+        # each node's latency over its last LATENCY_WINDOW samples: the median counts, so one slow moment moves nothing
+        self._latencies: list[collections.deque[float]] = [collections.deque(maxlen=LATENCY_WINDOW) for _ in nodes]
         self._computed_at = -interval  # the first tick computes
         self.followed = False  # the tables were read once
         self._lock = asyncio.Lock()
@@ -119,9 +126,12 @@ class PlacementKeeper:
         if not node.healthy:
             return None
         try:
-            return await sample(node.store)
+            found = await sample(node.store)
         except BackendUnavailable:
             return None
+        window = self._latencies[node.index]
+        window.append(found.latency_ms)
+        return dataclasses.replace(found, latency_ms=statistics.median(window))
 
     # -- reading and writing the table ------------------------------------------------------------
 

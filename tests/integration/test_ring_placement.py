@@ -256,6 +256,7 @@ async def test_bad_override_requests_get_clear_errors(tmp_path: Path, nodes: lis
                 reply = await http.post(path, params=params)
                 assert reply.status_code == status, (path, params, reply.text)
                 assert reply.json()["code"], reply.text
+            assert (await http.post("/admin/ring/explode", params={"node": "0"})).status_code == 404  # no such route
             first = nodes[0].url  # a node named by its URL, as `restmq ring` shows it
             assert (await http.post("/admin/ring/drain", params={"node": first})).status_code == 200
             assert (await http.post("/admin/ring/drain", params={"node": "1"})).status_code == 200
