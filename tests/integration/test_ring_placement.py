@@ -17,6 +17,7 @@ import pytest
 
 from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.placement import FLOOR
+from tests.helpers.auth import bearer, create_token_async
 from tests.helpers.queues import add, drain
 from tests.helpers.server import ServeProcess, free_port, serve
 from tests.helpers.topology import engine_client, engines, registered_queues
@@ -252,3 +253,25 @@ async def test_bad_override_requests_get_clear_errors(tmp_path: Path, nodes: lis
     with serve([arg for e in nodes for arg in ("--redis", e.url)], tmp_path, "static") as static:
         reply = httpx.post(f"{static.url}/admin/ring/drain", params={"node": "0"})
         assert reply.status_code == 409 and "static" in reply.json()["error"]
+
+
+async def test_only_admins_see_and_steer_the_ring(tmp_path: Path, nodes: list[EmbeddedEngine]) -> None:
+    ring_urls = ",".join(e.url for e in nodes)
+    admin = await create_token_async(ring_urls, "*", "admin,read,write")
+    worker = await create_token_async(ring_urls, "orders.*", "read,write")
+    with serve(capacity_args(nodes), tmp_path, "auth") as server:
+        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
+            assert (await http.get("/admin/ring")).status_code == 401
+            assert (await http.post("/admin/ring/drain", params={"node": "1"})).status_code == 401
+            for call in (
+                http.get("/admin/ring", headers=bearer(worker)),
+                http.post("/admin/ring/drain", params={"node": "1"}, headers=bearer(worker)),
+            ):
+                assert (await call).status_code == 403
+            shown = await http.get("/admin/ring", headers=bearer(admin))
+            assert shown.status_code == 200 and [n["weight"] for n in shown.json()["nodes"]] == [1.0, 1.0, 1.0]
+            cli = await asyncio.to_thread(ring_cli, server.url, "--token", admin, "pin", "0", "--weight", "2")
+            assert cli.returncode == 0, cli.stderr
+            refused = await asyncio.to_thread(ring_cli, server.url, "--token", worker, "drain", "1")
+            assert refused.returncode == 1 and "403" in refused.stderr, refused.stderr
+            assert admin not in server.log() and worker not in server.log()
