@@ -31,14 +31,18 @@ log = logging.getLogger("restmq.placement")
 
 LATENCY_WINDOW = 5  # samples (intervals) whose median latency a node's weight uses
 
-# Writes the table unless the node holds a newer (or the same) version: versions only grow on every node.
+# Writes the table unless the node holds a newer one: by version, then (two writers of one version) by time and
+# writer, the order every server picks the newest by. Versions only grow on every node.
 WRITE_NEWER = """
 local current = redis.call('GET', KEYS[1])
 if current then
-  local ok, decoded = pcall(cjson.decode, current)
-  if ok and type(decoded) == 'table' and tonumber(decoded['version']) and
-     tonumber(decoded['version']) >= tonumber(ARGV[2]) then
-    return 0
+  local ok, old = pcall(cjson.decode, current)
+  local is_table = ok and type(old) == 'table'
+  local version, at = is_table and tonumber(old['version']), is_table and tonumber(old['at'])
+  if version and at and type(old['by']) == 'string' then
+    local new_version, new_at = tonumber(ARGV[2]), tonumber(ARGV[3])
+    if version > new_version then return 0 end
+    if version == new_version and (at > new_at or (at == new_at and old['by'] >= ARGV[4])) then return 0 end
   end
 end
 redis.call('SET', KEYS[1], ARGV[1])
@@ -135,19 +139,27 @@ class PlacementKeeper:
 
     # -- reading and writing the table ------------------------------------------------------------
 
-    async def _tables(self) -> list[Table]:
-        found = []
+    async def _tables(self) -> list[tuple[RingNode, Table | None]]:
+        """Each live node's table (None: it has none, or a malformed one)."""
+        found: list[tuple[RingNode, Table | None]] = []
         for node in self.nodes:
             if not node.healthy:
                 continue
             with contextlib.suppress(BackendUnavailable), backend_errors(node.store.name):
                 text = await node.store.client.get(keys.PLACEMENT)
-                table = (
-                    Table.from_json(text if isinstance(text, str) else text.decode(errors="replace")) if text else None
-                )
-                if table is not None:
-                    found.append(table)
+                if isinstance(text, bytes):
+                    text = text.decode(errors="replace")
+                found.append((node, Table.from_json(text) if text else None))
         return found
+
+    async def _write(self, node: RingNode, table: Table) -> bool:
+        """The table on the node unless it holds that version or a newer one; False when the node cannot be reached."""
+        with contextlib.suppress(BackendUnavailable), backend_errors(node.store.name):
+            await node.store.client.eval(
+                WRITE_NEWER, 1, keys.PLACEMENT, table.to_json(), table.version, repr(table.at), table.by
+            )
+            return True
+        return False
 
     async def follow(self) -> None:
         async with self._lock:
@@ -155,11 +167,14 @@ class PlacementKeeper:
 
     async def _follow(self) -> Table | None:
         """Apply the newest table (or record why not); returns it."""
-        tables = await self._tables()
+        found = await self._tables()
         self.followed = True
+        tables = [table for _, table in found if table is not None]
         if not tables:
             return None
-        newest = max(tables, key=lambda t: t.version)
+        # the highest version; should two servers have written the same version at once, every server picks the
+        # same one of them (the later, then by name), and the next version overwrites both
+        newest = max(tables, key=lambda t: (t.version, t.at, t.by))
         if newest.fingerprint != self.fingerprint or len(newest.weights) != len(self.nodes):
             reason = (
                 f"placement table version {newest.version} (by {newest.by}) is for another node list "
@@ -173,8 +188,11 @@ class PlacementKeeper:
         if self.conflict is not None:
             log.info("placement table version %d matches this server's node list again", newest.version)
         self.conflict = None
-        if self.table is None or newest.version > self.table.version:
+        if self.table is None or newest.version > self.table.version or newest != self.table:
             self._use(newest)
+        for node, table in found:  # a node that was down, or was written by a losing writer, gets the newest
+            if table is None or (table.version, table.at, table.by) < (newest.version, newest.at, newest.by):
+                await self._write(node, newest)
         return newest
 
     def _use(self, table: Table) -> None:
@@ -202,11 +220,7 @@ class PlacementKeeper:
             self.me,
             time.time(),
         )
-        written = 0
-        for node in self.nodes:
-            with contextlib.suppress(BackendUnavailable), backend_errors(node.store.name):
-                await node.store.client.eval(WRITE_NEWER, 1, keys.PLACEMENT, table.to_json(), table.version)
-                written += 1
+        written = sum([await self._write(node, table) for node in self.nodes])
         if not written:
             raise BackendUnavailable("placement table not written: every ring node is down")
         log.warning(
