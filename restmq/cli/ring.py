@@ -130,3 +130,15 @@ def drain(ctx: click.Context, node: str) -> None:
 def unpin(ctx: click.Context, node: str) -> None:
     """Give NODE back to the measured weights."""
     _override(ctx, node, "unpin")
+
+
+@ring.command()
+@click.pass_context
+def reset(ctx: click.Context) -> None:
+    """Replace a placement table written for another --redis list by one for this server's list.
+
+    Use it after changing the node list on purpose (every server restarted with the new list): servers still
+    running with the old list refuse the new table from then on, and show the conflict."""
+    options = ctx.obj
+    view = _call("POST", "/admin/ring/reset", options["url"], options["token"], options["timeout"])
+    click.echo(json.dumps(view, indent=2)) if options["json"] else show(view)

@@ -265,3 +265,15 @@ class PlacementKeeper:
                     weights[i] = base.configured[i]
             action = "unpin" if weight is None else ("drain" if weight == 0 else f"pin at {weight}")
             return await self._publish(base, weights, overrides, f"{action} node {index}")
+
+    async def reset(self) -> Table:
+        """Replace the table, whatever node list it was for, by one for this server's list (configured weights, no
+        overrides), one version above the newest: after an intended change of the --redis list. Servers still on
+        the old list refuse it from then on."""
+        async with self._lock:
+            tables = [table for _, table in await self._tables() if table is not None]
+            top = max((table.version for table in tables), default=0)
+            fresh = self._fresh_table()
+            fresh.version = top
+            self.conflict, self.table = None, None
+            return await self._publish(fresh, list(fresh.weights), {}, "reset to this server's node list")

@@ -76,12 +76,22 @@ async def ring_view(store: ShardedStore) -> dict[str, Any]:
     }
 
 
+STATIC = (
+    "ring placement is static: overrides need every server started with --ring-placement capacity "
+    "(with static placement, change ?weight=N in the --redis list of every server)"
+)
+
+
+async def ring_reset(store: ShardedStore) -> dict[str, Any]:
+    if store.placement is None:
+        raise Conflict(STATIC)
+    await store.placement.reset()
+    return await ring_view(store)
+
+
 async def ring_override(store: ShardedStore, node_text: str, weight: float | None) -> dict[str, Any]:
     if store.placement is None:
-        raise Conflict(
-            "ring placement is static: overrides need every server started with --ring-placement capacity "
-            "(with static placement, change ?weight=N in the --redis list of every server)"
-        )
+        raise Conflict(STATIC)
     node = resolve_node(store.nodes, node_text)
     await store.placement.override(node.index, weight)
     return await ring_view(store)

@@ -184,6 +184,9 @@ class ShardedStore:
     async def ring_override(self, node: str, weight: float | None) -> dict[str, Any]:
         return await ring_admin.ring_override(self, node, weight)
 
+    async def ring_reset(self) -> dict[str, Any]:
+        return await ring_admin.ring_reset(self)
+
     def placement_version(self) -> int | None:
         table = self.placement.table if self.placement is not None else None
         return table.version if table is not None else None

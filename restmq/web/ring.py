@@ -31,6 +31,8 @@ class RingAdmin(Protocol):
 
     async def ring_override(self, node: str, weight: float | None) -> dict[str, Any]: ...
 
+    async def ring_reset(self) -> dict[str, Any]: ...
+
     async def owner(self, queue: str) -> int: ...
 
     def placement_version(self) -> int | None: ...
@@ -87,4 +89,13 @@ async def override(request: Request) -> Response:
     view = await ring.ring_override(node, weight)
     client = request.client.host if request.client else "?"
     log.warning("ring %s of node %s (weight %s) by an admin from %s", action, node[:200], weight, client)
+    return JSONResponse(view)
+
+
+async def reset(request: Request) -> Response:
+    """A new placement table for this server's node list, replacing one written for another list."""
+    ring = await _ring(request)
+    view = await ring.ring_reset()
+    client = request.client.host if request.client else "?"
+    log.warning("ring placement reset to this server's node list by an admin from %s", client)
     return JSONResponse(view)

@@ -114,6 +114,8 @@ routes = [
     *(api(f"/admin/ring/{action}", guard(PRODUCER, "admin", ring.override), "POST", f"Ring: {action} a node",
           "operations", query=ring.OverrideQuery, gives={200: Out("The ring after the change.", dict[str, Any])},
           errors=(*ERRORS, 404, 409)) for action in ("pin", "drain", "unpin")),
+    api("/admin/ring/reset", guard(PRODUCER, "admin", ring.reset), "POST", "Ring: a new table for this node list",
+        "operations", gives={200: Out("The ring after the reset.", dict[str, Any])}, errors=(*ERRORS, 409)),
     # API descriptions (restmq/web/openapi.py; tests/integration/test_openapi.py keeps them true to this table).
     api("/openapi.json", openapi.openapi_json, "GET", "This description", "operations", op_id="openapi",
         gives={200: Out("OpenAPI document.", dict[str, Any])}, public=True),

@@ -219,8 +219,18 @@ async def test_a_server_with_another_node_list_refuses_the_table(tmp_path: Path,
                 pin = await http.post(f"{two.url}/admin/ring/pin", params={"node": "0", "weight": "2"})
                 assert pin.status_code == 409, pin.text
                 assert "another node list" in two.log()
-            # the three-node server's table is intact
-            assert (await view(http, three.url))["conflict"] is None
+                assert (await view(http, three.url))["conflict"] is None  # the three-node server's table is intact
+
+                # the list changed on purpose: `restmq ring reset` makes the two-node list's table the newest
+                reset = await asyncio.to_thread(ring_cli, two.url, "reset")
+                assert reset.returncode == 0, reset.stderr
+                assert "CONFLICT" not in reset.stdout, reset.stdout
+
+                async def three_refuses() -> bool:
+                    return bool((await view(http, three.url))["conflict"])
+
+                await wait_for(three_refuses, 20, 0.1, "the three-node server to refuse the reset table")
+                assert (await view(http, two.url))["conflict"] is None
 
 
 async def test_bad_override_requests_get_clear_errors(tmp_path: Path, nodes: list[EmbeddedEngine]) -> None:
