@@ -28,6 +28,7 @@ SETTLE = (*ERRORS, 404, 409)
 COLLECTD_BODY: dict[str, Any] = {JSON: list[dict[str, Any]], TEXT: str}
 TOO_LARGE = (*ERRORS, 413)
 LIST = Api("List queues", "queues", {200: Out("The queue names.", s.QueueList, [HTML])}, s.PagingJsonp)
+RING = Out("Nodes, capacity, weights, shares, placement version (after the change).", dict[str, Any])
 STATS = Api("Statistics of queues, a page at a time", "queues", {200: s.Stats}, s.PagingJsonp)
 
 
@@ -109,13 +110,13 @@ routes = [
     api("/metrics", guard(CONSUMER, "read", observe.metrics), "GET", "Prometheus metrics", "operations",
         gives={200: Out("Metrics.", media=[TEXT])}, errors=(401, 403)),
     # The ring's placement (restmq/web/ring.py, docs/scaling.md): admins only.
-    api("/admin/ring", guard(PRODUCER, "admin", ring.show), "GET", "Ring placement", "operations",
-        gives={200: Out("Nodes, capacity, weights, shares, version.", dict[str, Any])}, errors=(*ERRORS, 409)),
+    api("/admin/ring", guard(PRODUCER, "admin", ring.show), "GET", "Ring placement", "operations", op_id="ring",
+        gives={200: RING}, errors=(*ERRORS, 409)),
     *(api(f"/admin/ring/{action}", guard(PRODUCER, "admin", ring.override), "POST", f"Ring: {action} a node",
-          "operations", query=ring.OverrideQuery, gives={200: Out("The ring after the change.", dict[str, Any])},
+          "operations", op_id=f"ring{action.title()}", query=ring.OverrideQuery, gives={200: RING},
           errors=(*ERRORS, 404, 409)) for action in ("pin", "drain", "unpin")),
     api("/admin/ring/reset", guard(PRODUCER, "admin", ring.reset), "POST", "Ring: a new table for this node list",
-        "operations", gives={200: Out("The ring after the reset.", dict[str, Any])}, errors=(*ERRORS, 409)),
+        "operations", op_id="ringReset", gives={200: RING}, errors=(*ERRORS, 409)),
     # API descriptions (restmq/web/openapi.py; tests/integration/test_openapi.py keeps them true to this table).
     api("/openapi.json", openapi.openapi_json, "GET", "This description", "operations", op_id="openapi",
         gives={200: Out("OpenAPI document.", dict[str, Any])}, public=True),
