@@ -24,9 +24,9 @@ def _call(method: str, path: str, url: str, token: str | None, timeout: float, *
         body: dict[str, Any] = reply.json()
     except ValueError:
         raise Failure(f"{reply.status_code} from {url}{path}: not a JSON answer") from None
-    if reply.status_code != 200:
-        error = body.get("error") if isinstance(body, dict) else None
-        raise Failure(f"{reply.status_code} {error or body}")
+    if reply.status_code != 200:  # worded as the client library words errors: message (CODE, HTTP status)
+        error, code = (body.get("error"), body.get("code")) if isinstance(body, dict) else (None, None)
+        raise Failure(f"{error or body} ({code or 'ERROR'}, HTTP {reply.status_code})")
     return body
 
 

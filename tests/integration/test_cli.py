@@ -24,6 +24,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 COMMANDS = [
     "add", "get", "take", "ack", "release", "tail", "stats", "policy", "control", "purge", "redrive", "bench",
+    "ring",
 ]  # fmt: skip
 
 

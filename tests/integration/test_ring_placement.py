@@ -283,5 +283,5 @@ async def test_only_admins_see_and_steer_the_ring(tmp_path: Path, nodes: list[Em
             cli = await asyncio.to_thread(ring_cli, server.url, "--token", admin, "pin", "0", "--weight", "2")
             assert cli.returncode == 0, cli.stderr
             refused = await asyncio.to_thread(ring_cli, server.url, "--token", worker, "drain", "1")
-            assert refused.returncode == 1 and "403" in refused.stderr, refused.stderr
+            assert refused.returncode == 1 and "(FORBIDDEN, HTTP 403)" in refused.stderr, refused.stderr
             assert admin not in server.log() and worker not in server.log()
