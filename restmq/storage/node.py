@@ -74,7 +74,7 @@ BROKEN = (rexc.ConnectionError, rexc.TimeoutError, OSError)
 NOT_BROKEN = (rexc.BusyLoadingError, rexc.MaxConnectionsError, rexc.AuthenticationError)
 # Scripts whose repeat is harmless: those carrying an operation id, reads, and idempotent writes. Not the
 # streaming dispatch (broadcast, assign): its loop calls again anyway.
-OPERATIONS = frozenset({"add", "pop", "ack_lease", "settle", "delete", "purge", "redrive"})
+OPERATIONS = frozenset({"add", "add_group", "pop", "ack_lease", "settle", "delete", "purge", "redrive"})
 RETRIED = OPERATIONS | {"peek_recent", "history"} | {"settings", "presence"}
 
 # meta hash field -> statistics name
@@ -273,12 +273,18 @@ class RedisStore:
         ttl_ms: int = 0,
         idempotency_key: str | None = None,
         idempotency_window_ms: int = 300_000,
+        group: str | None = None,
     ) -> AddResult:
         qk = keys.queue_keys(queue)
         idem_key = qk.idempotency(idempotency_key) if idempotency_key else qk.meta
         window = idempotency_window_ms if idempotency_key else 0
-        args = [queue, qk.channel, priority, delay_ms, ttl_ms, window, self.key_base, *values]
-        first, last, listed, timer, duplicate = await self._change("add", qk, [*qk.message_keys, idem_key], args)
+        if group is not None:  # message groups: always their own script, never a batch fast path (no priority/delay)
+            args = [queue, qk.channel, group, ttl_ms, window, self.key_base, *values]
+            reply = await self._change("add_group", qk, [*qk.message_keys, idem_key], args)
+        else:
+            args = [queue, qk.channel, priority, delay_ms, ttl_ms, window, self.key_base, *values]
+            reply = await self._change("add", qk, [*qk.message_keys, idem_key], args)
+        first, last, listed, timer, duplicate = reply
         if listed or timer >= 0:
             await self._index(listed=[queue] if listed else (), timer=(queue, timer) if timer >= 0 else None)
         return AddResult(first=first, last=last, duplicate=bool(duplicate))
