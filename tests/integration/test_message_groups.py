@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
+from restmq.client.aio import AsyncClient
 from restmq.core.model import PopMode
 from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.node import RedisStore
@@ -136,6 +137,28 @@ async def test_batch_add_to_a_group_keeps_its_order(http: httpx.AsyncClient) -> 
     assert reply.status_code == 200, reply.text
     got = [m["value"] for m in (await http.get("/q/batch", params={"count": 10})).json()]
     assert got == ["1", "2", "3"]
+
+
+async def test_json_protocol_adds_to_a_group(http: httpx.AsyncClient) -> None:
+    for value in ("p1", "p2"):
+        reply = await http.post("/queue", json={"cmd": "add", "queue": "proto", "value": value, "group": "g"})
+        assert reply.status_code == 200, reply.text
+    assert [m["value"] for m in await lease_all(http, "proto", 30)] == ["p1"]
+    for bad in (7, ["g"], "a b"):
+        reply = await http.post("/queue", json={"cmd": "add", "queue": "proto", "value": "v", "group": bad})
+        assert reply.status_code == 400 and reply.json()["code"] == "PARAMETER_INVALID", reply.text
+
+
+async def test_client_adds_to_a_group_and_acks_on_its_next_lease(server: str) -> None:
+    async with AsyncClient(server, timeout=10) as client:
+        await client.add_batch("cli", ["c1", "c2", "c3"], group="g")
+        await client.add("cli", "d1", group="other")
+        first = await client.lease("cli", 30, count=10)
+        assert [m.value for m in first] == ["c1", "d1"]
+        acked: dict[str, str] = {}
+        second = await client.lease("cli", 30, count=10, ack=first, acked=acked)
+        assert set(acked.values()) == {"ok"}
+        assert [m.value for m in second] == ["c2"]
 
 
 async def test_groups_on_every_topology(topology: str) -> None:
