@@ -88,7 +88,9 @@ local function group_keys(meta)
   return base .. 'groups', base .. 'parked'
 end
 
--- A queue that never had grouped messages pays this one EXISTS per call, and only on the paths where one leaves.
+-- A queue without grouped messages pays this one EXISTS per call, and only on the paths where one leaves; pop.lua
+-- and ack_lease.lua spare even that: they read the meta hash's `grouped` flag (set by every grouped add, never
+-- cleared) with the fields they read anyway, and set GROUPED from it.
 local function grouped()
   if GROUPED == nil then GROUPED = redis.call('EXISTS', (group_keys(K_META))) == 1 end
   return GROUPED

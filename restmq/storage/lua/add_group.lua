@@ -48,6 +48,7 @@ if idem_window > 0 then
   redis.call('SET', KEYS[10], first .. ':' .. last, 'PX', idem_window)
 end
 local listed = redis.call('HSETNX', K_META, 'listed', '1')
+redis.call('HSET', K_META, 'grouped', '1')  -- read by pop.lua and ack_lease.lua (_lib.lua's grouped())
 if ready > 0 then redis.call('SPUBLISH', channel, 'add:1') end
 
 local timer = -1
