@@ -119,11 +119,24 @@ local function leave_group(n)
     return
   end
   redis.call('ZREM', k_parked, next_member)
-  local m = tostring(tonumber(string.sub(next_member, #gid + 2)))
+  local m = string.match(string.sub(next_member, #gid + 2), '^0*(%d+)$')  -- digits as stored, without padding
   redis.call('HSET', k_groups, '=' .. gid, m)
   local order = tonumber(string.match(redis.call('HGET', k_groups, m), '^(%d+) '))
   redis.call('ZADD', K_READY, 9 * BAND + MID + order, m)  -- groups carry no priority (service.py refuses one)
   redis.call('SPUBLISH', string.sub(K_META, 1, -5) .. 'ev', 'add:1')  -- wakes long-polls and streams
+end
+
+-- Message n (just stored in the queue of `meta`, `ready`) joins group gid as the queue's order-th message: the
+-- group's head when it has none (ready at that place, returns 1), else parked behind it (returns 0).
+local function join_group(meta, ready, n, gid, order)
+  local k_groups, k_parked = group_keys(meta)
+  redis.call('HSET', k_groups, n, order .. ' ' .. gid)
+  if redis.call('HSETNX', k_groups, '=' .. gid, n) == 0 then
+    redis.call('ZADD', k_parked, 0, parked_member(gid, n))
+    return 0
+  end
+  redis.call('ZADD', ready, 9 * BAND + MID + order, n)
+  return 1
 end
 
 -- The group id of message n, or nil.

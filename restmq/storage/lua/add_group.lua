@@ -27,21 +27,12 @@ init_seq(K_META, ARGV[6])
 local last = redis.call('HINCRBY', K_META, 'seq', count)
 local first = last - count + 1
 local order = redis.call('HINCRBY', K_META, 'order', count) - count
-local k_groups, k_parked = group_keys(K_META)
-local head = redis.call('HGET', k_groups, '=' .. gid)
 local ready = 0
 for i = 1, count do
   local n = first + i - 1
   redis.call('HSET', K_MSGS, n, ARGV[6 + i])
-  redis.call('HSET', k_groups, n, (order + i) .. ' ' .. gid)
   if ttl > 0 then redis.call('ZADD', K_EXPIRES, now + ttl, n) end
-  if head then
-    redis.call('ZADD', k_parked, 0, parked_member(gid, n))
-  else
-    head, ready = n, 1
-    redis.call('HSET', k_groups, '=' .. gid, n)
-    redis.call('ZADD', K_READY, 9 * BAND + MID + order + i, n)
-  end
+  ready = ready + join_group(K_META, K_READY, n, gid, order + i)
 end
 redis.call('HINCRBY', K_META, 'added', count)
 if idem_window > 0 then
