@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import pytest
 import redis
@@ -297,7 +297,8 @@ class LeaseModel(RuleBasedStateMachine):
         assert not (ready & leased) and not (ready & self.finished) and not (leased & self.finished)
         assert ready | leased | self.finished == set(self.values)
         # one message of a group in flight at most: its head, never a parked one
-        in_flight = [self.group_of[int(n)] for n in self.sync.zrange(self.qk.leased, 0, -1) if int(n) in self.group_of]
+        leased_now = [int(n) for n in cast(list[str], self.sync.zrange(self.qk.leased, 0, -1))]
+        in_flight = [self.group_of[n] for n in leased_now if n in self.group_of]
         assert len(in_flight) == len(set(in_flight)) and not (parked & leased)
 
 
