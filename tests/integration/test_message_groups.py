@@ -15,6 +15,8 @@ from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.node import RedisStore
 from tests.helpers.queues import Message, add, stats, take, wait_stats
 from tests.helpers.server import ServeProcess, serve
+from tests.helpers.streams import sse
+from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -144,6 +146,28 @@ async def test_batch_add_to_a_group_keeps_its_order(http: httpx.AsyncClient) -> 
     assert got == ["1", "2", "3"]
 
 
+async def test_an_idempotent_retry_adds_nothing_to_the_group(http: httpx.AsyncClient) -> None:
+    headers = {"Idempotency-Key": "once"}
+    first = await http.post("/q/idem", data={"value": "v", "group": "g"}, headers=headers)
+    again = await http.post("/q/idem", data={"value": "v", "group": "g"}, headers=headers)
+    assert first.status_code == again.status_code == 200 and first.text == again.text
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert (await stats(http, "idem"))["length"] == 1
+
+
+async def test_a_full_batch_in_one_group_is_delivered_in_order(http: httpx.AsyncClient) -> None:
+    values = [str(i) for i in range(10_000)]
+    reply = await http.post("/q/big", params={"group": "g"}, json=values)
+    assert reply.status_code == 200, reply.text
+    assert (await stats(http, "big"))["length"] == 10_000
+    got: list[str] = []
+    while len(got) < len(values):
+        batch = await http.get("/q/big", params={"count": 1000})
+        assert batch.status_code == 200, batch.text
+        got += [m["value"] for m in batch.json()]
+    assert got == values
+
+
 async def test_json_protocol_adds_to_a_group(http: httpx.AsyncClient) -> None:
     for value in ("p1", "p2"):
         reply = await http.post("/queue", json={"cmd": "add", "queue": "proto", "value": value, "group": "g"})
@@ -164,6 +188,33 @@ async def test_client_adds_to_a_group_and_acks_on_its_next_lease(server: str) ->
         second = await client.lease("cli", 30, count=10, ack=first, acked=acked)
         assert set(acked.values()) == {"ok"}
         assert [m.value for m in second] == ["c2"]
+
+
+async def test_roundrobin_stream_in_lease_mode_holds_the_group_until_acked(server: str) -> None:
+    async with httpx.AsyncClient(base_url=server, timeout=30) as http:
+        assert (await http.post("/p/rr", data={"policy": "roundrobin"})).status_code == 200
+        async with sse(server, "rr", lease="30") as one, sse(server, "rr", lease="30") as two:
+            await wait_stats(http, "rr", lambda s: s["consumers"] == 2, "two consumers")
+            await add_grouped(http, "rr", "g", "g1", "g2", "g3")
+            await add_grouped(http, "rr", "h", "h1")
+
+            def streamed() -> list[Message]:
+                return sorted(one.messages + two.messages, key=lambda m: int(m["key"].rsplit(":", 1)[1]))
+
+            for done in range(3):
+                # g's head and h1 are in flight; the rest of g waits parked until the head is acked
+                await wait_stats(
+                    http, "rr", lambda s, d=done: (s["leased"], s["length"]) == (2, 2 - d), "heads in flight"
+                )
+
+                async def head_streamed(d: int = done) -> bool:
+                    return sum(m["value"].startswith("g") for m in streamed()) == d + 1
+
+                await wait_for(head_streamed, 10, 0.01, "the group's head to be streamed")
+                values = [m["value"] for m in streamed()]
+                assert [v for v in values if v.startswith("g")] == [f"g{i}" for i in range(1, done + 2)]
+                await ack(http, "rr", next(m["key"] for m in streamed() if m["value"] == f"g{done + 1}"))
+            await wait_stats(http, "rr", lambda s: (s["leased"], s["length"]) == (1, 0), "only h1 in flight")
 
 
 async def test_groups_on_every_topology(topology: str) -> None:
