@@ -4,7 +4,7 @@ delivered in the order added, at most one of them in flight at a time, on every 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import httpx
 import pytest
@@ -13,7 +13,7 @@ from restmq.client.aio import AsyncClient
 from restmq.core.model import PopMode
 from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.node import RedisStore
-from tests.helpers.queues import Message, add, stats, take, wait_stats
+from tests.helpers.queues import Message, Stats, add, stats, take, wait_stats
 from tests.helpers.server import ServeProcess, serve
 from tests.helpers.streams import sse
 from tests.helpers.wait import wait_for
@@ -32,6 +32,10 @@ async def lease_all(http: httpx.AsyncClient, queue: str, seconds: float, count: 
     assert reply.status_code == 200, reply.text
     got: list[Message] = reply.json()
     return got
+
+
+def counts_are(*, leased: int, length: int) -> Callable[[Stats], bool]:
+    return lambda s: (s["leased"], s["length"]) == (leased, length)
 
 
 async def ack(http: httpx.AsyncClient, queue: str, key: str) -> None:
@@ -203,18 +207,16 @@ async def test_roundrobin_stream_in_lease_mode_holds_the_group_until_acked(serve
 
             for done in range(3):
                 # g's head and h1 are in flight; the rest of g waits parked until the head is acked
-                await wait_stats(
-                    http, "rr", lambda s, d=done: (s["leased"], s["length"]) == (2, 2 - d), "heads in flight"
-                )
+                await wait_stats(http, "rr", counts_are(leased=2, length=2 - done), "heads in flight")
 
                 async def head_streamed(d: int = done) -> bool:
-                    return sum(m["value"].startswith("g") for m in streamed()) == d + 1
+                    return [m["value"][0] for m in streamed()].count("g") == d + 1
 
                 await wait_for(head_streamed, 10, 0.01, "the group's head to be streamed")
                 values = [m["value"] for m in streamed()]
                 assert [v for v in values if v.startswith("g")] == [f"g{i}" for i in range(1, done + 2)]
                 await ack(http, "rr", next(m["key"] for m in streamed() if m["value"] == f"g{done + 1}"))
-            await wait_stats(http, "rr", lambda s: (s["leased"], s["length"]) == (1, 0), "only h1 in flight")
+            await wait_stats(http, "rr", counts_are(leased=1, length=0), "only h1 in flight")
 
 
 async def test_groups_on_every_topology(topology: str) -> None:
