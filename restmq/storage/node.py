@@ -278,12 +278,17 @@ class RedisStore:
         qk = keys.queue_keys(queue)
         idem_key = qk.idempotency(idempotency_key) if idempotency_key else qk.meta
         window = idempotency_window_ms if idempotency_key else 0
-        if group is not None:  # message groups: always their own script, never a batch fast path (no priority/delay)
+        if group is not None:  # message groups: always their own script, never a batch fast path
             args = [queue, qk.channel, group, ttl_ms, window, self.key_base, *values]
-            reply = await self._change("add_group", qk, [*qk.message_keys, idem_key], args)
-        else:
-            args = [queue, qk.channel, priority, delay_ms, ttl_ms, window, self.key_base, *values]
-            reply = await self._change("add", qk, [*qk.message_keys, idem_key], args)
+            return await self._added(queue, await self._change("add_group", qk, [*qk.message_keys, idem_key], args))
+        args = [queue, qk.channel, priority, delay_ms, ttl_ms, window, self.key_base, *values]
+        first, last, listed, timer, duplicate = await self._change("add", qk, [*qk.message_keys, idem_key], args)
+        if listed or timer >= 0:
+            await self._index(listed=[queue] if listed else (), timer=(queue, timer) if timer >= 0 else None)
+        return AddResult(first=first, last=last, duplicate=bool(duplicate))
+
+    async def _added(self, queue: str, reply: Sequence[int]) -> AddResult:
+        """An add script's reply (add.lua's shape) as an AddResult, after the index writes it asks for."""
         first, last, listed, timer, duplicate = reply
         if listed or timer >= 0:
             await self._index(listed=[queue] if listed else (), timer=(queue, timer) if timer >= 0 else None)
