@@ -261,6 +261,13 @@ class RedisStore:
 
         await self._retrying(write)
 
+    async def _added(self, queue: str, reply: Sequence[int]) -> AddResult:
+        """An add script's reply (add.lua's shape) as an AddResult, after the index writes it asks for."""
+        first, last, listed, timer, duplicate = reply
+        if listed or timer >= 0:
+            await self._index(listed=[queue] if listed else (), timer=(queue, timer) if timer >= 0 else None)
+        return AddResult(first=first, last=last, duplicate=bool(duplicate))
+
     # -- messages ---------------------------------------------------------------------------
 
     async def add(
@@ -283,13 +290,6 @@ class RedisStore:
             return await self._added(queue, await self._change("add_group", qk, [*qk.message_keys, idem_key], args))
         args = [queue, qk.channel, priority, delay_ms, ttl_ms, window, self.key_base, *values]
         first, last, listed, timer, duplicate = await self._change("add", qk, [*qk.message_keys, idem_key], args)
-        if listed or timer >= 0:
-            await self._index(listed=[queue] if listed else (), timer=(queue, timer) if timer >= 0 else None)
-        return AddResult(first=first, last=last, duplicate=bool(duplicate))
-
-    async def _added(self, queue: str, reply: Sequence[int]) -> AddResult:
-        """An add script's reply (add.lua's shape) as an AddResult, after the index writes it asks for."""
-        first, last, listed, timer, duplicate = reply
         if listed or timer >= 0:
             await self._index(listed=[queue] if listed else (), timer=(queue, timer) if timer >= 0 else None)
         return AddResult(first=first, last=last, duplicate=bool(duplicate))
