@@ -41,14 +41,14 @@ class Store(Protocol):
         priority: int = 0,
         delay_ms: int = 0,
         ttl_ms: int = 0,
+        # a message group (no priority, no delay): its messages are delivered in the order added, one of them in
+        # flight at a time (docs/semantics.md, "Message groups")
+        group: str | None = None,
         idempotency_key: str | None = None,
         idempotency_window_ms: int = 300_000,
-        group: str | None = None,
     ) -> AddResult:
         """Append values (all or nothing) and return their numbers. A known idempotency key within
-        its window returns the first add's numbers with duplicate=True and adds nothing. With a `group`
-        (no priority, no delay), the values join that message group: delivered in order, one of the
-        group in flight at a time (docs/semantics.md, "Message groups")."""
+        its window returns the first add's numbers with duplicate=True and adds nothing."""
         ...
 
     async def pop(self, queue: str, mode: PopMode, count: int = 1, lease_ms: int = 0) -> PopResult:

@@ -194,9 +194,9 @@ end
 local function dead_letter(n, queue, dead_name, now)
   if dead_name == '' then return 0 end
   local value = redis.call('HGET', K_MSGS, n)
+  local group = group_of(n)  -- kept in the dead letter's history; the dead-letter queue itself has no groups
   local count = tonumber(redis.call('HGET', K_COUNTS, n) or '0')
   local p = priority_of(n)
-  local group = group_of(n)  -- kept in the dead letter's history; the dead-letter queue itself has no groups
   forget(n)
   redis.call('HINCRBY', K_META, 'dead', 1)
   if not value then return 0 end

@@ -12,11 +12,11 @@ local moved = 0
 while moved < limit do
   local n = redis.call('ZPOPMIN', K_READY)[1]
   if not n then break end
-  local value = redis.call('HGET', K_MSGS, n)
-  local p = priority_of(n)
   -- a dead letter of a message group goes back into its group, behind the group's messages already there
   local origin = redis.call('HGET', K_ORIGIN, n)
   local group = origin and cjson.decode(origin).group
+  local value = redis.call('HGET', K_MSGS, n)
+  local p = priority_of(n)
   forget(n)
   if value then
     init_seq(q_meta, redis.call('HGET', K_META, 'base') or '0')
