@@ -13,6 +13,7 @@ from restmq.client.aio import AsyncClient
 from restmq.core.model import PopMode
 from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.node import RedisStore
+from tests.helpers.lossy_link import lossy_link
 from tests.helpers.queues import Message, Stats, add, stats, take, wait_stats
 from tests.helpers.server import ServeProcess, serve
 from tests.helpers.streams import sse
@@ -234,6 +235,22 @@ async def test_groups_on_every_topology(topology: str) -> None:
                 for m in got:
                     await ack(http, queue, m["key"])
             assert (await stats(http, queue))["length"] == 0
+
+
+async def test_a_grouped_add_whose_reply_was_lost_is_added_once(redis_url: str, engine: EmbeddedEngine) -> None:
+    """The retry after a lost reply replays it (operation ids): the group holds each message once, in order."""
+    with lossy_link(engine.socket_path) as link:
+        store = RedisStore.from_url(link.url)
+        try:
+            link.lose_next_reply_to(b"lossy")
+            added = await store.add("lossy", ["1", "2"], group="g")
+            assert link.lost == 1 and added.last == added.first + 1
+            (current,) = await store.stats(["lossy"])
+            assert current.length == 2
+            taken = await store.pop("lossy", PopMode.TAKE, 10)
+            assert [m.value for m in taken.messages] == ["1", "2"]
+        finally:
+            await store.close()
 
 
 async def test_store_reports_parked_messages_as_waiting(store: RedisStore) -> None:
