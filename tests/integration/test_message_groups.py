@@ -4,7 +4,11 @@ delivered in the order added, at most one of them in flight at a time, on every 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -305,3 +309,21 @@ async def test_one_in_flight_per_group_across_two_servers(clients: list[httpx.As
 
     await asyncio.wait_for(asyncio.gather(*(worker(http) for http in clients * 2)), 60)
     assert seen == {group: list(range(5)) for group in groups}
+
+
+def test_cli_adds_to_a_group(two_servers: list[ServeProcess], redis_url: str, tmp_path: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "RESTMQ_URL": two_servers[0].url}
+        return subprocess.run(
+            [sys.executable, "-m", "restmq", *args], capture_output=True, text=True, env=env, timeout=60
+        )
+
+    assert cli("add", "clig", "one", "--group", "g").stdout == "clig:1\n"
+    lines = tmp_path / "lines.txt"
+    lines.write_text("two\nthree\n")
+    assert cli("add", "clig", "--file", str(lines), "--group", "g", "-q").returncode == 0
+    refused = cli("add", "clig", "x", "--group", "g", "--priority", "2")
+    assert refused.returncode != 0 and "group" in refused.stderr
+    reply = httpx.get(f"{two_servers[1].url}/q/clig", params={"lease": 30, "count": 10}, timeout=10)
+    assert [m["value"] for m in reply.json()] == ["one"]
+    assert httpx.get(f"{two_servers[1].url}/stats/clig", timeout=10).json()["length"] == 2
