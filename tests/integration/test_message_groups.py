@@ -224,6 +224,19 @@ async def test_roundrobin_stream_in_lease_mode_holds_the_group_until_acked(serve
             await wait_stats(http, "rr", counts_are(leased=1, length=0), "only h1 in flight")
 
 
+async def test_broadcast_stream_delivers_a_group_in_order(server: str) -> None:
+    async with httpx.AsyncClient(base_url=server, timeout=30) as http, sse(server, "bc") as reader:
+        await add_grouped(http, "bc", "g", "g1", "g2", "g3")
+        await add(http, "bc", "plain")
+
+        async def all_streamed() -> bool:
+            return len(reader.messages) == 4
+
+        await wait_for(all_streamed, 10, 0.01, "four streamed messages")
+        assert [m["value"] for m in reader.messages] == ["g1", "g2", "g3", "plain"]
+        assert (await stats(http, "bc"))["length"] == 0
+
+
 async def test_groups_on_every_topology(topology: str) -> None:
     async with httpx.AsyncClient(base_url=topology, timeout=30) as http:
         queues = ["t1", "t2", "t3"]
