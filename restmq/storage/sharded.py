@@ -42,6 +42,7 @@ from restmq.core.store import EventHandler
 from restmq.errors import BackendUnavailable, DeadlinePassed, RingIncomplete
 from restmq.storage import keys
 from restmq.storage.node import COUNTERS, RedisStore, TokenStates, revocation_time
+from restmq.storage.push_ring import RingPushCommands
 from restmq.storage.ring import HashRing
 from restmq.storage.urls import redact
 
@@ -128,7 +129,7 @@ class Node:
         return self.store.name
 
 
-class ShardedStore:
+class ShardedStore(RingPushCommands):  # push subscriptions: storage/push_ring.py
     def __init__(self, urls: Sequence[str], *, refresh_interval: float = 2.0, coalesce: bool = True) -> None:
         self.nodes: list[Node] = []
         for index, url in enumerate(urls):
