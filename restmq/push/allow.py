@@ -4,10 +4,11 @@ Each rule is a host name (`hooks.example.com`), a domain's subdomains (`*.exampl
 optionally prefixed with the one scheme it allows (`http://` or `https://`). Without a prefix a name rule allows
 https only, and an address or network rule allows both (addresses seldom have certificates).
 
-A target passes when its scheme is allowed and EVERY address its host resolves to is allowed: an address inside an
-address/network rule; or, for a host matching a name rule, an address that is public. Loopback, private,
-link-local, shared, multicast and reserved addresses are reachable only through an address/network rule that
-names them: a public name resolving to 127.0.0.1 or 169.254.169.254 is refused.
+A target given by address passes when an address/network rule holds it (and allows its scheme). A target given by
+name passes when a name rule matches it (and allows its scheme) and EVERY address the name resolves to is public or
+inside an address/network rule. Loopback, private, link-local, shared, multicast and reserved addresses are
+reachable only through an address/network rule that names them: an allowed name resolving to 127.0.0.1 or
+169.254.169.254 is refused.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ class AllowList:
 
     def check_url(self, url: str) -> None:
         """What can be checked before resolving: the scheme, and an address literal or a host name against the
-        rules (a name no name rule matches may still reach an allowed network: decided when it resolves)."""
+        rules."""
         parts = urlsplit(url)
         host = (parts.hostname or "").rstrip(".")
         try:
@@ -93,13 +94,19 @@ class AllowList:
         if literal is not None:
             self.check_addresses(parts.scheme, host, [literal])
             return
-        if not any(parts.scheme in rule.schemes for rule in self.rules if rule.network or rule.matches_name(host)):
+        if not any(parts.scheme in rule.schemes for rule in self.rules if rule.matches_name(host.lower())):
             raise PushTargetNotAllowed(f"push target {parts.scheme}://{host} is not allowed by --push-allow")
 
     def check_addresses(self, scheme: str, host: str, addresses: Sequence[Address]) -> None:
         """Every address `host` resolved to must be allowed (PushTargetNotAllowed names the first that is not)."""
         host = host.lower().rstrip(".")
-        named = any(rule.matches_name(host) and scheme in rule.schemes for rule in self.rules)
+        try:
+            ipaddress.ip_address(host)
+            named = False  # an address literal passes through an address/network rule only
+        except ValueError:
+            named = any(rule.matches_name(host) and scheme in rule.schemes for rule in self.rules)
+            if not named:
+                raise PushTargetNotAllowed(f"push target {scheme}://{host} is not allowed by --push-allow") from None
         if not addresses:
             raise PushTargetNotAllowed(f"push target {host} resolved to no address")
         for raw in addresses:

@@ -54,6 +54,9 @@ class PushRunner:
     def start(self) -> None:
         self._watch = asyncio.create_task(self._watch_list(), name="restmq-push")
 
+    def in_flight(self) -> int:
+        return len(self._deliveries)
+
     def changed(self) -> None:
         """A subscription was saved or removed through this process: read the list now."""
         self._changed.set()

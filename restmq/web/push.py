@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import orjson
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -95,3 +96,24 @@ def start_push(state: Any, allow: AllowList) -> PushRunner | None:
         state.push = PushRunner(cast(PushBackend, service.store), service.waiters, allow)
         state.push.start()
     return cast(PushRunner | None, state.push)
+
+
+def push_families(runner: PushRunner | None) -> list[object]:
+    """restmq_push_* for this process (nothing without --push-allow). No label holds a URL (it may carry a token)."""
+    if runner is None:
+        return []
+    deliveries = CounterMetricFamily(
+        "restmq_push_deliveries",
+        "Push delivery attempts of this process, by outcome: delivered (2xx, acknowledged), delivered_late (2xx "
+        "after the lease ran out), failed, refused (address not allowed), dead (moved to <queue>:dead), paused (410)",
+        labels=["outcome"],
+    )
+    for outcome in ("delivered", "delivered_late", "failed", "refused", "dead", "paused"):
+        deliveries.add_metric([outcome], runner.counts[outcome])
+    subscriptions = GaugeMetricFamily(
+        "restmq_push_subscriptions", "Push subscriptions this process delivers", value=len(runner.subscriptions)
+    )
+    in_flight = GaugeMetricFamily(
+        "restmq_push_in_flight", "Push deliveries of this process waiting for a reply", value=runner.in_flight()
+    )
+    return [deliveries, subscriptions, in_flight]
