@@ -57,8 +57,13 @@ class PushRunner:
     def in_flight(self) -> int:
         return len(self._deliveries)
 
-    def changed(self) -> None:
-        """A subscription was saved or removed through this process: read the list now."""
+    def changed(self, queue: str, saved: Subscription | None) -> None:
+        """A subscription was saved (or removed: None) through this process: this process uses it at once, and
+        reads the list again now (other processes see the change at their next read, within REFRESH)."""
+        if saved is None:
+            self.subscriptions.pop(queue, None)
+        else:
+            self.subscriptions[queue] = saved
         self._changed.set()
 
     async def close(self) -> None:

@@ -54,7 +54,7 @@ async def save(request: Request) -> Response:
     await _backend(request).save_push(queue, sub.fields())
     runner: PushRunner | None = request.app.state.push
     if runner is not None:
-        runner.changed()
+        runner.changed(queue, sub)
     return await show(request)
 
 
@@ -71,7 +71,7 @@ async def remove(request: Request) -> Response:
     removed = await _backend(request).delete_push(queue)
     runner: PushRunner | None = request.app.state.push
     if runner is not None:
-        runner.changed()
+        runner.changed(queue, None)
     return render(request, {"queue": queue, "removed": removed})
 
 
