@@ -144,7 +144,8 @@ def parse_request(queue: str, raw: Any) -> Subscription:
     unknown = sorted(set(raw) - {"url", "secret", "timeout", "max_in_flight", "rate", "max_attempts", "backoff"})
     if unknown:
         raise InvalidParameter(f"unknown field {unknown[0]!r}")
-    backoff = raw.get("backoff") or {}
+    backoff = raw.get("backoff")
+    backoff = {} if backoff is None else backoff
     if not isinstance(backoff, dict) or set(backoff) - {"base", "cap"}:
         raise InvalidParameter('backoff must be {"base": seconds, "cap": seconds}')
     base, cap = _number(backoff, "base", BACKOFF_BASE), _number(backoff, "cap", BACKOFF_CAP)
