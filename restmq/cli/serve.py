@@ -355,6 +355,16 @@ def _tokens_exist(settings: Settings) -> bool:
         return False
 
 
+def _push_allow(options: dict[str, Any]) -> tuple[str, ...]:
+    """--push-allow's rules, each checked (restmq/push/allow.py)."""
+    rules = _comma_list(options["push_allow"])
+    try:
+        AllowList(rules)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--push-allow") from None
+    return rules
+
+
 def _comma_list(values: tuple[str, ...]) -> tuple[str, ...]:
     """A repeatable option whose values may also be comma lists: ("a,b", "c") -> ("a", "b", "c")."""
     return tuple(item.strip() for value in values for item in value.split(",") if item.strip())
@@ -387,14 +397,9 @@ def build_settings(options: dict[str, Any]) -> Settings:
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--forwarded-allow-ips") from None
     ingest = ingest_settings(options, limits)
-    push_allow = _comma_list(options["push_allow"])
-    try:
-        AllowList(push_allow)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--push-allow") from None
     return Settings(
         **ingest,
-        push_allow=push_allow,
+        push_allow=_push_allow(options),
         host=options["host"],
         port=options["port"],
         data_dir=options["data_dir"],
