@@ -49,6 +49,7 @@ class PushRunner:
         self._feeds: dict[str, asyncio.Task[None]] = {}
         self._deliveries: set[asyncio.Task[None]] = set()
         self._changed = asyncio.Event()
+        self._wakes: dict[str, asyncio.Event] = {}  # queue -> its feed's wake-up: events, and a delivery's end
         self._watch: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -93,7 +94,7 @@ class PushRunner:
                     await self._changed.wait()
 
     async def _feed(self, queue: str) -> None:
-        wake = asyncio.Event()
+        wake = self._wakes[queue] = asyncio.Event()
 
         def listener(event: str) -> None:
             if not event.startswith(TAKEN):
@@ -115,6 +116,7 @@ class PushRunner:
         finally:
             self.waiters.remove(queue, listener)
             self._feeds.pop(queue, None)
+            self._wakes.pop(queue, None)
 
     async def _fill(self, sub: Subscription) -> float:
         """Start what deliveries the limits allow; how long to wait before the next look (0: at once)."""
@@ -151,6 +153,9 @@ class PushRunner:
             await self.store.settle_push(sub.queue, [slot], 0, outcome)
         except BackendUnavailable as exc:  # the lease and the slot expire: the message is delivered again
             log.warning("push to %s: %s not settled: %s", sub.queue, message.key, exc.message)
+        finally:
+            if (wake := self._wakes.get(sub.queue)) is not None:
+                wake.set()  # a slot is free: the feed may start another delivery
 
     async def _settle(self, sub: Subscription, message: Message, attempt: Attempt) -> Outcome:
         queue, n, count = message.queue, message.n, message.count
