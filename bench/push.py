@@ -129,7 +129,8 @@ def latency(url: str, target: str, queue: str, probes: int) -> tuple[float, floa
 
 
 async def _baseline(target: str, requests: int) -> float:
-    async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100)) as client:
+    limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
         gate = asyncio.Semaphore(100)
 
         async def one(i: int) -> None:

@@ -63,7 +63,7 @@ async def test_each_message_is_posted_signed_and_acknowledged(push_http: httpx.A
             assert delivery.headers["webhook-signature"] == expected
         assert delivery.headers["webhook-id"] == delivery.headers["restmq-key"]
         assert delivery.headers["restmq-delivery-count"] == "1"
-    assert target.ids()[:5] == keys  # one at a time from an idle queue: in order
+    assert set(keys) <= set(target.ids())  # deliveries run concurrently (max_in_flight): no order between them
     types = {d.body: d.headers["content-type"] for d in target.deliveries}
     assert types[b'{"n": 0}'] == "application/json"
     assert types[b"plain text"].startswith("text/plain")
