@@ -17,7 +17,7 @@ from typing import Any, TypeVar, overload
 
 import httpx
 
-from restmq.client import _aio_flavor, _calls, _push_calls
+from restmq.client import _aio_flavor, _calls
 from restmq.client._aio_flavor import Handler
 from restmq.client._aio_stream import AsyncStream
 from restmq.client._aio_worker import AsyncWorker
@@ -320,19 +320,19 @@ class AsyncClient:
         """Create or update (and resume) the push subscription of ``queue``: its messages are POSTed to ``url``.
         Options: ``secret`` (``whsec_...``), ``timeout``, ``max_in_flight``, ``rate``, ``max_attempts``,
         ``backoff`` (``{"base": s, "cap": s}``). Returns the subscription as ``push_get`` does."""
-        return await self._run(_push_calls.save(queue, url, options))
+        return await self._run(_calls.push_save(queue, url, options))
 
     async def push_get(self, queue: str) -> dict[str, Any]:
         """The push subscription of ``queue`` and its delivery state (NotFoundError when there is none)."""
-        return await self._run(_push_calls.show(queue))
+        return await self._run(_calls.push_show(queue))
 
     async def push_list(self) -> list[dict[str, Any]]:
         """Every push subscription the caller may administer."""
-        return await self._run(_push_calls.listing())
+        return await self._run(_calls.push_list())
 
     async def push_remove(self, queue: str) -> bool:
         """Remove the push subscription of ``queue``; True if there was one."""
-        return await self._run(_push_calls.remove(queue))
+        return await self._run(_calls.push_remove(queue))
 
     # -- streaming and workers ------------------------------------------------------------------
 

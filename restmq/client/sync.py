@@ -13,7 +13,7 @@ from typing import Any, TypeVar, overload
 
 import httpx
 
-from restmq.client import _calls, _push_calls, _sync_flavor
+from restmq.client import _calls, _sync_flavor
 from restmq.client._sync_flavor import Handler
 from restmq.client._sync_stream import Stream
 from restmq.client._sync_worker import Worker
@@ -316,19 +316,19 @@ class Client:
         """Create or update (and resume) the push subscription of ``queue``: its messages are POSTed to ``url``.
         Options: ``secret`` (``whsec_...``), ``timeout``, ``max_in_flight``, ``rate``, ``max_attempts``,
         ``backoff`` (``{"base": s, "cap": s}``). Returns the subscription as ``push_get`` does."""
-        return self._run(_push_calls.save(queue, url, options))
+        return self._run(_calls.push_save(queue, url, options))
 
     def push_get(self, queue: str) -> dict[str, Any]:
         """The push subscription of ``queue`` and its delivery state (NotFoundError when there is none)."""
-        return self._run(_push_calls.show(queue))
+        return self._run(_calls.push_show(queue))
 
     def push_list(self) -> list[dict[str, Any]]:
         """Every push subscription the caller may administer."""
-        return self._run(_push_calls.listing())
+        return self._run(_calls.push_list())
 
     def push_remove(self, queue: str) -> bool:
         """Remove the push subscription of ``queue``; True if there was one."""
-        return self._run(_push_calls.remove(queue))
+        return self._run(_calls.push_remove(queue))
 
     # -- streaming and workers ------------------------------------------------------------------
 

@@ -197,7 +197,7 @@ def from_fields(queue: str, fields: Mapping[str, str]) -> Subscription:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the end of some deliveries records on their subscription (push_settle.lua)."""
+    """What the end of some deliveries records on their subscription (push_done.lua)."""
 
     delivered: int = 0
     failed: int = 0

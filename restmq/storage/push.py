@@ -1,7 +1,7 @@
 """Push subscriptions on one Redis/Valkey server or a Redis Cluster (mixed into RedisStore).
 
 A subscription is a hash in its queue's hash slot (keys.push_keys), next to a sorted set of the delivery slots in
-flight; the scripts push_reserve, push_settle and push_dead run there atomically. The set of queues with a
+flight; the scripts push_reserve, push_done and push_dead run there atomically. The set of queues with a
 subscription (keys.PUSH_INDEX) is an index written after the hash, like the queue registry.
 """
 
@@ -86,7 +86,7 @@ class PushCommands:
             "1" if outcome.pause else "",
             {True: "reset", False: "inc", None: ""}[outcome.success],
         ]
-        await self._run("push_settle", keys.push_keys(queue), args)
+        await self._run("push_done", keys.push_keys(queue), args)
 
     async def dead_letter_push(self, queue: str, n: int, count: int, status: int | None, error: str) -> bool:
         dead = keys.dead_letter_queue(queue)

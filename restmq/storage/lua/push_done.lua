@@ -1,4 +1,4 @@
--- push_settle: end deliveries of a push subscription: give back their slots and record their outcome.
+-- push_done: end deliveries of a push subscription: give back their slots and record their outcome.
 -- KEYS[1] the subscription hash  KEYS[2] its in-flight slots
 -- ARGV[1] k, the number of slots  ARGV[2..k+1] the slot ids  then: tokens to refund (slots reserved but unused),
 -- delivered, failed and dead-lettered counts to add, the last status ('' to leave it; '-' when the last attempt got
