@@ -12,6 +12,7 @@ import httpx
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from tests.helpers.auth import bearer, create_token_async
 from tests.helpers.receiver import Receiver, receiver
 from tests.helpers.server import run_app
 from tests.helpers.wait import wait_for
@@ -230,3 +231,20 @@ async def test_metrics_count_deliveries_by_outcome(push_http: httpx.AsyncClient,
     text = await wait_for(counted, 10, what="the delivery in /metrics")
     assert text is not None
     assert "sekrit" not in text and target.url not in text
+
+
+async def test_managing_subscriptions_needs_the_admin_right(redis_url: str, target: Receiver) -> None:
+    admin = await create_token_async(redis_url, "jobs*", "read,write,admin")
+    writer = await create_token_async(redis_url, "*", "read,write")
+    async with run_app(redis_url, push_allow=("127.0.0.1",)) as url, httpx.AsyncClient(base_url=url) as http:
+        body = {"url": target.url + "/ok", "secret": SECRET}
+        assert (await http.post("/push/jobs", json=body)).status_code == 401
+        assert (await http.post("/push/jobs", json=body, headers=bearer(writer))).status_code == 403
+        assert (await http.post("/push/other", json=body, headers=bearer(admin))).status_code == 403
+        assert (await http.post("/push/jobs", json=body, headers=bearer(admin))).status_code == 200
+        assert (await http.get("/push/jobs", headers=bearer(writer))).status_code == 403
+        assert (await http.delete("/push/jobs", headers=bearer(writer))).status_code == 403
+        assert (await http.get("/push/")).status_code == 401
+        listed = (await http.get("/push/", headers=bearer(admin))).json()["subscriptions"]
+        assert [s["queue"] for s in listed] == ["jobs"] and SECRET not in str(listed)
+        assert (await http.get("/push/", headers=bearer(writer))).status_code == 403
