@@ -48,6 +48,7 @@ class PushRunner:
         self.counts: Counter[str] = Counter()  # deliveries by outcome, for /metrics
         self._feeds: dict[str, asyncio.Task[None]] = {}
         self._deliveries: set[asyncio.Task[None]] = set()
+        self._holding: dict[asyncio.Task[None], tuple[Message, str]] = {}  # delivery -> its message and slot
         self._changed = asyncio.Event()
         self._wakes: dict[str, asyncio.Event] = {}  # queue -> its feed's wake-up: events, and a delivery's end
         self._watch: asyncio.Task[None] | None = None
@@ -68,12 +69,22 @@ class PushRunner:
         self._changed.set()
 
     async def close(self) -> None:
+        """Stop; the messages of deliveries cut short go back to their queues now rather than when their leases
+        run out (a stop is not a crash: the next process need not wait)."""
+        held = list(self._holding.values())
         tasks = [t for t in (self._watch, *self._feeds.values(), *self._deliveries) if t is not None]
         for task in tasks:
             task.cancel()
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        with contextlib.suppress(BackendUnavailable, TimeoutError):
+            async with asyncio.timeout(2):
+                for message, slot in held:
+                    await self.store.settle(
+                        message.queue, SettleAction.RELEASE, message.n, expected_count=message.count
+                    )
+                    await self.store.settle_push(message.queue, [slot], 0, Outcome())
         await self.sender.close()
 
     async def _watch_list(self) -> None:
@@ -137,10 +148,16 @@ class PushRunner:
         for message, slot in zip(messages, slots, strict=False):
             task = asyncio.create_task(self._deliver(sub, message, slot))
             self._deliveries.add(task)
-            task.add_done_callback(self._deliveries.discard)
+            self._holding[task] = (message, slot)
+            task.add_done_callback(self._delivered)
         if not messages:
             return IDLE
         return 0.0 if len(messages) == len(slots) else FULL
+
+    def _delivered(self, task: asyncio.Task[None]) -> None:
+        self._deliveries.discard(task)
+        if not task.cancelled():  # a cancelled one is given back by close()
+            self._holding.pop(task, None)
 
     async def _give_back(self, queue: str, slots: list[str]) -> None:
         with contextlib.suppress(BackendUnavailable):  # unreturned slots expire with their lease

@@ -95,3 +95,22 @@ def test_limits_hold_over_two_processes(redis_url: str, tmp_path: Path, target: 
     finally:
         first.stop()
         second.stop()
+
+
+def test_a_stopped_process_gives_its_deliveries_back_at_once(redis_url: str, tmp_path: Path, target: Receiver) -> None:
+    first, second = start(redis_url, tmp_path, "first"), start(redis_url, tmp_path, "second")
+    try:
+        sub = {"url": target.url + "/slow?s=30", "timeout": 40, "max_in_flight": 2}
+        assert httpx.post(f"{first.url}/push/stop", json=sub).status_code == 200
+        httpx.post(f"{first.url}/q/stop", json=["a", "b"])
+        wait_until(lambda: target.count("/slow") >= 2, 20, what="two slow deliveries under way")
+        # the second process now delivers to a fast target; the first still holds both messages (leases of 45 s)
+        httpx.post(f"{second.url}/push/stop", json={"url": target.url + "/ok"}).raise_for_status()
+        stopped_at = time.monotonic()
+        first.stop()  # SIGTERM: its deliveries are cut short and their messages released
+        wait_until(lambda: target.count("/ok") >= 2, 30, what="both messages delivered by the second process")
+        assert time.monotonic() - stopped_at < 25  # well before the 45 s leases would have run out
+        assert sorted(d.body for d in target.deliveries if d.path == "/ok") == [b"a", b"b"]
+    finally:
+        first.stop()
+        second.stop()
