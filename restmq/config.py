@@ -64,6 +64,9 @@ class Settings:
     syslog_max_line: int = 8192  # bytes per syslog message (longer ones are counted and skipped)
     syslog_max_connections: int = 256  # open syslog TCP connections per server process
     syslog_allow: tuple[str, ...] = ()  # source addresses or CIDRs syslog takes messages from; empty: any
+    push_allow: tuple[
+        str, ...
+    ] = ()  # push targets allowed (HOST, *.DOMAIN, IP, CIDR, scheme:// prefix); empty: push off
     limits: Limits = field(default_factory=Limits)
 
     @property

@@ -123,3 +123,12 @@ class CrossSiteRequest(Forbidden):
 class HostNotAllowed(RestMQError):
     code = "HOST_NOT_ALLOWED"
     status = 421  # Misdirected Request: this server does not answer for that name
+
+
+class PushDisabled(RestMQError):
+    code = "PUSH_DISABLED"
+    status = 403
+
+
+class PushTargetNotAllowed(BadRequest):
+    code = "PUSH_TARGET_NOT_ALLOWED"

@@ -8,6 +8,7 @@ from restmq.cli.add import add
 from restmq.cli.admin import control, policy, purge, redrive
 from restmq.cli.bench import bench
 from restmq.cli.import_2010 import import_2010
+from restmq.cli.push import push
 from restmq.cli.read import ack, get, release, take
 from restmq.cli.ring import ring
 from restmq.cli.serve import serve, show_config
@@ -29,3 +30,4 @@ main.add_command(import_2010)
 main.add_command(ring)
 for command in (add, get, take, ack, release, tail, stats, policy, control, purge, redrive, bench):
     main.add_command(command)
+main.add_command(push)

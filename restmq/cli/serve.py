@@ -23,6 +23,7 @@ import click
 from restmq.cli.ingest import check_syslog_listener, ingest_settings
 from restmq.config import Limits, Settings
 from restmq.errors import EngineError, RestMQError
+from restmq.push.allow import AllowList
 from restmq.storage.urls import redact_list, split_urls  # pure string work: loads no backend client
 from restmq.web.addresses import parse_networks
 
@@ -125,6 +126,17 @@ INGEST_OPTIONS = [
         default=DEFAULT_SETTINGS.syslog_max_connections,
         show_default=True,
         help="Open syslog TCP connections per server process; more are closed at once.",
+    ),
+]
+
+# Push delivery to webhooks (docs/push.md): off unless targets are allowed.
+PUSH_OPTIONS = [
+    option(
+        "--push-allow",
+        multiple=True,
+        help="Push targets allowed (comma list): host names, *.domain, IP addresses or CIDRs, each optionally "
+        "prefixed with the one scheme it allows (http:// or https://; a name allows https only unless so prefixed). "
+        "Loopback, private and link-local addresses only through an address or CIDR listed here. Unset: push off.",
     ),
 ]
 
@@ -322,6 +334,7 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         help="Seconds a request's backend work may take, whatever the backend does; then 503 (0: no limit).",
     ),
     *INGEST_OPTIONS,
+    *PUSH_OPTIONS,
     option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"]),
@@ -354,6 +367,16 @@ def _tokens_exist(settings: Settings) -> bool:
         return asyncio.run(check())
     except RestMQError:  # the backend cannot say: no evidence of access control
         return False
+
+
+def _push_allow(options: dict[str, Any]) -> tuple[str, ...]:
+    """--push-allow's rules, each checked (restmq/push/allow.py)."""
+    rules = _comma_list(options["push_allow"])
+    try:
+        AllowList(rules)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--push-allow") from None
+    return rules
 
 
 def _comma_list(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -390,6 +413,7 @@ def build_settings(options: dict[str, Any]) -> Settings:
     ingest = ingest_settings(options, limits)
     return Settings(
         **ingest,
+        push_allow=_push_allow(options),
         host=options["host"],
         port=options["port"],
         data_dir=options["data_dir"],

@@ -421,3 +421,35 @@ def jittered_delay(attempt: int, base: float, cap: float) -> float:
     """Exponential backoff with full jitter: a random time between 0 and ``retry_delay`` (attempt counts
     from 1), so clients that failed together (a server restart) come back spread out, not all at once."""
     return random.uniform(0.0, retry_delay(attempt, base, cap))
+
+
+# -- push subscriptions (docs/push.md): the server's JSON objects as dicts (the secret shows as true or false) --
+
+PUSH_OPTIONS = ("secret", "timeout", "max_in_flight", "rate", "max_attempts", "backoff")
+
+
+def push_save(queue: str, url: str, options: dict[str, Any]) -> Call[dict[str, Any]]:
+    check_queue(queue)
+    unknown = set(options) - set(PUSH_OPTIONS)
+    if unknown:
+        raise TypeError(f"unknown push option {sorted(unknown)[0]!r}")
+    body = {"url": url, **{name: value for name, value in options.items() if value is not None}}
+    headers = {"Content-Type": "application/json"}
+    return Call("POST", f"/push/{_q(queue)}", _json_dict, content=json.dumps(body).encode(), headers=headers)
+
+
+def push_show(queue: str) -> Call[dict[str, Any]]:
+    check_queue(queue)
+    return Call("GET", f"/push/{_q(queue)}", _json_dict)
+
+
+def push_list() -> Call[list[dict[str, Any]]]:
+    def parse(response: httpx.Response) -> list[dict[str, Any]]:
+        return list(_json_dict(response)["subscriptions"])
+
+    return Call("GET", "/push/", parse)
+
+
+def push_remove(queue: str) -> Call[bool]:
+    check_queue(queue)
+    return Call("DELETE", f"/push/{_q(queue)}", lambda r: bool(_json_dict(r)["removed"]))

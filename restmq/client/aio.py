@@ -322,6 +322,26 @@ class AsyncClient:
         """``GET /ready``: True when the server and its backend answer."""
         return await self._run(_calls.ready())
 
+    # -- push subscriptions (docs/push.md) --------------------------------------------------------
+
+    async def push_add(self, queue: str, url: str, **options: Any) -> dict[str, Any]:
+        """Create or update (and resume) the push subscription of ``queue``: its messages are POSTed to ``url``.
+        Options: ``secret`` (``whsec_...``), ``timeout``, ``max_in_flight``, ``rate``, ``max_attempts``,
+        ``backoff`` (``{"base": s, "cap": s}``). Returns the subscription as ``push_get`` does."""
+        return await self._run(_calls.push_save(queue, url, options))
+
+    async def push_get(self, queue: str) -> dict[str, Any]:
+        """The push subscription of ``queue`` and its delivery state (NotFoundError when there is none)."""
+        return await self._run(_calls.push_show(queue))
+
+    async def push_list(self) -> list[dict[str, Any]]:
+        """Every push subscription the caller may administer."""
+        return await self._run(_calls.push_list())
+
+    async def push_remove(self, queue: str) -> bool:
+        """Remove the push subscription of ``queue``; True if there was one."""
+        return await self._run(_calls.push_remove(queue))
+
     # -- streaming and workers ------------------------------------------------------------------
 
     def stream(

@@ -318,6 +318,26 @@ class Client:
         """``GET /ready``: True when the server and its backend answer."""
         return self._run(_calls.ready())
 
+    # -- push subscriptions (docs/push.md) --------------------------------------------------------
+
+    def push_add(self, queue: str, url: str, **options: Any) -> dict[str, Any]:
+        """Create or update (and resume) the push subscription of ``queue``: its messages are POSTed to ``url``.
+        Options: ``secret`` (``whsec_...``), ``timeout``, ``max_in_flight``, ``rate``, ``max_attempts``,
+        ``backoff`` (``{"base": s, "cap": s}``). Returns the subscription as ``push_get`` does."""
+        return self._run(_calls.push_save(queue, url, options))
+
+    def push_get(self, queue: str) -> dict[str, Any]:
+        """The push subscription of ``queue`` and its delivery state (NotFoundError when there is none)."""
+        return self._run(_calls.push_show(queue))
+
+    def push_list(self) -> list[dict[str, Any]]:
+        """Every push subscription the caller may administer."""
+        return self._run(_calls.push_list())
+
+    def push_remove(self, queue: str) -> bool:
+        """Remove the push subscription of ``queue``; True if there was one."""
+        return self._run(_calls.push_remove(queue))
+
     # -- streaming and workers ------------------------------------------------------------------
 
     def stream(

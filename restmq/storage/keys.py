@@ -37,6 +37,9 @@ rmq:{T}N:ops:<window>    HASH    operation id -> reply of one state-changing scr
                                  replays it, changing nothing
 rmq:{T}N:op:<id>         STRING  the same for one call, in versions before the window hashes (PX 30 s:
                                  expires by itself)
+rmq:{T}:push             HASH    the queue's push subscription (docs/push.md): url, secret, limits, paused, counters,
+                                 last status and error, rate bucket (storage/push.py)
+rmq:{T}:push:slots       ZSET    its deliveries in flight: slot id -> deadline (the lease)
 rmq:{T}N:ev              (pub/sub shard channel) queue events: add:N, add, settings, purge,
                                  b[...] and r[...] deliveries, sync: echoes (docs/ARCHITECTURE.md)
 rmq:names                ZSET    names of listed queues, all scored 0: ordered by name, so that a
@@ -44,6 +47,7 @@ rmq:names                ZSET    names of listed queues, all scored 0: ordered b
                                  of the meta hashes' `listed` flags (storage/index_repair.py)
 rmq:queues               SET     the registry of versions before rmq:names; folded into it, then deleted
 rmq:timers               ZSET    queue name -> next lease/delay/ttl deadline (reaper index)
+rmq:push                 SET     names of queues with a push subscription (one per node on a ring)
 rmq:tokens               HASH    token id -> JSON token record (secret stored as SHA-256)
 rmq:tokens:revoked       HASH    token id -> revocation time (unix s); a revoked id never
                                  authorizes again, even if a ring node still holds its record
@@ -65,6 +69,7 @@ REAPER_LOCK = f"{PREFIX}:reaper"
 PLACEMENT = f"{PREFIX}:placement"  # the ring's placement table (JSON; restmq/storage/placement.py), on every node
 PLACEMENT_LEASE = f"{PREFIX}:placement:lease"  # which server recomputes the table (expires)
 TOKENS = f"{PREFIX}:tokens"
+PUSH_INDEX = f"{PREFIX}:push"
 REVOKED_TOKENS = f"{TOKENS}:revoked"
 META_PATTERN = f"{PREFIX}:{{*:meta"  # SCAN MATCH of every queue's meta hash, dead-letter queues' included
 _META_TAIL, _DEAD_META_TAIL = "}:meta", "}|dead:meta"
@@ -185,3 +190,9 @@ def queue_keys(queue: str) -> QueueKeys:
 def uncached_queue_keys(queue: str) -> QueueKeys:
     """queue_keys without its cache: for walks over every queue, which would evict the hot queues' entries."""
     return queue_keys.__wrapped__(queue)
+
+
+def push_keys(queue: str) -> tuple[str, str]:
+    """The push subscription hash of a queue and its in-flight slots (the queue's hash slot)."""
+    base = _base(queue)
+    return f"{base}:push", f"{base}:push:slots"

@@ -57,6 +57,7 @@ from restmq.storage.errors import backend_errors
 from restmq.storage.events import EventListener
 from restmq.storage.index_repair import IndexRepair, unlist
 from restmq.storage.packing import fast_connection_class
+from restmq.storage.push import PushCommands
 from restmq.storage.scripts import Client, Scripts
 from restmq.storage.urls import redact
 
@@ -175,7 +176,7 @@ def revocation_time() -> str:
     return f"{time.time():.3f}"
 
 
-class RedisStore:
+class RedisStore(PushCommands):  # push subscriptions: storage/push.py
     # Whether this store sends a call whose connection broke once more itself (see the module docstring).
     retries_broken_calls = True
 

@@ -43,6 +43,7 @@ from restmq.errors import BackendUnavailable, DeadlinePassed, RingIncomplete
 from restmq.storage import keys, ring_admin
 from restmq.storage.node import COUNTERS, RedisStore, TokenStates, revocation_time
 from restmq.storage.placement_keeper import PlacementKeeper
+from restmq.storage.push_ring import RingPushCommands
 from restmq.storage.ring import HashRing
 from restmq.storage.urls import redact
 
@@ -129,7 +130,7 @@ class Node:
         return self.store.name
 
 
-class ShardedStore:
+class ShardedStore(RingPushCommands):  # push subscriptions: storage/push_ring.py
     def __init__(
         self,
         urls: Sequence[str],

@@ -20,6 +20,7 @@ from restmq.core.dispatch import Streams
 from restmq.core.service import QueueService
 from restmq.core.store import Store
 from restmq.errors import BackendUnavailable, RestMQError
+from restmq.push.allow import AllowList
 from restmq.storage.factory import open_store
 from restmq.web import compat2010
 from restmq.web.acl_file import load_acl
@@ -32,6 +33,7 @@ from restmq.web.ingest import start_syslog
 from restmq.web.limits import StreamSlots
 from restmq.web.observe import RequestContext
 from restmq.web.peers import PeerAddress
+from restmq.web.push import start_push
 from restmq.web.routes import routes
 from restmq.web.shutdown import ShutdownHooks
 from restmq.web.token_watch import TokenWatch
@@ -112,6 +114,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
 
     acl = load_acl(settings.acl) if settings.acl else None  # a bad ACL file stops start-up
     shutdown = ShutdownHooks()
+    push_allow = AllowList(settings.push_allow)  # a bad rule stops start-up
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -130,9 +133,12 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         app.state.stream_slots = StreamSlots(settings.limits.max_streams, settings.limits.max_streams_per_client)
         reaper = asyncio.create_task(run_reaper(store, settings.reaper_interval), name="restmq-reaper")
         app.state.syslog = syslog = await start_syslog(settings, service, shutdown)  # None without --syslog-port
+        push = start_push(app.state, push_allow)  # None without --push-allow
         try:
             yield
         finally:
+            if push is not None:
+                await push.close()
             if syslog is not None:  # first: what it read is queued while the store is still open
                 await syslog.close()
             remove_hook()

@@ -32,6 +32,7 @@ from restmq.web import queue_metrics
 from restmq.web.auth import CONSUMER, authorize
 from restmq.web.browser import NOSNIFF, PAGE_HEADERS
 from restmq.web.ingest import syslog_families
+from restmq.web.push import push_families
 from restmq.web.snapshots import Snapshots, shared
 
 log = logging.getLogger("restmq.web")
@@ -189,7 +190,10 @@ async def metrics(request: Request) -> Response:
         "Long-polls of this process waiting for a message right now",
         value=service.waiters.parked(),
     )
-    process.register(_Fixed([streams, long_polls, *syslog_families(getattr(request.app.state, "syslog", None))]))
+    state = request.app.state
+    own = [streams, long_polls, *syslog_families(getattr(state, "syslog", None))]
+    own += push_families(getattr(state, "push", None))
+    process.register(_Fixed(own))
     body = generate_latest(REGISTRY) + queues + generate_latest(process)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -9,6 +9,7 @@ from typing import Any
 from starlette.routing import Mount, Route, WebSocketRoute
 
 from restmq.web import collectd, docs_page, head, observe, openapi, ops, rest, ring, streams, ui
+from restmq.web import push as push_routes
 from restmq.web import shapes as s
 from restmq.web.api import ERRORS, HTML, JSON, JSONP, NDJSON, SSE, TEXT, Api, ApiRoute, Out
 from restmq.web.auth import COMET, CONSUMER, PRODUCER, guard
@@ -124,5 +125,22 @@ routes = [
         gives={200: Out("AsyncAPI document.", dict[str, Any])}, public=True),
     api("/docs", docs_page.docs_page, "GET", "API reference page", "operations", op_id="docs", gives={200: PAGE},
         public=True),
+]
+# fmt: on
+# Push subscriptions (restmq/web/push.py, docs/push.md): the admin right on the queue.
+# fmt: off
+PUSH_ERRORS = (*ERRORS, 404, 413)
+routes += [
+    ApiRoute("/push", push_routes.listing, ["GET"], Api("List push subscriptions", "push", {200: s.PushList},
+                                                        op_id="listPushBare")),
+    api("/push/", push_routes.listing, "GET", "List push subscriptions", "push", op_id="listPush",
+        gives={200: s.PushList}),
+    api("/push/{queue}", guard(PRODUCER, "admin", push_routes.save), "POST", "Create, update or resume a push "
+        "subscription", "push", op_id="savePush", body={JSON: s.PushRequest}, body_required=True,
+        gives={200: s.PushSubscription}, errors=PUSH_ERRORS),
+    api("/push/{queue}", guard(PRODUCER, "admin", push_routes.show), "GET", "A push subscription", "push",
+        op_id="getPush", gives={200: s.PushSubscription}, errors=PUSH_ERRORS),
+    api("/push/{queue}", guard(PRODUCER, "admin", push_routes.remove), "DELETE", "Remove a push subscription",
+        "push", op_id="removePush", gives={200: s.PushRemoved}),
 ]
 # fmt: on

@@ -447,3 +447,62 @@ class PolicyForm(TypedDict, total=False):
 class ControlForm(TypedDict, total=False):
     status: FlowStatus
     max_deliveries: MaxDeliveries
+
+
+# -- push subscriptions (restmq/web/push.py, docs/push.md) ----------------------------------------
+
+
+class PushBackoff(TypedDict, total=False):
+    """Retry schedule: the wait before retry k is uniform in [0, min(cap, base * 2^(k-1))] (full jitter)."""
+
+    base: Annotated[float, Meta(ge=0.01, le=3600, description="Seconds; 1 unless set.")]
+    cap: Annotated[float, Meta(ge=0.01, le=86400, description="Seconds; 300 unless set.")]
+
+
+class PushRequest(TypedDict, total=False):
+    """A push subscription: every message of the queue is POSTed to `url` (Standard Webhooks headers)."""
+
+    url: Required[Annotated[str, Meta(max_length=2048, description="http(s) target allowed by --push-allow.")]]
+    secret: Annotated[str, Meta(pattern="^whsec_[A-Za-z0-9+/=]+$", description="Signing secret (write-only).")]
+    timeout: Annotated[float, Meta(ge=0.1, le=60, description="Seconds per delivery; 10 unless set.")]
+    max_in_flight: Annotated[int, Meta(ge=1, le=1000, description="Deliveries at once over all processes; 10.")]
+    rate: Annotated[float, Meta(ge=0, le=10000, description="Deliveries per second over all processes; 0: no limit.")]
+    max_attempts: Annotated[int, Meta(ge=1, le=100, description="Deliveries before dead-lettering; 10.")]
+    backoff: PushBackoff
+
+
+class PushSubscription(TypedDict):
+    """A subscription and its delivery state (the secret shows only as whether there is one)."""
+
+    queue: str
+    url: str
+    secret: bool
+    timeout: float
+    max_in_flight: int
+    rate: float
+    max_attempts: int
+    backoff: PushBackoff
+    paused: Annotated[bool, Meta(description="Set by a 410 Gone reply; POST the subscription again to resume.")]
+    delivered: Annotated[int, Meta(description="2xx replies.")]
+    failed: Annotated[int, Meta(description="Attempts that failed.")]
+    failing: Annotated[int, Meta(description="Attempts failed in a row since the last 2xx.")]
+    dead: Annotated[int, Meta(description="Messages moved to <queue>:dead after max_attempts.")]
+    retrying: Annotated[int, Meta(description="Messages of the queue waiting for a retry (its delayed messages).")]
+    in_flight: Annotated[int, Meta(description="Messages of the queue leased now.")]
+    last_status: int | None
+    last_error: str
+    last_at: Annotated[int, Meta(description="Unix ms of the last attempt's end (0: none yet).")]
+
+
+class PushList(TypedDict):
+    """Every subscription the caller may administer."""
+
+    subscriptions: list[PushSubscription]
+    enabled: Annotated[bool, Meta(description="Whether this server pushes (--push-allow is set).")]
+
+
+class PushRemoved(TypedDict):
+    """Whether a subscription was removed."""
+
+    queue: str
+    removed: bool

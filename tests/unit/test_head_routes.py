@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from starlette.routing import Route
 
-from restmq.web import docs_page, head, observe, openapi, ops, rest, ui
+from restmq.web import docs_page, head, observe, openapi, ops, push, rest, ui
 from restmq.web.hot import direct_endpoints
 from restmq.web.routes import routes
 
@@ -31,6 +31,8 @@ ONLY_LOOK = {
     openapi.openapi_json,
     openapi.asyncapi_json,
     docs_page.docs_page,
+    push.listing,  # push subscriptions: reading them hands out no message
+    push.show,
 }
 HEAD_ANSWERS = {head.queue, head.index, head.stream, head.stats_stream}
 
