@@ -32,6 +32,8 @@ rmq:{T}N:ops:<window>    HASH    operation id -> reply of one state-changing scr
                                  replays it, changing nothing
 rmq:{T}N:op:<id>         STRING  the same for one call, in versions before the window hashes (PX 30 s:
                                  expires by itself)
+rmq:{T}N:sched:<id>      HASH    one schedule of the queue: def (JSON), value, paused, last (last tick
+                                 published, or the time counting starts from), fired_at, fired, last_key
 rmq:{T}N:ev              (pub/sub shard channel) queue events: add:N, add, settings, purge,
                                  b[...] and r[...] deliveries, sync: echoes (docs/ARCHITECTURE.md)
 rmq:names                ZSET    names of listed queues, all scored 0: ordered by name, so that a
@@ -39,6 +41,7 @@ rmq:names                ZSET    names of listed queues, all scored 0: ordered b
                                  of the meta hashes' `listed` flags (storage/index_repair.py)
 rmq:queues               SET     the registry of versions before rmq:names; folded into it, then deleted
 rmq:timers               ZSET    queue name -> next lease/delay/ttl deadline (reaper index)
+rmq:schedules            HASH    schedule id -> queue: this node's index of the schedules it holds
 rmq:tokens               HASH    token id -> JSON token record (secret stored as SHA-256)
 rmq:tokens:revoked       HASH    token id -> revocation time (unix s); a revoked id never
                                  authorizes again, even if a ring node still holds its record
@@ -58,6 +61,7 @@ LEGACY_QUEUES = f"{PREFIX}:queues"
 TIMERS = f"{PREFIX}:timers"
 REAPER_LOCK = f"{PREFIX}:reaper"
 TOKENS = f"{PREFIX}:tokens"
+SCHEDULES = f"{PREFIX}:schedules"
 REVOKED_TOKENS = f"{TOKENS}:revoked"
 META_PATTERN = f"{PREFIX}:{{*:meta"  # SCAN MATCH of every queue's meta hash, dead-letter queues' included
 _META_TAIL, _DEAD_META_TAIL = "}:meta", "}|dead:meta"
@@ -174,3 +178,8 @@ def queue_keys(queue: str) -> QueueKeys:
 def uncached_queue_keys(queue: str) -> QueueKeys:
     """queue_keys without its cache: for walks over every queue, which would evict the hot queues' entries."""
     return queue_keys.__wrapped__(queue)
+
+
+def schedule_key(queue: str, schedule_id: str) -> str:
+    """The hash of one schedule, in its queue's hash slot (its ticks are added there in one script)."""
+    return f"{_base(queue)}:sched:{schedule_id}"

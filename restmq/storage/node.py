@@ -57,6 +57,7 @@ from restmq.storage.errors import backend_errors
 from restmq.storage.events import EventListener
 from restmq.storage.index_repair import IndexRepair, unlist
 from restmq.storage.packing import fast_connection_class
+from restmq.storage.schedules import NodeSchedules
 from restmq.storage.scripts import Client, Scripts
 from restmq.storage.urls import redact
 
@@ -195,6 +196,7 @@ class RedisStore:
         self._dead_lettering: set[str] = set()
         self.events = EventListener(self._make_pubsub, lambda q: keys.queue_keys(q).channel, name)
         self.index_repair = IndexRepair(client, self.scripts)
+        self.schedules = NodeSchedules(self)
 
     @classmethod
     def from_url(cls, url: str, *, key_base: int = 0, coalesce: bool = True) -> RedisStore:

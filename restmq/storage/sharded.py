@@ -43,6 +43,7 @@ from restmq.errors import BackendUnavailable, DeadlinePassed, RingIncomplete
 from restmq.storage import keys
 from restmq.storage.node import COUNTERS, RedisStore, TokenStates, revocation_time
 from restmq.storage.ring import HashRing
+from restmq.storage.schedules import RingSchedules
 from restmq.storage.urls import redact
 
 log = logging.getLogger("restmq.ring")
@@ -143,6 +144,7 @@ class ShardedStore:
         self._holders_loaded = False  # until the first refresh, every live node may hold any queue
         self._refresh_interval = refresh_interval
         self._monitor: asyncio.Task[None] | None = None
+        self.schedules = RingSchedules(self)
 
     # -- node selection and health ------------------------------------------------------------
 
