@@ -87,7 +87,7 @@ def test_two_processes_publish_each_tick_once_and_catch_up_once_after_a_full_sto
 
 
 def _stored_state(client: redis.Redis, queue: str, schedule_id: str) -> dict[str, Any]:
-    state = client.hgetall(f"rmq:{{{queue}}}:sched:{schedule_id}")
+    state: dict[str, str] = client.hgetall(f"rmq:{{{queue}}}:sched:{schedule_id}")  # type: ignore[assignment]
     return {**state, "fired": int(state["fired"])}
 
 
