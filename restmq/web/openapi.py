@@ -32,6 +32,7 @@ TAGS = [
     {"name": "ingest", "description": "Input adapters: collectd's write_http plugin."},
     {"name": "pages", "description": "HTML pages."},
     {"name": "operations", "description": "Health, readiness, metrics and these descriptions."},
+    {"name": "schedules", "description": "Messages published on a cron or interval schedule (docs/schedules.md)."},
 ]
 ERROR_TEXTS = {
     400: "Bad input (QUEUE_NAME_INVALID, PARAMETER_INVALID, FIELD_MISSING, JSON_INVALID, VALUE_INVALID, "
