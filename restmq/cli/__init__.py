@@ -9,6 +9,7 @@ from restmq.cli.admin import control, policy, purge, redrive
 from restmq.cli.bench import bench
 from restmq.cli.import_2010 import import_2010
 from restmq.cli.read import ack, get, release, take
+from restmq.cli.schedule import schedule
 from restmq.cli.serve import serve, show_config
 from restmq.cli.stats import stats
 from restmq.cli.tail import tail
@@ -27,3 +28,4 @@ main.add_command(token)
 main.add_command(import_2010)
 for command in (add, get, take, ack, release, tail, stats, policy, control, purge, redrive, bench):
     main.add_command(command)
+main.add_command(schedule)
