@@ -7,6 +7,7 @@ zone, or every `every` seconds counted from the schedule's creation. Only the la
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
 from dataclasses import asdict, dataclass, replace
@@ -115,7 +116,7 @@ def _cron(expression: object) -> str:
 
 
 def _every(every: object) -> int:
-    if isinstance(every, bool) or not isinstance(every, int | float) or every != int(every):
+    if isinstance(every, bool) or not isinstance(every, int | float) or not math.isfinite(every) or every % 1:
         raise InvalidParameter("every must be a whole number of seconds")
     if not MIN_EVERY <= every <= MAX_EVERY:
         raise InvalidParameter(f"every must be between {MIN_EVERY} and {MAX_EVERY} seconds")
@@ -143,7 +144,7 @@ def parse(body: object, *, max_value: int, now_ms: int) -> Schedule:
     has_cron, has_every = body.get("cron") is not None, body.get("every") is not None
     if has_cron == has_every:
         raise InvalidParameter("give exactly one of cron and every")
-    tz = _zone(body.get("tz") or "UTC")
+    tz = _zone("UTC" if body.get("tz") is None else body["tz"])
     if has_every and body.get("tz") not in (None, "UTC"):
         raise InvalidParameter("tz applies to cron schedules only")
     cron = _cron(body["cron"]) if has_cron else None

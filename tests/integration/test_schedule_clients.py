@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -74,3 +78,16 @@ async def test_cli_schedule_commands(server: str) -> None:
     assert refused.returncode != 0 and "PARAMETER_INVALID" in refused.stderr + refused.stdout
     missing = await asyncio.to_thread(restmq_cli, "schedule", "show", "s_0123456789abcdef", "--url", server)
     assert missing.returncode != 0
+
+
+async def test_the_schedules_example_runs(server: str) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "schedules.py"
+    env = {**os.environ, "RESTMQ_URL": server}
+    done = await asyncio.to_thread(
+        subprocess.run, [sys.executable, str(example)], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    beats = [line for line in done.stdout.splitlines() if line.startswith("beat ")]
+    assert len(beats) == 3 and len(set(beats)) == 3, done.stdout
+    async with AsyncClient(server) as client:
+        assert await client.schedules() == []  # the example removed what it created
