@@ -86,7 +86,7 @@ class ScheduleRunner:
         """Publish what is due; the seconds until the next tick (or the next periodic reload)."""
         if self._dirty or time.monotonic() - self._loaded_at > self._reload_every:
             self._dirty = False  # before the read: a change announced during it reads again
-            self._schedules = [load(*stored) for stored in await self._store.schedules.load_all()]
+            self._schedules = [load(*stored) for stored in await self._store.schedules.load_all(values=False)]
             self._loaded_at = time.monotonic()
         now = await self._store.schedules.time_ms()
         wait_ms = self._reload_every * 1000

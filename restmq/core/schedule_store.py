@@ -36,8 +36,8 @@ class ScheduleStore(Protocol):
         """Store a new schedule beside its queue; False (and nothing stored) when the node already holds `cap`."""
         ...
 
-    async def load_all(self) -> list[StoredSchedule]:
-        """Every schedule of every reachable node."""
+    async def load_all(self, *, values: bool = True) -> list[StoredSchedule]:
+        """Every schedule of every reachable node; without their values (state["value"]) unless `values`."""
         ...
 
     async def load(self, schedule_id: str) -> StoredSchedule | None: ...

@@ -39,13 +39,14 @@ class Schedule:
     tz: str
     created_ms: int
     paused: bool = False
-    last_tick_ms: int = 0  # the last tick published (or the creation time: ticks come after it)
+    last_tick_ms: int = 0  # ticks up to this one are done: the last published, or the creation or resume time
     fired: int = 0  # messages published so far
-    last_key: str | None = None  # the key of the last message published
+    last_key: str | None = None  # the number of the last message published
+    fired_at_ms: int | None = None  # the last tick published (last_tick_ms also moves on a resume)
 
     def definition(self) -> str:
-        """The fixed part, as stored: what the engine keeps beside the tick state."""
-        fields = {k: v for k, v in asdict(self).items() if k in (*FIELDS, "id", "created_ms")}
+        """The fixed part but the value (stored apart: the runners read schedules without it)."""
+        fields = {k: v for k, v in asdict(self).items() if k in (*FIELDS, "id", "created_ms") and k != "value"}
         return orjson.dumps(fields).decode()
 
     def latest_tick(self, now_ms: int) -> int | None:
@@ -73,7 +74,7 @@ class Schedule:
         """The schedule as the API shows it."""
         shown = asdict(self)
         shown["next_tick_ms"] = None if self.paused else self.next_tick(now_ms)
-        shown["last_tick_ms"] = self.last_tick_ms if self.fired else None
+        shown["last_tick_ms"] = shown.pop("fired_at_ms")
         return shown
 
 
@@ -162,9 +163,10 @@ def load(definition: str, state: dict[str, str]) -> Schedule:
     """A schedule from its stored definition and tick state (storage's hash fields)."""
     fields = orjson.loads(definition)
     return replace(
-        Schedule(**fields),
+        Schedule(**fields, value=state.get("value", "")),
         paused=state.get("paused") == "1",
         last_tick_ms=int(state.get("last") or fields["created_ms"]),
         fired=int(state.get("fired") or 0),
         last_key=state.get("last_key") or None,
+        fired_at_ms=int(state["fired_at"]) if state.get("fired_at") else None,
     )

@@ -8,7 +8,7 @@ reads every node's index, as queue listings do.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from restmq.core.schedule_store import Fired, FireStatus, StoredSchedule
 from restmq.errors import BackendUnavailable
@@ -18,6 +18,9 @@ from restmq.storage.errors import backend_errors
 if TYPE_CHECKING:
     from restmq.storage.node import RedisStore
     from restmq.storage.sharded import ShardedStore
+
+# A schedule's hash fields but its value: what the runners read (a value may be as large as a message's)
+STATE_FIELDS = ("def", "paused", "last", "fired_at", "fired", "last_key")
 
 
 class NodeSchedules:
@@ -48,23 +51,27 @@ class NodeSchedules:
         with backend_errors(self._store.name):
             await self._store.client.hdel(keys.SCHEDULES, schedule_id)
 
-    async def _read(self, entries: Sequence[tuple[str, str]]) -> list[StoredSchedule]:
-        """The hashes of (id, queue) index entries; an entry whose hash is gone (a create cut short) is skipped."""
+    async def _read(self, entries: Sequence[tuple[str, str]], *, values: bool = True) -> list[StoredSchedule]:
+        """The hashes of (id, queue) index entries (without their values unless `values`); an entry whose hash is
+        gone (a create cut short) is skipped."""
         if not entries:
             return []
 
-        async def read() -> list[dict[str, str]]:
+        async def read() -> list[Any]:
             async with self._store.client.pipeline(transaction=False) as pipe:
                 for schedule_id, queue in entries:
-                    pipe.hgetall(keys.schedule_key(queue, schedule_id))
-                return cast(list[dict[str, str]], await pipe.execute())
+                    key = keys.schedule_key(queue, schedule_id)
+                    pipe.hgetall(key) if values else pipe.hmget(key, STATE_FIELDS)
+                return await pipe.execute()
 
         found = await self._store._retrying(read)
+        if not values:
+            found = [{k: v for k, v in zip(STATE_FIELDS, row, strict=True) if v is not None} for row in found]
         return [(state.pop("def"), state) for state in found if "def" in state]
 
-    async def load_all(self) -> list[StoredSchedule]:
+    async def load_all(self, *, values: bool = True) -> list[StoredSchedule]:
         index = cast(dict[str, str], await self._store._retrying(lambda: self._store.client.hgetall(keys.SCHEDULES)))
-        return await self._read(sorted(index.items()))
+        return await self._read(sorted(index.items()), values=values)
 
     async def _queue_of(self, schedule_id: str) -> str | None:
         return cast(
@@ -123,8 +130,9 @@ class RingSchedules:
             home, lambda s: s.schedules.create(schedule_id, queue, definition, value, start_ms, cap)
         )
 
-    async def load_all(self) -> list[StoredSchedule]:
-        return [found for held in await self._ring._each(lambda s: s.schedules.load_all()) for found in held]
+    async def load_all(self, *, values: bool = True) -> list[StoredSchedule]:
+        every_node = await self._ring._each(lambda s: s.schedules.load_all(values=values))
+        return [found for held in every_node for found in held]
 
     async def load(self, schedule_id: str) -> StoredSchedule | None:
         for found in await self._ring._each(lambda s: s.schedules.load(schedule_id)):
