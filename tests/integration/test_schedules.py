@@ -22,6 +22,7 @@ from restmq.web.app import create_app
 from tests.helpers.auth import bearer
 from tests.helpers.cluster import Cluster
 from tests.helpers.server import run_app, serve_app
+from tests.helpers.topology import engine_client, flush_engines
 from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -32,7 +33,7 @@ TICK_TEMPLATE = "{{tick_ms}}"
 @pytest.fixture(params=["node", "ring", "cluster"])
 async def two_servers(request: pytest.FixtureRequest) -> AsyncIterator[tuple[str, str]]:
     """Two RestMQ servers (each its own store, runner and event subscription) on one flushed backend."""
-    from tests.helpers.topology import flush_cluster, flush_engines
+    from tests.helpers.topology import flush_cluster
 
     backend: dict[str, Any]
     if request.param == "node":
@@ -106,6 +107,7 @@ async def test_pause_resume_and_delete(http: httpx.AsyncClient, redis_client: re
 
     resumed = (await http.post(f"/schedules/{sid}/resume")).json()
     assert resumed["paused"] is False
+    assert resumed["last_tick_ms"] == paused["last_tick_ms"]  # the last tick published, not the resume time
     resumed_at = _engine_ms(redis_client)
     await fired_at_least(http, sid, held + 1)
     ticks = [int(m["value"]) for m in await messages(http, "pr")]
@@ -238,3 +240,47 @@ async def test_cron_next_tick_reads_the_time_zone(http: httpx.AsyncClient) -> No
     utc = datetime.fromtimestamp(shown["next_tick_ms"] / 1000, UTC)
     assert utc.hour == (14 if local.dst() == timedelta(0) else 13)
     assert shown["next_tick_ms"] > shown["created_ms"] and shown["last_tick_ms"] is None
+
+
+async def test_every_runner_learns_a_change_at_once(redis_url: str) -> None:
+    """A create, pause or delete through one server reaches the other's runner by the pub/sub event, not by its
+    periodic reload (30 s): each runner's view is checked within a few seconds."""
+    apps = [create_app(Settings(redis=(redis_url,))) for _ in range(2)]
+    async with serve_app(apps[0]) as first, serve_app(apps[1]):
+
+        def known(app: Any) -> dict[str, bool]:
+            return {s.id: s.paused for s in app.state.schedule_runner._schedules}
+
+        async with httpx.AsyncClient(base_url=first) as http:
+            sid = (await http.post("/schedules", json={"queue": "ev", "value": "x", "cron": "0 0 1 1 *"})).json()["id"]
+
+            async def everyone_sees(state: bool | None) -> bool:
+                return all(known(app).get(sid) == state for app in apps)
+
+            await wait_for(lambda: everyone_sees(False), 5, 0.02, "both runners to load the new schedule")
+            await http.post(f"/schedules/{sid}/pause")
+            await wait_for(lambda: everyone_sees(True), 5, 0.02, "both runners to see the pause")
+            await http.delete(f"/schedules/{sid}")
+            await wait_for(lambda: everyone_sees(None), 5, 0.02, "both runners to drop it")
+
+
+async def test_on_a_ring_a_schedule_lives_on_its_queue_node(ring_engines: list[EmbeddedEngine]) -> None:
+    flush_engines(ring_engines)
+    async with run_app(redis_urls=[e.url for e in ring_engines]) as url, httpx.AsyncClient(base_url=url) as http:
+        placed = {}
+        for queue in ("alpha", "beta", "gamma", "delta"):
+            sid = (await http.post("/schedules", json={"queue": queue, "value": "x", "every": 1})).json()["id"]
+            placed[queue] = sid
+        for sid in placed.values():
+            await fired_at_least(http, sid, 1)
+        assert (await http.get("/schedules")).json()["count"] == 4
+    for queue, sid in placed.items():
+        holders = []
+        for engine in ring_engines:
+            client = engine_client(engine)
+            if client.exists(f"rmq:{{{queue}}}:sched:{sid}"):
+                holders.append(engine)
+                assert client.zcard(f"rmq:{{{queue}}}:ready") >= 1  # its ticks are queued on the same node
+                assert client.hget("rmq:schedules", sid) == queue  # and in that node's index
+            client.close()
+        assert len(holders) == 1, f"{queue}'s schedule on {len(holders)} nodes"
