@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import httpx
 
-from restmq.client._calls import Call, _json_dict, check_queue
+from restmq.client._calls import Call, check_queue
 from restmq.client.errors import BadRequestError
 from restmq.client.models import Schedule
 
@@ -21,8 +22,15 @@ def _path(schedule_id: str) -> str:
     return f"/schedules/{schedule_id}"
 
 
+def _object(response: httpx.Response) -> dict[str, Any]:
+    data = response.json()
+    if not isinstance(data, dict):
+        raise TypeError(f"expected a JSON object from {response.request.url}, got {type(data).__name__}")
+    return data
+
+
 def _schedule(response: httpx.Response) -> Schedule:
-    return Schedule.from_dict(_json_dict(response))
+    return Schedule.from_dict(_object(response))
 
 
 def create(queue: str, value: str, *, every: int | None, cron: str | None, tz: str | None) -> Call[Schedule]:
@@ -38,7 +46,7 @@ def create(queue: str, value: str, *, every: int | None, cron: str | None, tz: s
 
 
 def listing() -> Call[list[Schedule]]:
-    return Call("GET", "/schedules", lambda r: [Schedule.from_dict(s) for s in _json_dict(r)["schedules"]])
+    return Call("GET", "/schedules", lambda r: [Schedule.from_dict(s) for s in _object(r)["schedules"]])
 
 
 def one(schedule_id: str) -> Call[Schedule]:
@@ -50,4 +58,4 @@ def set_paused(schedule_id: str, paused: bool) -> Call[Schedule]:
 
 
 def delete(schedule_id: str) -> Call[bool]:
-    return Call("DELETE", _path(schedule_id), lambda r: bool(_json_dict(r)["deleted"]))
+    return Call("DELETE", _path(schedule_id), lambda r: bool(_object(r)["deleted"]))
