@@ -4,6 +4,7 @@ its time zone. The ticks are the engine's: the tests read its clock instead of s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -16,8 +17,10 @@ import pytest
 import redis
 
 from restmq.core.schedules import Schedule
+from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.node import RedisStore
 from tests.helpers.server import ServeProcess, free_port, run_app
+from tests.helpers.topology import restart
 from tests.helpers.wait import wait_for, wait_until
 
 pytestmark = pytest.mark.integration
@@ -120,3 +123,32 @@ async def test_a_cron_tick_due_in_its_time_zone_is_published_once_on_start(
     assert values == [f"{tick_ms} {expected_text}"]
     assert shown_now["fired"] == 1 and shown_now["last_tick_ms"] == tick_ms
     assert shown_now["next_tick_ms"] == tick_ms + 86_400_000  # Kolkata has no DST: the same minute tomorrow
+
+
+async def test_the_runner_outlives_an_engine_restart(own_engine: EmbeddedEngine) -> None:
+    """The engine goes away under a running server: the runner logs, retries, and publishes again once it is back;
+    the schedule (in the engine's AOF) is still there, and no tick was published twice."""
+    async with run_app(own_engine.url) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        sid = (await http.post("/schedules", json={"queue": "survive", "value": "{{tick_ms}}", "every": 1})).json()[
+            "id"
+        ]
+
+        async def fired() -> int:
+            reply = await http.get(f"/schedules/{sid}")
+            return int(reply.json()["fired"]) if reply.status_code == 200 else 0
+
+        await wait_for(fired, 20, 0.05, "a first tick")
+        await asyncio.to_thread(own_engine.stop)
+        assert (await http.get(f"/schedules/{sid}")).status_code == 503
+        await asyncio.to_thread(restart, own_engine)
+        before = await wait_for(fired, 20, 0.05, "the schedule to answer again")
+
+        async def more() -> bool:
+            return await fired() >= before + 2
+
+        await wait_for(more, 30, 0.05, "ticks after the engine came back")
+        await http.post(f"/schedules/{sid}/pause")
+        ticks = []
+        while (reply := await http.get("/q/survive?count=1000")).status_code == 200:
+            ticks += [int(m["value"]) for m in reply.json()]
+    assert len(ticks) == len(set(ticks)) >= before + 2
