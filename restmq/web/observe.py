@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -189,7 +189,12 @@ async def metrics(request: Request) -> Response:
         "Long-polls of this process waiting for a message right now",
         value=service.waiters.parked(),
     )
-    process.register(_Fixed([streams, long_polls, *syslog_families(getattr(request.app.state, "syslog", None))]))
+    ticks = CounterMetricFamily(
+        "restmq_process_schedule_ticks",
+        "Schedule ticks this process published (docs/schedules.md)",
+        value=request.app.state.schedule_runner.fired,
+    )
+    process.register(_Fixed([streams, long_polls, *syslog_families(getattr(request.app.state, "syslog", None)), ticks]))
     body = generate_latest(REGISTRY) + queues + generate_latest(process)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 

@@ -61,6 +61,14 @@ async def messages(http: httpx.AsyncClient, queue: str) -> list[dict[str, Any]]:
         taken += reply.json()
 
 
+async def published_here(http: httpx.AsyncClient) -> int:
+    """The server process's `restmq_process_schedule_ticks_total`, from /metrics."""
+    for line in (await http.get("/metrics")).text.splitlines():
+        if line.startswith("restmq_process_schedule_ticks_total "):
+            return int(float(line.split()[1]))
+    raise AssertionError("/metrics has no restmq_process_schedule_ticks_total")
+
+
 async def schedule_of(http: httpx.AsyncClient, schedule_id: str) -> dict[str, Any]:
     reply = await http.get(f"/schedules/{schedule_id}")
     assert reply.status_code == 200, reply.text
@@ -88,6 +96,8 @@ async def test_each_tick_is_published_once_by_two_servers(two_servers: tuple[str
         assert paused.json()["paused"] is True
         final = await schedule_of(one, schedule["id"])
         ticks = [int(m["value"]) for m in await messages(one, "ticks")]
+        by_process = [await published_here(one), await published_here(two)]
+    assert sum(by_process) == final["fired"], by_process  # each tick claimed by exactly one of them
     assert len(ticks) == final["fired"] >= 4
     assert len(set(ticks)) == len(ticks), f"a tick was published twice: {sorted(ticks)}"
     assert all((t - schedule["created_ms"]) % 1000 == 0 and t > schedule["created_ms"] for t in ticks)
