@@ -37,6 +37,7 @@ class ScheduleRunner:
         self._waiters = waiters
         self._reload_every = reload_every
         self._schedules: list[Schedule] = []
+        self._looks: dict[str, int] = {}  # schedule id -> when (engine ms) to look at it again
         self._loaded_at = -reload_every - 1.0
         self._dirty = True
         self._wake = asyncio.Event()
@@ -90,13 +91,19 @@ class ScheduleRunner:
             self._loaded_at = time.monotonic()
         now = await self._store.schedules.time_ms()
         wait_ms = self._reload_every * 1000
-        kept = []
+        kept, looks = [], {}
         for schedule in self._schedules:
             if not schedule.paused:
-                schedule, early = await self._fire_due(schedule, now)
-                wait_ms = min(wait_ms, RETRY_EARLY * 1000 if early else schedule.next_tick(now) - now)
+                # Nothing can be due before the next tick seen last time (a definition never changes, and pauses,
+                # resumes and other processes' fires only move `last` on): skip the cron arithmetic until then.
+                look = self._looks.get(schedule.id, now)
+                if look <= now:
+                    schedule, early = await self._fire_due(schedule, now)
+                    look = now + round(RETRY_EARLY * 1000) if early else schedule.next_tick(now)
+                looks[schedule.id] = look
+                wait_ms = min(wait_ms, look - now)
             kept.append(schedule)
-        self._schedules = kept
+        self._schedules, self._looks = kept, looks
         return max(wait_ms, 1) / 1000
 
     async def _fire_due(self, schedule: Schedule, now: int) -> tuple[Schedule, bool]:
