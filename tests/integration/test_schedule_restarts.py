@@ -152,3 +152,18 @@ async def test_the_runner_outlives_an_engine_restart(own_engine: EmbeddedEngine)
         while (reply := await http.get("/q/survive?count=1000")).status_code == 200:
             ticks += [int(m["value"]) for m in reply.json()]
     assert len(ticks) == len(set(ticks)) >= before + 2
+
+
+def test_a_killed_process_leaves_the_ticks_to_the_other(redis_url: str, tmp_path: Path) -> None:
+    """`kill -9` of one of two processes: the survivor publishes the following ticks, still one message each."""
+    with two_serve_processes(redis_url, tmp_path, 3) as (one, two):
+        body = {"queue": "solo", "value": "{{tick_ms}}", "every": 1}
+        sid = httpx.post(f"{one.url}/schedules", json=body, timeout=10).json()["id"]
+        fired_at_least(two.url, sid, 2)
+        one.kill()
+        before = shown(two.url, sid)["fired"]
+        fired_at_least(two.url, sid, before + 3)
+        httpx.post(f"{two.url}/schedules/{sid}/pause", timeout=10)
+        final = shown(two.url, sid)
+        ticks = ticks_of(two.url, "solo")
+    assert len(ticks) == len(set(ticks)) == final["fired"]

@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from redis.crc import key_slot
 
 from restmq.core.schedules import Schedule, iso_tick, parse
 from restmq.errors import InvalidParameter, PayloadTooLarge
+from restmq.storage.keys import queue_keys, schedule_key
 
 pytestmark = pytest.mark.unit
 
@@ -76,3 +78,9 @@ def test_refusals(body: dict[str, object]) -> None:
 def test_a_value_over_the_limit_is_refused() -> None:
     with pytest.raises(PayloadTooLarge):
         parse({"queue": "q", "value": "é" * 60, "every": 5}, max_value=100, now_ms=0)
+
+
+@pytest.mark.parametrize("queue", ["jobs", "jobs:dead", "a.b@c"])
+def test_a_schedule_shares_its_queue_hash_slot(queue: str) -> None:
+    """The tick claim and the add are one script: on Redis Cluster its keys must share one slot."""
+    assert key_slot(schedule_key(queue, "s_0123456789abcdef").encode()) == key_slot(queue_keys(queue).meta.encode())
