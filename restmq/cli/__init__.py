@@ -11,6 +11,7 @@ from restmq.cli.import_2010 import import_2010
 from restmq.cli.push import push
 from restmq.cli.read import ack, get, release, take
 from restmq.cli.ring import ring
+from restmq.cli.schedule import schedule
 from restmq.cli.serve import serve, show_config
 from restmq.cli.stats import stats
 from restmq.cli.tail import tail
@@ -31,3 +32,4 @@ main.add_command(ring)
 for command in (add, get, take, ack, release, tail, stats, policy, control, purge, redrive, bench):
     main.add_command(command)
 main.add_command(push)
+main.add_command(schedule)

@@ -33,7 +33,7 @@ from restmq.client.errors import (
     ServerError,
     TransportError,
 )
-from restmq.client.models import ConsumeStats, Control, Message, Overview, QueueStats
+from restmq.client.models import ConsumeStats, Control, Message, Overview, QueueStats, Schedule
 from restmq.client.sync import Client, Stream
 
 __all__ = [
@@ -56,6 +56,7 @@ __all__ = [
     "MessageNotFound",
     "NotFoundError",
     "Overview",
+    "Schedule",
     "PayloadTooLargeError",
     "QueueStats",
     "RequestTimeout",

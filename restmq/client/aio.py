@@ -17,12 +17,12 @@ from typing import Any, TypeVar, overload
 
 import httpx
 
-from restmq.client import _aio_flavor, _calls
+from restmq.client import _aio_flavor, _calls, _schedule_calls
 from restmq.client._aio_flavor import Handler
 from restmq.client._aio_stream import AsyncStream
 from restmq.client._aio_worker import AsyncWorker
 from restmq.client.errors import from_transport
-from restmq.client.models import ConsumeStats, Control, Message, Overview, QueueStats
+from restmq.client.models import ConsumeStats, Control, Message, Overview, QueueStats, Schedule
 
 __all__ = ["AsyncClient", "AsyncStream"]
 
@@ -341,6 +341,34 @@ class AsyncClient:
     async def push_remove(self, queue: str) -> bool:
         """Remove the push subscription of ``queue``; True if there was one."""
         return await self._run(_calls.push_remove(queue))
+    # -- schedules (docs/schedules.md) ---------------------------------------------------------
+
+    async def create_schedule(
+        self, queue: str, value: str, *, every: int | None = None, cron: str | None = None, tz: str | None = None
+    ) -> Schedule:
+        """Publish ``value`` to ``queue`` every ``every`` seconds, or at the ticks of a 5-field ``cron`` expression
+        read in time zone ``tz`` (UTC by default). Needs the admin right on the queue."""
+        return await self._run(_schedule_calls.create(queue, value, every=every, cron=cron, tz=tz))
+
+    async def schedules(self) -> list[Schedule]:
+        """Every schedule on the queues the token covers."""
+        return await self._run(_schedule_calls.listing())
+
+    async def schedule(self, schedule_id: str) -> Schedule:
+        """One schedule (NotFoundError when it does not exist, or its queue is not the token's)."""
+        return await self._run(_schedule_calls.one(schedule_id))
+
+    async def pause_schedule(self, schedule_id: str) -> Schedule:
+        """Publish nothing until resumed."""
+        return await self._run(_schedule_calls.set_paused(schedule_id, True))
+
+    async def resume_schedule(self, schedule_id: str) -> Schedule:
+        """Publish again from the next tick (the ticks that fell while paused are not published)."""
+        return await self._run(_schedule_calls.set_paused(schedule_id, False))
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        """Remove the schedule (the messages it published stay)."""
+        return await self._run(_schedule_calls.delete(schedule_id))
 
     # -- streaming and workers ------------------------------------------------------------------
 

@@ -110,3 +110,26 @@ class ConsumeStats:
     handled: int = 0
     failed: int = 0
     errors: int = 0  # transport/server errors while leasing or settling (the loop backed off and went on)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A schedule (docs/schedules.md): its queue and value, ``cron`` (with ``tz``) or ``every`` seconds, and where
+    its ticks stand (ms since the epoch, by the engine's clock; None before the first or while paused)."""
+
+    id: str
+    queue: str
+    value: str
+    cron: str | None
+    every: int | None
+    tz: str
+    created_ms: int
+    paused: bool
+    fired: int
+    last_tick_ms: int | None
+    last_key: str | None
+    next_tick_ms: int | None
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Schedule:
+        return cls(**{name: data.get(name) for name in cls.__slots__})  # type: ignore[arg-type]

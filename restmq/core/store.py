@@ -24,6 +24,7 @@ from restmq.core.model import (
     SettleResult,
     StreamResult,
 )
+from restmq.core.schedule_store import ScheduleStore
 
 # Called for every event published on a subscribed queue: (queue, event). Events: "add:N" (N
 # messages became ready), "add" (some did: after a sweep or a redrive), "purge", "settings", or a
@@ -33,6 +34,11 @@ EventHandler = Callable[[str, str], Awaitable[None] | None]
 
 
 class Store(Protocol):
+    @property
+    def schedules(self) -> ScheduleStore:
+        """Where schedules live (restmq/core/schedule_store.py)."""
+        ...
+
     async def add(
         self,
         queue: str,

@@ -40,6 +40,8 @@ rmq:{T}N:op:<id>         STRING  the same for one call, in versions before the w
 rmq:{T}:push             HASH    the queue's push subscription (docs/push.md): url, secret, limits, paused, counters,
                                  last status and error, rate bucket (storage/push.py)
 rmq:{T}:push:slots       ZSET    its deliveries in flight: slot id -> deadline (the lease)
+rmq:{T}N:sched:<id>      HASH    one schedule of the queue: def (JSON), value, paused, last (last tick
+                                 published, or the time counting starts from), fired_at, fired, last_key
 rmq:{T}N:ev              (pub/sub shard channel) queue events: add:N, add, settings, purge,
                                  b[...] and r[...] deliveries, sync: echoes (docs/ARCHITECTURE.md)
 rmq:names                ZSET    names of listed queues, all scored 0: ordered by name, so that a
@@ -48,6 +50,7 @@ rmq:names                ZSET    names of listed queues, all scored 0: ordered b
 rmq:queues               SET     the registry of versions before rmq:names; folded into it, then deleted
 rmq:timers               ZSET    queue name -> next lease/delay/ttl deadline (reaper index)
 rmq:push                 SET     names of queues with a push subscription (one per node on a ring)
+rmq:schedules            HASH    schedule id -> queue: this node's index of the schedules it holds
 rmq:tokens               HASH    token id -> JSON token record (secret stored as SHA-256)
 rmq:tokens:revoked       HASH    token id -> revocation time (unix s); a revoked id never
                                  authorizes again, even if a ring node still holds its record
@@ -70,6 +73,7 @@ PLACEMENT = f"{PREFIX}:placement"  # the ring's placement table (JSON; restmq/st
 PLACEMENT_LEASE = f"{PREFIX}:placement:lease"  # which server recomputes the table (expires)
 TOKENS = f"{PREFIX}:tokens"
 PUSH_INDEX = f"{PREFIX}:push"
+SCHEDULES = f"{PREFIX}:schedules"
 REVOKED_TOKENS = f"{TOKENS}:revoked"
 META_PATTERN = f"{PREFIX}:{{*:meta"  # SCAN MATCH of every queue's meta hash, dead-letter queues' included
 _META_TAIL, _DEAD_META_TAIL = "}:meta", "}|dead:meta"
@@ -196,3 +200,6 @@ def push_keys(queue: str) -> tuple[str, str]:
     """The push subscription hash of a queue and its in-flight slots (the queue's hash slot)."""
     base = _base(queue)
     return f"{base}:push", f"{base}:push:slots"
+def schedule_key(queue: str, schedule_id: str) -> str:
+    """The hash of one schedule, in its queue's hash slot (its ticks are added there in one script)."""
+    return f"{_base(queue)}:sched:{schedule_id}"

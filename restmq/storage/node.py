@@ -58,6 +58,7 @@ from restmq.storage.events import EventListener
 from restmq.storage.index_repair import IndexRepair, unlist
 from restmq.storage.packing import fast_connection_class
 from restmq.storage.push import PushCommands
+from restmq.storage.schedules import NodeSchedules
 from restmq.storage.scripts import Client, Scripts
 from restmq.storage.urls import redact
 
@@ -196,6 +197,7 @@ class RedisStore(PushCommands):  # push subscriptions: storage/push.py
         self._dead_lettering: set[str] = set()
         self.events = EventListener(self._make_pubsub, lambda q: keys.queue_keys(q).channel, name)
         self.index_repair = IndexRepair(client, self.scripts)
+        self.schedules = NodeSchedules(self)
 
     @classmethod
     def from_url(cls, url: str, *, key_base: int = 0, coalesce: bool = True) -> RedisStore:

@@ -45,6 +45,7 @@ from restmq.storage.node import COUNTERS, RedisStore, TokenStates, revocation_ti
 from restmq.storage.placement_keeper import PlacementKeeper
 from restmq.storage.push_ring import RingPushCommands
 from restmq.storage.ring import HashRing
+from restmq.storage.schedules import RingSchedules
 from restmq.storage.urls import redact
 
 log = logging.getLogger("restmq.ring")
@@ -158,6 +159,7 @@ class ShardedStore(RingPushCommands):  # push subscriptions: storage/push_ring.p
         if placement == "capacity":
             self.placement = PlacementKeeper(self.nodes, self._reweigh, interval=placement_interval)
         self._placer: asyncio.Task[None] | None = None
+        self.schedules = RingSchedules(self)
 
     # -- node selection and health ------------------------------------------------------------
 

@@ -17,6 +17,8 @@ from starlette.types import ASGIApp
 
 from restmq.config import Settings
 from restmq.core.dispatch import Streams
+from restmq.core.schedule_runner import ScheduleRunner
+from restmq.core.schedule_service import ScheduleService
 from restmq.core.service import QueueService
 from restmq.core.store import Store
 from restmq.errors import BackendUnavailable, RestMQError
@@ -134,6 +136,9 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         reaper = asyncio.create_task(run_reaper(store, settings.reaper_interval), name="restmq-reaper")
         app.state.syslog = syslog = await start_syslog(settings, service, shutdown)  # None without --syslog-port
         push = start_push(app.state, push_allow)  # None without --push-allow
+        app.state.schedules = ScheduleService(store, settings.limits)
+        app.state.schedule_runner = schedule_runner = ScheduleRunner(store, service.waiters)
+        schedule_runner.start()
         try:
             yield
         finally:
@@ -144,6 +149,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
             remove_hook()
             await streams.close()
             await token_watch.close()
+            await schedule_runner.close()
             reaper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await reaper

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -191,7 +191,12 @@ async def metrics(request: Request) -> Response:
         value=service.waiters.parked(),
     )
     state = request.app.state
-    own = [streams, long_polls, *syslog_families(getattr(state, "syslog", None))]
+    ticks = CounterMetricFamily(
+        "restmq_process_schedule_ticks",
+        "Schedule ticks this process published (docs/schedules.md)",
+        value=state.schedule_runner.fired,
+    )
+    own = [streams, long_polls, *syslog_families(getattr(state, "syslog", None)), ticks]
     own += push_families(getattr(state, "push", None))
     process.register(_Fixed(own))
     body = generate_latest(REGISTRY) + queues + generate_latest(process)

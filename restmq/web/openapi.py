@@ -33,6 +33,7 @@ TAGS = [
     {"name": "pages", "description": "HTML pages."},
     {"name": "operations", "description": "Health, readiness, metrics and these descriptions."},
     {"name": "push", "description": "Push subscriptions: a queue's messages POSTed to a webhook (--push-allow)."},
+    {"name": "schedules", "description": "Messages published on a cron or interval schedule (docs/schedules.md)."},
 ]
 ERROR_TEXTS = {
     400: "Bad input (QUEUE_NAME_INVALID, PARAMETER_INVALID, FIELD_MISSING, JSON_INVALID, VALUE_INVALID, "

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.routing import Mount, Route, WebSocketRoute
 
-from restmq.web import collectd, docs_page, head, observe, openapi, ops, rest, ring, streams, ui
+from restmq.web import collectd, docs_page, head, observe, openapi, ops, rest, ring, schedules, streams, ui
 from restmq.web import push as push_routes
 from restmq.web import shapes as s
 from restmq.web.api import ERRORS, HTML, JSON, JSONP, NDJSON, SSE, TEXT, Api, ApiRoute, Out
@@ -125,6 +125,19 @@ routes = [
         gives={200: Out("AsyncAPI document.", dict[str, Any])}, public=True),
     api("/docs", docs_page.docs_page, "GET", "API reference page", "operations", op_id="docs", gives={200: PAGE},
         public=True),
+    # Schedules (restmq/web/schedules.py, docs/schedules.md): they check access themselves (the queue is in the
+    # body or the stored schedule).
+    api("/schedules", schedules.create_schedule, "POST", "Create a schedule", "schedules", body={JSON: s.NewSchedule},
+        body_required=True, gives={201: s.Schedule}, errors=(*ERRORS, 413)),
+    api("/schedules", schedules.list_schedules, "GET", "List schedules", "schedules", gives={200: s.ScheduleList}),
+    api("/schedules/{schedule_id}", schedules.get_schedule, "GET", "A schedule", "schedules",
+        gives={200: s.Schedule}, errors=(*ERRORS, 404)),
+    api("/schedules/{schedule_id}", schedules.delete_schedule, "DELETE", "Delete a schedule", "schedules",
+        gives={200: s.ScheduleRemoved}, errors=(*ERRORS, 404)),
+    api("/schedules/{schedule_id}/pause", schedules.pause_schedule, "POST", "Pause a schedule", "schedules",
+        gives={200: s.Schedule}, errors=(*ERRORS, 404)),
+    api("/schedules/{schedule_id}/resume", schedules.resume_schedule, "POST", "Resume a schedule", "schedules",
+        gives={200: s.Schedule}, errors=(*ERRORS, 404)),
 ]
 # fmt: on
 # Push subscriptions (restmq/web/push.py, docs/push.md): the admin right on the queue.

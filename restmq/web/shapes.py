@@ -310,6 +310,7 @@ class Gap(TypedDict):
 class PathParams(TypedDict):
     queue: QueueName
     key: MessageKey
+    schedule_id: Annotated[str, Meta(pattern="^s_[0-9a-f]{16}$", description="A schedule's id.")]
 
 
 class Jsonp(TypedDict, total=False):
@@ -506,3 +507,45 @@ class PushRemoved(TypedDict):
 
     queue: str
     removed: bool
+# -- schedules (docs/schedules.md) --------------------------------------------------------------
+
+
+class NewSchedule(TypedDict, total=False):
+    """A schedule: `queue`, `value` and exactly one of `cron` and `every`."""
+
+    queue: Required[QueueName]
+    value: Required[Annotated[str, Meta(description="The message text; `{{tick}}` and `{{tick_ms}}` become the tick.")]]
+    cron: Annotated[str, Meta(description="5 fields: minute hour day-of-month month day-of-week.")]
+    every: Annotated[int, Meta(ge=1, le=366 * 86400, description="Seconds between ticks, from the creation.")]
+    tz: Annotated[str, Meta(description="IANA time zone of `cron` (UTC by default).")]
+
+
+class Schedule(TypedDict):
+    """A schedule and where its ticks stand (times in ms since the epoch, by the engine's clock)."""
+
+    id: str
+    queue: QueueName
+    value: str
+    cron: str | None
+    every: int | None
+    tz: str
+    created_ms: int
+    paused: bool
+    fired: Annotated[int, Meta(description="Messages published so far.")]
+    last_tick_ms: Annotated[int | None, Meta(description="The last tick published (null before the first).")]
+    last_key: Annotated[str | None, Meta(description="The key of the last message published.")]
+    next_tick_ms: Annotated[int | None, Meta(description="The next tick (null while paused).")]
+
+
+class ScheduleList(TypedDict):
+    """The schedules the caller's token covers, by queue."""
+
+    schedules: list[Schedule]
+    count: int
+
+
+class ScheduleRemoved(TypedDict):
+    """The schedule is gone."""
+
+    id: str
+    deleted: bool
