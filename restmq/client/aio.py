@@ -341,6 +341,7 @@ class AsyncClient:
     async def push_remove(self, queue: str) -> bool:
         """Remove the push subscription of ``queue``; True if there was one."""
         return await self._run(_calls.push_remove(queue))
+
     # -- schedules (docs/schedules.md) ---------------------------------------------------------
 
     async def create_schedule(

@@ -337,6 +337,7 @@ class Client:
     def push_remove(self, queue: str) -> bool:
         """Remove the push subscription of ``queue``; True if there was one."""
         return self._run(_calls.push_remove(queue))
+
     # -- schedules (docs/schedules.md) ---------------------------------------------------------
 
     def create_schedule(

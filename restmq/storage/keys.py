@@ -200,6 +200,8 @@ def push_keys(queue: str) -> tuple[str, str]:
     """The push subscription hash of a queue and its in-flight slots (the queue's hash slot)."""
     base = _base(queue)
     return f"{base}:push", f"{base}:push:slots"
+
+
 def schedule_key(queue: str, schedule_id: str) -> str:
     """The hash of one schedule, in its queue's hash slot (its ticks are added there in one script)."""
     return f"{_base(queue)}:sched:{schedule_id}"

@@ -507,6 +507,8 @@ class PushRemoved(TypedDict):
 
     queue: str
     removed: bool
+
+
 # -- schedules (docs/schedules.md) --------------------------------------------------------------
 
 
