@@ -187,15 +187,16 @@ class RedisStore:
         name: str = "redis",
         key_base: int = 0,
         coalesce: bool = True,
-        plain_batches: bool = True,
+        plain_batches: bool = False,
     ) -> None:
         """`name` is what errors, logs and node_states() show: never a URL with its password (see urls.redact)."""
         self.client = client
         self.key_base = key_base  # first message number of a queue on this node (ring mode)
         self.name = name
         self.scripts = Scripts(client, coalesce=coalesce)
-        # plain batch adds in MULTI/EXEC (plain_add.py): only where this store retries a broken call itself, with the
-        # operation id add.lua replays; a cluster client would resend a transaction by itself, adding twice
+        # plain batch adds in MULTI/EXEC (plain_add.py), when asked for (their order under concurrent adds is weaker):
+        # only where this store retries a broken call itself, with the operation id add.lua replays; a cluster client
+        # would resend a transaction by itself, adding twice
         self._plain_batches = plain_batches and self.retries_broken_calls and isinstance(client, Redis)
         self._token = uuid.uuid4().hex
         self._op_prefix = uuid.uuid4().hex[:16]  # operation ids: this store's random prefix and a counter
@@ -209,8 +210,8 @@ class RedisStore:
         self.index_repair = IndexRepair(client, self.scripts)
 
     @classmethod
-    def from_url(cls, url: str, *, key_base: int = 0, coalesce: bool = True) -> RedisStore:
-        return cls(connect(url), name=redact(url), key_base=key_base, coalesce=coalesce)
+    def from_url(cls, url: str, *, key_base: int = 0, coalesce: bool = True, plain_batches: bool = False) -> RedisStore:
+        return cls(connect(url), name=redact(url), key_base=key_base, coalesce=coalesce, plain_batches=plain_batches)
 
     def _make_pubsub(self) -> Any:
         return self.client.pubsub()

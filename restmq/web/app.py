@@ -102,7 +102,9 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
     def make_store() -> Store:
         if store_factory is not None:
             return store_factory()
-        return open_store(settings.redis, settings.redis_cluster, coalesce=settings.coalesce)
+        return open_store(
+            settings.redis, settings.redis_cluster, coalesce=settings.coalesce, plain_batches=settings.plain_batches
+        )
 
     acl = load_acl(settings.acl) if settings.acl else None  # a bad ACL file stops start-up
     shutdown = ShutdownHooks()

@@ -6,18 +6,22 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
+import httpx
 import msgspec
 import pytest
 import redis
 
 from restmq.core.model import PopMode
 from restmq.storage import keys
-from restmq.storage.cluster import ClusterStore
 from restmq.storage.engine import EmbeddedEngine
+from restmq.storage.factory import open_store
 from restmq.storage.node import RedisStore
 from tests.helpers.cluster import Cluster
 from tests.helpers.lossy_link import LossyLink, lossy_link
+from tests.helpers.queues import drain_values
+from tests.helpers.server import run_app
 
 pytestmark = pytest.mark.integration
 
@@ -28,9 +32,8 @@ def fresh_queue() -> str:
 
 @pytest.fixture
 async def stores(redis_url: str) -> AsyncIterator[tuple[RedisStore, RedisStore]]:
-    """A store with plain batches (the default) and one that sends every add to add.lua."""
-    plain, scripted = RedisStore.from_url(redis_url), RedisStore.from_url(redis_url)
-    scripted._plain_batches = False
+    """A store with plain batches and one that sends every add to add.lua (the default)."""
+    plain, scripted = RedisStore.from_url(redis_url, plain_batches=True), RedisStore.from_url(redis_url)
     try:
         yield plain, scripted
     finally:
@@ -41,7 +44,7 @@ async def stores(redis_url: str) -> AsyncIterator[tuple[RedisStore, RedisStore]]
 @pytest.fixture
 async def linked(redis_url: str, engine: EmbeddedEngine) -> AsyncIterator[tuple[RedisStore, LossyLink]]:
     with lossy_link(engine.socket_path) as link:
-        store = RedisStore.from_url(link.url)
+        store = RedisStore.from_url(link.url, plain_batches=True)
         try:
             yield store, link
         finally:
@@ -89,7 +92,7 @@ async def test_a_plain_batch_remembers_the_reply_add_lua_replays(
 
 
 async def test_a_ring_node_numbers_a_plain_batch_from_its_base(redis_url: str) -> None:
-    store = RedisStore.from_url(redis_url, key_base=3 * 10**12)
+    store = RedisStore.from_url(redis_url, key_base=3 * 10**12, plain_batches=True)
     try:
         queue = fresh_queue()
         added = await store.add(queue, ["x", "y"])
@@ -118,7 +121,7 @@ async def test_a_plain_batch_whose_reply_was_lost_is_added_once(
     taken = (await store.pop(queue, PopMode.TAKE, count=100)).messages
     assert [m.value for m in taken] == ["before", *values]
     assert [m.n for m in taken[1:]] == list(range(added.first, added.last + 1))
-    assert int(redis_client.hget(keys.queue_keys(queue).meta, "added")) == 21
+    assert redis_client.hget(keys.queue_keys(queue).meta, "added") == "21"
 
 
 @pytest.mark.parametrize(
@@ -177,12 +180,29 @@ async def test_concurrent_batches_each_keep_their_order_and_none_is_lost(
 
 async def test_a_cluster_store_takes_the_script(shared_cluster: Cluster) -> None:
     """A cluster client resends a call by itself: a transaction would be written twice (plain_add.py)."""
-    store = ClusterStore.from_cluster_url(shared_cluster.url)
+    store = open_store([], shared_cluster.url, plain_batches=True)
     try:
-        assert not store._plain_batches
+        assert isinstance(store, RedisStore) and not store._plain_batches
         queue = fresh_queue()
         added = await store.add(queue, ["a", "b", "c"])
         assert (added.first, added.last) == (1, 3)
         assert [m.value for m in (await store.pop(queue, PopMode.TAKE, count=5)).messages] == ["a", "b", "c"]
     finally:
         await store.close()
+
+
+@pytest.mark.parametrize("topology", ["node", "ring"])
+async def test_plain_batches_over_http(topology: str, request: pytest.FixtureRequest) -> None:
+    """`plain_batches` (restmq serve --plain-batches) on one node and on a ring: batches in order, options kept."""
+    if topology == "node":
+        where: dict[str, Any] = {"redis_url": request.getfixturevalue("redis_url")}
+    else:
+        where = {"redis_urls": [e.url for e in request.getfixturevalue("ring_engines")]}
+    async with run_app(plain_batches=True, **where) as url, httpx.AsyncClient(base_url=url) as http:
+        queue = fresh_queue()
+        reply = await http.post(f"/q/{queue}", json=["a", "b", "c"])
+        assert reply.status_code == 200
+        first = int(reply.json()["keys"][0].rsplit(":", 1)[1])
+        assert reply.json() == {"keys": [f"{queue}:{n}" for n in range(first, first + 3)]}
+        assert (await http.post(f"/q/{queue}", params={"priority": 5}, json=["urgent", "too"])).status_code == 200
+        assert await drain_values(http, queue) == ["urgent", "too", "a", "b", "c"]
