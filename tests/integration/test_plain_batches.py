@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from restmq.core.model import PopMode
+from restmq.errors import BackendUnavailable
 from restmq.storage import keys
 from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.factory import open_store
@@ -206,3 +207,27 @@ async def test_plain_batches_over_http(topology: str, request: pytest.FixtureReq
         assert reply.json() == {"keys": [f"{queue}:{n}" for n in range(first, first + 3)]}
         assert (await http.post(f"/q/{queue}", params={"priority": 5}, json=["urgent", "too"])).status_code == 200
         assert await drain_values(http, queue) == ["urgent", "too", "a", "b", "c"]
+
+
+async def test_a_refused_plain_batch_writes_nothing_and_leaves_the_connection_usable(
+    stores: tuple[RedisStore, RedisStore], redis_client: redis.Redis
+) -> None:
+    """maxmemory reached: the engine refuses the transaction's commands (EXECABORT), the add is a 503-kind error, and
+    the store's connections stay in step for the next calls."""
+    plain, _ = stores
+    queue = fresh_queue()
+    await plain.add(queue, ["kept", "too"])
+    redis_client.config_set("maxmemory", 1)
+    try:
+        for _ in range(3):
+            with pytest.raises(BackendUnavailable, match="OOM"):
+                await plain.add(queue, ["refused", "also"])
+    finally:
+        redis_client.config_set("maxmemory", 0)
+    assert (await plain.add(queue, ["after", "last"])).first == 3  # a refused reservation takes no numbers
+    assert [m.value for m in (await plain.pop(queue, PopMode.TAKE, count=10)).messages] == [
+        "kept",
+        "too",
+        "after",
+        "last",
+    ]
