@@ -20,15 +20,12 @@ the steps leaves a gap in the numbering (harmless: nothing reads numbers as a co
 
 from __future__ import annotations
 
-import asyncio
-import math
 from collections.abc import Sequence
 from typing import Any, cast
 
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as ReadTimeout
 
 from restmq.storage import keys
 
@@ -76,27 +73,19 @@ def write_commands(
 
 async def _transaction(client: Redis, commands: Sequence[Command]) -> list[Any]:
     """EXEC's replies to `commands` in MULTI/EXEC, sent on a pooled connection as one write. Not redis-py's
-    transaction pipeline, which costs this process about 6x a script call per batch (a bounded read per reply, its
-    bookkeeping); here one deadline bounds all the transaction's replies."""
+    transaction pipeline, which costs this process about 6x a script call per batch (its bookkeeping, a timer per
+    reply). Each read is bounded by the socket timeout (read_sweep.py) and drops the connection if it fails."""
     pool = client.connection_pool
     connection = await pool.get_connection()  # type: ignore[no-untyped-call]
     try:
         await connection.send_packed_command(connection.pack_commands([("MULTI",), *commands, ("EXEC",)]))
         refused: ResponseError | None = None
-        try:
-            async with asyncio.timeout(connection.socket_timeout):
-                # +OK, QUEUED or the refusal of each command, then EXEC's replies (or EXECABORT after a refusal)
-                for _ in range(len(commands) + 2):
-                    try:
-                        replies = await connection.read_response(timeout=math.inf)
-                    except ResponseError as exc:
-                        refused = refused or exc
-        except TimeoutError:
-            await connection.disconnect(nowait=True)
-            raise ReadTimeout("Timeout reading from socket") from None
-        except BaseException:
-            await connection.disconnect(nowait=True)  # replies left unread: the connection is out of step
-            raise
+        # +OK, QUEUED or the refusal of each command, then EXEC's replies (or EXECABORT after a refusal)
+        for _ in range(len(commands) + 2):
+            try:
+                replies = await connection.read_response()
+            except ResponseError as exc:
+                refused = refused or exc
     finally:
         await pool.release(connection)
     if refused is not None:  # nothing ran; the first refusal says why (OOM, READONLY...)
