@@ -2,7 +2,8 @@
 
 Starts the embedded engine's `valkey-server` (AOF everysec) under `valgrind --tool=callgrind` and, for the scripts of
 each revision given (`work`: the working tree), sends single adds, takes, adds of 100 messages (50 calls per
-pipeline) and lease + ack cycles (one round trip each) with the keys and arguments the storage layer sends on a
+pipeline), adds of 100 as the working tree's plain batch path writes them (plain100: MULTI/EXEC, plain_add.py)
+and lease + ack cycles (one round trip each) with the keys and arguments the storage layer sends on a
 first attempt, 100-byte values, each case on a fresh queue. Prints thousands of instructions per operation (all
 engine threads, the AOF's included; not the expiry of the operation records 30 s later).
 
@@ -24,7 +25,7 @@ from typing import Any
 import redis
 from script_cost import WORK, code, operation
 
-from restmq.storage import keys
+from restmq.storage import keys, plain_add
 from restmq.storage.engine import find_engine_binary
 
 VALUE = "x" * 100
@@ -85,6 +86,7 @@ class Calls:
         # them take the dead-letter queue's keys only when they need them
         self.dead_keys = () if "'dead_keys'" in self.text else keys.queue_keys(self.dead).message_keys
         self.ids = 0
+        self.client = engine.client
 
     def _call(self, script: str, script_keys: Sequence[str], *args: Any) -> list[Any]:
         self.ids += 1
@@ -95,6 +97,20 @@ class Calls:
     def add(self, count: int = 1) -> list[Any]:
         return self._call("add", [*self.qk.message_keys, self.qk.meta], self.queue, self.qk.channel, 0, 0, 0, 0, 0,
                           *[VALUE] * count)  # fmt: skip
+
+    def plain_add(self, count: int) -> None:
+        """A batch as the storage layer writes a plain one (plain_add.py): two transactions, two round trips."""
+        self.ids += 1
+        reserved = self._transaction(plain_add.reserve_commands(self.qk, count, 0))
+        first, order = int(reserved[2]) - count + 1, int(reserved[3]) - count
+        operation = (self.qk.operations(int(time.time()) // 30), f"bench{self.ids:x}")
+        self._transaction(plain_add.write_commands(self.qk, [VALUE] * count, first, order, operation))
+
+    def _transaction(self, commands: Sequence[Sequence[Any]]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=True)
+        for command in commands:
+            pipe.execute_command(*command)
+        return pipe.execute()
 
     def pop(self, mode: str, lease_ms: int = 0) -> list[Any]:
         return self._call("pop", [*self.qk.message_keys, *self.dead_keys], self.queue, self.dead, mode, 1, lease_ms)
@@ -117,6 +133,13 @@ def measure(engine: Engine, revision: str, calls: int) -> dict[str, float]:
     count("add", calls, lambda: engine.send([single.add() for _ in range(calls)]))
     count("take", calls, lambda: engine.send([single.pop("take") for _ in range(calls)]))
     count("add100/msg", calls // 10 * 100, lambda: engine.send([batch.add(100) for _ in range(calls // 10)]))
+    plain = Calls(engine, revision, f"plain-{revision}")
+
+    def plain_batches() -> None:  # the working tree's MULTI/EXEC path, whatever the revision's scripts
+        for _ in range(calls // 10):
+            plain.plain_add(100)
+
+    count("plain100/msg", calls // 10 * 100, plain_batches)
     engine.send([cycles.add() for _ in range(calls // 4)])
 
     def lease_and_ack() -> None:

@@ -52,6 +52,7 @@ class Settings:
     reaper_interval: float = 0.25
     backend_timeout: float = 5.0  # seconds a request's backend work may take (0: no deadline), then 503
     coalesce: bool = True  # pipeline the backend commands of concurrent requests
+    plain_batches: bool = False  # batch adds in MULTI/EXEC (storage/plain_add.py): cheaper, weaker order under races
     server: str = "uvicorn"  # the HTTP server: "uvicorn" or "granian"
     sse_retry: float = 3.0  # seconds an SSE client is told (retry:) to wait before it reconnects
     compat: str = ""  # "2010": the 2010 server's reply shapes (restmq/web/compat2010.py); "": this server's

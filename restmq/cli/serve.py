@@ -220,6 +220,13 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         show_default=True,
         help="Send the backend commands of requests that arrive together in one round trip.",
     ),
+    option(
+        "--plain-batches",
+        is_flag=True,
+        help="Write a batch add without options as plain commands in MULTI/EXEC rather than a script: less engine "
+        "CPU per message, but two adds running at once keep the order they reserved numbers in, not the order they "
+        "finished in (docs/performance.md, item 27). Single nodes and rings; Redis Cluster always runs the script.",
+    ),
     option("--tls-cert", default=None, type=click.Path(dir_okay=False), help="TLS certificate."),
     option("--tls-key", default=None, type=click.Path(dir_okay=False), help="TLS private key."),
     option(
@@ -436,6 +443,7 @@ def build_settings(options: dict[str, Any]) -> Settings:
         tls_key=options["tls_key"],
         insecure_open=options["insecure_open"],
         coalesce=options["coalesce"],
+        plain_batches=options["plain_batches"],
         backend_timeout=options["backend_timeout"],
         server=options["server"],
         sse_retry=options["sse_retry"],

@@ -52,7 +52,7 @@ from restmq.core.model import (
 )
 from restmq.core.store import EventHandler
 from restmq.errors import BackendUnavailable, InvalidParameter
-from restmq.storage import keys
+from restmq.storage import keys, plain_add
 from restmq.storage.errors import backend_errors
 from restmq.storage.events import EventListener
 from restmq.storage.index_repair import IndexRepair, unlist
@@ -67,6 +67,7 @@ log = logging.getLogger("restmq.storage")
 STATS_BATCH = 500  # queues per stats script call: the engine is never blocked long, whatever the page size
 REAP_ROUNDS = 50  # reap scripts per due queue per sweep (each moves up to 200 messages)
 REPAIR_EVERY = 2  # sweeps between steps of the index repair (a step at the first sweep)
+PLAIN_BATCH_MIN = 2  # messages from which a plain batch add goes in MULTI/EXEC rather than add.lua (plain_add.py)
 OP_WINDOW_S = 30  # operation records: one hash per queue and window of this many seconds (lua/_lib.lua)
 T = TypeVar("T")
 
@@ -181,12 +182,24 @@ class RedisStore(PushCommands):  # push subscriptions: storage/push.py
     # Whether this store sends a call whose connection broke once more itself (see the module docstring).
     retries_broken_calls = True
 
-    def __init__(self, client: Client, *, name: str = "redis", key_base: int = 0, coalesce: bool = True) -> None:
+    def __init__(
+        self,
+        client: Client,
+        *,
+        name: str = "redis",
+        key_base: int = 0,
+        coalesce: bool = True,
+        plain_batches: bool = False,
+    ) -> None:
         """`name` is what errors, logs and node_states() show: never a URL with its password (see urls.redact)."""
         self.client = client
         self.key_base = key_base  # first message number of a queue on this node (ring mode)
         self.name = name
         self.scripts = Scripts(client, coalesce=coalesce)
+        # plain batch adds in MULTI/EXEC (plain_add.py), when asked for (their order under concurrent adds is weaker):
+        # only where this store retries a broken call itself, with the operation id add.lua replays; a cluster client
+        # would resend a transaction by itself, adding twice
+        self._plain_batches = plain_batches and self.retries_broken_calls and isinstance(client, Redis)
         self._token = uuid.uuid4().hex
         self._op_prefix = uuid.uuid4().hex[:16]  # operation ids: this store's random prefix and a counter
         self._op_counter = itertools.count()
@@ -200,8 +213,8 @@ class RedisStore(PushCommands):  # push subscriptions: storage/push.py
         self.schedules = NodeSchedules(self)
 
     @classmethod
-    def from_url(cls, url: str, *, key_base: int = 0, coalesce: bool = True) -> RedisStore:
-        return cls(connect(url), name=redact(url), key_base=key_base, coalesce=coalesce)
+    def from_url(cls, url: str, *, key_base: int = 0, coalesce: bool = True, plain_batches: bool = False) -> RedisStore:
+        return cls(connect(url), name=redact(url), key_base=key_base, coalesce=coalesce, plain_batches=plain_batches)
 
     def _make_pubsub(self) -> Any:
         return self.client.pubsub()
@@ -302,10 +315,37 @@ class RedisStore(PushCommands):  # push subscriptions: storage/push.py
         idem_key = qk.idempotency(idempotency_key) if idempotency_key else qk.meta
         window = idempotency_window_ms if idempotency_key else 0
         args = [queue, qk.channel, priority, delay_ms, ttl_ms, window, self.key_base, *values]
+        plain = not (priority or delay_ms or ttl_ms or idempotency_key)  # any other option: add.lua
+        if plain and self._plain_batches and len(values) >= PLAIN_BATCH_MIN:
+            first, last, listed = await self._plain_add(qk, [*qk.message_keys, idem_key], args, values)
+            if listed:
+                await self._index(listed=[queue])
+            return AddResult(first=first, last=last, duplicate=False)
         first, last, listed, timer, duplicate = await self._change("add", qk, [*qk.message_keys, idem_key], args)
         if listed or timer >= 0:
             await self._index(listed=[queue] if listed else (), timer=(queue, timer) if timer >= 0 else None)
         return AddResult(first=first, last=last, duplicate=bool(duplicate))
+
+    async def _plain_add(
+        self, qk: keys.QueueKeys, keys_: Sequence[str], args: Sequence[Any], values: Sequence[str]
+    ) -> tuple[int, int, int]:
+        """A plain batch in MULTI/EXEC (plain_add.py). A write whose connection broke is repeated as add.lua with the
+        same operation id and keys: it replays the record if the transaction ran, and adds once if it did not."""
+        client = cast(Redis, self.client)
+        op_keys, op_id = self._operation(qk)
+        with backend_errors(self.name):
+            try:
+                first, order = await plain_add.reserve(client, qk, len(values), self.key_base)
+                listed = await plain_add.write(client, qk, values, first, order, (op_keys[0], op_id))
+                return first, first + len(values) - 1, int(listed)
+            except NOT_BROKEN:
+                raise
+            except BROKEN:
+                await self._drop_idle_connections()
+        # outside the first `with`: the retry gets its own deadline check and error translation
+        with backend_errors(self.name):
+            reply = await self.scripts.run("add", _repeat("add", [*keys_, *op_keys]), [*args, op_id])
+        return int(reply[0]), int(reply[1]), int(reply[2])
 
     async def pop(self, queue: str, mode: PopMode, count: int = 1, lease_ms: int = 0) -> PopResult:
         qk = keys.queue_keys(queue)

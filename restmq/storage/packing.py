@@ -6,7 +6,8 @@ client already does this; its asyncio client does not).
 
 redis.asyncio also sends every command through asyncio.wait_for when socket_timeout is set, which
 on Python 3.11 creates and schedules a task per write. A command almost always fits the socket's
-buffer at once: only a write that leaves bytes behind waits, and only that wait is bounded.
+buffer at once: only a write that leaves bytes behind waits, and only that wait is bounded. Reads are bounded by
+one sweep per event loop rather than a timer each (read_sweep.py).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import hiredis
 from redis.asyncio.connection import AbstractConnection, Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError, DataError
 from redis.exceptions import TimeoutError as WriteTimeout
+
+from restmq.storage.read_sweep import SweptReads
 
 
 class _HiredisPacking:
@@ -66,15 +69,15 @@ class _DirectWrites(AbstractConnection):
             raise
 
 
-class FastConnection(_HiredisPacking, _DirectWrites, Connection):
+class FastConnection(_HiredisPacking, _DirectWrites, SweptReads, Connection):
     pass
 
 
-class FastUnixConnection(_HiredisPacking, _DirectWrites, UnixDomainSocketConnection):
+class FastUnixConnection(_HiredisPacking, _DirectWrites, SweptReads, UnixDomainSocketConnection):
     pass
 
 
-class FastSSLConnection(_HiredisPacking, _DirectWrites, SSLConnection):
+class FastSSLConnection(_HiredisPacking, _DirectWrites, SweptReads, SSLConnection):
     pass
 
 

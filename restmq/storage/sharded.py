@@ -140,11 +140,14 @@ class ShardedStore(RingPushCommands):  # push subscriptions: storage/push_ring.p
         coalesce: bool = True,
         placement: str = "static",
         placement_interval: float = 30.0,
+        plain_batches: bool = False,
     ) -> None:
         self.nodes: list[Node] = []
         for index, url in enumerate(urls):
             clean, weight = split_weight(url)
-            store = RedisStore.from_url(clean, key_base=index * KEY_STRIDE, coalesce=coalesce)
+            store = RedisStore.from_url(
+                clean, key_base=index * KEY_STRIDE, coalesce=coalesce, plain_batches=plain_batches
+            )
             self.nodes.append(Node(index, store, weight, clean))
         self._by_key = {node.key: node for node in self.nodes}
         if len(self._by_key) != len(self.nodes) or len({node.name for node in self.nodes}) != len(self.nodes):

@@ -112,6 +112,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
             coalesce=settings.coalesce,
             placement=settings.ring_placement,
             placement_interval=settings.ring_placement_interval,
+            plain_batches=settings.plain_batches,
         )
 
     acl = load_acl(settings.acl) if settings.acl else None  # a bad ACL file stops start-up
