@@ -65,7 +65,14 @@ class QueueService:
 
     # -- producing ----------------------------------------------------------------------------
 
-    async def add(self, queue: str, values: Sequence[str], options: AddOptions = AddOptions()) -> AddResult:
+    async def add(
+        self,
+        queue: str,
+        values: Sequence[str],
+        options: AddOptions = AddOptions(),
+        *,
+        attributes: Sequence[str] | None = None,  # one per value, stored with it (Store.add)
+    ) -> AddResult:
         check_queue_name(queue)
         if not values:
             raise InvalidValue("nothing to add: the batch is empty")
@@ -89,6 +96,7 @@ class QueueService:
             ttl_ms=round(options.ttl * 1000),
             idempotency_key=idem,
             idempotency_window_ms=round(self.limits.idempotency_window * 1000),
+            attributes=attributes,
         )
 
     # -- consuming ----------------------------------------------------------------------------

@@ -273,11 +273,13 @@ class RedisStore:
         ttl_ms: int = 0,
         idempotency_key: str | None = None,
         idempotency_window_ms: int = 300_000,
+        attributes: Sequence[str] | None = None,
     ) -> AddResult:
         qk = keys.queue_keys(queue)
         idem_key = qk.idempotency(idempotency_key) if idempotency_key else qk.meta
         window = idempotency_window_ms if idempotency_key else 0
-        args = [queue, qk.channel, priority, delay_ms, ttl_ms, window, self.key_base, *values]
+        extra = ("1", *values, *attributes) if attributes is not None else ("0", *values)
+        args = [queue, qk.channel, priority, delay_ms, ttl_ms, window, self.key_base, *extra]
         first, last, listed, timer, duplicate = await self._change("add", qk, [*qk.message_keys, idem_key], args)
         if listed or timer >= 0:
             await self._index(listed=[queue] if listed else (), timer=(queue, timer) if timer >= 0 else None)
@@ -393,7 +395,26 @@ class RedisStore:
         messages = [Message(queue, int(rest[i]), rest[i + 1], int(rest[i + 2])) for i in range(0, len(rest), 3)]
         return Recent(messages, bool(truncated))
 
+    async def message_attributes(self, queue: str, ns: Sequence[int]) -> list[str | None]:
+        if not ns:
+            return []
+        origin = keys.queue_keys(queue).origin
+        fields = [f"a{n}" for n in ns]
+        return cast(list[str | None], await self._retrying(lambda: self.client.hmget(origin, fields)))
+
     # -- settings and statistics --------------------------------------------------------------
+
+    async def attributes(self, queue: str) -> str | None:
+        meta = keys.queue_keys(queue).meta
+        return cast(str | None, await self._retrying(lambda: self.client.hget(meta, "attributes")))
+
+    async def set_attributes(self, queue: str, document: str | None) -> None:
+        meta = keys.queue_keys(queue).meta
+        if document is None:
+            await self._retrying(lambda: self.client.hdel(meta, "attributes"))
+            return
+        await self._retrying(lambda: self.client.hset(meta, mapping={"attributes": document, "listed": "1"}))
+        await self._index(listed=[queue])
 
     async def settings(self, queue: str) -> QueueSettings:
         meta = keys.queue_keys(queue).meta
