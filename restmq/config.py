@@ -62,6 +62,7 @@ class Settings:
     syslog_max_line: int = 8192  # bytes per syslog message (longer ones are counted and skipped)
     syslog_max_connections: int = 256  # open syslog TCP connections per server process
     syslog_allow: tuple[str, ...] = ()  # source addresses or CIDRs syslog takes messages from; empty: any
+    sqs_port: int | None = None  # also serve the SQS API on this port (every request there is SQS)
     limits: Limits = field(default_factory=Limits)
 
     @property

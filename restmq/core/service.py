@@ -221,6 +221,18 @@ class QueueService:
             raise InvalidParameter(f"max_deliveries must be from 0 (unlimited) to {MAX_DELIVERIES}")
         return await self.store.update_settings(check_queue_name(queue), status=status, max_deliveries=max_deliveries)
 
+    async def attributes(self, queue: str) -> str | None:
+        """The queue's attribute document (the SQS layer's JSON), or None."""
+        return await self.store.attributes(check_queue_name(queue))
+
+    async def set_attributes(self, queue: str, document: str | None) -> None:
+        """Store (and list the queue) or, with None, remove the queue's attribute document."""
+        await self.store.set_attributes(check_queue_name(queue), document)
+
+    async def message_attributes(self, queue: str, ns: Sequence[int]) -> list[str | None]:
+        """The attributes stored with messages ns (add's `attributes`), in order; None where there are none."""
+        return await self.store.message_attributes(check_queue_name(queue), ns)
+
     async def list_queues(self) -> list[str]:
         """Every listed queue name: unbounded, so no request handler calls it; listings use page()."""
         return await self.store.list_queues()

@@ -406,7 +406,7 @@ class ShardedStore:
             value: str | None = None
             for node in self._by_number(queue, n):
                 with contextlib.suppress(BackendUnavailable):
-                    value = (await self._on(node, lambda s: s.message_attributes(queue, [n])))[0]
+                    value = (await self._on(node, lambda s, n=n: s.message_attributes(queue, [n])))[0]  # type: ignore[misc]
                 if value is not None:
                     break
             found.append(value)

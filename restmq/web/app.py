@@ -34,6 +34,7 @@ from restmq.web.observe import RequestContext
 from restmq.web.peers import PeerAddress
 from restmq.web.routes import routes
 from restmq.web.shutdown import ShutdownHooks
+from restmq.web.sqs.endpoint import SqsEndpoint
 from restmq.web.token_watch import TokenWatch
 
 log = logging.getLogger("restmq.web")
@@ -91,6 +92,7 @@ def _middleware(settings: Settings, origins: OriginPolicy, table: list[BaseRoute
             )
         )
     stack.append(Middleware(InputGuard))
+    stack.append(Middleware(SqsEndpoint, sqs_port=settings.sqs_port))  # SQS requests: / and queue URLs only
     stack.append(Middleware(HotRoutes, routes=table))  # innermost: after the guards, before the router
     return stack
 

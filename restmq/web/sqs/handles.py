@@ -25,7 +25,7 @@ MAX_HANDLE = 1024  # characters: a queue name (200) and three short fields, base
 class Receipt(NamedTuple):
     queue: str
     n: int
-    count: int
+    deliveries: int  # the message's delivery count at this receive
 
 
 def encode(queue: str, n: int, count: int) -> str:
