@@ -95,15 +95,18 @@ def test_batches(sqs: Any) -> None:
     assert [(f["Id"], f["Code"]) for f in deleted["Failed"]] == [("bad", "ReceiptHandleIsInvalid")]
 
 
+BATCH = "AWS.SimpleQueueService."
+
+
 @pytest.mark.parametrize(
     ("entries", "code"),
     [
-        ([{"Id": str(i), "MessageBody": "x"} for i in range(11)], "AWS.SimpleQueueService.TooManyEntriesInBatchRequest"),
-        ([{"Id": "same", "MessageBody": "x"}, {"Id": "same", "MessageBody": "y"}], "AWS.SimpleQueueService.BatchEntryIdsNotDistinct"),
-        ([], "AWS.SimpleQueueService.EmptyBatchRequest"),
-        ([{"Id": "no spaces", "MessageBody": "x"}], "AWS.SimpleQueueService.InvalidBatchEntryId"),
+        ([{"Id": str(i), "MessageBody": "x"} for i in range(11)], BATCH + "TooManyEntriesInBatchRequest"),
+        ([{"Id": "same", "MessageBody": "x"}, {"Id": "same", "MessageBody": "y"}], BATCH + "BatchEntryIdsNotDistinct"),
+        ([], BATCH + "EmptyBatchRequest"),
+        ([{"Id": "no spaces", "MessageBody": "x"}], BATCH + "InvalidBatchEntryId"),
     ],
-)  # fmt: skip
+)
 def test_bad_batches_are_refused(sqs: Any, entries: list[dict[str, str]], code: str) -> None:
     url = make(sqs, "badbatch")
     with pytest.raises(botocore.exceptions.ClientError) as caught:
