@@ -105,6 +105,8 @@ class SqsEndpoint:
                     await self.app(scope, _replay(body, receive), send)  # the 2010 form: queue=, value=
                     return
                 sqs = from_form(pairs)
+                if scope["path"] != "/" and "QueueUrl" not in sqs.params:
+                    sqs.params["QueueUrl"] = scope["path"]  # the query protocol's requests go to the queue's URL
             await self._run(scope, request, sqs, body, send)
         except SqsError as exc:
             await _answer_error(send, exc, query_mode)
