@@ -4,6 +4,9 @@ XML, the 2010 `POST /` form kept, hostile input, --sqs-port, metrics, and who ma
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -188,3 +191,12 @@ def test_token_mode_refuses_unsigned_requests(tmp_path: Path) -> None:
             sqs_client(process.url).list_queues()
         assert caught.value.response["Error"]["Code"] == "MissingAuthenticationToken"
         assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+
+
+def test_the_boto3_quickstart_example_runs(sqs_server: ServeProcess) -> None:
+    example = Path(__file__).parents[2] / "examples" / "sqs" / "boto3_quickstart.py"
+    done = subprocess.run([sys.executable, str(example), sqs_server.url], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert lines[1] == {"sent": 5, "failed": 0}
+    assert lines[-1] == {"done": 5}

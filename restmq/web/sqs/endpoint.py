@@ -130,7 +130,7 @@ class SqsEndpoint:
         )
         result = await handler(ctx, sqs.params)
         payload, content_type = render(sqs, result, ctx.request_id)
-        await _send(send, 200, [(b"content-type", content_type)], payload)
+        await _send(send, 200, [(b"content-type", content_type), _request_id_header(ctx.request_id)], payload)
 
 
 def _queue_of(params: dict[str, Any]) -> str | None:
@@ -156,9 +156,13 @@ def _as_sqs(exc: RestMQError) -> SqsError:
     return SqsError("InternalError", exc.message, exc.status)
 
 
+def _request_id_header(rid: str) -> tuple[bytes, bytes]:
+    return (b"x-amzn-requestid", rid.encode())  # where SDKs read a JSON 1.0 reply's RequestId
+
+
 async def _answer_error(send: Send, exc: SqsError, query: bool) -> None:
     body, headers = render_error(exc, query, request_id.get())
-    await _send(send, exc.status, headers, body)
+    await _send(send, exc.status, [*headers, _request_id_header(request_id.get())], body)
 
 
 async def _send(send: Send, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:

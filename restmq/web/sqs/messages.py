@@ -158,10 +158,11 @@ async def receive_message(ctx: Context, params: dict[str, Any]) -> dict[str, Any
     wanted = {*_names(params, "AttributeNames"), *_names(params, "MessageSystemAttributeNames")}
     attribute_names = _names(params, "MessageAttributeNames")
     now = int(time.time() * 1000)
-    out = []
-    for message in messages:
-        raw = (await ctx.service.message_attributes(message.queue, [message.n]))[0]
-        out.append(_received(message, shapes.stored(raw), wanted, attribute_names, now))
+    stored: dict[tuple[str, int], str | None] = {}
+    for queue in dict.fromkeys(m.queue for m in messages):  # one read per queue (a DLQ reads several)
+        ns = [m.n for m in messages if m.queue == queue]
+        stored.update(zip(((queue, n) for n in ns), await ctx.service.message_attributes(queue, ns), strict=True))
+    out = [_received(m, shapes.stored(stored[m.queue, m.n]), wanted, attribute_names, now) for m in messages]
     return {"Messages": out} if out else {}
 
 
