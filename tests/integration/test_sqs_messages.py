@@ -77,7 +77,7 @@ def test_message_attribute_names_select(sqs: Any) -> None:
 
 def test_batches(sqs: Any) -> None:
     url = make(sqs, "batch")
-    entries = [{"Id": f"e{i}", "MessageBody": f"body {i}"} for i in range(10)]
+    entries: list[dict[str, Any]] = [{"Id": f"e{i}", "MessageBody": f"body {i}"} for i in range(10)]
     entries[3]["MessageAttributes"] = {"k": {"DataType": "Number", "StringValue": "not a number"}}
     sent = sqs.send_message_batch(QueueUrl=url, Entries=entries)
     assert len(sent["Successful"]) == 9

@@ -18,6 +18,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from restmq.errors import BackendUnavailable, Forbidden, PayloadTooLarge, RestMQError, Unauthorized
+from restmq.web.errors import error_response
 from restmq.web.http import read_body
 from restmq.web.observe import request_id
 from restmq.web.sqs import context, messages, queues
@@ -93,15 +94,28 @@ class SqsEndpoint:
             return
         request = Request(scope, receive)
         query_mode = not target.startswith(TARGET_PREFIX)
+        known = must or not query_mode or b"Action=" in query
         try:
             body = await read_body(request, request.app.state.settings.limits.max_body)
+        except RestMQError as exc:  # not known to be SQS yet (a 2010 form, say): RestMQ's own error
+            await (
+                _answer_error(send, _as_sqs(exc), query_mode) if known else error_response(exc)(scope, receive, send)
+            )
+            return
+        known = known or body.startswith(b"Action=") or b"&Action=" in body
+        try:
             if target.startswith(TARGET_PREFIX):
                 sqs = from_json(target, body)
             else:
                 pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True) if query else []
                 if is_form:
-                    pairs += parse_form_body(body)
-                if not must and not any(key == "Action" for key, _ in pairs):
+                    try:
+                        pairs += parse_form_body(body)
+                    except SqsError:
+                        if known:
+                            raise
+                        pairs = []  # not SQS's to refuse: the form's own route answers it
+                if not known and not any(key == "Action" for key, _ in pairs):
                     await self.app(scope, _replay(body, receive), send)  # the 2010 form: queue=, value=
                     return
                 sqs = from_form(pairs)
