@@ -92,8 +92,12 @@ def _middleware(settings: Settings, origins: OriginPolicy, table: list[BaseRoute
             )
         )
     stack.append(Middleware(InputGuard))
-    stack.append(Middleware(SqsEndpoint, sqs_port=settings.sqs_port))  # SQS requests: / and queue URLs only
+    sqs = Middleware(SqsEndpoint, sqs_port=settings.sqs_port)  # SQS on / and queue URLs (every path of --sqs-port)
+    if settings.sqs_port is not None:
+        stack.append(sqs)  # --sqs-port's /q/... paths are SQS too: before the hot routes
     stack.append(Middleware(HotRoutes, routes=table))  # innermost: after the guards, before the router
+    if settings.sqs_port is None:
+        stack.append(sqs)  # only / and queue URLs reach it: the hot routes never do
     return stack
 
 

@@ -41,14 +41,15 @@ async def run_batch(entries: object, one: Callable[[dict[str, Any]], Awaitable[d
     for entry in check_entries(entries):
         try:
             successful.append({"Id": entry["Id"], **await one(entry)})
-        except SqsError as exc:
-            failed.append(
-                {"Id": entry["Id"], "SenderFault": exc.status < 500, "Code": exc.code, "Message": exc.message}
-            )
         except BackendUnavailable:
             raise
-        except RestMQError as exc:
-            failed.append(
-                {"Id": entry["Id"], "SenderFault": True, "Code": "InvalidParameterValue", "Message": exc.message}
-            )
+        except (SqsError, RestMQError) as exc:
+            failed.append(failure(entry["Id"], exc))
     return {"Successful": successful, "Failed": failed}
+
+
+def failure(entry_id: str, exc: SqsError | RestMQError) -> dict[str, Any]:
+    """A Failed entry: an SQS refusal as it is, any other input error as InvalidParameterValue."""
+    if isinstance(exc, SqsError):
+        return {"Id": entry_id, "SenderFault": exc.status < 500, "Code": exc.code, "Message": exc.message}
+    return {"Id": entry_id, "SenderFault": True, "Code": "InvalidParameterValue", "Message": exc.message}

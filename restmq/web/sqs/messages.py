@@ -16,7 +16,7 @@ from restmq.core.service import AddOptions
 from restmq.errors import RestMQError
 from restmq.web.sqs import context, handles, md5
 from restmq.web.sqs import message_shapes as shapes
-from restmq.web.sqs.batches import run_batch
+from restmq.web.sqs.batches import check_entries, failure, run_batch
 from restmq.web.sqs.context import ACCOUNT, Context, QueueDoc
 from restmq.web.sqs.errors import SqsError, invalid, missing
 
@@ -112,10 +112,34 @@ async def send_message_batch(ctx: Context, params: dict[str, Any]) -> dict[str, 
             "BatchRequestTooLong", f"Batch requests cannot be longer than {doc.get('MaximumMessageSize')} bytes."
         )
 
-    async def one(entry: dict[str, Any]) -> dict[str, Any]:
-        return await _send_one(ctx, name, doc, entry)
+    if name.endswith(".fifo"):  # each entry its own deduplication key: one add each
 
-    return await run_batch(entries, one)
+        async def one(entry: dict[str, Any]) -> dict[str, Any]:
+            return await _send_one(ctx, name, doc, entry)
+
+        return await run_batch(entries, one)
+    return await _send_grouped(ctx, name, doc, check_entries(entries))
+
+
+async def _send_grouped(ctx: Context, name: str, doc: QueueDoc, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    """A standard queue's batch: the valid entries in one add per set of options (usually one), in order."""
+    groups: dict[AddOptions, list[tuple[str, str, dict[str, Any], dict[str, Any]]]] = {}
+    failed: list[dict[str, Any]] = []
+    for entry in entries:
+        try:
+            body, record, options, reply = _prepare(entry, name, doc)
+        except (SqsError, RestMQError) as exc:
+            failed.append(failure(entry["Id"], exc))
+            continue
+        groups.setdefault(options, []).append((entry["Id"], body, record, reply))
+    done: dict[str, dict[str, Any]] = {}
+    for options, group in groups.items():
+        records = [orjson.dumps(record).decode() for _, _, record, _ in group]
+        await ctx.service.add(name, [body for _, body, _, _ in group], options, attributes=records)
+        for entry_id, _, record, reply in group:
+            done[entry_id] = {"Id": entry_id, **reply, "MessageId": record["i"]}
+    successful = [done[e["Id"]] for e in entries if e["Id"] in done]
+    return {"Successful": successful, "Failed": failed}
 
 
 # -- receiving ------------------------------------------------------------------------------------
