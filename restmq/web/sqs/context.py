@@ -142,3 +142,12 @@ async def save(ctx: Context, name: str, doc: QueueDoc) -> None:
     doc.modified = int(time.time())
     doc.created = doc.created or doc.modified
     await ctx.service.set_attributes(name, doc.dump())
+
+
+def whole_number(params: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
+    value = params.get(name, default)
+    if isinstance(value, str) and value.isdigit() and len(value) < 10:
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise invalid(f"Value {str(value)[:20]} for parameter {name} is invalid. Reason: must be from {low} to {high}.")
+    return value

@@ -59,7 +59,7 @@ OPERATIONS: dict[str, tuple[Operation, str]] = {
     "DeleteMessageBatch": (messages.delete_message_batch, "read"),
     "ChangeMessageVisibility": (messages.change_message_visibility, "read"),
     "ChangeMessageVisibilityBatch": (messages.change_message_visibility_batch, "read"),
-    "StartMessageMoveTask": (messages.start_message_move_task, "admin"),
+    "StartMessageMoveTask": (queues.start_message_move_task, "admin"),
 }
 UNSUPPORTED = frozenset(
     {"AddPermission", "RemovePermission", "ListMessageMoveTasks", "CancelMessageMoveTask"}

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -23,15 +22,6 @@ from restmq.web.sqs.errors import SqsError, invalid, missing
 MAX_RECEIVE = 10
 DEDUP_WINDOW_MS = 300_000  # SQS's five-minute deduplication interval (QueueService's idempotency window)
 DLQ_SLICE = 1.0  # seconds a long-poll on a DLQ waits on its own queue before looking at its sources' dead letters
-
-
-def _int(params: dict[str, Any], name: str, default: int, low: int, high: int) -> int:
-    value = params.get(name, default)
-    if isinstance(value, str) and value.isdigit() and len(value) < 10:
-        value = int(value)
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise invalid(f"Value {str(value)[:20]} for parameter {name} is invalid. Reason: must be from {low} to {high}.")
-    return value
 
 
 def fifo_add_options(params: dict[str, Any], doc: QueueDoc, body: str) -> tuple[str | None, str | None]:
@@ -65,7 +55,7 @@ def _prepare(
     fifo = name.endswith(".fifo")
     if fifo and "DelaySeconds" in params:
         raise invalid("Value for parameter DelaySeconds is invalid. Reason: FIFO queues take the queue's delay only.")
-    delay = _int(params, "DelaySeconds", doc.number("DelaySeconds"), 0, 900)
+    delay = context.whole_number(params, "DelaySeconds", doc.number("DelaySeconds"), 0, 900)
     retention = doc.attributes.get("MessageRetentionPeriod")
     idem, group = fifo_add_options(params, doc, body) if fifo else (None, None)
     record: dict[str, Any] = {"i": str(uuid.uuid4()), "t": int(time.time() * 1000)}
@@ -174,9 +164,9 @@ async def _lease(ctx: Context, queues: list[str], count: int, lease: float, wait
 
 async def receive_message(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     name, doc = await context.require(ctx, params)
-    count = _int(params, "MaxNumberOfMessages", 1, 1, MAX_RECEIVE)
-    wait = _int(params, "WaitTimeSeconds", doc.number("ReceiveMessageWaitTimeSeconds"), 0, 20)
-    visibility = _int(params, "VisibilityTimeout", doc.number("VisibilityTimeout"), 0, 43_200)
+    count = context.whole_number(params, "MaxNumberOfMessages", 1, 1, MAX_RECEIVE)
+    wait = context.whole_number(params, "WaitTimeSeconds", doc.number("ReceiveMessageWaitTimeSeconds"), 0, 20)
+    visibility = context.whole_number(params, "VisibilityTimeout", doc.number("VisibilityTimeout"), 0, 43_200)
     lease = max(visibility, 0.001)  # 0: visible again at once (a lease must last)
     messages = await _lease(ctx, _sources(name, doc), count, lease, float(wait))
     wanted = {*_names(params, "AttributeNames"), *_names(params, "MessageSystemAttributeNames")}
@@ -271,7 +261,7 @@ async def delete_message_batch(ctx: Context, params: dict[str, Any]) -> dict[str
 async def _change(ctx: Context, receipt: handles.Receipt, params: dict[str, Any]) -> None:
     if "VisibilityTimeout" not in params:
         raise missing("VisibilityTimeout")
-    seconds = _int(params, "VisibilityTimeout", 0, 0, 43_200)
+    seconds = context.whole_number(params, "VisibilityTimeout", 0, 0, 43_200)
     action = SettleAction.EXTEND if seconds > 0 else SettleAction.RELEASE
     key = f"{receipt.queue}:{receipt.n}"
     try:
@@ -298,30 +288,3 @@ async def change_message_visibility_batch(ctx: Context, params: dict[str, Any]) 
         return {}
 
     return await run_batch(params.get("Entries"), one)
-
-
-async def start_message_move_task(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
-    """Redrive a DLQ: the dead letters of each source queue go back to it (RestMQ's redrive of `<source>:dead`).
-    A DestinationArn must name one of the sources."""
-    dlq = context.name_from_arn(params.get("SourceArn"))
-    doc = await context.load(ctx, dlq)
-    if doc is None:
-        raise SqsError(
-            "ResourceNotFoundException", "The resource that you specified for the SourceArn parameter doesn't exist."
-        )
-    sources = doc.sources
-    if params.get("DestinationArn"):
-        destination = context.name_from_arn(params["DestinationArn"])
-        if destination not in sources:
-            raise SqsError("UnsupportedOperation", "DestinationArn must be a source queue of this dead-letter queue.")
-        sources = [destination]
-    if not doc.sources:
-        raise invalid("Source queue must be configured as a Dead Letter Queue.")
-    moved = 0
-    for source in sources:
-        moved += await ctx.service.redrive(f"{source}:dead")
-    handle = orjson.dumps({"dlq": dlq, "moved": moved, "at": int(time.time() * 1000)})
-    return {"TaskHandle": handle.hex()}
-
-
-Operation = Callable[[Context, dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
 from typing import Any
+
+import orjson
 
 from restmq.core.names import MAX_QUEUE_NAME
 from restmq.web.sqs import attributes, context
@@ -175,3 +178,27 @@ async def list_queue_tags(ctx: Context, params: dict[str, Any]) -> dict[str, Any
 async def list_dead_letter_source_queues(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     _, doc = await context.require(ctx, params)
     return {"queueUrls": [context.queue_url(ctx, s) for s in sorted(doc.sources)]}
+
+
+async def start_message_move_task(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """Redrive a DLQ: the dead letters of each source queue go back to it (RestMQ's redrive of `<source>:dead`).
+    A DestinationArn must name one of the sources."""
+    dlq = context.name_from_arn(params.get("SourceArn"))
+    doc = await context.load(ctx, dlq)
+    if doc is None:
+        raise SqsError(
+            "ResourceNotFoundException", "The resource that you specified for the SourceArn parameter doesn't exist."
+        )
+    sources = doc.sources
+    if params.get("DestinationArn"):
+        destination = context.name_from_arn(params["DestinationArn"])
+        if destination not in sources:
+            raise SqsError("UnsupportedOperation", "DestinationArn must be a source queue of this dead-letter queue.")
+        sources = [destination]
+    if not doc.sources:
+        raise invalid("Source queue must be configured as a Dead Letter Queue.")
+    moved = 0
+    for source in sources:
+        moved += await ctx.service.redrive(f"{source}:dead")
+    handle = orjson.dumps({"dlq": dlq, "moved": moved, "at": int(time.time() * 1000)})
+    return {"TaskHandle": handle.hex()}
