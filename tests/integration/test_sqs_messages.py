@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import botocore.exceptions
+import httpx
 import pytest
 
 from tests.helpers.server import ServeProcess, serve
@@ -123,9 +124,13 @@ def test_long_poll_returns_as_soon_as_a_message_arrives(sqs: Any, sqs_server: Se
         result["reply"] = sqs_client(sqs_server.url).receive_message(QueueUrl=url, WaitTimeSeconds=20)
         result["took"] = time.monotonic() - started
 
+    def parked() -> bool:
+        metrics = httpx.get(sqs_server.url + "/metrics").text
+        return any(line == "restmq_process_long_polls_waiting 1.0" for line in metrics.splitlines())
+
     thread = threading.Thread(target=receive)
     thread.start()
-    time.sleep(0.5)  # let the receive park; it must not matter if it has not yet
+    wait_until(parked, 10, 0.02, "the receive to park in its long-poll")
     sqs.send_message(QueueUrl=url, MessageBody="wake")
     thread.join(30)
     assert result["reply"]["Messages"][0]["Body"] == "wake"
@@ -133,10 +138,11 @@ def test_long_poll_returns_as_soon_as_a_message_arrives(sqs: Any, sqs_server: Se
 
 
 def test_visibility_timeout_expires_and_the_old_handle_is_stale(sqs: Any) -> None:
-    url = make(sqs, "visibility", VisibilityTimeout="1")
+    url = make(sqs, "visibility", VisibilityTimeout="30")
     sqs.send_message(QueueUrl=url, MessageBody="again")
     first = sqs.receive_message(QueueUrl=url)["Messages"][0]
-    assert sqs.receive_message(QueueUrl=url).get("Messages") is None  # hidden
+    assert sqs.receive_message(QueueUrl=url).get("Messages") is None  # hidden for 30 s
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=first["ReceiptHandle"], VisibilityTimeout=1)
     second = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=10)["Messages"][0]
     assert second["Body"] == "again"
     assert first["ReceiptHandle"] != second["ReceiptHandle"]
@@ -168,9 +174,9 @@ def test_change_visibility_batch_extends(sqs: Any) -> None:
 
 def test_delay_seconds(sqs: Any) -> None:
     url = make(sqs, "delayed")
-    sqs.send_message(QueueUrl=url, MessageBody="soon", DelaySeconds=1)
-    assert sqs.receive_message(QueueUrl=url).get("Messages") is None
-    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=10)["Messages"][0]["Body"] == "soon"
+    sqs.send_message(QueueUrl=url, MessageBody="soon", DelaySeconds=4)
+    assert sqs.receive_message(QueueUrl=url).get("Messages") is None  # hidden for 4 s
+    assert sqs.receive_message(QueueUrl=url, WaitTimeSeconds=15)["Messages"][0]["Body"] == "soon"
 
 
 def test_dead_letters_after_max_receive_count_and_move_back(sqs: Any) -> None:
