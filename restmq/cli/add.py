@@ -105,6 +105,9 @@ def _open_input(source: str) -> IO[str]:
 @click.option("--ttl", type=click.FloatRange(min=0), help="Seconds a message may wait before it is dropped.")
 @click.option("--priority", type=click.IntRange(0, MAX_PRIORITY), help=f"0-{MAX_PRIORITY}, higher first.")
 @click.option(
+    "--group", help="Message group: delivered in the order added, one in flight at a time (no --priority/--delay)."
+)
+@click.option(
     "--idempotency-key",
     help="Retry-safe add: the same key within 5 minutes adds nothing again (batch i of a file uses KEY-i).",
 )
@@ -121,6 +124,7 @@ def add(
     delay: float | None,
     ttl: float | None,
     priority: int | None,
+    group: str | None,
     idempotency_key: str | None,
     print_keys: bool,
     quiet: bool,
@@ -146,7 +150,7 @@ def add(
         source, value = STDIN, None
     if source is None and value is None:
         raise click.UsageError("give a VALUE, '-' for stdin, or --file FILE")
-    options = {"delay": delay, "ttl": ttl, "priority": priority}
+    options = {"delay": delay, "ttl": ttl, "priority": priority, "group": group}
     with make_client(url, token, timeout) as client:
         if value is not None:
             click.echo(client.add(queue, value, idempotency_key=idempotency_key, **options))  # type: ignore[arg-type]
@@ -164,7 +168,7 @@ def _bulk(
     idempotency_key: str | None,
     print_keys: bool,
     quiet: bool,
-    options: dict[str, float | int | None],
+    options: dict[str, float | int | str | None],
 ) -> None:
     name = "stdin" if source == STDIN else source
     total: int | None = None
@@ -208,7 +212,7 @@ def _send(
     idempotency_key: str | None,
     print_keys: bool,
     quiet: bool,
-    options: dict[str, float | int | None],
+    options: dict[str, float | int | str | None],
 ) -> int:
     progress = _progress_bar(quiet)
     added = batches = consumed = 0

@@ -105,8 +105,10 @@ def _seconds(value: float) -> str:
     return f"{value:g}" if float(value).is_integer() else repr(float(value))
 
 
-def _options(delay: float | None, ttl: float | None, priority: int | None) -> dict[str, str]:
+def _options(delay: float | None, ttl: float | None, priority: int | None, group: str | None = None) -> dict[str, str]:
     options: dict[str, str] = {}
+    if group is not None:
+        options["group"] = group
     if delay:
         options["delay"] = _seconds(delay)
     if ttl:
@@ -163,10 +165,11 @@ def add(
     ttl: float | None = None,
     priority: int | None = None,
     idempotency_key: str | None = None,
+    group: str | None = None,
 ) -> Call[str]:
     check_queue(queue)
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
-    data = {"value": encode_value(value), **_options(delay, ttl, priority)}
+    data = {"value": encode_value(value), **_options(delay, ttl, priority, group)}
     return Call("POST", f"/q/{_q(queue)}", _message_key, data=data, headers=headers)
 
 
@@ -178,6 +181,7 @@ def add_batch(
     ttl: float | None = None,
     priority: int | None = None,
     idempotency_key: str | None = None,
+    group: str | None = None,
 ) -> Call[list[str]]:
     check_queue(queue)
     texts = [encode_value(value) for value in values]
@@ -189,7 +193,9 @@ def add_batch(
     def parse(response: httpx.Response) -> list[str]:
         return [str(key) for key in _json_dict(response)["keys"]]
 
-    return Call("POST", f"/q/{_q(queue)}", parse, params=_options(delay, ttl, priority), content=body, headers=headers)
+    return Call(
+        "POST", f"/q/{_q(queue)}", parse, params=_options(delay, ttl, priority, group), content=body, headers=headers
+    )
 
 
 # -- consuming -------------------------------------------------------------------------------

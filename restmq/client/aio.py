@@ -112,16 +112,20 @@ class AsyncClient:
         ttl: float | None = None,
         priority: int | None = None,
         idempotency_key: str | None = None,
+        group: str | None = None,
     ) -> str:
         """Add one message; returns its key ``<queue>:<n>``.
 
         ``value``: a str is sent as is, bytes as UTF-8, anything else as compact JSON text.
         ``delay``: seconds it stays invisible. ``ttl``: seconds it may wait before it is dropped.
         ``priority``: 0-9, higher first. ``idempotency_key``: a retry with the same key within the
-        server's window (5 min) returns the first key and adds nothing.
+        server's window (5 min) returns the first key and adds nothing. ``group``: a message group id
+        (delivered in the order added, one of the group in flight at a time; not with priority or delay).
         """
         return await self._run(
-            _calls.add(queue, value, delay=delay, ttl=ttl, priority=priority, idempotency_key=idempotency_key)
+            _calls.add(
+                queue, value, delay=delay, ttl=ttl, priority=priority, idempotency_key=idempotency_key, group=group
+            )
         )
 
     async def add_batch(
@@ -133,13 +137,17 @@ class AsyncClient:
         ttl: float | None = None,
         priority: int | None = None,
         idempotency_key: str | None = None,
+        group: str | None = None,
     ) -> list[str]:
         """Add many messages in one request, all or nothing; returns their keys in order.
 
         The server caps a batch (``--max-batch``, 10,000 by default: 413 ``PAYLOAD_TOO_LARGE`` above);
-        split bigger inputs yourself. An empty ``values`` adds nothing and returns ``[]``.
+        split bigger inputs yourself. An empty ``values`` adds nothing and returns ``[]``. ``group``: every
+        message of the batch joins that message group, in batch order.
         """
-        call = _calls.add_batch(queue, values, delay=delay, ttl=ttl, priority=priority, idempotency_key=idempotency_key)
+        call = _calls.add_batch(
+            queue, values, delay=delay, ttl=ttl, priority=priority, idempotency_key=idempotency_key, group=group
+        )
         if call.content == b"[]":
             return []
         return await self._run(call)

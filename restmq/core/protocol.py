@@ -30,7 +30,7 @@ RIGHTS = {
     "release": "read",
     "extend": "read",
 }
-TEXT_FIELDS = ("queue", "key", "id")  # strings (null: absent)
+TEXT_FIELDS = ("queue", "key", "id", "group")  # strings (null: absent)
 SECONDS_FIELDS = ("delay", "ttl", "lease")  # numbers (null: absent)
 MAX_COUNT = 2**53  # a delivery count: any integer JSON numbers hold exactly
 
@@ -134,6 +134,7 @@ async def execute(service: QueueService, command: dict[str, Any]) -> dict[str, A
             delay=_number(command, "delay"),
             ttl=_number(command, "ttl"),
             idempotency_key=idempotency_key,
+            group=command.get("group"),  # message groups (docs/semantics.md)
         )
         result = await service.add(queue, [text], options)
         return {"queue": queue, "value": value, "key": result.keys(queue)[0]}

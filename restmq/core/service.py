@@ -27,6 +27,7 @@ from restmq.core.names import (
     MAX_IDEMPOTENCY_KEY,
     MAX_PRIORITY,
     MAX_TTL,
+    check_group_id,
     check_queue_name,
     parse_message_key,
 )
@@ -55,6 +56,7 @@ class AddOptions:
     delay: float = 0.0
     ttl: float = 0.0
     idempotency_key: str | None = None
+    group: str | None = None  # a message group id (docs/semantics.md, "Message groups")
 
 
 class QueueService:
@@ -88,6 +90,16 @@ class QueueService:
         idem = options.idempotency_key
         if idem is not None and not 0 < len(idem) <= MAX_IDEMPOTENCY_KEY:
             raise InvalidParameter(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
+        if options.group is not None:
+            self._check_group(options.group, options)
+            return await self.store.add(
+                queue,
+                values,
+                ttl_ms=round(options.ttl * 1000),
+                idempotency_key=idem,
+                idempotency_window_ms=round(self.limits.idempotency_window * 1000),
+                group=options.group,
+            )
         return await self.store.add(
             queue,
             values,
@@ -98,6 +110,16 @@ class QueueService:
             idempotency_window_ms=round(self.limits.idempotency_window * 1000),
             attributes=attributes,
         )
+
+    @staticmethod
+    def _check_group(group: str, options: AddOptions) -> None:
+        """A group orders its messages by when they were added: a priority or a per-message delay would reorder
+        them, so neither is taken with a group (as SQS FIFO queues refuse a per-message DelaySeconds)."""
+        check_group_id(group)
+        if options.priority:
+            raise InvalidParameter("priority cannot be combined with group: a group delivers in the order added")
+        if options.delay:
+            raise InvalidParameter("delay cannot be combined with group: a group delivers in the order added")
 
     # -- consuming ----------------------------------------------------------------------------
 

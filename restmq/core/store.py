@@ -41,6 +41,9 @@ class Store(Protocol):
         priority: int = 0,
         delay_ms: int = 0,
         ttl_ms: int = 0,
+        # a message group (no priority, no delay): its messages are delivered in the order added, one of them in
+        # flight at a time (docs/semantics.md, "Message groups")
+        group: str | None = None,
         idempotency_key: str | None = None,
         idempotency_window_ms: int = 300_000,
         attributes: Sequence[str] | None = None,

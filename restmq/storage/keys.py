@@ -22,6 +22,11 @@ rmq:{T}N:counts          HASH    n -> deliveries so far
 rmq:{T}N:prio            HASH    n -> priority (only when > 0)
 rmq:{T}N:expires         ZSET    n -> ttl deadline (ms; only messages added with ttl)
 rmq:{T}N:origin          HASH    n -> JSON history of a dead letter (dead queues only)
+rmq:{T}N:groups          HASH    message groups (lua/_lib.lua): n -> "<order> <group id>" for each grouped message,
+                                 "=<group id>" -> n of the group's head (the one ready, delayed or in flight);
+                                 derived from the meta key inside the scripts (same slot), not passed in KEYS
+rmq:{T}N:parked          ZSET    "<group id> <n, 20 digits>", all scored 0: a group's messages waiting behind its
+                                 head, in order (ZRANGEBYLEX)
 rmq:{T}N:history         LIST    recent broadcast deliveries, newest first (SSE resume)
 rmq:{T}N:consumers       ZSET    streaming consumer id ("<process>/<conn>/<lease ms>") -> presence
                                  deadline (ms): its process's last heartbeat + the presence ttl
@@ -111,6 +116,8 @@ class QueueKeys:
     prio: str
     expires: str
     origin: str
+    groups: str
+    parked: str
     history: str
     consumers: str
     channel: str
@@ -165,6 +172,8 @@ def queue_keys(queue: str) -> QueueKeys:
         prio=f"{base}:prio",
         expires=f"{base}:expires",
         origin=f"{base}:origin",
+        groups=f"{base}:groups",
+        parked=f"{base}:parked",
         history=f"{base}:history",
         consumers=f"{base}:consumers",
         channel=f"{base}:ev",

@@ -74,7 +74,7 @@ BROKEN = (rexc.ConnectionError, rexc.TimeoutError, OSError)
 NOT_BROKEN = (rexc.BusyLoadingError, rexc.MaxConnectionsError, rexc.AuthenticationError)
 # Scripts whose repeat is harmless: those carrying an operation id, reads, and idempotent writes. Not the
 # streaming dispatch (broadcast, assign): its loop calls again anyway.
-OPERATIONS = frozenset({"add", "pop", "ack_lease", "settle", "delete", "purge", "redrive"})
+OPERATIONS = frozenset({"add", "add_group", "pop", "ack_lease", "settle", "delete", "purge", "redrive"})
 RETRIED = OPERATIONS | {"peek_recent", "history"} | {"settings", "presence"}
 
 # meta hash field -> statistics name
@@ -261,6 +261,24 @@ class RedisStore:
 
         await self._retrying(write)
 
+    async def _add_group(
+        self,
+        qk: keys.QueueKeys,
+        values: Sequence[str],
+        group: str,
+        ttl_ms: int,
+        idempotency_key: str | None,
+        idempotency_window_ms: int,
+    ) -> AddResult:
+        """add() of messages of one message group (add_group.lua; no priority, no delay)."""
+        idem_key = qk.idempotency(idempotency_key) if idempotency_key else qk.meta
+        window = idempotency_window_ms if idempotency_key else 0
+        args = [qk.queue, qk.channel, group, ttl_ms, window, self.key_base, *values]
+        first, last, listed, timer, duplicate = await self._change("add_group", qk, [*qk.message_keys, idem_key], args)
+        if listed or timer >= 0:
+            await self._index(listed=[qk.queue] if listed else (), timer=(qk.queue, timer) if timer >= 0 else None)
+        return AddResult(first=first, last=last, duplicate=bool(duplicate))
+
     # -- messages ---------------------------------------------------------------------------
 
     async def add(
@@ -271,11 +289,14 @@ class RedisStore:
         priority: int = 0,
         delay_ms: int = 0,
         ttl_ms: int = 0,
+        group: str | None = None,
         idempotency_key: str | None = None,
         idempotency_window_ms: int = 300_000,
         attributes: Sequence[str] | None = None,
     ) -> AddResult:
         qk = keys.queue_keys(queue)
+        if group is not None:  # message groups: always their own script, never a batch fast path
+            return await self._add_group(qk, values, group, ttl_ms, idempotency_key, idempotency_window_ms)
         idem_key = qk.idempotency(idempotency_key) if idempotency_key else qk.meta
         window = idempotency_window_ms if idempotency_key else 0
         extra = ("1", *values, *attributes) if attributes is not None else ("0", *values)

@@ -56,6 +56,7 @@ def add_options(request: Request, fields: dict[str, str]) -> AddOptions:
         delay=number(pick("delay"), "delay"),
         ttl=number(pick("ttl"), "ttl"),
         idempotency_key=header(request.scope, b"idempotency-key") or fields.get("id") or query.get("id"),
+        group=pick("group").get("group"),  # message groups (docs/semantics.md)
     )
 
 

@@ -15,6 +15,8 @@ from msgspec import Meta
 from restmq.core.model import FlowStatus, Policy, SettleAction
 from restmq.core.names import (
     CALLBACK_PATTERN,
+    GROUP_ID_PATTERN,
+    GROUP_ID_RULE,
     MAX_DELIVERIES,
     MAX_IDEMPOTENCY_KEY,
     MAX_PRIORITY,
@@ -50,6 +52,14 @@ Seconds = Annotated[float, Meta(ge=0)]
 Delay = Annotated[float, _upto("max_delay", ge=0, description="Seconds before the message is visible.")]
 Ttl = Annotated[float, Meta(ge=0, le=MAX_TTL, description="Seconds the message may wait before it is dropped.")]
 Priority = Annotated[int, Meta(ge=0, le=MAX_PRIORITY, description=f"0-{MAX_PRIORITY}, higher first.")]
+GroupId = Annotated[
+    str,
+    Meta(
+        pattern=f"^{GROUP_ID_PATTERN}$",
+        description="Message group: delivered in the order added, one of the group in flight at a time; "
+        "not with priority or delay. " + GROUP_ID_RULE[0].upper() + GROUP_ID_RULE[1:] + ".",
+    ),
+]
 IdempotencyKey = Annotated[
     str,
     Meta(
@@ -255,6 +265,7 @@ class Command(TypedDict, total=False):
     key: Annotated[str, Meta(description="del, ack, release, extend: the message key.")]
     count: Annotated[int, Meta(description="ack, release, extend: the delivery's count.")]
     id: Annotated[str, Meta(description="add: idempotency key.")]
+    group: GroupId
     priority: Priority
     delay: Seconds
     ttl: Seconds
@@ -346,6 +357,7 @@ class AddOptions(Jsonp, total=False):
     ttl: Ttl
     priority: Priority
     id: IdempotencyKey
+    group: GroupId
 
 
 AddHeaders = TypedDict("AddHeaders", {"Idempotency-Key": IdempotencyKey}, total=False)
@@ -406,6 +418,7 @@ class AddForm(TypedDict, total=False):
     ttl: Annotated[Seconds, Meta(description="Seconds it may wait before it is dropped.")]
     priority: Priority
     id: IdempotencyKey
+    group: GroupId
 
 
 class IndexForm(AddForm, total=False):

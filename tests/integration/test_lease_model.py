@@ -1,8 +1,8 @@
-"""A stateful model of one queue with priorities and leases, checked step by step against RedisStore.
+"""A stateful model of one queue with priorities, message groups and leases, checked step by step against RedisStore.
 
-Hypothesis drives random sequences of add / lease / take / peek / ack / release / stale ack / expire
-(reaper or next pop) / restart against the real store on the session engine, and compares every
-delivery and the queue's numbers with a small in-Python model. Lease expiry is forced, never
+Hypothesis drives random sequences of add (plain or to a message group) / lease / take / peek / ack / release /
+stale ack / expire (reaper or next pop) / delete / restart against the real store on the session engine, and
+compares every delivery and the queue's numbers with a small in-Python model. Lease expiry is forced, never
 waited for: the test rewrites lease deadlines in the queue's `leased` zset to the past, so the
 model always knows which leases have run out.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import pytest
 import redis
@@ -49,6 +49,11 @@ class LeaseModel(RuleBasedStateMachine):
         self.finished: set[int] = set()  # acked or taken: gone for good
         self.taken: set[str] = set()  # values delivered by take
         self.next_value = 0
+        # message groups (docs/semantics.md): a group's head is ready or leased, its later messages wait parked
+        self.group_of: dict[int, str] = {}
+        self.heads: dict[str, int] = {}
+        self.parked: dict[str, list[int]] = {}
+        self.pushed: set[int] = set()  # ready messages put back at the head (release, expired lease)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return self.loop.run_until_complete(coro)
@@ -70,10 +75,30 @@ class LeaseModel(RuleBasedStateMachine):
             self.bands[p][:0] = back
         for n in self.overdue:
             del self.leased[n]
+        self.pushed |= self.overdue
         self.overdue.clear()
 
     def remove_ready(self, n: int) -> None:
         self.bands[self.priority[n]].remove(n)
+        self.pushed.discard(n)
+
+    def finish(self, n: int) -> None:
+        """n leaves the queue for good: if it headed a group, the group's next message becomes ready at its place
+        in the insertion order (behind the messages put back at the head)."""
+        self.finished.add(n)
+        group = self.group_of.get(n)
+        if group is None or self.heads.get(group) != n:
+            return
+        if not self.parked[group]:
+            del self.heads[group], self.parked[group]
+            return
+        m = self.heads[group] = self.parked[group].pop(0)
+        band = self.bands[0]
+        at = next((i for i, k in enumerate(band) if k not in self.pushed and k > m), len(band))
+        band.insert(at, m)
+
+    def waiting(self) -> list[int]:
+        return [n for ns in self.parked.values() for n in ns]
 
     def check_delivery(self, got: list[Message], expected: list[int]) -> None:
         assert [m.n for m in got] == expected, ("delivery order", [m.n for m in got], expected)
@@ -84,11 +109,15 @@ class LeaseModel(RuleBasedStateMachine):
 
     # -- rules ----------------------------------------------------------------------------------
 
-    @rule(size=st.integers(1, 3), priority=st.sampled_from([0, 0, 0, 1, 5, 9]))
-    def add(self, size: int, priority: int) -> None:
+    @rule(size=st.integers(1, 3), priority=st.sampled_from([0, 0, 0, 1, 5, 9]), group=st.sampled_from([None, "a", "b"]))
+    def add(self, size: int, priority: int, group: str | None) -> None:
         batch = [f"v{self.next_value + i}" for i in range(size)]
         self.next_value += size
-        result = self.run(self.store.add(Q, batch, priority=priority))
+        if group is not None:
+            priority = 0  # a group takes no priority
+            result = self.run(self.store.add(Q, batch, group=group))
+        else:
+            result = self.run(self.store.add(Q, batch, priority=priority))
         numbers = list(range(result.first, result.last + 1))
         assert len(numbers) == size and not result.duplicate
         for n, value in zip(numbers, batch, strict=True):
@@ -96,6 +125,12 @@ class LeaseModel(RuleBasedStateMachine):
             self.values[n] = value
             self.priority[n] = priority
             self.counts[n] = 0
+            if group is not None:
+                self.group_of[n] = group
+                if group in self.heads:
+                    self.parked[group].append(n)
+                    continue
+                self.heads[group], self.parked[group] = n, []
             self.bands[priority].append(n)
 
     @rule(count=st.integers(1, 3))
@@ -111,14 +146,17 @@ class LeaseModel(RuleBasedStateMachine):
     @rule(count=st.integers(1, 3))
     def take(self, count: int) -> None:
         self.take_back_overdue()
-        expected = self.ready()[:count]
+        expected: list[int] = []
+        while len(expected) < count and self.ready():  # each take may make its group's next message ready
+            n = self.ready()[0]
+            expected.append(n)
+            self.remove_ready(n)
+            self.finish(n)
         got = self.run(self.store.pop(Q, PopMode.TAKE, count)).messages
         self.check_delivery(got, expected)
         for m in got:
             assert m.value not in self.taken, f"{m.value} taken twice"
             self.taken.add(m.value)
-            self.remove_ready(m.n)
-            self.finished.add(m.n)
 
     @rule()
     def peek(self) -> None:
@@ -137,7 +175,7 @@ class LeaseModel(RuleBasedStateMachine):
             return
         assert (result.outcome, result.count) == (SettleOutcome.OK, self.counts[n])
         del self.leased[n]
-        self.finished.add(n)
+        self.finish(n)
 
     @rule(data=st.data(), count=st.integers(1, 3))
     def ack_and_lease(self, data: st.DataObject, count: int) -> None:
@@ -156,7 +194,7 @@ class LeaseModel(RuleBasedStateMachine):
             else:
                 want = SettleOutcome.OK
                 del self.leased[n]
-                self.finished.add(n)
+                self.finish(n)
             assert got.outcome is want, ("ack on a lease", n, expected, got.outcome, want)
         self.take_back_overdue()
         delivered = self.ready()[:count]
@@ -184,6 +222,23 @@ class LeaseModel(RuleBasedStateMachine):
         assert result.outcome is SettleOutcome.OK
         del self.leased[n]
         self.bands[self.priority[n]].insert(0, n)
+        self.pushed.add(n)
+
+    @precondition(lambda self: len(self.finished) < len(self.values))
+    @rule(data=st.data())
+    def delete(self, data: st.DataObject) -> None:
+        """Delete by key (the JSON protocol's del): wherever the message is, ready, parked or leased."""
+        n = data.draw(st.sampled_from(sorted(set(self.values) - self.finished)))
+        assert self.run(self.store.delete(Q, n)) is True
+        if n in self.leased:
+            del self.leased[n]
+            self.overdue.discard(n)
+        elif n in self.ready():
+            self.remove_ready(n)
+        group = self.group_of.get(n)
+        if group is not None and self.heads[group] != n:
+            self.parked[group].remove(n)
+        self.finish(n)
 
     @precondition(lambda self: self.leased)
     @rule(data=st.data())
@@ -234,13 +289,17 @@ class LeaseModel(RuleBasedStateMachine):
     @invariant()
     def numbers_agree(self) -> None:
         (stats,) = self.run(self.store.stats([Q]))
-        assert stats.length == len(self.ready()), ("length", stats.length, self.ready())
+        assert stats.length == len(self.ready()) + len(self.waiting()), ("length", stats.length, self.ready())
         assert stats.leased == len(self.leased), ("leased", stats.leased, self.leased)
         assert stats.delayed == 0 and stats.dead == 0
         # no message lost: each one is ready, leased or finished, and only one of those
-        ready, leased = set(self.ready()), set(self.leased)
+        ready, leased, parked = set(self.ready()) | set(self.waiting()), set(self.leased), set(self.waiting())
         assert not (ready & leased) and not (ready & self.finished) and not (leased & self.finished)
         assert ready | leased | self.finished == set(self.values)
+        # one message of a group in flight at most: its head, never a parked one
+        leased_now = [int(n) for n in cast(list[str], self.sync.zrange(self.qk.leased, 0, -1))]
+        in_flight = [self.group_of[n] for n in leased_now if n in self.group_of]
+        assert len(in_flight) == len(set(in_flight)) and not (parked & leased)
 
 
 def test_leases_against_a_model(redis_url: str) -> None:

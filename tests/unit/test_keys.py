@@ -122,3 +122,10 @@ def test_every_other_key_of_a_queue_is_no_meta_key(queue: str) -> None:
 @pytest.mark.parametrize("key", ["rmq:{}:meta", "rmq:{a{b}:meta", "rmq:{a|b}:meta", "rmq:names", "other:{q}:meta"])
 def test_keys_that_are_no_queues_meta_are_skipped(key: str) -> None:
     assert keys.queue_of_meta(key) is None
+
+
+@pytest.mark.parametrize("queue", ["q", "q:dead"])
+def test_group_keys_are_derived_from_the_meta_key_as_the_scripts_do(queue: str) -> None:
+    """lua/_lib.lua's group_keys: the meta key without its "meta" tail, then "groups" or "parked"."""
+    qk = keys.queue_keys(queue)
+    assert (qk.groups, qk.parked) == (qk.meta[:-4] + "groups", qk.meta[:-4] + "parked")

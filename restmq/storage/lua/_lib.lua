@@ -6,9 +6,10 @@
 local KEYS, ARGV
 local K_META, K_MSGS, K_READY, K_DELAYED, K_LEASED
 local K_COUNTS, K_PRIO, K_EXPIRES, K_ORIGIN
+local GROUPED -- whether this call's queue holds grouped messages: nil until grouped() asks (message groups, below)
 
 local function bind(keys, args)
-  KEYS, ARGV = keys, args
+  KEYS, ARGV, GROUPED = keys, args, nil
   K_META, K_MSGS, K_READY, K_DELAYED, K_LEASED = keys[1], keys[2], keys[3], keys[4], keys[5]
   K_COUNTS, K_PRIO, K_EXPIRES, K_ORIGIN = keys[6], keys[7], keys[8], keys[9]
 end
@@ -73,8 +74,81 @@ local function push_head(n)
   redis.call('ZADD', K_READY, (9 - priority_of(n)) * BAND + MID - head, n)
 end
 
+-- Message groups (docs/semantics.md, "Message groups"). A grouped message's group is in the queue's groups hash
+-- (n -> "<order> <group id>"), and so is each group's head ("=<group id>" -> n): the one message of the group that
+-- is ready, delayed (released with a delay) or in flight. The group's later messages wait in the parked set (score 0,
+-- members "<group id> <n, 20 digits>": ordered by group, then by n, which is the order they were added) and only
+-- enter the ready set when the head leaves the queue: so a take or lease never meets a blocked group, at most one
+-- message of a group is in flight, and an expired lease redelivers the head before the rest of its group.
+-- The two keys are derived from the meta key ("rmq:{T}N:meta" -> "rmq:{T}N:groups", "...:parked"), not passed in
+-- KEYS: they share its hash tag (so its slot on a cluster), and passing them would shift every script's KEYS layout.
+-- A group id has no space and only characters above it (core/names.py), so "<id> " prefixes never overlap.
+local function group_keys(meta)
+  local base = string.sub(meta, 1, -5)
+  return base .. 'groups', base .. 'parked'
+end
+
+-- A queue without grouped messages pays this one EXISTS per call, and only on the paths where one leaves; pop.lua
+-- and ack_lease.lua spare even that: they read the meta hash's `grouped` flag (set by every grouped add, never
+-- cleared) with the fields they read anyway, and set GROUPED from it.
+local function grouped()
+  if GROUPED == nil then GROUPED = redis.call('EXISTS', (group_keys(K_META))) == 1 end
+  return GROUPED
+end
+
+local function parked_member(gid, n)
+  return gid .. ' ' .. string.format('%020d', tonumber(n))
+end
+
+-- Message n leaves the queue (taken, acked, deleted, dead-lettered, dropped by its ttl): forget its group entry; if
+-- it was its group's head, the group's next message becomes the head, ready at its place in the insertion order.
+local function leave_group(n)
+  if not grouped() then return end
+  local k_groups, k_parked = group_keys(K_META)
+  local entry = redis.call('HGET', k_groups, n)
+  if not entry then return end
+  redis.call('HDEL', k_groups, n)
+  local gid = string.match(entry, '^%d+ (.*)$')
+  if redis.call('HGET', k_groups, '=' .. gid) ~= tostring(n) then
+    redis.call('ZREM', k_parked, parked_member(gid, n))  -- a parked message leaves: its group's head stays
+    return
+  end
+  local next_member = redis.call('ZRANGEBYLEX', k_parked, '[' .. gid .. ' ', '(' .. gid .. '!', 'LIMIT', 0, 1)[1]
+  if not next_member then
+    redis.call('HDEL', k_groups, '=' .. gid)
+    return
+  end
+  redis.call('ZREM', k_parked, next_member)
+  local m = string.match(string.sub(next_member, #gid + 2), '^0*(%d+)$')  -- digits as stored, without padding
+  redis.call('HSET', k_groups, '=' .. gid, m)
+  local order = tonumber(string.match(redis.call('HGET', k_groups, m), '^(%d+) '))
+  redis.call('ZADD', K_READY, 9 * BAND + MID + order, m)  -- groups carry no priority (service.py refuses one)
+  redis.call('SPUBLISH', string.sub(K_META, 1, -5) .. 'ev', 'add:1')  -- wakes long-polls and streams
+end
+
+-- Message n (just stored in the queue of `meta`, `ready`) joins group gid as the queue's order-th message: the
+-- group's head when it has none (ready at that place, returns 1), else parked behind it (returns 0).
+local function join_group(meta, ready, n, gid, order)
+  local k_groups, k_parked = group_keys(meta)
+  redis.call('HSET', k_groups, n, order .. ' ' .. gid)
+  if redis.call('HSETNX', k_groups, '=' .. gid, n) == 0 then
+    redis.call('ZADD', k_parked, 0, parked_member(gid, n))
+    return 0
+  end
+  redis.call('ZADD', ready, 9 * BAND + MID + order, n)
+  return 1
+end
+
+-- The group id of message n, or nil.
+local function group_of(n)
+  if not grouped() then return nil end
+  local entry = redis.call('HGET', (group_keys(K_META)), n)
+  return entry and string.match(entry, '^%d+ (.*)$')
+end
+
 -- Remove every trace of message n from this queue.
 local function forget(n)
+  leave_group(n)
   redis.call('HDEL', K_MSGS, n)
   redis.call('HDEL', K_COUNTS, n)
   redis.call('HDEL', K_PRIO, n)
@@ -120,6 +194,7 @@ end
 local function dead_letter(n, queue, dead_name, now)
   if dead_name == '' then return 0 end
   local value = redis.call('HGET', K_MSGS, n)
+  local group = group_of(n)  -- kept in the dead letter's history; the dead-letter queue itself has no groups
   local count = tonumber(redis.call('HGET', K_COUNTS, n) or '0')
   local p = priority_of(n)
   local attrs = redis.call('HGET', K_ORIGIN, 'a' .. n)  -- a message's attributes go with it
@@ -133,7 +208,7 @@ local function dead_letter(n, queue, dead_name, now)
   if attrs then redis.call('HSET', d_origin, 'a' .. m, attrs) end
   if p > 0 then redis.call('HSET', KEYS[16], m, p) end
   push_tail(d_meta, d_ready, m, p)
-  redis.call('HSET', d_origin, m, cjson.encode({queue = queue, key = queue .. ':' .. n, count = count, dead_at = now}))
+  redis.call('HSET', d_origin, m, cjson.encode({queue = queue, key = queue .. ':' .. n, count = count, dead_at = now, group = group}))
   redis.call('HINCRBY', d_meta, 'added', 1)
   return redis.call('HSETNX', d_meta, 'listed', '1')
 end
@@ -182,6 +257,7 @@ end
 -- An ack: a leased message is in no ready or delayed set; its origin is kept only in a dead-letter queue (which
 -- has no dead_name of its own).
 local function remove_leased(n, dead_name)
+  leave_group(n)
   redis.call('HDEL', K_MSGS, n)
   redis.call('HDEL', K_COUNTS, n)
   redis.call('HDEL', K_PRIO, n)
@@ -226,6 +302,7 @@ local function deliver(queue, dead_name, mode, want, lease_ms, now, has_ttl, max
         if expires then redis.call('ZREM', K_EXPIRES, n) end
         redis.call('HDEL', K_ORIGIN, 'a' .. n)  -- its attributes
         if dead_name == '' then redis.call('HDEL', K_ORIGIN, n) end  -- a dead letter's history
+        leave_group(n)  -- its group's next message becomes ready: a batch take may deliver it too, in order
       else
         redis.call('HSET', K_COUNTS, n, count)
         if mode == 'lease' then redis.call('ZADD', K_LEASED, now + lease_ms, n) end

@@ -14,7 +14,8 @@ local want, lease_ms = tonumber(ARGV[3]), tonumber(ARGV[4])
 local ops = #KEYS >= 19 and 19 or 10  -- the operations key follows the dead-letter queue's keys when they came
 local done = replayed(KEYS[ops], KEYS[ops + 1])
 if done then return done end
-local meta = redis.call('HMGET', K_META, 'status', 'max_deliveries')
+local meta = redis.call('HMGET', K_META, 'status', 'max_deliveries', 'grouped')
+GROUPED = meta[3] == '1'  -- message groups (_lib.lua): the flag spares grouped() its EXISTS
 local maxd = tonumber(meta[2] or '0')
 -- as pop.lua: a queue with max_deliveries needs the dead-letter keys; answered before any ack changes anything
 if maxd > 0 and dead_name ~= '' and ops == 10 then return {'dead_keys', 0, -1, 0} end

@@ -7,6 +7,7 @@ local done = replayed(KEYS[11], KEYS[12])
 if done then return done[1] end
 local removed = redis.call('HLEN', K_MSGS)
 redis.call('DEL', K_MSGS, K_READY, K_DELAYED, K_LEASED, K_COUNTS, K_PRIO, K_EXPIRES, K_ORIGIN, KEYS[10])
+redis.call('DEL', group_keys(K_META))  -- message groups (_lib.lua): their heads and parked messages
 redis.call('HDEL', K_META, 'listed')
 redis.call('SPUBLISH', ARGV[1], 'purge')
 remember(KEYS[11], {removed})

@@ -1,5 +1,5 @@
 -- redrive: move up to LIMIT waiting dead letters back to the tail of their original queue, as new
--- messages with a fresh delivery count (keeping their priority).
+-- messages with a fresh delivery count (keeping their priority, or their message group: see _lib.lua).
 -- KEYS[1..9] the dead-letter queue's message keys, KEYS[10..18] the original queue's
 -- KEYS[19] the dead-letter queue's operations key, KEYS[20] it again on a repeat (see _lib.lua: a repeat replays its reply)
 -- ARGV[1] the original queue's event channel  ARGV[2] limit  ARGV[3] the call's operation id
@@ -12,6 +12,9 @@ local moved = 0
 while moved < limit do
   local n = redis.call('ZPOPMIN', K_READY)[1]
   if not n then break end
+  -- a dead letter of a message group goes back into its group, behind the group's messages already there
+  local origin = redis.call('HGET', K_ORIGIN, n)
+  local group = origin and cjson.decode(origin).group
   local value = redis.call('HGET', K_MSGS, n)
   local p = priority_of(n)
   local attrs = redis.call('HGET', K_ORIGIN, 'a' .. n)
@@ -22,7 +25,12 @@ while moved < limit do
     redis.call('HSET', q_msgs, m, value)
     if attrs then redis.call('HSET', KEYS[18], 'a' .. m, attrs) end
     if p > 0 then redis.call('HSET', q_prio, m, p) end
-    push_tail(q_meta, q_ready, m, p)
+    if type(group) == 'string' then
+      join_group(q_meta, q_ready, m, group, redis.call('HINCRBY', q_meta, 'order', 1))
+      redis.call('HSET', q_meta, 'grouped', '1')  -- as add_group.lua: read by pop.lua and ack_lease.lua
+    else
+      push_tail(q_meta, q_ready, m, p)
+    end
     moved = moved + 1
   end
 end
