@@ -91,15 +91,7 @@ class QueueService:
         if idem is not None and not 0 < len(idem) <= MAX_IDEMPOTENCY_KEY:
             raise InvalidParameter(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
         if options.group is not None:
-            self._check_group(options.group, options)
-            return await self.store.add(
-                queue,
-                values,
-                ttl_ms=round(options.ttl * 1000),
-                idempotency_key=idem,
-                idempotency_window_ms=round(self.limits.idempotency_window * 1000),
-                group=options.group,
-            )
+            self._check_group(options.group, options)  # no priority, no delay: the group's own script
         return await self.store.add(
             queue,
             values,
@@ -108,6 +100,7 @@ class QueueService:
             ttl_ms=round(options.ttl * 1000),
             idempotency_key=idem,
             idempotency_window_ms=round(self.limits.idempotency_window * 1000),
+            group=options.group,
             attributes=attributes,
         )
 

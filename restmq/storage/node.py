@@ -269,11 +269,13 @@ class RedisStore:
         ttl_ms: int,
         idempotency_key: str | None,
         idempotency_window_ms: int,
+        attributes: Sequence[str] | None,
     ) -> AddResult:
         """add() of messages of one message group (add_group.lua; no priority, no delay)."""
         idem_key = qk.idempotency(idempotency_key) if idempotency_key else qk.meta
         window = idempotency_window_ms if idempotency_key else 0
-        args = [qk.queue, qk.channel, group, ttl_ms, window, self.key_base, *values]
+        extra = ("1", *values, *attributes) if attributes is not None else ("0", *values)
+        args = [qk.queue, qk.channel, group, ttl_ms, window, self.key_base, *extra]
         first, last, listed, timer, duplicate = await self._change("add_group", qk, [*qk.message_keys, idem_key], args)
         if listed or timer >= 0:
             await self._index(listed=[qk.queue] if listed else (), timer=(qk.queue, timer) if timer >= 0 else None)
@@ -296,7 +298,7 @@ class RedisStore:
     ) -> AddResult:
         qk = keys.queue_keys(queue)
         if group is not None:  # message groups: always their own script, never a batch fast path
-            return await self._add_group(qk, values, group, ttl_ms, idempotency_key, idempotency_window_ms)
+            return await self._add_group(qk, values, group, ttl_ms, idempotency_key, idempotency_window_ms, attributes)
         idem_key = qk.idempotency(idempotency_key) if idempotency_key else qk.meta
         window = idempotency_window_ms if idempotency_key else 0
         extra = ("1", *values, *attributes) if attributes is not None else ("0", *values)

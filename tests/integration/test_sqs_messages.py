@@ -215,10 +215,42 @@ def test_fifo_deduplication(sqs: Any) -> None:
     explicit = sqs.send_message(QueueUrl=url, MessageBody="once", MessageGroupId="g", MessageDeduplicationId="other")
     assert explicit["MessageId"] != first["MessageId"]
     got = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"])["Messages"]
-    assert [m["Body"] for m in got] == ["once", "once"]
+    assert [m["Body"] for m in got] == ["once"]  # one message of a group in flight at a time
     assert got[0]["Attributes"]["MessageGroupId"] == "g"
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=got[0]["ReceiptHandle"])
+    second = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)["Messages"]
+    assert second[0]["MessageId"] == explicit["MessageId"]
     with pytest.raises(botocore.exceptions.ClientError):
         sqs.send_message(QueueUrl=url, MessageBody="no group")
+
+
+def test_fifo_groups_keep_order_with_one_message_in_flight(sqs: Any) -> None:
+    url = make(sqs, "orders.fifo", FifoQueue="true")
+    for group, body in [("a", "a1"), ("b", "b1"), ("a", "a2"), ("a", "a3"), ("b", "b2")]:
+        sqs.send_message(QueueUrl=url, MessageBody=body, MessageGroupId=group, MessageDeduplicationId=body)
+
+    def receive() -> list[dict[str, Any]]:
+        return list(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []))
+
+    first = receive()
+    assert sorted(m["Body"] for m in first) == ["a1", "b1"]
+    assert receive() == []  # both groups have a message in flight
+    handles = {m["Body"]: m["ReceiptHandle"] for m in first}
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=handles["a1"])
+    assert [m["Body"] for m in receive()] == ["a2"]
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=handles["b1"], VisibilityTimeout=0)
+    again = receive()
+    assert [m["Body"] for m in again] == ["b1"]  # the group's head comes back before b2
+    with pytest.raises(botocore.exceptions.ClientError) as caught:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"DelaySeconds": "5"})
+        sqs.send_message(QueueUrl=url, MessageBody="late", MessageGroupId="c", MessageDeduplicationId="late")
+    assert caught.value.response["Error"]["Code"] == "InvalidParameterValue"
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"DelaySeconds": "0"})
+    batch = [{"Id": "1", "MessageBody": "c1", "MessageGroupId": "c", "MessageDeduplicationId": "c1",
+              "MessageAttributes": {"k": {"DataType": "String", "StringValue": "v"}}}]  # fmt: skip
+    assert sqs.send_message_batch(QueueUrl=url, Entries=batch)["Successful"]
+    c1 = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])["Messages"]
+    assert [(m["Body"], m["MessageAttributes"]["k"]["StringValue"]) for m in c1] == [("c1", "v")]
 
 
 def test_oversize_and_bad_bodies_are_refused(sqs: Any) -> None:

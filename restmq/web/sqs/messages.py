@@ -30,7 +30,6 @@ def fifo_add_options(params: dict[str, Any], doc: QueueDoc, body: str) -> tuple[
     group = params.get("MessageGroupId")
     if not isinstance(group, str) or not 1 <= len(group) <= 128:
         raise missing("MessageGroupId")
-    # group: wired when message groups land (AddOptions.group, from the FIFO storage work)
     dedup = params.get("MessageDeduplicationId")
     if dedup is None and doc.get("ContentBasedDeduplication").lower() == "true":
         dedup = hashlib.sha256(body.encode()).hexdigest()
@@ -56,6 +55,8 @@ def _prepare(
     if fifo and "DelaySeconds" in params:
         raise invalid("Value for parameter DelaySeconds is invalid. Reason: FIFO queues take the queue's delay only.")
     delay = context.whole_number(params, "DelaySeconds", doc.number("DelaySeconds"), 0, 900)
+    if fifo and delay:  # a message group's head is ready or leased, never delayed (docs/semantics.md)
+        raise invalid("Value for parameter DelaySeconds is invalid. Reason: RestMQ's FIFO queues take no delay.")
     retention = doc.attributes.get("MessageRetentionPeriod")
     idem, group = fifo_add_options(params, doc, body) if fifo else (None, None)
     record: dict[str, Any] = {"i": str(uuid.uuid4()), "t": int(time.time() * 1000)}
@@ -66,7 +67,7 @@ def _prepare(
     if group is not None:
         record["g"] = group
         record["d"] = (idem or "")[len("sqs-dedup:") :]
-    options = AddOptions(delay=float(delay), ttl=float(retention or 0), idempotency_key=idem)
+    options = AddOptions(delay=float(delay), ttl=float(retention or 0), idempotency_key=idem, group=group)
     reply: dict[str, Any] = {"MD5OfMessageBody": md5.of_body(body)}
     if attributes:
         reply["MD5OfMessageAttributes"] = md5.of_attributes(attributes)
