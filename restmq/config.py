@@ -68,6 +68,7 @@ class Settings:
     push_allow: tuple[
         str, ...
     ] = ()  # push targets allowed (HOST, *.DOMAIN, IP, CIDR, scheme:// prefix); empty: push off
+    sqs_port: int | None = None  # also serve the SQS API on this port (every request there is SQS)
     limits: Limits = field(default_factory=Limits)
 
     @property

@@ -343,6 +343,13 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
     *INGEST_OPTIONS,
     *PUSH_OPTIONS,
     option(
+        "--sqs-port",
+        type=click.IntRange(1, 65535),
+        default=None,
+        help="Also serve the Amazon SQS API on this port, where every request is SQS (as ElasticMQ's 9324); the "
+        "main port serves it too. One uvicorn worker only for now. See docs/sqs.md.",
+    ),
+    option(
         "--log-level",
         type=click.Choice(["debug", "info", "warning", "error"]),
         default="info",
@@ -448,8 +455,16 @@ def build_settings(options: dict[str, Any]) -> Settings:
         server=options["server"],
         sse_retry=options["sse_retry"],
         compat=options["compat"] or "",
+        sqs_port=_sqs_port(options),
         limits=limits,
     )
+
+
+def _sqs_port(options: dict[str, Any]) -> int | None:
+    port: int | None = options["sqs_port"]
+    if port is not None and (options["workers"] != 1 or options["server"] != "uvicorn"):
+        raise click.UsageError("--sqs-port runs with one uvicorn worker for now; the main port serves SQS too")
+    return port
 
 
 @click.command()
@@ -637,8 +652,11 @@ def run_uvicorn(settings: Settings) -> None:
         from restmq.web.app import create_app
 
         sock = listening_socket(settings.host, settings.port)  # dual-stack on ::, as on every path
+        sockets = [sock]
+        if settings.sqs_port is not None:  # the same app: it tells SQS-port requests by their server port
+            sockets.append(listening_socket(settings.host, settings.sqs_port))
         server = uvicorn.Server(uvicorn.Config(create_app(settings), **options))
-        server.run(sockets=[sock])
+        server.run(sockets=sockets)
         if not server.started:  # the app could not start (its error is logged), as uvicorn.run says
             sys.exit(3)
         return

@@ -67,7 +67,14 @@ class QueueService:
 
     # -- producing ----------------------------------------------------------------------------
 
-    async def add(self, queue: str, values: Sequence[str], options: AddOptions = AddOptions()) -> AddResult:
+    async def add(
+        self,
+        queue: str,
+        values: Sequence[str],
+        options: AddOptions = AddOptions(),
+        *,
+        attributes: Sequence[str] | None = None,  # one per value, stored with it (Store.add)
+    ) -> AddResult:
         check_queue_name(queue)
         if not values:
             raise InvalidValue("nothing to add: the batch is empty")
@@ -84,15 +91,7 @@ class QueueService:
         if idem is not None and not 0 < len(idem) <= MAX_IDEMPOTENCY_KEY:
             raise InvalidParameter(f"Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY} characters")
         if options.group is not None:
-            self._check_group(options.group, options)
-            return await self.store.add(
-                queue,
-                values,
-                ttl_ms=round(options.ttl * 1000),
-                idempotency_key=idem,
-                idempotency_window_ms=round(self.limits.idempotency_window * 1000),
-                group=options.group,
-            )
+            self._check_group(options.group, options)  # no priority, no delay: the group's own script
         return await self.store.add(
             queue,
             values,
@@ -101,6 +100,8 @@ class QueueService:
             ttl_ms=round(options.ttl * 1000),
             idempotency_key=idem,
             idempotency_window_ms=round(self.limits.idempotency_window * 1000),
+            group=options.group,
+            attributes=attributes,
         )
 
     @staticmethod
@@ -234,6 +235,18 @@ class QueueService:
         if max_deliveries is not None and not 0 <= max_deliveries <= MAX_DELIVERIES:
             raise InvalidParameter(f"max_deliveries must be from 0 (unlimited) to {MAX_DELIVERIES}")
         return await self.store.update_settings(check_queue_name(queue), status=status, max_deliveries=max_deliveries)
+
+    async def attributes(self, queue: str) -> str | None:
+        """The queue's attribute document (the SQS layer's JSON), or None."""
+        return await self.store.attributes(check_queue_name(queue))
+
+    async def set_attributes(self, queue: str, document: str | None) -> None:
+        """Store (and list the queue) or, with None, remove the queue's attribute document."""
+        await self.store.set_attributes(check_queue_name(queue), document)
+
+    async def message_attributes(self, queue: str, ns: Sequence[int]) -> list[str | None]:
+        """The attributes stored with messages ns (add's `attributes`), in order; None where there are none."""
+        return await self.store.message_attributes(check_queue_name(queue), ns)
 
     async def list_queues(self) -> list[str]:
         """Every listed queue name: unbounded, so no request handler calls it; listings use page()."""

@@ -52,9 +52,12 @@ class Store(Protocol):
         group: str | None = None,
         idempotency_key: str | None = None,
         idempotency_window_ms: int = 300_000,
+        attributes: Sequence[str] | None = None,
     ) -> AddResult:
         """Append values (all or nothing) and return their numbers. A known idempotency key within
-        its window returns the first add's numbers with duplicate=True and adds nothing."""
+        its window returns the first add's numbers with duplicate=True and adds nothing. `attributes`, one
+        string per value ("" for none), are stored with each message, go with it to its dead-letter queue
+        and back, and are removed with it (message_attributes reads them)."""
         ...
 
     async def pop(self, queue: str, mode: PopMode, count: int = 1, lease_ms: int = 0) -> PopResult:
@@ -95,6 +98,18 @@ class Store(Protocol):
 
     async def redrive(self, dead_queue: str, limit: int = 10_000) -> int:
         """Move up to `limit` waiting messages of `<queue>:dead` back to `<queue>` as new messages."""
+        ...
+
+    async def message_attributes(self, queue: str, ns: Sequence[int]) -> list[str | None]:
+        """The attributes stored by `add` with messages ns of the queue, in order (None: none, or gone)."""
+        ...
+
+    async def attributes(self, queue: str) -> str | None:
+        """The queue's attribute document (opaque to the store: the SQS layer's JSON), or None."""
+        ...
+
+    async def set_attributes(self, queue: str, document: str | None) -> None:
+        """Store (and list the queue), or with None remove, the queue's attribute document; purge keeps it."""
         ...
 
     async def settings(self, queue: str) -> QueueSettings: ...

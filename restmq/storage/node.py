@@ -285,11 +285,13 @@ class RedisStore(PushCommands):  # push subscriptions: storage/push.py
         ttl_ms: int,
         idempotency_key: str | None,
         idempotency_window_ms: int,
+        attributes: Sequence[str] | None,
     ) -> AddResult:
         """add() of messages of one message group (add_group.lua; no priority, no delay)."""
         idem_key = qk.idempotency(idempotency_key) if idempotency_key else qk.meta
         window = idempotency_window_ms if idempotency_key else 0
-        args = [qk.queue, qk.channel, group, ttl_ms, window, self.key_base, *values]
+        extra = ("1", *values, *attributes) if attributes is not None else ("0", *values)
+        args = [qk.queue, qk.channel, group, ttl_ms, window, self.key_base, *extra]
         first, last, listed, timer, duplicate = await self._change("add_group", qk, [*qk.message_keys, idem_key], args)
         if listed or timer >= 0:
             await self._index(listed=[qk.queue] if listed else (), timer=(qk.queue, timer) if timer >= 0 else None)
@@ -308,14 +310,16 @@ class RedisStore(PushCommands):  # push subscriptions: storage/push.py
         group: str | None = None,
         idempotency_key: str | None = None,
         idempotency_window_ms: int = 300_000,
+        attributes: Sequence[str] | None = None,
     ) -> AddResult:
         qk = keys.queue_keys(queue)
         if group is not None:  # message groups: always their own script, never a batch fast path
-            return await self._add_group(qk, values, group, ttl_ms, idempotency_key, idempotency_window_ms)
+            return await self._add_group(qk, values, group, ttl_ms, idempotency_key, idempotency_window_ms, attributes)
         idem_key = qk.idempotency(idempotency_key) if idempotency_key else qk.meta
         window = idempotency_window_ms if idempotency_key else 0
-        args = [queue, qk.channel, priority, delay_ms, ttl_ms, window, self.key_base, *values]
-        plain = not (priority or delay_ms or ttl_ms or idempotency_key)  # any other option: add.lua
+        extra = ("1", *values, *attributes) if attributes is not None else ("0", *values)
+        args = [queue, qk.channel, priority, delay_ms, ttl_ms, window, self.key_base, *extra]
+        plain = not (priority or delay_ms or ttl_ms or idempotency_key or attributes)  # any other option: add.lua
         if plain and self._plain_batches and len(values) >= PLAIN_BATCH_MIN:
             first, last, listed = await self._plain_add(qk, [*qk.message_keys, idem_key], args, values)
             if listed:
@@ -457,7 +461,26 @@ class RedisStore(PushCommands):  # push subscriptions: storage/push.py
         messages = [Message(queue, int(rest[i]), rest[i + 1], int(rest[i + 2])) for i in range(0, len(rest), 3)]
         return Recent(messages, bool(truncated))
 
+    async def message_attributes(self, queue: str, ns: Sequence[int]) -> list[str | None]:
+        if not ns:
+            return []
+        origin = keys.queue_keys(queue).origin
+        fields = [f"a{n}" for n in ns]
+        return cast(list[str | None], await self._retrying(lambda: self.client.hmget(origin, fields)))
+
     # -- settings and statistics --------------------------------------------------------------
+
+    async def attributes(self, queue: str) -> str | None:
+        meta = keys.queue_keys(queue).meta
+        return cast(str | None, await self._retrying(lambda: self.client.hget(meta, "attributes")))
+
+    async def set_attributes(self, queue: str, document: str | None) -> None:
+        meta = keys.queue_keys(queue).meta
+        if document is None:
+            await self._retrying(lambda: self.client.hdel(meta, "attributes"))
+            return
+        await self._retrying(lambda: self.client.hset(meta, mapping={"attributes": document, "listed": "1"}))
+        await self._index(listed=[queue])
 
     async def settings(self, queue: str) -> QueueSettings:
         meta = keys.queue_keys(queue).meta

@@ -442,6 +442,29 @@ class ShardedStore(RingPushCommands):  # push subscriptions: storage/push_ring.p
     async def settings(self, queue: str) -> QueueSettings:
         return await self._first(self._walk(queue), lambda s: s.settings(queue))
 
+    async def attributes(self, queue: str) -> str | None:
+        return await self._first(self._walk(queue), lambda s: s.attributes(queue))
+
+    async def set_attributes(self, queue: str, document: str | None) -> None:
+        """Written to every live node, as settings are."""
+        await self._on(self._home(queue), lambda s: s.set_attributes(queue, document))
+        for node in self._live():
+            if node is not self._home(queue):
+                with contextlib.suppress(BackendUnavailable):
+                    await self._on(node, lambda s: s.set_attributes(queue, document))
+
+    async def message_attributes(self, queue: str, ns: Sequence[int]) -> list[str | None]:
+        found: list[str | None] = []
+        for n in ns:  # few (a receive's at most ten): each on the nodes that may hold it
+            value: str | None = None
+            for node in self._by_number(queue, n):
+                with contextlib.suppress(BackendUnavailable):
+                    value = (await self._on(node, lambda s, n=n: s.message_attributes(queue, [n])))[0]  # type: ignore[misc]
+                if value is not None:
+                    break
+            found.append(value)
+        return found
+
     async def update_settings(self, queue: str, **changes: Any) -> QueueSettings:
         """Written to every live node, so a fallback node enforces them too."""
         home = self._home(queue)

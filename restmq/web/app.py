@@ -38,6 +38,7 @@ from restmq.web.peers import PeerAddress
 from restmq.web.push import start_push
 from restmq.web.routes import routes
 from restmq.web.shutdown import ShutdownHooks
+from restmq.web.sqs.endpoint import SqsEndpoint
 from restmq.web.token_watch import TokenWatch
 
 log = logging.getLogger("restmq.web")
@@ -95,7 +96,12 @@ def _middleware(settings: Settings, origins: OriginPolicy, table: list[BaseRoute
             )
         )
     stack.append(Middleware(InputGuard))
+    sqs = Middleware(SqsEndpoint, sqs_port=settings.sqs_port)  # SQS on / and queue URLs (every path of --sqs-port)
+    if settings.sqs_port is not None:
+        stack.append(sqs)  # --sqs-port's /q/... paths are SQS too: before the hot routes
     stack.append(Middleware(HotRoutes, routes=table))  # innermost: after the guards, before the router
+    if settings.sqs_port is None:
+        stack.append(sqs)  # only / and queue URLs reach it: the hot routes never do
     return stack
 
 

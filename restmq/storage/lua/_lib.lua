@@ -152,7 +152,7 @@ local function forget(n)
   redis.call('HDEL', K_MSGS, n)
   redis.call('HDEL', K_COUNTS, n)
   redis.call('HDEL', K_PRIO, n)
-  redis.call('HDEL', K_ORIGIN, n)
+  redis.call('HDEL', K_ORIGIN, n, 'a' .. n)
   redis.call('ZREM', K_READY, n)
   redis.call('ZREM', K_DELAYED, n)
   redis.call('ZREM', K_LEASED, n)
@@ -197,6 +197,7 @@ local function dead_letter(n, queue, dead_name, now)
   local group = group_of(n)  -- kept in the dead letter's history; the dead-letter queue itself has no groups
   local count = tonumber(redis.call('HGET', K_COUNTS, n) or '0')
   local p = priority_of(n)
+  local attrs = redis.call('HGET', K_ORIGIN, 'a' .. n)  -- a message's attributes go with it
   forget(n)
   redis.call('HINCRBY', K_META, 'dead', 1)
   if not value then return 0 end
@@ -204,6 +205,7 @@ local function dead_letter(n, queue, dead_name, now)
   init_seq(d_meta, redis.call('HGET', K_META, 'base') or '0')
   local m = redis.call('HINCRBY', d_meta, 'seq', 1)
   redis.call('HSET', d_msgs, m, value)
+  if attrs then redis.call('HSET', d_origin, 'a' .. m, attrs) end
   if p > 0 then redis.call('HSET', KEYS[16], m, p) end
   push_tail(d_meta, d_ready, m, p)
   redis.call('HSET', d_origin, m, cjson.encode({queue = queue, key = queue .. ':' .. n, count = count, dead_at = now, group = group}))
@@ -261,6 +263,7 @@ local function remove_leased(n, dead_name)
   redis.call('HDEL', K_PRIO, n)
   redis.call('ZREM', K_LEASED, n)
   redis.call('ZREM', K_EXPIRES, n)
+  redis.call('HDEL', K_ORIGIN, 'a' .. n)  -- its attributes (any queue)
   if dead_name == '' then redis.call('HDEL', K_ORIGIN, n) end
 end
 
@@ -297,6 +300,7 @@ local function deliver(queue, dead_name, mode, want, lease_ms, now, has_ttl, max
         if count > 1 then redis.call('HDEL', K_COUNTS, n) end
         if tonumber(score) < 9 * BAND then redis.call('HDEL', K_PRIO, n) end  -- its band: priority above 0
         if expires then redis.call('ZREM', K_EXPIRES, n) end
+        redis.call('HDEL', K_ORIGIN, 'a' .. n)  -- its attributes
         if dead_name == '' then redis.call('HDEL', K_ORIGIN, n) end  -- a dead letter's history
         leave_group(n)  -- its group's next message becomes ready: a batch take may deliver it too, in order
       else

@@ -3,12 +3,15 @@
 -- KEYS[11] the queue's operations key, KEYS[12] it again on a repeat (see _lib.lua: a repeat replays its reply)
 -- ARGV[1] queue name  ARGV[2] event channel  ARGV[3] priority 0..9  ARGV[4] delay ms
 -- ARGV[5] ttl ms (0 = none)  ARGV[6] idempotency window ms (0 = no idempotency key)
--- ARGV[7] key base: where this node's numbering starts (0, or i * 10^12 for ring node i)  ARGV[8..] values
+-- ARGV[7] key base: where this node's numbering starts (0, or i * 10^12 for ring node i)
+-- ARGV[8] '1' when each value's attributes follow the values ('' for none), else '0'  ARGV[9..] values
 -- ARGV[#ARGV] the call's operation id
 -- Reply: {first n, last n, newly listed (0|1), timer deadline to index or -1, duplicate (0|1)}
 local queue, channel = ARGV[1], ARGV[2]
 local p, delay, ttl, idem_window = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local count = #ARGV - 8
+local with_attrs = ARGV[8] == '1'
+local count = #ARGV - 9
+if with_attrs then count = count / 2 end
 local done = replayed(KEYS[11], KEYS[12])
 if done then return done end
 
@@ -38,7 +41,8 @@ for from = 1, count, CHUNK do
   for i = from, to do
     -- positions counted here: Lua 5.1's # operator searches the table on every use
     local n, j = first + i - 1, 2 * (i - from)
-    bodies[j + 1], bodies[j + 2] = n, ARGV[7 + i]
+    bodies[j + 1], bodies[j + 2] = n, ARGV[8 + i]
+    if with_attrs and ARGV[8 + count + i] ~= '' then redis.call('HSET', K_ORIGIN, 'a' .. n, ARGV[8 + count + i]) end
     if delay > 0 then scores[j + 1] = due else scores[j + 1] = base + order + i end
     scores[j + 2] = n
     if p > 0 then prios[j + 1], prios[j + 2] = n, p end

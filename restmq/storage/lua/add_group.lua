@@ -4,12 +4,16 @@
 -- KEYS[1..9]  the queue's message keys; KEYS[10] its idempotency key (or the meta key when unused)
 -- KEYS[11] the queue's operations key, KEYS[12] it again on a repeat (see _lib.lua: a repeat replays its reply)
 -- ARGV[1] queue name  ARGV[2] event channel  ARGV[3] group id  ARGV[4] ttl ms (0 = none)
--- ARGV[5] idempotency window ms (0 = no idempotency key)  ARGV[6] key base (as add.lua's ARGV[7])  ARGV[7..] values
+-- ARGV[5] idempotency window ms (0 = no idempotency key)  ARGV[6] key base (as add.lua's ARGV[7])
+-- ARGV[7] '1' when each value's attributes follow the values ('' for none), else '0' (as add.lua's ARGV[8])
+-- ARGV[8..] values
 -- ARGV[#ARGV] the call's operation id
 -- Reply: {first n, last n, newly listed (0|1), timer deadline to index or -1, duplicate (0|1)}, as add.lua's
 local channel, gid = ARGV[2], ARGV[3]
 local ttl, idem_window = tonumber(ARGV[4]), tonumber(ARGV[5])
-local count = #ARGV - 7
+local with_attrs = ARGV[7] == '1'
+local count = #ARGV - 8
+if with_attrs then count = count / 2 end
 local done = replayed(KEYS[11], KEYS[12])
 if done then return done end
 
@@ -30,7 +34,8 @@ local order = redis.call('HINCRBY', K_META, 'order', count) - count
 local ready = 0
 for i = 1, count do
   local n = first + i - 1
-  redis.call('HSET', K_MSGS, n, ARGV[6 + i])
+  redis.call('HSET', K_MSGS, n, ARGV[7 + i])
+  if with_attrs and ARGV[7 + count + i] ~= '' then redis.call('HSET', K_ORIGIN, 'a' .. n, ARGV[7 + count + i]) end
   if ttl > 0 then redis.call('ZADD', K_EXPIRES, now + ttl, n) end
   ready = ready + join_group(K_META, K_READY, n, gid, order + i)
 end

@@ -17,11 +17,13 @@ while moved < limit do
   local group = origin and cjson.decode(origin).group
   local value = redis.call('HGET', K_MSGS, n)
   local p = priority_of(n)
+  local attrs = redis.call('HGET', K_ORIGIN, 'a' .. n)
   forget(n)
   if value then
     init_seq(q_meta, redis.call('HGET', K_META, 'base') or '0')
     local m = redis.call('HINCRBY', q_meta, 'seq', 1)
     redis.call('HSET', q_msgs, m, value)
+    if attrs then redis.call('HSET', KEYS[18], 'a' .. m, attrs) end
     if p > 0 then redis.call('HSET', q_prio, m, p) end
     if type(group) == 'string' then
       join_group(q_meta, q_ready, m, group, redis.call('HINCRBY', q_meta, 'order', 1))
