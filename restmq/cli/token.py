@@ -88,8 +88,9 @@ def list_tokens(**backend: object) -> None:
 @click.argument("token_id")
 @backend_options
 def revoke(token_id: str, **backend: object) -> None:
-    """Revoke a token by id (or an SQS access key by its access key id): servers refuse it within 5 seconds and close the streams opened with it.
-    On a ring, every node must be reached; otherwise this fails (the nodes reached still revoke it)."""
+    """Revoke a token by id (an SQS access key by its access key id): servers refuse it within 5 seconds and
+    close the streams opened with it. On a ring, every node must be reached; otherwise this fails (the nodes
+    reached still revoke it)."""
     if token_id.startswith("rmq_"):
         token_id = token_id[4:].partition("_")[0]
     hint = f"Run `restmq token revoke {token_id}` again once every node is up"

@@ -5,7 +5,7 @@ Two forms carry a signature: the `Authorization: AWS4-HMAC-SHA256 Credential=...
 Signature=...` header (with `X-Amz-Date`), and a presigned URL's query (`X-Amz-Algorithm`,
 `X-Amz-Credential`, `X-Amz-Date`, `X-Amz-Expires`, `X-Amz-SignedHeaders`, `X-Amz-Signature`).
 The canonical request follows AWS's documentation and botocore's signer (the tests sign with it):
-dot segments and repeated slashes removed from the path, which is then percent-encoded once more;
+repeated slashes removed from the path (dot segments refused), which is then percent-encoded once more;
 query pairs decoded and re-encoded (RFC 3986 unreserved characters kept), sorted; signed headers
 lower-cased with their values trimmed and inner whitespace collapsed; the SHA-256 of the body.
 Errors carry the codes AWS answers (IncompleteSignature, SignatureDoesNotMatch, RequestExpired).
@@ -182,14 +182,11 @@ def _encode(text: str) -> str:
 
 
 def canonical_path(raw_path: str) -> str:
-    """The path without dot segments or empty segments, percent-encoded again (non-S3 services encode twice)."""
-    segments: list[str] = []
-    for segment in raw_path.split("/"):
-        if segment == "..":
-            if segments:
-                segments.pop()
-        elif segment and segment != ".":
-            segments.append(segment)
+    """The path without empty segments, percent-encoded again (non-S3 services encode twice). A path with dot
+    segments is refused: signers sign it with them removed, but routing would see the segment they removed."""
+    segments = [segment for segment in raw_path.split("/") if segment]
+    if "." in segments or ".." in segments:
+        raise _mismatch("a path with . or .. segments cannot be signed here")
     path = "/" + "/".join(segments) + ("/" if segments and raw_path.endswith("/") else "")
     return quote(path, safe="/~")
 
