@@ -10,7 +10,7 @@ their messages never include the secret, the signature we expected or the canoni
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 from urllib.parse import quote
 
@@ -60,7 +60,7 @@ class AccessKeys:
         return record if record is not None and record.sqs_secret is not None else None
 
 
-def http_request(scope: dict[str, Any], body: bytes) -> sigv4.HttpRequest:
+def http_request(scope: MutableMapping[str, Any], body: bytes) -> sigv4.HttpRequest:
     """What a signature covers, from an ASGI scope (the path and query as they were sent) and the body."""
     raw_path = scope.get("raw_path")
     path = raw_path.decode("latin-1") if raw_path else quote(scope["path"])
