@@ -45,7 +45,8 @@ class TokenRecord:
     def from_json(cls, raw: str) -> TokenRecord:
         data = orjson.loads(raw)
         data["queues"], data["rights"] = tuple(data["queues"]), tuple(data["rights"])
-        return cls(**data)
+        known = cls.__dataclass_fields__  # a field added by a newer version is left aside, not a crash
+        return cls(**{name: value for name, value in data.items() if name in known})
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires is not None and (now or time.time()) >= self.expires

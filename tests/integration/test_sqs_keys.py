@@ -175,23 +175,28 @@ async def judge(store: RedisStore) -> AsyncIterator[str]:
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "params", "presign"),
+    ("method", "path", "params", "presign", "headers"),
     [
-        ("POST", "/", {}, None),
-        ("POST", "/000000000000/orders.eu", {}, None),
-        ("GET", "/000000000000/orders%3Aeu%40x", {"Action": "ReceiveMessage", "odd": "a b+c&d=é/%"}, None),
-        ("GET", "/", {"Action": "SendMessage", "MessageBody": "hé llo+&="}, 120),
-        ("DELETE", "//a//b/", {"x": ""}, None),
+        ("POST", "/", {}, None, SEND),
+        ("POST", "/000000000000/orders.eu", {}, None, {**SEND, "X-Note": "  café   au  lait "}),
+        ("GET", "/000000000000/orders%3Aeu%40x", {"Action": "ReceiveMessage", "odd": "a b+c&d=é/%"}, None, {}),
+        ("GET", "/", {"Action": "SendMessage", "MessageBody": "hé llo+&="}, 120, {}),
+        ("DELETE", "//a//b/", {"x": ""}, None, {}),
     ],
 )
 async def test_requests_sent_over_the_wire_by_botocore(
-    judge: str, redis_url: str, method: str, path: str, params: dict[str, str], presign: int | None
+    judge: str,
+    redis_url: str,
+    method: str,
+    path: str,
+    params: dict[str, str],
+    presign: int | None,
+    headers: dict[str, str],
 ) -> None:
     key_id, secret = create_sqs_key(redis_url, "orders.*", "write")
     session = URLLib3Session()
     try:
         body = BODY if method == "POST" else b""
-        headers = SEND if method == "POST" else {}
 
         def send(secret_used: str) -> tuple[int, dict[str, str]]:
             prepared = botocore_prepared(

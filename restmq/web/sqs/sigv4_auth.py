@@ -69,9 +69,18 @@ def http_request(scope: MutableMapping[str, Any], body: bytes) -> sigv4.HttpRequ
         method=scope.get("method", "GET"),
         raw_path=path,
         query=scope.get("query_string", b"").decode("latin-1"),
-        headers=[(name.decode("latin-1"), value.decode("utf-8", "replace")) for name, value in headers],
+        headers=[(name.decode("latin-1"), _header_value(value)) for name, value in headers],
         body=body,
     )
+
+
+def _header_value(raw: bytes) -> str:
+    """The text a client signed: UTF-8 where the bytes are UTF-8 (most SDKs), else Latin-1 (Python's
+    http.client, which botocore sends through, encodes header values so)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
 
 
 async def verify_request(
