@@ -7,7 +7,7 @@ import datetime
 
 import click
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from restmq.cli.backend import backend_options, parse_duration, run_on_backend
 from restmq.core.tokens import RIGHTS, TokenRecord, new_sqs_key, new_token
@@ -30,7 +30,8 @@ def token() -> None:
 @click.option("--sqs", is_flag=True, help="An SQS access key id and secret access key instead of a bearer token.")
 @backend_options
 def create(queues: str, rights: str, expires: str | None, note: str, sqs: bool, **backend: object) -> None:
-    """Create a token and print it once (only its hash is stored). On a ring, every node must be reached."""
+    """Create a bearer token (only its hash is stored) or, with --sqs, an SQS access key (its secret is stored:
+    Signature V4 needs it), and print it once. On a ring, every node must be reached."""
     patterns = tuple(p.strip() for p in queues.split(",") if p.strip())
     granted = tuple(r.strip() for r in rights.split(",") if r.strip())
     if sqs:
@@ -68,7 +69,7 @@ def _create_sqs_key(
 def list_tokens(**backend: object) -> None:
     """List tokens and SQS access keys (ids, scopes, expiry; never the secrets)."""
     raw = run_on_backend(backend, lambda store: store.list_tokens())
-    table = Table("id", "kind", "queues", "rights", "created", "expires", "note")
+    table = Table(Column("id", no_wrap=True, min_width=12), "kind", "queues", "rights", "created", "expires", "note")
     for record in sorted((TokenRecord.from_json(v) for v in raw.values()), key=lambda r: r.created):
         expires = _when(record.expires) + (" (expired)" if record.expired() else "") if record.expires else "never"
         kind = "sqs" if record.sqs_secret is not None else "bearer"
