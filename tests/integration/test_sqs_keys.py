@@ -22,11 +22,13 @@ from starlette.routing import Route
 
 from restmq.core.sigv4 import HttpRequest
 from restmq.storage import keys
+from restmq.storage.factory import open_store
 from restmq.storage.node import RedisStore
 from restmq.web.sqs.sigv4_auth import AccessKeys, SqsAuthError, http_request, verify_request
 from tests.helpers.auth import bearer, create_token, restmq_cli
 from tests.helpers.server import ServeProcess, serve, serve_app
 from tests.helpers.sigv4 import botocore_prepared, botocore_signed
+from tests.helpers.topology import engines
 from tests.helpers.wait import wait_for
 
 pytestmark = pytest.mark.integration
@@ -153,6 +155,25 @@ async def test_a_revocation_reaches_a_cached_key_within_its_cache_time(redis_url
         )
 
     await wait_for(refused, timeout=10, interval=0.1, what="the revocation to reach the cached key")
+
+
+async def test_on_a_ring_a_key_is_known_to_every_node(tmp_path: Path) -> None:
+    """The key's record is written to every ring node, so a node down changes nothing; a revoke that
+    misses a node still holds (the nodes reached refuse the key)."""
+    with engines(tmp_path / "ring", 3) as ring:
+        urls = ",".join(engine.url for engine in ring)
+        key_id, secret = await asyncio.to_thread(create_sqs_key, urls, "orders.*", "write")
+        store = open_store(tuple(engine.url for engine in ring))
+        try:
+            signed = botocore_signed(key_id, secret, headers=SEND, body=BODY)
+            assert await outcome(AccessKeys(store, cache_seconds=0.0), signed) == key_id
+            ring[1].stop()
+            assert await outcome(AccessKeys(store, cache_seconds=0.0), signed) == key_id
+            revoked = await asyncio.to_thread(restmq_cli, "token", "revoke", key_id, "--redis", urls)
+            assert revoked.returncode != 0 and "again once every node is up" in revoked.stderr
+            assert await outcome(AccessKeys(store, cache_seconds=0.0), signed) == "InvalidClientTokenId"
+        finally:
+            await store.close()
 
 
 @pytest.fixture
