@@ -28,7 +28,7 @@ TERMINATOR = "aws4_request"
 MAX_SKEW = 15 * 60  # seconds a signature's time may differ from ours, as AWS allows
 MAX_PRESIGNED = 7 * 24 * 3600  # the longest X-Amz-Expires AWS accepts
 UNSIGNED_PAYLOAD = "UNSIGNED-PAYLOAD"
-_TIMESTAMP = re.compile(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z")  # X-Amz-Date: 20261202T120000Z
+_TIMESTAMP = re.compile(r"(\d{4})(\d\d)(\d\d)T(\d\d)(\d\d)(\d\d)Z", re.ASCII)  # X-Amz-Date: 20261202T120000Z
 _QUERY_KEYS = ("X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-SignedHeaders", "X-Amz-Signature")
 
 
@@ -132,7 +132,7 @@ def _from_query(params: dict[str, str]) -> Claim:
     if params["X-Amz-Algorithm"] != ALGORITHM:
         raise _incomplete(f"unsupported algorithm: only {ALGORITHM}")
     expires = params["X-Amz-Expires"]
-    if not expires.isdigit() or not 0 < int(expires) <= MAX_PRESIGNED:
+    if not re.fullmatch(r"[0-9]{1,7}", expires) or not 0 < int(expires) <= MAX_PRESIGNED:
         raise _incomplete(f"X-Amz-Expires must be 1 to {MAX_PRESIGNED} seconds")
     return _claim(
         params["X-Amz-Credential"],

@@ -330,6 +330,11 @@ def test_malformed_claims_get_the_codes_aws_answers(
         "&X-Amz-Date=20261202T120000Z&X-Amz-Expires=604801&X-Amz-SignedHeaders=host&X-Amz-Signature=00",
         "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a%2F20261202%2Fr%2Fsqs%2Faws4_request"
         "&X-Amz-Date=20261202T120000Z&X-Amz-Expires=-5&X-Amz-SignedHeaders=host&X-Amz-Signature=00",
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a%2F20261202%2Fr%2Fsqs%2Faws4_request"
+        "&X-Amz-Date=20261202T120000Z&X-Amz-Expires=%C2%B2&X-Amz-SignedHeaders=host&X-Amz-Signature=00",  # '²'
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a%2F%D9%A2%D9%A0%D9%A2%D9%A6%D9%A1%D9%A2%D9%A0%D9%A2"
+        "%2Fr%2Fsqs%2Faws4_request&X-Amz-Date=%D9%A2%D9%A0%D9%A2%D9%A6%D9%A1%D9%A2%D9%A0%D9%A2T120000Z"
+        "&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=00",  # Arabic-Indic digits
     ],
 )
 def test_incomplete_presigned_urls_are_refused(query: str) -> None:
@@ -391,3 +396,40 @@ def test_a_record_survives_the_round_trip_and_fields_of_later_versions() -> None
     assert TokenRecord.from_json(record.to_json()) == record
     later = record.to_json()[:-1] + ',"scopes_v2":["x"]}'  # a newer version's field: ignored, not a crash
     assert TokenRecord.from_json(later) == record
+
+
+GARBAGE = st.text(st.characters(codec="latin-1"), max_size=120)
+CLAIM_LIKE = st.builds(
+    lambda parts: "AWS4-HMAC-SHA256 " + ", ".join(parts),
+    st.lists(
+        st.one_of(
+            st.builds("Credential={}".format, GARBAGE),
+            st.builds("SignedHeaders={}".format, GARBAGE),
+            st.builds("Signature={}".format, GARBAGE),
+            GARBAGE,
+        ),
+        max_size=4,
+    ),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    authorization=st.one_of(CLAIM_LIKE, GARBAGE, st.builds("AWS4{}".format, GARBAGE)),
+    date=st.one_of(GARBAGE, st.just("20261202T120000Z"), st.just("20260230T250000Z")),
+    query=st.one_of(GARBAGE, st.builds("X-Amz-Signature={}&{}".format, GARBAGE, GARBAGE)),
+    path=GARBAGE,
+    body=st.binary(max_size=64),
+)
+def test_hostile_claims_get_a_signature_error_and_nothing_else(
+    authorization: str, date: str, query: str, path: str, body: bytes
+) -> None:
+    headers = [("Host", "h"), ("X-Amz-Date", date), ("Authorization", authorization)]
+    request = HttpRequest("POST", path, query, headers, body)
+    try:
+        claim = sigv4.parse(request)
+        if claim is not None:
+            sigv4.verify(request, claim, SECRET, time.time())
+    except SignatureError as exc:
+        assert exc.code in {"IncompleteSignature", "SignatureDoesNotMatch", "RequestExpired"}
+        assert SECRET not in exc.message
