@@ -102,6 +102,9 @@ def parse(request: HttpRequest) -> Claim | None:
             raise _incomplete("more than one Authorization header")
         return _from_header(authorization[0].strip(), request)
     if presigned:
+        names = [key for key, _ in pairs if key.startswith("X-Amz-")]
+        if len(names) != len(set(names)):
+            raise _incomplete("a presigned URL names each X-Amz-* parameter once")
         return _from_query(dict(pairs))
     return None
 

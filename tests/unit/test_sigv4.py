@@ -335,6 +335,9 @@ def test_malformed_claims_get_the_codes_aws_answers(
         "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a%2F%D9%A2%D9%A0%D9%A2%D9%A6%D9%A1%D9%A2%D9%A0%D9%A2"
         "%2Fr%2Fsqs%2Faws4_request&X-Amz-Date=%D9%A2%D9%A0%D9%A2%D9%A6%D9%A1%D9%A2%D9%A0%D9%A2T120000Z"
         "&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=00",  # Arabic-Indic digits
+        "X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=a%2F20261202%2Fr%2Fsqs%2Faws4_request"
+        "&X-Amz-Date=20261202T120000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host&X-Amz-Signature=00"
+        "&X-Amz-Signature=01",
     ],
 )
 def test_incomplete_presigned_urls_are_refused(query: str) -> None:
