@@ -2,7 +2,8 @@
 
 The worker subprocess imports it (`celery -A tests.helpers.celery_sqs_app worker`). Settings come from the
 environment: RESTMQ_URL (the server), RESTMQ_SQS_KEY / RESTMQ_SQS_SECRET (an access key, or any words when the
-server has no authentication), RESTMQ_VISIBILITY (seconds). Tasks report through RestMQ's own HTTP API (a form
+server has no authentication), RESTMQ_VISIBILITY (seconds), RESTMQ_REPORT_TOKEN (a bearer token for the reports,
+when the server requires one). Tasks report through RestMQ's own HTTP API (a form
 `POST /q/<queue>`): results need no extra service, and the test reads them from the same server.
 """
 
@@ -21,11 +22,16 @@ URL = os.environ.get("RESTMQ_URL", "http://127.0.0.1:8888")
 REPORTS = "celery-reports"  # the RestMQ queue tasks write their outcomes to
 WORK_QUEUE = "celery-work"
 
-_host = URL.removeprefix("http://")
-_key = quote(os.environ.get("RESTMQ_SQS_KEY", "any"), safe="")
-_secret = quote(os.environ.get("RESTMQ_SQS_SECRET", "any"), safe="")
 
-app = Celery("restmq_sqs", broker=f"sqs://{_key}:{_secret}@{_host}")
+def broker_url(url: str, key: str = "any", secret: str = "any") -> str:
+    """Celery's broker URL for the RestMQ server at `url` (http://host:port): SQS, the server as its endpoint."""
+    return f"sqs://{quote(key, safe='')}:{quote(secret, safe='')}@{url.removeprefix('http://')}"
+
+
+app = Celery(
+    "restmq_sqs",
+    broker=broker_url(URL, os.environ.get("RESTMQ_SQS_KEY", "any"), os.environ.get("RESTMQ_SQS_SECRET", "any")),
+)
 app.conf.update(
     broker_transport_options={
         "region": "us-east-1",
@@ -45,7 +51,9 @@ app.conf.update(
 def report(**fields: object) -> None:
     """One outcome, as a JSON message on the RestMQ queue REPORTS."""
     value = orjson.dumps({**fields, "pid": os.getpid(), "at": time.time()}).decode()
-    httpx.post(f"{URL}/q/{REPORTS}", data={"value": value}, timeout=30).raise_for_status()
+    token = os.environ.get("RESTMQ_REPORT_TOKEN")  # a bearer token, when the server requires one
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    httpx.post(f"{URL}/q/{REPORTS}", data={"value": value}, headers=headers, timeout=30).raise_for_status()
 
 
 @app.task
@@ -59,8 +67,8 @@ def halting(tag: str, marker: str) -> None:
     """On its first run it reports `started` and then works on (the test kills its worker meanwhile); a later run
     (the redelivery) reports `done`."""
     first = not Path(marker).exists()
+    Path(marker).touch()  # before the report: the test kills this worker as soon as it reads it
     report(tag=tag, state="started", first=first)
     if first:
-        Path(marker).touch()
         time.sleep(600)  # the long task the worker is killed in
     report(tag=tag, state="done")

@@ -41,7 +41,7 @@ class Context:
     request_id: str = "-"
     # allows(queue, right): what the request's access key grants (under --auth tokens); listings show only the
     # queues it covers and a move checks its destinations. Without keys, everything the request reached.
-    allows: Callable[[str, str], bool] = lambda queue, right: True  # noqa: E731
+    allows: Callable[[str, str], bool] = lambda queue, right: True
 
 
 def is_sqs_name(name: str) -> bool:
