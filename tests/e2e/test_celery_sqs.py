@@ -19,7 +19,7 @@ import orjson
 import pytest
 
 from tests.helpers.auth import bearer, create_token
-from tests.helpers.celery_sqs_app import REPORTS, WORK_QUEUE, add, app, broker_url, halting
+from tests.helpers.celery_sqs_app import REPORTS, WORK_QUEUE, add, app, broker_url, flaky, halting
 from tests.helpers.server import ServeProcess, serve
 from tests.helpers.sqs import create_sqs_key, sqs_client
 
@@ -108,6 +108,17 @@ def test_results_arrive_and_countdowns_wait(server: ServeProcess, workers: list[
     url = sqs.get_queue_url(QueueName=WORK_QUEUE)["QueueUrl"]
     attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
     assert attributes["ApproximateNumberOfMessages"] == "0"
+
+
+def test_retries_run_again_after_their_countdown(server: ServeProcess, workers: list[Worker], tmp_path: Path) -> None:
+    worker = start_worker(server, workers, tmp_path)
+    with app.connection_for_write(broker_url(server.url)) as producer:
+        flaky.apply_async(("retried", 2), connection=producer)
+    attempts = [next_report(server, worker) for _ in range(3)]
+    assert [a["attempt"] for a in attempts] == [0, 1, 2]  # two failures, then success
+    for before, after in zip(attempts, attempts[1:], strict=False):
+        assert after["at"] >= before["at"] + 1 - 0.05  # each retry waits its countdown
+    assert "Retry in 1s" in worker.log()
 
 
 def test_a_killed_workers_task_is_redelivered(server: ServeProcess, workers: list[Worker], tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import httpx
@@ -72,3 +73,12 @@ def halting(tag: str, marker: str) -> None:
     if first:
         time.sleep(600)  # the long task the worker is killed in
     report(tag=tag, state="done")
+
+
+@app.task(bind=True, max_retries=3)
+def flaky(self: Any, tag: str, fail_times: int) -> None:
+    """Fails its first `fail_times` runs, each retried after a 1-second countdown; reports every attempt."""
+    attempt = self.request.retries
+    report(tag=tag, attempt=attempt)
+    if attempt < fail_times:
+        raise self.retry(countdown=1, exc=RuntimeError(f"attempt {attempt} fails"))
