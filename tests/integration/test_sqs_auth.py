@@ -5,6 +5,7 @@ the query protocol, presigned URLs; and no secret in a reply or the server's log
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -177,3 +178,33 @@ def test_presigned_urls(server: ServeProcess, redis_url: str) -> None:
     assert listed.status_code == 200, listed.text
     assert listed.json()["QueueUrls"] == [url]
     assert secret not in server.log()
+
+
+def test_dead_letter_moves_need_write_on_the_destination(server: ServeProcess, redis_url: str) -> None:
+    admin = sqs_client(server.url, *create_sqs_key(redis_url, "*", "admin"))
+    dlq = admin.create_queue(QueueName="billing-dlq")["QueueUrl"]
+    arn = admin.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "2"})
+    for name in ("billing", "payroll"):
+        admin.create_queue(QueueName=name, Attributes={"RedrivePolicy": policy})
+    billing = sqs_client(server.url, *create_sqs_key(redis_url, "billing*", "admin"))
+    # the DLQ's sources, filtered to the key's queues; payroll's name does not leak
+    listed = billing.list_dead_letter_source_queues(QueueUrl=dlq)["queueUrls"]
+    assert [url.rsplit("/", 1)[1] for url in listed] == ["billing"]
+    assert billing.start_message_move_task(SourceArn=arn, DestinationArn=arn.replace("billing-dlq", "billing"))
+    # admin on the DLQ, but the move without a destination goes to payroll too: refused
+    code, status, _ = refusal(billing.start_message_move_task, SourceArn=arn)
+    assert (code, status) == ("AccessDenied", 403)
+    reader = sqs_client(server.url, *create_sqs_key(redis_url, "*", "read,write"))
+    assert refusal(reader.start_message_move_task, SourceArn=arn)[:2] == ("AccessDenied", 403)
+
+
+def test_auto_requires_signatures_once_a_key_exists(redis_url: str, tmp_path: Path) -> None:
+    key_id, secret = create_sqs_key(redis_url, "auto-*", "read,write,admin")
+    with serve(["--redis", redis_url], tmp_path, "auto") as server:  # --auth auto, the default
+        assert refusal(sqs_client(server.url, signature_version=UNSIGNED).list_queues)[0] == (
+            "MissingAuthenticationToken"
+        )
+        assert refusal(sqs_client(server.url).list_queues)[0] == "InvalidClientTokenId"
+        url = sqs_client(server.url, key_id, secret).create_queue(QueueName="auto-q")["QueueUrl"]
+        assert url.endswith("/000000000000/auto-q")
