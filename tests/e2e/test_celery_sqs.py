@@ -25,7 +25,7 @@ from tests.helpers.sqs import create_sqs_key, sqs_client
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
-VISIBILITY = 5  # seconds: the killed worker's task is visible again after this
+VISIBILITY = 10  # seconds: the killed worker's task is visible again after this (ample for the checks below)
 
 
 @pytest.fixture
@@ -130,6 +130,10 @@ def test_a_killed_workers_task_is_redelivered(server: ServeProcess, workers: lis
     assert (report["tag"], report["state"], report["first"]) == ("job-1", "started", True)
     killed_at = time.time()
     first.kill()  # mid-task: the message was received, never deleted
+    sqs = sqs_client(server.url)
+    url = sqs.get_queue_url(QueueName=WORK_QUEUE)["QueueUrl"]
+    in_flight = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (in_flight["ApproximateNumberOfMessages"], in_flight["ApproximateNumberOfMessagesNotVisible"]) == ("0", "1")
     second = start_worker(server, workers, tmp_path)
     again = next_report(server, second)
     assert (again["tag"], again["state"], again["first"]) == ("job-1", "started", False)
