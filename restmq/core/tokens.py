@@ -2,21 +2,29 @@
 
 Only the SHA-256 of the secret is stored; the token is shown once, when it is created.
 Patterns are shell-style (`orders.*`, `*`); rights are read, write and admin.
+
+An SQS access key (`restmq token create --sqs`) is a record of the same kind whose id is the access key
+id (`RMQ` + 17 characters of A-Z2-7, 20 in all, as AWS's look) and which keeps its secret access key
+itself (`sqs_secret`): Signature V4 needs the secret on the verifying side, a hash would not do
+(docs/security.md#sqs-access-keys). Its `digest` is empty, so it never works as a bearer token.
 """
 
 from __future__ import annotations
 
+import base64
 import fnmatch
 import hashlib
 import hmac
 import secrets
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import orjson
 
 RIGHTS = ("read", "write", "admin")
 PREFIX = "rmq_"
+ACCESS_KEY_PREFIX = "RMQ"
+ACCESS_KEY_LENGTH = 20
 
 
 @dataclass(frozen=True)
@@ -28,6 +36,7 @@ class TokenRecord:
     created: float
     expires: float | None = None  # unix time
     note: str = ""
+    sqs_secret: str | None = field(default=None, repr=False)  # SQS access keys only; never shown
 
     def to_json(self) -> str:
         return orjson.dumps(asdict(self)).decode()
@@ -36,7 +45,8 @@ class TokenRecord:
     def from_json(cls, raw: str) -> TokenRecord:
         data = orjson.loads(raw)
         data["queues"], data["rights"] = tuple(data["queues"]), tuple(data["rights"])
-        return cls(**data)
+        known = cls.__dataclass_fields__  # a field added by a newer version is left aside, not a crash
+        return cls(**{name: value for name, value in data.items() if name in known})
 
     def expired(self, now: float | None = None) -> bool:
         return self.expires is not None and (now or time.time()) >= self.expires
@@ -72,6 +82,28 @@ def new_token(
         raise ValueError("a token's lifetime must be positive")
     record = TokenRecord(token_id, digest(secret), queues, rights, now, now + ttl if ttl is not None else None, note)
     return f"{PREFIX}{token_id}_{secret}", record
+
+
+def new_sqs_key(
+    queues: tuple[str, ...], rights: tuple[str, ...], ttl: float | None = None, note: str = ""
+) -> tuple[str, str, TokenRecord]:
+    """A fresh SQS access key id, its secret access key (to show once) and the record to store."""
+    _, bearer_like = new_token(queues, rights, ttl, note)  # the same checks of queues, rights and ttl
+    random_part = base64.b32encode(secrets.token_bytes(15)).decode()[: ACCESS_KEY_LENGTH - len(ACCESS_KEY_PREFIX)]
+    key_id, secret = ACCESS_KEY_PREFIX + random_part, secrets.token_urlsafe(30)  # 40 characters, as AWS's
+    record = TokenRecord(key_id, "", queues, rights, bearer_like.created, bearer_like.expires, note, secret)
+    return key_id, secret, record
+
+
+def is_access_key(text: str) -> bool:
+    """Whether `text` has the shape of an SQS access key id (a cheap refusal before any backend read)."""
+    return (
+        len(text) == ACCESS_KEY_LENGTH
+        and text.startswith(ACCESS_KEY_PREFIX)
+        and text.isascii()
+        and text.isalnum()
+        and text.isupper()
+    )
 
 
 def split(token: str) -> tuple[str, str] | None:

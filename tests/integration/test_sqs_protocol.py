@@ -185,11 +185,11 @@ def test_acl_address_rules_apply(tmp_path: Path) -> None:
         assert client.list_queues().get("QueueUrls", []) == []  # read: the consumer section admits loopback
 
 
-def test_token_mode_refuses_unsigned_requests(tmp_path: Path) -> None:
+def test_token_mode_refuses_made_up_keys(tmp_path: Path) -> None:
     with serve(["--data-dir", str(tmp_path / "data"), "--auth", "tokens"], tmp_path) as process:
         with pytest.raises(botocore.exceptions.ClientError) as caught:
-            sqs_client(process.url).list_queues()
-        assert caught.value.response["Error"]["Code"] == "MissingAuthenticationToken"
+            sqs_client(process.url).list_queues()  # signed with "test": no such access key
+        assert caught.value.response["Error"]["Code"] == "InvalidClientTokenId"
         assert caught.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
 
 

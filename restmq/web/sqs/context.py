@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,6 +39,9 @@ class Context:
     service: QueueService
     base_url: str  # scheme://host of this request, for queue URLs
     request_id: str = "-"
+    # allows(queue, right): what the request's access key grants (under --auth tokens); listings show only the
+    # queues it covers and a move checks its destinations. Without keys, everything the request reached.
+    allows: Callable[[str, str], bool] = lambda queue, right: True
 
 
 def is_sqs_name(name: str) -> bool:

@@ -135,27 +135,35 @@ class SqsEndpoint:
             raise SqsError("InvalidAction", f"The action {sqs.operation[:100]} is not valid for this endpoint.")
         handler, right = found
         scope["endpoint"] = handler  # names the request in the metrics (restmq_http_request_duration_seconds)
-        await authorize(HTTPConnection(scope), body, _queue_of(sqs.params), right)
+        key = await authorize(HTTPConnection(scope), body, _queue_of(sqs.operation, sqs.params), right)
         host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
         ctx = Context(
             request.app.state.service,
             context.base_url(scope.get("scheme", "http"), host, scope.get("server")),
             request_id.get(),
         )
+        if key is not None:
+            ctx.allows = key.allows
         result = await handler(ctx, sqs.params)
         payload, content_type = render(sqs, result, ctx.request_id)
         await _send(send, 200, [(b"content-type", content_type), _request_id_header(ctx.request_id)], payload)
 
 
-def _queue_of(params: dict[str, Any]) -> str | None:
-    """The queue a request is about, for authorization (None when it names none, or not a valid one)."""
+def _queue_of(operation: str, params: dict[str, Any]) -> str | None:
+    """The queue a request is about, for authorization: None only for ListQueues (any queue the key covers;
+    the listing is filtered); "" for a request that names no valid queue, which only a key covering every
+    queue ("*") may make before the operation refuses it."""
+    if operation == "ListQueues":
+        return None
     try:
+        if operation == "StartMessageMoveTask":
+            return context.name_from_arn(params.get("SourceArn"))  # the destination is checked by the operation
         if "QueueUrl" in params:
             return context.name_from_url(params["QueueUrl"])
         name = params.get("QueueName")
-        return name if isinstance(name, str) and context.is_sqs_name(name) else None
+        return name if isinstance(name, str) and context.is_sqs_name(name) else ""
     except SqsError:
-        return None
+        return ""
 
 
 def _as_sqs(exc: RestMQError) -> SqsError:

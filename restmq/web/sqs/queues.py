@@ -66,7 +66,7 @@ async def list_queues(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
                 more = False  # names come in order: none further can match
                 break
             after = queue
-            if queue.startswith(prefix) and context.is_sqs_name(queue):
+            if queue.startswith(prefix) and context.is_sqs_name(queue) and ctx.allows(queue, "read"):
                 found.append(queue)
                 if len(found) == want:
                     break
@@ -177,7 +177,8 @@ async def list_queue_tags(ctx: Context, params: dict[str, Any]) -> dict[str, Any
 
 async def list_dead_letter_source_queues(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
     _, doc = await context.require(ctx, params)
-    return {"queueUrls": [context.queue_url(ctx, s) for s in sorted(doc.sources)]}
+    visible = [s for s in sorted(doc.sources) if ctx.allows(s, "read")]
+    return {"queueUrls": [context.queue_url(ctx, s) for s in visible]}
 
 
 async def start_message_move_task(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
@@ -197,6 +198,9 @@ async def start_message_move_task(ctx: Context, params: dict[str, Any]) -> dict[
         sources = [destination]
     if not doc.sources:
         raise invalid("Source queue must be configured as a Dead Letter Queue.")
+    denied = [s for s in sources if not ctx.allows(s, "write")]
+    if denied:
+        raise SqsError("AccessDenied", f"this access key has no write right on {denied[0]}", 403)
     moved = 0
     for source in sources:
         moved += await ctx.service.redrive(f"{source}:dead")
