@@ -199,6 +199,20 @@ def test_dead_letter_moves_need_write_on_the_destination(server: ServeProcess, r
     assert refusal(reader.start_message_move_task, SourceArn=arn)[:2] == ("AccessDenied", 403)
 
 
+def test_a_redrive_policy_needs_admin_on_its_dead_letter_queue(server: ServeProcess, redis_url: str) -> None:
+    admin = sqs_client(server.url, *create_sqs_key(redis_url, "*", "admin"))
+    dlq = admin.create_queue(QueueName="others-dlq")["QueueUrl"]
+    arn = admin.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "1"})
+    mine = sqs_client(server.url, *create_sqs_key(redis_url, "mine*", "read,write,admin"))
+    code, status, _ = refusal(mine.create_queue, QueueName="mine", Attributes={"RedrivePolicy": policy})
+    assert (code, status) == ("AccessDenied", 403)  # its dead letters would reach others-dlq's readers
+    url = mine.create_queue(QueueName="mine")["QueueUrl"]
+    refused = refusal(mine.set_queue_attributes, QueueUrl=url, Attributes={"RedrivePolicy": policy})
+    assert refused[:2] == ("AccessDenied", 403)
+    assert admin.list_dead_letter_source_queues(QueueUrl=dlq)["queueUrls"] == []
+
+
 def test_auto_requires_signatures_once_a_key_exists(redis_url: str, tmp_path: Path) -> None:
     key_id, secret = create_sqs_key(redis_url, "auto-*", "read,write,admin")
     with serve(["--redis", redis_url], tmp_path, "auto") as server:  # --auth auto, the default

@@ -83,6 +83,8 @@ async def apply_redrive(ctx: Context, name: str, doc: QueueDoc, policy: str | No
             ) from None
         if not 1 <= max_receive <= 1000:
             raise invalid("Value for parameter RedrivePolicy is invalid: maxReceiveCount from 1 to 1000.")
+        if not ctx.allows(target, "admin"):  # the DLQ's document records its sources: a change of that queue
+            raise SqsError("AccessDenied", f"this access key has no admin right on {target}", 403)
         if target == name or target.endswith(".fifo") != name.endswith(".fifo"):
             raise invalid("Dead-letter target must be another queue of the same type (standard or FIFO).")
         if await context.load(ctx, target) is None:
