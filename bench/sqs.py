@@ -31,7 +31,7 @@ import boto3
 from botocore.config import Config
 from common import command_line, cpu_seconds, machine, restmq_serve, start_server
 
-from restmq import Client, Message
+from restmq.client import Client, Message
 from restmq.storage.engine import EmbeddedEngine
 
 BODY = "x" * 100
