@@ -105,29 +105,27 @@ def _middleware(settings: Settings, origins: OriginPolicy, table: list[BaseRoute
     return stack
 
 
+def _open_store(settings: Settings) -> Store:
+    return open_store(
+        settings.redis,
+        settings.redis_cluster,
+        coalesce=settings.coalesce,
+        placement=settings.ring_placement,
+        placement_interval=settings.ring_placement_interval,
+        plain_batches=settings.plain_batches,
+    )
+
+
 def create_app(settings: Settings, store_factory: Callable[[], Store] | None = None) -> Starlette:
     settings = compat2010.settings(settings)
     table = compat2010.routes(routes) if settings.compat == "2010" else routes  # chosen once, here
-
-    def make_store() -> Store:
-        if store_factory is not None:
-            return store_factory()
-        return open_store(
-            settings.redis,
-            settings.redis_cluster,
-            coalesce=settings.coalesce,
-            placement=settings.ring_placement,
-            placement_interval=settings.ring_placement_interval,
-            plain_batches=settings.plain_batches,
-        )
-
     acl = load_acl(settings.acl) if settings.acl else None  # a bad ACL file stops start-up
     shutdown = ShutdownHooks()
     push_allow = AllowList(settings.push_allow)  # a bad rule stops start-up
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        store = make_store()
+        store = store_factory() if store_factory is not None else _open_store(settings)
         service = QueueService(store, settings.limits)
         app.state.service = service
         app.state.ring = store if hasattr(store, "ring_view") else None  # a ring's admin routes (web/ring.py)

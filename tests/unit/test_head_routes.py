@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from starlette.routing import Route
 
-from restmq.web import docs_page, head, observe, openapi, ops, push, rest, ui
+from restmq.web import docs_page, head, observe, openapi, ops, push, rest, ring, schedules, ui
 from restmq.web.hot import direct_endpoints
 from restmq.web.routes import routes
 
@@ -33,6 +33,9 @@ ONLY_LOOK = {
     docs_page.docs_page,
     push.listing,  # push subscriptions: reading them hands out no message
     push.show,
+    ring.show,  # the ring's placement table: no message either
+    schedules.list_schedules,  # schedules: their definitions, not messages
+    schedules.get_schedule,
 }
 HEAD_ANSWERS = {head.queue, head.index, head.stream, head.stats_stream}
 
