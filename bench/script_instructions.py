@@ -95,8 +95,9 @@ class Calls:
         return [*self.head[script], len(script_keys), *script_keys, *args, *op_args]
 
     def add(self, count: int = 1) -> list[Any]:
+        no_attributes = ("0",) if "with_attrs" in self.text else ()  # revisions whose add.lua takes attributes
         return self._call("add", [*self.qk.message_keys, self.qk.meta], self.queue, self.qk.channel, 0, 0, 0, 0, 0,
-                          *[VALUE] * count)  # fmt: skip
+                          *no_attributes, *[VALUE] * count)  # fmt: skip
 
     def plain_add(self, count: int) -> None:
         """A batch as the storage layer writes a plain one (plain_add.py): two transactions, two round trips."""

@@ -90,7 +90,7 @@ class Backends:
         client = self.clients[i % len(self.clients)]
         key_base = (i % len(self.clients)) * KEY_STRIDE if len(self.clients) > 1 else 0
         qk = keys.queue_keys(queue)
-        args = [queue, qk.channel, 0, delay_ms, 0, 0, key_base, value, f"crash-{i}-{value}"]  # its own operation id
+        args = [queue, qk.channel, 0, delay_ms, 0, 0, key_base, "0", value, f"crash-{i}-{value}"]  # its own op id
         script_keys = [*qk.message_keys, qk.meta, qk.operations(0)]
         library = scripts.library()
         client.function_load(library.code, replace=True)
