@@ -44,6 +44,16 @@ local function remember(ops_key, reply)
   return reply
 end
 
+-- An add (add.lua, add_group.lua) whose idempotency key was seen within its window: the first add's numbers as a
+-- duplicate reply, remembered like any reply; nil for an add without a key or with a new one.
+local function idempotent_repeat(idem_window, idem_key, ops_key)
+  if idem_window <= 0 then return nil end
+  local seen = redis.call('GET', idem_key)
+  if not seen then return nil end
+  local first, last = string.match(seen, '^(%d+):(%d+)$')
+  return remember(ops_key, {tonumber(first), tonumber(last), 0, -1, 1})
+end
+
 -- Scores are whole numbers below 2^53, passed to redis.call as numbers: since Redis 7.0 (the oldest engine with
 -- functions) it prints a whole number as an integer, exactly, in C (Lua's own tostring would use exponent form).
 

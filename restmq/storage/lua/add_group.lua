@@ -17,13 +17,8 @@ if with_attrs then count = count / 2 end
 local done = replayed(KEYS[11], KEYS[12])
 if done then return done end
 
-if idem_window > 0 then
-  local seen = redis.call('GET', KEYS[10])
-  if seen then
-    local first, last = string.match(seen, '^(%d+):(%d+)$')
-    return remember(KEYS[11], {tonumber(first), tonumber(last), 0, -1, 1})
-  end
-end
+local duplicate = idempotent_repeat(idem_window, KEYS[10], KEYS[11])
+if duplicate then return duplicate end
 
 local now, before = 0, -1  -- only a ttl needs the clock
 if ttl > 0 then now, before = now_ms(), next_deadline() end
