@@ -166,8 +166,11 @@ class PushRunner:
     async def _deliver(self, sub: Subscription, message: Message, slot: str) -> None:
         attempt = await self.sender.send(sub, message)
         try:
-            outcome = await self._settle(sub, message, attempt)
-            await self.store.settle_push(sub.queue, [slot], 0, outcome)
+            if attempt.status == 410:
+                await self._pause(sub, message, slot)
+            else:
+                outcome = await self._settle(sub, message, attempt)
+                await self.store.settle_push(sub.queue, [slot], 0, outcome)
         except BackendUnavailable as exc:  # the lease and the slot expire: the message is delivered again
             log.warning("push to %s: %s not settled: %s", sub.queue, message.key, exc.message)
         finally:
@@ -182,11 +185,6 @@ class PushRunner:
             self.counts["delivered" if acked.outcome is SettleOutcome.OK else "delivered_late"] += 1
             return Outcome(delivered=1, status=attempt.status, error="", success=True)
         self.counts["refused" if attempt.refused else "failed"] += 1
-        if attempt.status == 410:
-            log.warning("push to %s paused: the target answered 410 Gone", queue)
-            await self.store.settle(queue, SettleAction.RELEASE, n, expected_count=count)
-            self.counts["paused"] += 1
-            return Outcome(failed=1, status=410, error="HTTP 410: subscription paused", pause=True, success=False)
         if count >= sub.max_attempts:
             if await self.store.dead_letter_push(queue, n, count, attempt.status, attempt.error):
                 self.counts["dead"] += 1
@@ -195,3 +193,13 @@ class PushRunner:
         delay_ms = round(sub.backoff(count) * 1000)
         await self.store.settle(queue, SettleAction.RELEASE, n, expected_count=count, ms=delay_ms)
         return Outcome(failed=1, status=attempt.status, error=attempt.error, success=False)
+
+    async def _pause(self, sub: Subscription, message: Message, slot: str) -> None:
+        """A 410: the pause is recorded before the message goes back, so that no process (this one's feed is woken
+        by the release) reserves a slot and delivers it again to the target that is gone."""
+        log.warning("push to %s paused: the target answered 410 Gone", sub.queue)
+        self.counts["failed"] += 1
+        self.counts["paused"] += 1
+        paused = Outcome(failed=1, status=410, error="HTTP 410: subscription paused", pause=True, success=False)
+        await self.store.settle_push(sub.queue, [slot], 0, paused)
+        await self.store.settle(message.queue, SettleAction.RELEASE, message.n, expected_count=message.count)
