@@ -200,6 +200,12 @@ class QueueService:
             raise Conflict(f"{key} was delivered again (count {result.count}) after this delivery", code="LEASE_STALE")
         return result.count
 
+    async def ack_many(self, queue: str, items: Sequence[tuple[str, int]]) -> list[SettleOutcome]:
+        """Ack several leased messages of one queue, each (key, delivery count of its lease), in one round trip
+        where the backend allows; their outcomes in order (a message delivered again since is STALE, left alone)."""
+        numbered = [(self.message_number(queue, key), count) for key, count in items]
+        return [result.outcome for result in await self.store.settle_many(queue, SettleAction.ACK, numbered)]
+
     async def delete_message(self, queue: str, key: str) -> bool:
         return await self.store.delete(queue, self.message_number(queue, key))
 

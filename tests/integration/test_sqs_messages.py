@@ -94,6 +94,8 @@ def test_batches(sqs: Any) -> None:
     )
     assert len(deleted["Successful"]) == 9
     assert [(f["Id"], f["Code"]) for f in deleted["Failed"]] == [("bad", "ReceiptHandleIsInvalid")]
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert (counts["ApproximateNumberOfMessages"], counts["ApproximateNumberOfMessagesNotVisible"]) == ("0", "0")
 
 
 BATCH = "AWS.SimpleQueueService."
@@ -155,6 +157,25 @@ def test_visibility_timeout_expires_and_the_old_handle_is_stale(sqs: Any) -> Non
     assert third["Attributes"]["ApproximateReceiveCount"] == "3"
     sqs.delete_message(QueueUrl=url, ReceiptHandle=third["ReceiptHandle"])
     assert sqs.receive_message(QueueUrl=url, VisibilityTimeout=0).get("Messages") is None
+
+
+def test_a_stale_handle_in_a_delete_batch_deletes_nothing(sqs: Any) -> None:
+    url = make(sqs, "stalebatch", VisibilityTimeout="30")
+    sqs.send_message_batch(QueueUrl=url, Entries=[{"Id": "a", "MessageBody": "a"}, {"Id": "b", "MessageBody": "b"}])
+    first = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2, WaitTimeSeconds=5)["Messages"]
+    assert len(first) == 2
+    stale = next(m for m in first if m["Body"] == "a")
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=stale["ReceiptHandle"], VisibilityTimeout=0)
+    again = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)["Messages"][0]
+    assert again["Body"] == "a"
+    entries = [{"Id": m["Body"], "ReceiptHandle": m["ReceiptHandle"]} for m in first]  # a's handle is stale
+    deleted = sqs.delete_message_batch(QueueUrl=url, Entries=entries)
+    assert sorted(e["Id"] for e in deleted["Successful"]) == ["a", "b"] and not deleted["Failed"]
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert counts["ApproximateNumberOfMessagesNotVisible"] == "1"  # a, under its second receive, is still there
+    sqs.delete_message_batch(QueueUrl=url, Entries=[{"Id": "a", "ReceiptHandle": again["ReceiptHandle"]}])
+    counts = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert counts["ApproximateNumberOfMessagesNotVisible"] == "0"
 
 
 def test_change_visibility_batch_extends(sqs: Any) -> None:

@@ -250,13 +250,23 @@ async def delete_message(ctx: Context, params: dict[str, Any]) -> dict[str, Any]
 
 
 async def delete_message_batch(ctx: Context, params: dict[str, Any]) -> dict[str, Any]:
+    """The handles that are valid for the queue are acked together, one round trip per source queue; what they
+    find (gone, stale, expired) is a success, as for DeleteMessage."""
     name, doc = await context.require(ctx, params)
-
-    async def one(entry: dict[str, Any]) -> dict[str, Any]:
-        await _delete(ctx, _receipt(name, doc, entry.get("ReceiptHandle")))
-        return {}
-
-    return await run_batch(params.get("Entries"), one)
+    successful: list[dict[str, Any]] = []
+    failed: list[dict[str, Any]] = []
+    by_queue: dict[str, list[tuple[str, int]]] = {}
+    for entry in check_entries(params.get("Entries")):
+        try:
+            receipt = _receipt(name, doc, entry.get("ReceiptHandle"))
+        except SqsError as exc:
+            failed.append(failure(entry["Id"], exc))
+            continue
+        by_queue.setdefault(receipt.queue, []).append((f"{receipt.queue}:{receipt.n}", receipt.deliveries))
+        successful.append({"Id": entry["Id"]})
+    for queue, items in by_queue.items():
+        await ctx.service.ack_many(queue, items)
+    return {"Successful": successful, "Failed": failed}
 
 
 async def _change(ctx: Context, receipt: handles.Receipt, params: dict[str, Any]) -> None:
