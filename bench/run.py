@@ -131,7 +131,8 @@ def main() -> int:
     info, command = machine(), command_line("bench/run.py")
     result.update(command=command, machine=info, settings={k: str(v) for k, v in vars(args).items()})
     pictures = report.charts_of(result, charts)
-    text = report.markdown(result, args, pictures, output.parent)
+    kept = report.standalone_sections(output.read_text() if output.exists() else "")
+    text = report.markdown(result, args, pictures, output.parent, kept)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     raw = BENCH / "results/latest.json"
