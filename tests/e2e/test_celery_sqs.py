@@ -19,13 +19,12 @@ import orjson
 import pytest
 
 from tests.helpers.auth import bearer, create_token
-from tests.helpers.celery_sqs_app import REPORTS, WORK_QUEUE, add, app, broker_url, flaky, halting
+from tests.helpers.celery_sqs_app import REPORTS, VISIBILITY, WORK_QUEUE, add, app, broker_url, flaky, halting
 from tests.helpers.server import ServeProcess, serve
 from tests.helpers.sqs import create_sqs_key, sqs_client
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
-VISIBILITY = 10  # seconds: the killed worker's task is visible again after this (ample for the checks below)
 
 
 @pytest.fixture
@@ -90,9 +89,9 @@ def start_worker(server: ServeProcess, workers: list[Worker], tmp_path: Path, **
 
 
 def test_results_arrive_and_countdowns_wait(server: ServeProcess, workers: list[Worker], tmp_path: Path) -> None:
-    worker = start_worker(server, workers, tmp_path)
     with app.connection_for_write(broker_url(server.url)) as producer:
-        add.apply_async((2, 3, "now"), connection=producer)
+        add.apply_async((2, 3, "now"), connection=producer)  # before any worker: the sender creates the queue
+    worker = start_worker(server, workers, tmp_path)
     assert {k: v for k, v in next_report(server, worker).items() if k in ("tag", "result")} == {
         "tag": "now",
         "result": 5,

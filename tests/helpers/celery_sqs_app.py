@@ -22,6 +22,9 @@ from celery import Celery
 URL = os.environ.get("RESTMQ_URL", "http://127.0.0.1:8888")
 REPORTS = "celery-reports"  # the RestMQ queue tasks write their outcomes to
 WORK_QUEUE = "celery-work"
+# The work queue's VisibilityTimeout, the same in the worker and in the test that sends: kombu creates the queue
+# from whichever side comes first, and SQS refuses a CreateQueue of an existing name with other attributes.
+VISIBILITY = int(os.environ.get("RESTMQ_VISIBILITY", "10"))
 
 
 def broker_url(url: str, key: str = "any", secret: str = "any") -> str:
@@ -36,7 +39,7 @@ app = Celery(
 app.conf.update(
     broker_transport_options={
         "region": "us-east-1",
-        "visibility_timeout": int(os.environ.get("RESTMQ_VISIBILITY", "30")),
+        "visibility_timeout": VISIBILITY,
         "wait_time_seconds": 1,  # long-poll receives of 1 s: a stopping worker is not held up
         "polling_interval": 0.1,
     },
