@@ -6,30 +6,17 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import botocore.exceptions
 import httpx
 import pytest
 
-from tests.helpers.server import ServeProcess, serve
+from tests.helpers.server import ServeProcess
 from tests.helpers.sqs import sqs_client
 from tests.helpers.wait import wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def sqs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    data = tmp_path_factory.mktemp("sqsm")
-    with serve(["--data-dir", str(data / "data")], data) as process:
-        yield process
-
-
-@pytest.fixture
-def sqs(sqs_server: ServeProcess) -> Any:
-    return sqs_client(sqs_server.url)
 
 
 def make(sqs: Any, name: str, **attributes: str) -> str:

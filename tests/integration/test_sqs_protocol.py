@@ -8,7 +8,6 @@ import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,18 +21,7 @@ from tests.helpers.sqs import sqs_client
 pytestmark = pytest.mark.integration
 NS = {"sqs": "http://queue.amazonaws.com/doc/2012-11-05/"}
 JSON_10 = {"Content-Type": "application/x-amz-json-1.0"}
-
-
-@pytest.fixture(scope="module")
-def sqs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    data = tmp_path_factory.mktemp("sqsp")
-    with serve(["--data-dir", str(data / "data"), "--max-body", "100000"], data) as process:
-        yield process
-
-
-@pytest.fixture
-def sqs(sqs_server: ServeProcess) -> Any:
-    return sqs_client(sqs_server.url)
+SQS_SERVER_ARGS = ["--max-body", "100000"]  # the sqs_server fixture's (conftest.py): a known limit for oversize bodies
 
 
 def test_one_queue_every_door(sqs: Any, sqs_server: ServeProcess) -> None:

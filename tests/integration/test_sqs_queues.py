@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import botocore.exceptions
 import pytest
 
-from tests.helpers.server import ServeProcess, serve
-from tests.helpers.sqs import sqs_client
+from tests.helpers.server import ServeProcess
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def sqs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
-    data = tmp_path_factory.mktemp("sqsq")
-    with serve(["--data-dir", str(data / "data")], data) as process:
-        yield process
-
-
-@pytest.fixture
-def sqs(sqs_server: ServeProcess) -> Any:
-    return sqs_client(sqs_server.url)
 
 
 def code_of(exc: botocore.exceptions.ClientError) -> str:
