@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -27,6 +25,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from common import command_line, free_port, machine, restmq_serve, start_server
 
 from restmq.storage.engine import EmbeddedEngine
 
@@ -45,12 +44,6 @@ async def receiver_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b""})
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_receiver() -> str:
     port = free_port()
     config = uvicorn.Config(receiver_app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
@@ -61,36 +54,11 @@ def start_receiver() -> str:
     return f"http://127.0.0.1:{port}"
 
 
-def start_servers(engine_url: str, n: int, logs: Path) -> list[tuple[subprocess.Popen[bytes], str]]:
-    started = []
-    for i in range(n):
-        port = free_port()
-        log = open(logs / f"serve-{i}.log", "wb")
-        args = [
-            "serve",
-            "--port",
-            str(port),
-            "--redis",
-            engine_url,
-            "--push-allow",
-            "127.0.0.1",
-            "--log-level",
-            "warning",
-        ]
-        proc = subprocess.Popen([sys.executable, "-m", "restmq", *args], stdout=log, stderr=subprocess.STDOUT)
-        started.append((proc, f"http://127.0.0.1:{port}"))
-    for _, url in started:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{url} did not start")
-            time.sleep(0.05)
-    return started
+def start_servers(stack: contextlib.ExitStack, engine: EmbeddedEngine, n: int, logs: Path) -> list[str]:
+    """n `restmq serve` processes on the engine, push allowed to loopback; stopped when `stack` closes."""
+    assert engine.pid is not None
+    serve = restmq_serve(engine.url, "uvicorn", "--push-allow", "127.0.0.1")
+    return [start_server(stack, f"serve-{i}", serve, logs, "/ready", engine.pid).url("") for i in range(n)]
 
 
 def throughput(url: str, target: str, queue: str, messages: int) -> float:
@@ -153,22 +121,20 @@ def main() -> None:
     parser.add_argument("--probes", type=int, default=300)
     options = parser.parse_args()
     target = start_receiver()
-    print(f"cpus={os.cpu_count()} python={sys.version.split()[0]} messages={options.messages} probes={options.probes}")
-    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    print(f"command: {command_line('bench/push.py')}")
+    for key, value in machine().items():
+        print(f"{key}: {value}")
+    print(f"messages={options.messages} probes={options.probes}; load average before: {os.getloadavg()[0]:.1f}")
     print(f"baseline (httpx alone, 100 at once, to the same receiver): {baseline(target, 1000):,.0f} requests/s")
     print("| server processes | deliveries/s | add→receiver p50 ms | p99 ms |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp, EmbeddedEngine(Path(tmp) / "engine") as engine:
         for n in (1, 2):
-            servers = start_servers(engine.url, n, Path(tmp))
-            try:
-                rate = throughput(servers[0][1], target, f"bench{n}", options.messages)
-                p50, p99 = latency(servers[0][1], target, f"lat{n}", options.probes)
+            with contextlib.ExitStack() as stack:
+                first = start_servers(stack, engine, n, Path(tmp))[0]
+                rate = throughput(first, target, f"bench{n}", options.messages)
+                p50, p99 = latency(first, target, f"lat{n}", options.probes)
                 print(f"| {n} | {rate:,.0f} | {p50:.1f} | {p99:.1f} |", flush=True)
-            finally:
-                for proc, _ in servers:
-                    proc.terminate()
-                    proc.wait(20)
 
 
 if __name__ == "__main__":
