@@ -191,7 +191,10 @@ OPTIONS: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
         type=click.Choice(["everysec", "always"]),
         default="everysec",
         show_default=True,
-        help="Embedded engine AOF fsync: everysec may lose the last second on an OS crash; always loses nothing.",
+        help=(
+            "Embedded engine AOF fsync: everysec may lose the last 1-2 s of adds on an OS crash, or on an engine "
+            "crash while the disk is slow; always loses nothing."
+        ),
     ),
     option("--engine-binary", default=None, help="valkey-server/redis-server to embed."),
     option(

@@ -5,9 +5,23 @@ from __future__ import annotations
 import os
 import signal
 
+import redis
+
 from restmq.storage.engine import EmbeddedEngine
 from tests.helpers.topology import is_up
 from tests.helpers.wait import process_gone, wait_until
+
+
+def wait_aof_written(socket_path: str) -> None:
+    """Wait until everything the engine acknowledged is written to its AOF file, where a kill -9 keeps it: under
+    `appendfsync everysec` the engine holds writes back while a slow background fsync runs, for up to 2 s, and
+    replies anyway (docs/semantics.md, Durability). A test that kills it to check what survives waits for this."""
+
+    def written() -> bool:
+        with redis.Redis(unix_socket_path=socket_path) as client:
+            return int(client.info("persistence")["aof_buffer_length"]) == 0
+
+    wait_until(written, 30, 0.01, "the engine's AOF write of what it acknowledged")
 
 
 def kill_engine(engine: EmbeddedEngine) -> None:

@@ -17,6 +17,7 @@ import redis
 
 from restmq.errors import EngineError
 from restmq.storage.engine import EmbeddedEngine, find_engine_binary
+from tests.helpers.engine_faults import wait_aof_written
 from tests.helpers.wait import process_gone, wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -25,21 +26,23 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HOST_SCRIPT = """
 import sys, time
 from restmq.storage.engine import EmbeddedEngine
-engine = EmbeddedEngine(sys.argv[1])
+engine = EmbeddedEngine(sys.argv[1], fsync=sys.argv[2])
 engine.start()
 print(engine.pid, flush=True)
 time.sleep(600)
 """
 
-Host = Callable[[Path], tuple[subprocess.Popen[str], int]]
+Host = Callable[..., tuple[subprocess.Popen[str], int]]
 
 
 @pytest.fixture
 def spawn_host() -> Iterator[Host]:
     hosts: list[subprocess.Popen[str]] = []
 
-    def spawn(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
-        host = subprocess.Popen([sys.executable, "-c", HOST_SCRIPT, str(data_dir)], stdout=subprocess.PIPE, text=True)
+    def spawn(data_dir: Path, fsync: str = "everysec") -> tuple[subprocess.Popen[str], int]:
+        host = subprocess.Popen(
+            [sys.executable, "-c", HOST_SCRIPT, str(data_dir), fsync], stdout=subprocess.PIPE, text=True
+        )
         hosts.append(host)
         assert host.stdout is not None
         line = host.stdout.readline()
@@ -94,9 +97,13 @@ def test_data_survives_clean_restart(tmp_path: Path) -> None:
         assert r.lrange("q", 0, -1) == items
 
 
-def test_data_survives_kill_9_of_engine_and_host(tmp_path: Path, spawn_host: Host) -> None:
-    host, engine_pid = spawn_host(tmp_path)
-    items = push_items(EmbeddedEngine(tmp_path))  # same dir, same socket path; not started
+@pytest.mark.parametrize("fsync", ["always", "everysec"])
+def test_data_survives_kill_9_of_engine_and_host(tmp_path: Path, spawn_host: Host, fsync: str) -> None:
+    host, engine_pid = spawn_host(tmp_path, fsync)
+    stand_in = EmbeddedEngine(tmp_path)  # same dir, same socket path; not started
+    items = push_items(stand_in)
+    if fsync == "everysec":  # what it acknowledged while a slow fsync held the AOF write back would die with it
+        wait_aof_written(stand_in.socket_path)
     os.kill(engine_pid, signal.SIGKILL)
     wait_until(lambda: process_gone(engine_pid), what="engine death")
     host.kill()

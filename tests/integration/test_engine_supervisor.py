@@ -12,6 +12,7 @@ import redis
 
 from restmq.storage.engine import EmbeddedEngine
 from restmq.storage.supervisor import MAX_FAILURES, EngineSupervisor
+from tests.helpers.engine_faults import wait_aof_written
 from tests.helpers.wait import wait_until
 
 pytestmark = pytest.mark.integration
@@ -31,6 +32,7 @@ def test_a_killed_engine_is_restarted_on_its_socket_with_its_data(own_engine: Em
     engine = own_engine
     with redis.Redis(unix_socket_path=engine.socket_path) as client:
         client.rpush("q", *[f"item-{i}" for i in range(1000)])
+    wait_aof_written(engine.socket_path)  # everysec: acknowledged is not yet written while a slow fsync runs
     supervisor = EngineSupervisor(engine, give_up=lambda: pytest.fail("gave up after one death"))
     supervisor.start()
     try:
