@@ -36,6 +36,7 @@ from restmq.web.limits import StreamSlots
 from restmq.web.observe import RequestContext
 from restmq.web.peers import PeerAddress
 from restmq.web.push import start_push
+from restmq.web.ring import ring_admin
 from restmq.web.routes import routes
 from restmq.web.shutdown import ShutdownHooks
 from restmq.web.sqs.endpoint import SqsEndpoint
@@ -128,7 +129,7 @@ def create_app(settings: Settings, store_factory: Callable[[], Store] | None = N
         store = store_factory() if store_factory is not None else _open_store(settings)
         service = QueueService(store, settings.limits)
         app.state.service = service
-        app.state.ring = store if hasattr(store, "ring_view") else None  # a ring's admin routes (web/ring.py)
+        app.state.ring = ring_admin(store)  # None unless the store is a ring: its admin routes (web/ring.py)
         app.state.streams = streams = Streams(store, service.waiters)
         streams.start()
         remove_hook = shutdown.add(streams.close_consumers)

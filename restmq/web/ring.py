@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Protocol, TypedDict
+from typing import Any, Protocol, TypedDict, runtime_checkable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -24,6 +24,7 @@ class OverrideQuery(TypedDict, total=False):
     weight: float  # pin only: 0 to 1000
 
 
+@runtime_checkable
 class RingAdmin(Protocol):
     """What the ring's store offers operators (restmq/storage/ring_admin.py behind ShardedStore)."""
 
@@ -36,6 +37,11 @@ class RingAdmin(Protocol):
     async def owner(self, queue: str) -> int: ...
 
     def placement_version(self) -> int | None: ...
+
+
+def ring_admin(store: object) -> RingAdmin | None:
+    """The store's ring operations, when it is a consistent-hash ring (a single node or a cluster has none)."""
+    return store if isinstance(store, RingAdmin) else None
 
 
 async def _ring(request: Request) -> RingAdmin:
