@@ -27,6 +27,11 @@ class Receipt(NamedTuple):
     n: int
     deliveries: int  # the message's delivery count at this receive
 
+    @property
+    def key(self) -> str:
+        """The message's RestMQ key, as Message.key spells it."""
+        return f"{self.queue}:{self.n}"
+
 
 def encode(queue: str, n: int, count: int) -> str:
     raw = f"{queue} {n} {count} {secrets.token_hex(4)}".encode()

@@ -235,9 +235,8 @@ def _receipt(name: str, doc: QueueDoc, handle: object) -> handles.Receipt:
 async def _delete(ctx: Context, receipt: handles.Receipt) -> None:
     """SQS deletes succeed for a message already gone, and (as AWS documents for an older handle) delete nothing
     when the handle is not the latest receive's: a STALE handle, or a visibility timeout that ran out."""
-    key = f"{receipt.queue}:{receipt.n}"
     try:
-        await ctx.service.settle(receipt.queue, key, SettleAction.ACK, expected_count=receipt.deliveries)
+        await ctx.service.settle(receipt.queue, receipt.key, SettleAction.ACK, expected_count=receipt.deliveries)
     except RestMQError as exc:
         if exc.code not in ("MESSAGE_NOT_FOUND", "LEASE_STALE", "LEASE_EXPIRED"):
             raise
@@ -262,7 +261,7 @@ async def delete_message_batch(ctx: Context, params: dict[str, Any]) -> dict[str
         except SqsError as exc:
             failed.append(failure(entry["Id"], exc))
             continue
-        by_queue.setdefault(receipt.queue, []).append((f"{receipt.queue}:{receipt.n}", receipt.deliveries))
+        by_queue.setdefault(receipt.queue, []).append((receipt.key, receipt.deliveries))
         successful.append({"Id": entry["Id"]})
     for queue, items in by_queue.items():
         await ctx.service.ack_many(queue, items)
@@ -274,9 +273,10 @@ async def _change(ctx: Context, receipt: handles.Receipt, params: dict[str, Any]
         raise missing("VisibilityTimeout")
     seconds = context.whole_number(params, "VisibilityTimeout", 0, 0, 43_200)
     action = SettleAction.EXTEND if seconds > 0 else SettleAction.RELEASE
-    key = f"{receipt.queue}:{receipt.n}"
     try:
-        await ctx.service.settle(receipt.queue, key, action, expected_count=receipt.deliveries, seconds=float(seconds))
+        await ctx.service.settle(
+            receipt.queue, receipt.key, action, expected_count=receipt.deliveries, seconds=float(seconds)
+        )
     except RestMQError as exc:
         if exc.code == "LEASE_EXPIRED":
             raise SqsError("MessageNotInflight", "The message referred to isn't in flight.") from None
