@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -106,6 +107,30 @@ def test_keyboard_alone_stops_a_queue(restmq: ServeProcess, page: Any) -> None:
         page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     expect(row(page, "kb").locator(".status-stop")).to_have_text("stop")
+
+
+def test_a_message_added_before_the_pages_first_read_is_highlighted(restmq: ServeProcess, page: Any) -> None:
+    """The server paints the page's first view; a message added before the script's first read is new to the reader
+    (a slow script on a busy machine used to show it plain)."""
+    held: list[Any] = []
+
+    def hold(route: Any) -> None:
+        held.append(route)
+
+    with httpx.Client(base_url=restmq.url) as client:
+        client.post("/q/late", data={"value": "one"}).raise_for_status()
+        page.route("**/peek/late*", hold)  # the script's reads wait until the message below is added
+        page.goto(restmq.url + "/j/late")
+        expect(page.locator('tr[data-key="late:1"]')).to_be_visible()  # the server's paint
+        deadline = time.monotonic() + 15
+        while not held:
+            assert time.monotonic() < deadline, "the page never read /peek"
+            page.wait_for_timeout(20)  # Playwright runs the route handler while it waits
+        client.post("/q/late", data={"value": "two"}).raise_for_status()
+        held[0].continue_()
+        page.unroute("**/peek/late*")  # before the next read, a second later
+        expect(page.locator('tr[data-key="late:2"]')).to_have_class("new")
+        expect(page.locator('tr[data-key="late:1"]')).not_to_have_class("new")
 
 
 def test_queue_page_live_view_add_form_and_live_consumer(restmq: ServeProcess, page: Any) -> None:

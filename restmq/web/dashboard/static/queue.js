@@ -11,7 +11,10 @@ const consume = document.getElementById("consume");
 const consumed = document.getElementById("consumed");
 const ctl = controls(queue);
 const shown = new Map(); // key -> its row, so rows that stay are never rebuilt (their highlight keeps running)
-let first = true; // the first read highlights nothing
+// The server paints the first view (web/ui.py): its rows are what the reader has seen, and a message added before
+// this script's first read is new. Without that paint (a token needed), the first read highlights nothing.
+for (const row of rows.querySelectorAll("tr[data-key]")) shown.set(row.dataset.key, row);
+let first = summary.textContent.trim() === "";
 let timer = null;
 let reading = false;
 let trouble = false;
